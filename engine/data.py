@@ -1,0 +1,299 @@
+"""Datasets: the registry, loading from the data folder or the hub, CSV uploads, and batching.
+
+Every dataset comes out as a `TextDataset` of texts and integer labels 0..C-1, whatever its source.
+Batches are length-bucketed and padded only to their longest sentence: that, not the model, is
+where most CPU time goes on short SST-2 sentences.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from engine.paths import data_dir, runs_home
+
+MAX_CSV_BYTES = 25 * 1024 * 1024
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
+LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
+
+
+class DataError(ValueError):
+    """A dataset is missing or malformed; the message says what to do."""
+
+
+@dataclass
+class TextDataset:
+    name: str
+    texts: list[str]
+    labels: list[int]
+    label_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.label_names:
+            self.label_names = [str(i) for i in range(max(self.labels, default=-1) + 1)]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def subset(self, indices: np.ndarray | list[int]) -> "TextDataset":
+        return TextDataset(self.name, [self.texts[i] for i in indices], [self.labels[i] for i in indices],
+                           list(self.label_names))
+
+    def sample(self, n: int | None, seed: int) -> "TextDataset":
+        """A seeded random subset of n examples (all of them if n is None or too large)."""
+        if n is None or n >= len(self):
+            return self
+        order = np.random.default_rng(seed).permutation(len(self))[:n]
+        return self.subset(np.sort(order))
+
+
+# ---------------------------------------------------------------- registry
+
+SST2_LABELS = ["negative", "positive"]
+
+
+def _read_sst2(file: str) -> Callable[[Path], TextDataset]:
+    def read(root: Path) -> TextDataset:
+        texts, labels = [], []
+        with open(root / "sst2" / file, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                texts.append(row["sentence"].strip())
+                labels.append(int(row["label"]))
+        return TextDataset(f"sst2{'' if file == 'train.tsv' else '-dev'}", texts, labels, SST2_LABELS)
+    return read
+
+
+def _read_advglue(task: str) -> Callable[[Path], TextDataset]:
+    def read(root: Path) -> TextDataset:
+        rows = json.loads((root / "advglue" / "dev.json").read_text(encoding="utf-8"))[task]
+        return TextDataset(f"advglue-{task}", [r["sentence"].strip() for r in rows], [int(r["label"]) for r in rows],
+                           SST2_LABELS)
+    return read
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    local_file: str                          # relative to the data folder
+    read_local: Callable[[Path], TextDataset]
+    hub: tuple[str, str, str, str]           # (path, config, split, text field) for load_dataset
+
+
+REGISTRY: dict[str, DatasetSpec] = {
+    "sst2": DatasetSpec("sst2", "GLUE SST-2 train (67,349 movie-review phrases, 2 classes)", "sst2/train.tsv",
+                        _read_sst2("train.tsv"), ("glue", "sst2", "train", "sentence")),
+    "sst2-dev": DatasetSpec("sst2-dev", "GLUE SST-2 dev (872 sentences)", "sst2/dev.tsv",
+                            _read_sst2("dev.tsv"), ("glue", "sst2", "validation", "sentence")),
+    "advglue-sst2": DatasetSpec("advglue-sst2", "AdvGLUE dev, SST-2 part (148 adversarial sentences)",
+                                "advglue/dev.json", _read_advglue("sst2"),
+                                ("adv_glue", "adv_sst2", "validation", "sentence")),
+}
+# The dev split that goes with each training set, and the robustness set to report beside it.
+DEV_SET = {"sst2": "sst2-dev"}
+ROBUSTNESS_SETS = {"sst2": ["advglue-sst2"]}
+
+
+def available_datasets() -> dict[str, bool]:
+    """Each registered dataset and whether its file is in the data folder now."""
+    return {name: (data_dir() / spec.local_file).exists() for name, spec in REGISTRY.items()}
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _load_from_hub(spec: DatasetSpec) -> TextDataset:
+    import datasets  # heavy; only needed online
+
+    path, config, split, text_field = spec.hub
+    ds = datasets.load_dataset(path, config, split=split)
+    return TextDataset(spec.name, [t.strip() for t in ds[text_field]], [int(x) for x in ds["label"]], SST2_LABELS)
+
+
+def load_dataset(name: str) -> TextDataset:
+    """A dataset by registry name, or `csv:PATH` for an uploaded CSV."""
+    if name.startswith("csv:"):
+        return read_csv(name[4:])
+    if name not in REGISTRY:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)} or csv:PATH")
+    spec = REGISTRY[name]
+    root = data_dir()
+    if (root / spec.local_file).exists():
+        return spec.read_local(root)
+    where = (f"Put the file at {root / spec.local_file} (run `make setup`, which links ../shared/data as data/, "
+             f"or set ROBUSTLAB_DATA to a folder holding sst2/ and advglue/).")
+    if _hub_offline():
+        raise DataError(f"dataset {name!r} is not in the data folder {root} and the hub is off. {where}")
+    try:
+        return _load_from_hub(spec)
+    except Exception as err:  # no network, missing builder, ...
+        raise DataError(f"dataset {name!r} is not in the data folder {root} and could not be loaded from the "
+                        f"Hugging Face hub ({type(err).__name__}). {where}") from err
+
+
+# ---------------------------------------------------------------- CSV uploads
+
+def read_csv(path: str | Path, text_column: str | None = None, label_column: str | None = None,
+             num_labels: int | None = None) -> TextDataset:
+    """Read and validate a user CSV: one text column, one integer label column (0..C-1, at least two classes).
+
+    `num_labels` is given when the CSV is evaluated against a model trained for that many classes.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"CSV file {path} does not exist")
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(f"the CSV is {size / 2**20:.1f} MB; RobustLab takes CSVs up to "
+                        f"{MAX_CSV_BYTES // 2**20} MB. Take a random sample of its rows and upload that.")
+    try:
+        frame = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False,
+                            encoding="utf-8", encoding_errors="replace")
+    except Exception as err:
+        raise DataError(f"could not read the file as CSV: {err}") from err
+    if frame.empty:
+        raise DataError("the CSV has no data rows (only a header, or nothing at all)")
+    columns = {c.strip().lower(): c for c in frame.columns}
+    text_col = _pick_column(columns, text_column, TEXT_COLUMNS, "text")
+    label_col = _pick_column(columns, label_column, LABEL_COLUMNS, "label")
+    texts = [t.strip() for t in frame[text_col].tolist()]
+    empty = [i + 2 for i, t in enumerate(texts) if not t]
+    if empty:
+        raise DataError(f"{len(empty)} rows have empty text (first at line {empty[0]}); remove or fill them")
+    labels = []
+    for i, raw in enumerate(frame[label_col].tolist()):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise DataError(f"label {raw!r} on line {i + 2} is not a number; labels must be integer class ids "
+                            f"0, 1, ..., C-1") from None
+        if value != int(value) or value < 0:
+            raise DataError(f"label {raw!r} on line {i + 2} is not a non-negative integer class id")
+        labels.append(int(value))
+    classes = sorted(set(labels))
+    if num_labels is None:
+        if len(classes) < 2:
+            raise DataError(f"the CSV has only one class ({classes[0]}); a classifier needs at least two")
+        if classes != list(range(len(classes))):
+            raise DataError(f"labels must be 0..C-1 with each class present; found {classes}")
+        num_labels = len(classes)
+    elif classes[-1] >= num_labels:
+        raise DataError(f"label {classes[-1]} was never seen in training: this model knows classes "
+                        f"0..{num_labels - 1}")
+    return TextDataset(f"csv:{path}", texts, labels, [str(i) for i in range(num_labels)])
+
+
+def _pick_column(columns: dict[str, str], wanted: str | None, candidates: tuple[str, ...], kind: str) -> str:
+    if wanted:
+        if wanted.strip().lower() in columns:
+            return columns[wanted.strip().lower()]
+        raise DataError(f"no column named {wanted!r}; the CSV has: {', '.join(columns.values())}")
+    for name in candidates:
+        if name in columns:
+            return columns[name]
+    raise DataError(f"no {kind} column found (looked for {', '.join(candidates)}); "
+                    f"the CSV has: {', '.join(columns.values())}")
+
+
+def store_upload(content: bytes, filename: str) -> Path:
+    """Keep an uploaded CSV in the run store under a content hash, so runs can point at it for good."""
+    digest = hashlib.sha256(content).hexdigest()[:12]
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(filename).stem)[:40] or "upload"
+    folder = runs_home() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{digest}-{stem}.csv"
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+    return target
+
+
+def split_train_dev(data: TextDataset, dev_fraction: float, seed: int) -> tuple[TextDataset, TextDataset]:
+    """Hold out a stratified dev split (at least one example per class) from a dataset with no dev set."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(data.labels)
+    dev_idx: list[int] = []
+    for c in range(data.num_labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        take = max(1, int(round(len(members) * dev_fraction))) if len(members) > 1 else 0
+        dev_idx.extend(members[:take].tolist())
+    dev_set = set(dev_idx)
+    train_idx = [i for i in range(len(data)) if i not in dev_set]
+    if not dev_idx or not train_idx:
+        raise DataError("the CSV is too small to hold out a dev split; give at least two rows per class")
+    return data.subset(sorted(train_idx)), data.subset(sorted(dev_idx))
+
+
+# ---------------------------------------------------------------- tokenising and batching
+
+@dataclass
+class Encoded:
+    """Token ids of a dataset, unpadded, with their labels."""
+    ids: list[list[int]]
+    labels: list[int]
+
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    return tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+
+
+def encode_dataset(tokenizer, data: TextDataset, max_length: int) -> Encoded:
+    return Encoded(encode(tokenizer, data.texts, max_length), list(data.labels))
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
+                     pool: int = 50) -> list[np.ndarray]:
+    """Index batches of similar length: shuffle, sort inside pools of `pool` batches, shuffle the batches.
+
+    With rng None (evaluation) the batches are simply sorted by length.
+    """
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * pool
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def pad_batch(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, seq in enumerate(ids):
+        input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(seq)] = 1
+    return input_ids, mask
+
+
+def iter_batches(encoded: Encoded, batches: list[np.ndarray], pad_id: int,
+                 device: torch.device | str = "cpu") -> Iterator[dict[str, torch.Tensor]]:
+    for idx in batches:
+        input_ids, mask = pad_batch([encoded.ids[i] for i in idx], pad_id)
+        yield {"input_ids": input_ids.to(device), "attention_mask": mask.to(device),
+               "labels": torch.tensor([encoded.labels[i] for i in idx], dtype=torch.long, device=device),
+               "index": torch.as_tensor(idx)}

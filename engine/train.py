@@ -1,0 +1,272 @@
+"""The one training loop. Methods plug in through their hooks; there is no per-method branch here.
+
+Read it top to bottom: config, data, model, optimizer, then the loop (loss, backward, clip, method's
+gradient stage, step), evaluation every `eval_every` steps, and at the end a checkpoint and results.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import transformers
+from transformers import get_linear_schedule_with_warmup
+
+from engine.data import DEV_SET, ROBUSTNESS_SETS, TextDataset, bucketed_batches, encode_dataset, iter_batches, \
+    load_dataset, split_train_dev
+from engine.device import autocast, describe, pick_device
+from engine.evaluate import predict_probs, record_eval, score
+from engine.methods import StepContext, make_method
+from engine.models import build_classifier, load_tokenizer, save_trained
+from engine.recorder import Recorder
+from engine.runs import Run
+
+
+class ConfigError(ValueError):
+    """Impossible hyperparameters; the message says which and why."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "sst2"
+    model: str = "minilm"
+    method: str = "vanilla"
+    settings: dict[str, Any] = field(default_factory=dict)
+    train_size: int | None = 2000      # None: the whole training set
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    adam_beta2: float = 0.999
+    grad_clip: float = 1.0
+    max_length: int = 128
+    seed: int = 0
+    eval_every: int = 0                # steps between dev evaluations; 0: about four per run
+    dev_size: int | None = None        # cap on dev examples for the evaluations during training
+    record_every: int = 0              # steps between heavy method artifacts; 0: about 40 per run
+    log_every: int = 5
+    dev_fraction: float = 0.1          # held out of an uploaded CSV
+    device: str = "auto"
+    corruption: dict[str, Any] | None = None   # applied to the pretrained encoder before training
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Refuse impossible hyperparameters before any work starts."""
+        problems = []
+        if self.train_size is not None and self.train_size < 1:
+            problems.append(f"train size must be at least 1 (got {self.train_size})")
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be at least 1 (got {self.batch_size})")
+        if not 0 < self.lr < 1:
+            problems.append(f"learning rate must be in (0, 1) (got {self.lr:g})")
+        if self.weight_decay < 0:
+            problems.append(f"weight decay must be >= 0 (got {self.weight_decay:g})")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warm-up ratio must be in [0, 1) (got {self.warmup_ratio:g})")
+        if not 0 < self.adam_beta2 < 1:
+            problems.append(f"Adam beta2 must be in (0, 1) (got {self.adam_beta2:g})")
+        if self.grad_clip <= 0:
+            problems.append(f"gradient clipping norm must be > 0 (got {self.grad_clip:g})")
+        if not 8 <= self.max_length <= 512:
+            problems.append(f"max length must be in [8, 512] tokens (got {self.max_length})")
+        if min(self.eval_every, self.record_every) < 0 or self.log_every < 1:
+            problems.append("eval_every and record_every must be >= 0 and log_every >= 1")
+        if not 0 < self.dev_fraction < 1:
+            problems.append(f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})")
+        if self.train_size is not None and self.batch_size > self.train_size:
+            problems.append(f"batch size {self.batch_size} is larger than the {self.train_size} training examples")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        make_method(self.method, self.settings)  # raises SettingError on a bad setting
+
+
+def preflight(config: TrainConfig) -> None:
+    """Everything that can be refused before a run is created: settings, the model name, the data files."""
+    config.check()
+    load_tokenizer(config.model)
+    load_splits(config)
+
+
+@dataclass
+class Splits:
+    train: TextDataset
+    dev: TextDataset
+    dev_name: str
+    robustness: dict[str, TextDataset]
+
+
+def load_splits(config: TrainConfig) -> Splits:
+    """Training subset, dev set, and the robustness sets that go with the dataset."""
+    if config.dataset.startswith("csv:"):
+        train, dev = split_train_dev(load_dataset(config.dataset), config.dev_fraction, config.seed)
+        dev_name, robustness = "heldout", {}
+    else:
+        train = load_dataset(config.dataset)
+        dev_name = DEV_SET.get(config.dataset, config.dataset)
+        dev = load_dataset(dev_name)
+        robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(config.dataset, [])}
+    train = train.sample(config.train_size, config.seed)
+    if config.batch_size > len(train):
+        raise ConfigError(f"batch size {config.batch_size} is larger than the {len(train)} training examples")
+    return Splits(train, dev, dev_name, robustness)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def environment() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "platform": platform.platform()}
+
+
+Progress = Callable[[int, int, float], None]
+
+
+def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[], bool] = lambda: False,
+          progress: Progress | None = None) -> dict[str, Any]:
+    """Fine-tune one model; returns the results dict (also written to the run's results.json)."""
+    started = time.time()
+    config.check()
+    set_seed(config.seed)
+    device = pick_device(config.device)
+    method = make_method(config.method, config.settings)
+    splits = load_splits(config)
+    tokenizer = load_tokenizer(config.model)
+    base = build_classifier(config.model, splits.train.num_labels, config.seed)
+    hf_config = base.config
+    if config.corruption:
+        from engine.corruption import corrupt
+
+        say_later = corrupt(base, config.corruption)
+    model = method.prepare_model(base).to(device)
+    recorder = Recorder(run)
+    say = run.log if run else (lambda _msg: None)
+    say(f"device {describe(device)}; {len(splits.train)} training examples; method {method.name} "
+        f"{method.settings}")
+    if config.corruption:
+        say(f"corrupted before training: {say_later}")
+
+    encoded = encode_dataset(tokenizer, splits.train, config.max_length)
+    lengths = encoded.lengths()
+    steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    eval_every = config.eval_every or max(1, total_steps // 4)
+    record_every = config.record_every or max(1, total_steps // 40)
+    dev = splits.dev.sample(config.dev_size, 0)
+    optimizer = method.make_optimizer(model, config.lr, config.weight_decay, (0.9, config.adam_beta2))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    rng = np.random.default_rng(config.seed)
+    if run:
+        run.set_status("running", total_steps=total_steps, step=0, device=describe(device), started=time.time())
+
+    def evaluate_dev(step: int) -> dict[str, float]:
+        probs = predict_probs(model, method, tokenizer, dev.texts, dev.labels, config.max_length, device=device)
+        result = score(probs, dev.labels)
+        recorder.scalars(step, "dev", {"accuracy": result["accuracy"], "loss": result["loss"]})
+        return result
+
+    step, seen, train_seconds, cancelled = 0, 0, 0.0, False
+    window: list[float] = []
+    for epoch in range(config.epochs):
+        for batch in iter_batches(encoded, bucketed_batches(lengths, config.batch_size, rng),
+                                  tokenizer.pad_token_id, device):
+            tick = time.perf_counter()
+            model.train()
+            ctx = StepContext(step + 1, total_steps, epoch, device, recorder,
+                              record_now=(step % record_every == 0 or step + 1 == total_steps))
+            with autocast(device):
+                loss, scalars = method.training_loss(model, batch, ctx)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            method.before_step(model, optimizer, ctx)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            method.after_step(model, ctx)
+            step += 1
+            seen += len(batch["labels"])
+            train_seconds += time.perf_counter() - tick
+            window.append(loss.item())
+
+            if step % config.log_every == 0 or step == total_steps:
+                mean_loss = float(np.mean(window))
+                recorder.scalars(step, "train", {"loss": mean_loss, "grad_norm": float(grad_norm),
+                                                 "lr": scheduler.get_last_lr()[0], **scalars})
+                window = []
+                recorder.flush(arrays=False)
+                if run:
+                    run.set_status(step=step, epoch=epoch, train_loss=mean_loss)
+            if progress:
+                progress(step, total_steps, loss.item())
+            if step % eval_every == 0 and step < total_steps:
+                result = evaluate_dev(step)
+                say(f"step {step}/{total_steps}: dev accuracy {result['accuracy']:.4f}")
+                recorder.flush()
+            if should_stop():
+                cancelled = True
+                break
+        if cancelled:
+            break
+
+    results: dict[str, Any] = {"run_id": run.id if run else None, "steps": step, "total_steps": total_steps,
+                               "n_train": len(splits.train), "train_seconds": round(train_seconds, 2),
+                               "train_examples_per_second": round(seen / max(train_seconds, 1e-9), 2),
+                               "device": describe(device), "method_summary": method.summary()}
+    if cancelled:
+        recorder.flush()
+        say(f"cancelled at step {step}/{total_steps}; everything recorded so far is kept")
+        results.update(status="cancelled", seconds=round(time.time() - started, 2))
+        if run:
+            run.set_status("cancelled", step=step, finished=time.time())
+        return results
+
+    final = evaluate_dev(step)
+    results.update(dev_set=splits.dev_name, dev_accuracy=final["accuracy"], dev_loss=final["loss"])
+    for name, data in splits.robustness.items():
+        result = score(predict_probs(model, method, tokenizer, data.texts, data.labels, config.max_length,
+                                     device=device), data.labels)
+        recorder.scalars(step, name, {"accuracy": result["accuracy"], "loss": result["loss"]})
+        results[f"{name.replace('-', '_')}_accuracy"] = result["accuracy"]
+        if run:
+            record_eval(run, name, result)
+    extra = method.extra_evaluation(model, encode_dataset(tokenizer, dev, config.max_length),
+                                    config.batch_size, device)
+    recorder.scalars(step, "dev", extra)
+    results.update(extra)
+    results["method_summary"] = method.summary()
+    recorder.flush()
+    if run:
+        if config.dev_size is None:
+            record_eval(run, splits.dev_name, final)
+        save_trained(model, tokenizer, hf_config, run.dir / "model")
+        say(f"done: dev accuracy {final['accuracy']:.4f}; model saved")
+    results.update(status="done", seconds=round(time.time() - started, 2))
+    return results
+
+
+def run_job(run: Run, should_stop: Callable[[], bool], progress: Progress | None = None) -> dict[str, Any]:
+    """The `train` job kind: the run's config.json holds a TrainConfig."""
+    config = TrainConfig.from_dict(run.config)
+    run.log(f"config {config.to_dict()}; environment {environment()}")
+    return train(config, run, should_stop, progress)

@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated run store per test, the data folder, and one tiny trained run per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
+if not os.environ.get("ROBUSTLAB_DATA") and not (ROOT / "data").exists() and (ROOT.parent / "shared" / "data").exists():
+    os.environ["ROBUSTLAB_DATA"] = str(ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture
+def run_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty run store for one test."""
+    home = tmp_path / "runs"
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished vanilla run of the tiny model on 64 SST-2 examples, shared by the tests that only read it.
+
+    Returns (store, run). Tests must not modify it.
+    """
+    from engine.runs import RunStore
+    from engine.train import TrainConfig
+
+    home = tmp_path_factory.mktemp("tiny_runs")
+    store = RunStore(home)
+    config = TrainConfig(model="tiny", train_size=64, epochs=1, batch_size=16, dev_size=64, eval_every=2)
+    run = store.create(config.to_dict())
+    from engine.jobs import execute
+
+    execute(store, run, lambda: False)
+    assert run.status["status"] == "done", run.log_text()
+    return store, run

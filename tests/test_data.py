@@ -1,0 +1,96 @@
+"""Dataset registry, CSV validation and batching."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.data import DataError, bucketed_batches, load_dataset, pad_batch, read_csv, split_train_dev
+
+
+def test_registry_datasets_load_with_their_sizes():
+    assert len(load_dataset("sst2")) == 67349
+    dev = load_dataset("sst2-dev")
+    assert len(dev) == 872 and sorted(set(dev.labels)) == [0, 1]
+    adv = load_dataset("advglue-sst2")
+    assert len(adv) == 148 and adv.label_names == ["negative", "positive"]
+    assert not any(t != t.strip() for t in dev.texts)
+
+
+def test_missing_data_folder_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="ROBUSTLAB_DATA"):
+        load_dataset("sst2-dev")
+
+
+def test_unknown_dataset_lists_known_ones():
+    with pytest.raises(DataError, match="sst2-dev"):
+        load_dataset("imdb")
+
+
+def test_sample_is_seeded_and_sized():
+    data = load_dataset("sst2-dev")
+    a, b, c = data.sample(100, 0), data.sample(100, 0), data.sample(100, 1)
+    assert len(a) == 100 and a.texts == b.texts and a.texts != c.texts
+
+
+def write(tmp_path, text: str, name: str = "d.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_with_three_classes_is_read(tmp_path):
+    data = read_csv(write(tmp_path, "text,label\ngood,2\nbad,0\nso so,1\nfine,2\n"))
+    assert data.num_labels == 3 and data.labels == [2, 0, 1, 2] and data.texts[2] == "so so"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "no data rows|could not read"),
+    ("text,label\n", "no data rows"),
+    ("sentence,stars\nok,1\n", "no label column"),
+    ("body,label\nok,1\n", "no text column"),
+    ("text,label\na,1\nb,1\n", "only one class"),
+    ("text,label\na,pos\nb,neg\n", "not a number"),
+    ("text,label\na,0\nb,2\n", r"0\.\.C-1"),
+    ("text,label\na,0\n,1\n", "empty text"),
+])
+def test_malformed_csvs_get_clear_messages(tmp_path, content, message):
+    with pytest.raises(DataError, match=message):
+        read_csv(write(tmp_path, content))
+
+
+def test_unseen_labels_at_evaluation_are_refused(tmp_path):
+    with pytest.raises(DataError, match="never seen in training"):
+        read_csv(write(tmp_path, "text,label\na,0\nb,3\n"), num_labels=2)
+
+
+def test_huge_csv_is_refused_before_reading(tmp_path):
+    path = tmp_path / "big.csv"
+    with open(path, "w") as f:
+        f.write("text,label\n")
+        f.write(("x" * 1000 + ",1\n") * 30_000)
+    with pytest.raises(DataError, match="MB"):
+        read_csv(path)
+
+
+def test_held_out_split_is_stratified_and_disjoint(tmp_path):
+    rows = "".join(f"t{i},{i % 3}\n" for i in range(60))
+    data = read_csv(write(tmp_path, "text,label\n" + rows))
+    train, dev = split_train_dev(data, 0.2, seed=0)
+    assert len(train) + len(dev) == 60 and not set(train.texts) & set(dev.texts)
+    assert sorted(set(dev.labels)) == [0, 1, 2]
+
+
+def test_bucketed_batches_cover_every_index_once_and_group_lengths():
+    lengths = np.random.default_rng(0).integers(3, 60, size=1000)
+    batches = bucketed_batches(lengths, 32, np.random.default_rng(0))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 10  # random batches would spread over ~50 tokens
+
+
+def test_pad_batch_pads_to_longest_only():
+    ids, mask = pad_batch([[1, 2, 3], [4]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]

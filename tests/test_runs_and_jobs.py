@@ -1,0 +1,152 @@
+"""The run store, worker processes, cancel, killed workers, and the training loop's guarantees."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from engine import jobs
+from engine.evaluate import evaluate_run
+from engine.models import load_trained
+from engine.runs import RunError, RunStore
+from engine.train import ConfigError, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(model="tiny", train_size=48, epochs=1, batch_size=16, dev_size=48, eval_every=1)
+
+
+def wait_for(predicate, timeout: float = 120.0, poll: float = 0.3):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")
+
+
+def test_finished_run_has_its_files_index_row_and_loadable_model(tiny_run):
+    store, run = tiny_run
+    for name in ("config.json", "status.json", "metrics.jsonl", "results.json", "log.txt", "model/model.safetensors"):
+        assert (run.dir / name).exists(), name
+    assert not list((run.dir / "model").glob("*.bin")), "weights must be safetensors only"
+    row = next(r for r in store.list() if r["id"] == run.id)
+    assert row["status"] == "done" and row["dev_accuracy"] == run.results["dev_accuracy"]
+    names = {(m["split"], m["name"]) for m in run.metrics()}
+    assert {("train", "loss"), ("dev", "accuracy"), ("advglue-sst2", "accuracy")} <= names
+    model, tokenizer, method = load_trained(run.dir)
+    assert model.config.num_labels == 2 and method.name == "vanilla"
+
+
+def test_eval_is_cached_and_matches_training_end(tiny_run):
+    store, run = tiny_run
+    first = evaluate_run(store, run.id, ["advglue-sst2"])
+    assert first["advglue-sst2"]["accuracy"] == pytest.approx(run.results["advglue_sst2_accuracy"])
+    assert evaluate_run(store, run.id, ["advglue-sst2"])["advglue-sst2"]["computed"] == first["advglue-sst2"]["computed"]
+
+
+def test_same_config_and_seed_gives_same_metrics(run_home):
+    a = train(TrainConfig(**TINY, seed=3))
+    b = train(TrainConfig(**TINY, seed=3))
+    c = train(TrainConfig(**TINY, seed=4))
+    assert a["dev_accuracy"] == b["dev_accuracy"] and a["dev_loss"] == b["dev_loss"]
+    assert a["dev_loss"] != c["dev_loss"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train_size": 0}, "train size"), ({"lr": -1e-5}, "learning rate"),
+    ({"batch_size": 64, "train_size": 10}, "larger than"), ({"epochs": 0}, "epochs"),
+    ({"method": "nope"}, "unknown method"), ({"max_length": 4}, "max length"),
+])
+def test_impossible_hyperparameters_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{**TINY, **change}).check()
+
+
+def test_export_zip_and_delete(run_home, tiny_run):
+    store, run = tiny_run
+    out = store.export_zip(run.id, run_home / "x.zip")
+    with zipfile.ZipFile(out) as zf:
+        assert f"{run.id}/model/model.safetensors" in zf.namelist()
+    fresh = RunStore(run_home)
+    r = fresh.create({"method": "vanilla"})
+    r.set_status("done")
+    fresh.delete(r.id)
+    assert not r.dir.exists() and all(row["id"] != r.id for row in fresh.list())
+    with pytest.raises(RunError, match="no run"):
+        fresh.get(r.id)
+
+
+def test_unknown_run_id_has_clear_message(run_home):
+    with pytest.raises(RunError, match="runs list"):
+        RunStore(run_home).get("20990101-nothing")
+
+
+def test_worker_runs_queue_one_at_a_time_and_cancel(run_home):
+    store = RunStore(run_home)
+    config = {**TrainConfig(**{**TINY, "train_size": 256, "epochs": 3}).to_dict()}
+    first = jobs.submit(store, config)
+    second = jobs.submit(store, {**config, "train_size": 32, "epochs": 1})
+    wait_for(lambda: first.status["status"] == "running" and first.status.get("step", 0) > 0)
+    assert second.status["status"] == "queued"
+    with pytest.raises(RunError, match="cancel it first"):
+        store.delete(first.id)
+    assert jobs.cancel(store, first.id) == "cancelling"
+    wait_for(lambda: first.status["status"] == "cancelled")
+    assert first.metrics(), "a cancelled run keeps what it recorded"
+    wait_for(lambda: store.get(second.id).status["status"] == "done")
+    assert store.get(second.id).has_model()
+
+
+def test_killed_worker_is_marked_failed_and_keeps_its_curves(run_home):
+    store = RunStore(run_home)
+    run = jobs.submit(store, TrainConfig(**{**TINY, "train_size": 512, "epochs": 5}).to_dict())
+    wait_for(lambda: any(m["split"] == "train" for m in run.metrics()))
+    os.kill(run.status["pid"], signal.SIGKILL)
+    wait_for(lambda: store.get(run.id).status["status"] == "failed")
+    assert "killed" in store.get(run.id).status["error"]
+    assert any(m["split"] == "train" for m in run.metrics())
+    assert next(r for r in store.list() if r["id"] == run.id)["status"] == "failed"
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ROBUSTLAB_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_train_eval_runs(run_home):
+    done = cli("train", "--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16", "--json",
+               home=run_home)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("run_id", "status", "dev_accuracy", "advglue_sst2_accuracy", "train_examples_per_second", "seconds"):
+        assert key in result
+    run_id = result["run_id"]
+    ev = json.loads(cli("eval", run_id, "--sets", "sst2-dev,advglue-sst2", "--json", home=run_home).stdout)
+    assert ev["results"]["sst2-dev"]["n"] == 872 and ev["results"]["advglue-sst2"]["n"] == 148
+    listed = json.loads(cli("runs", "list", "--json", home=run_home).stdout)
+    assert [r["id"] for r in listed] == [run_id]
+    shown = json.loads(cli("runs", "show", run_id, "--json", home=run_home).stdout)
+    assert Path(shown["path"]).is_dir()
+    assert cli("runs", "export", run_id, "--out", str(run_home / "r.zip"), home=run_home).returncode == 0
+    assert cli("runs", "delete", run_id, "--json", home=run_home).returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--train-size", "0"], "train size"),
+    (["train", "--lr", "-0.1"], "learning rate"),
+    (["train", "--model", "no-such/model-xyz", "--train-size", "8", "--batch-size", "4"], "hub is offline"),
+    (["eval", "nope"], "no run"),
+    (["runs", "delete", "nope"], "no run"),
+])
+def test_cli_bad_input_exits_2_with_message(run_home, args, message):
+    done = cli(*args, home=run_home)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
