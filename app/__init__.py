@@ -1,0 +1,1 @@
+"""Streamlit glue shared by the pages: navigation, cached loaders, components, figure builders."""

@@ -1,0 +1,88 @@
+"""Short, readable text for runs and numbers, shared by tables, pickers and captions (no Streamlit here)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+
+def short_dataset(name: str | None) -> str:
+    """`csv:/long/path/3fa2c1-reviews.csv` -> `upload reviews`; registry names stay as they are."""
+    if not name:
+        return "?"
+    if name.startswith("csv:"):
+        stem = Path(name[4:]).stem
+        return "upload " + (stem.split("-", 1)[1] if "-" in stem else stem)
+    return name
+
+
+def short_model(name: str | None) -> str:
+    """A model folder path shows as its last folder name; names and hub ids stay."""
+    if not name:
+        return "?"
+    return Path(name).name if "/" in name and Path(name).is_absolute() else name
+
+
+def fmt_acc(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3f}"
+
+
+def fmt_time(epoch_seconds: float | None) -> str:
+    if not epoch_seconds:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch_seconds))
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _what(row: dict) -> list[str]:
+    what = row.get("method") or row.get("kind") or "run"
+    if row.get("kind") not in (None, "train"):
+        what = f"{row['kind']} · {what}" if row.get("method") else row["kind"]
+    parts = [what, short_dataset(row.get("dataset")), short_model(row.get("model"))]
+    if row.get("seed") is not None:
+        parts.append(f"seed {row['seed']}")
+    return parts
+
+
+def run_title(row: dict) -> str:
+    """What a run was, without its id: method, dataset, model, seed."""
+    return " · ".join(_what(row))
+
+
+def run_label(row: dict) -> str:
+    """One line that tells runs apart in a picker: method, dataset, model, seed, dev accuracy, id."""
+    parts = _what(row)
+    if row.get("dev_accuracy") is not None:
+        parts.append(f"dev {row['dev_accuracy']:.3f}")
+    elif row.get("status") not in (None, "done"):
+        parts.append(row["status"])
+    parts.append(row.get("id", "?"))
+    return " · ".join(parts)
+
+
+def distinct_labels(rows: list[dict]) -> dict[str, str]:
+    """Short legend labels for runs shown together: only what differs between them, plus the id's tail.
+
+    Three seeds of one setup become `seed 0 · d535`, `seed 1 · dea3`, ... instead of three long lines.
+    """
+    parts = {
+        "what": lambda r: _what(r)[0],
+        "dataset": lambda r: short_dataset(r.get("dataset")),
+        "model": lambda r: short_model(r.get("model")),
+        "seed": lambda r: "" if r.get("seed") is None else f"seed {r['seed']}",
+    }
+    varying = [get for get in parts.values() if len({get(r) for r in rows}) > 1] or [parts["what"]]
+    return {r["id"]: " · ".join([p for get in varying if (p := get(r))] + [r["id"].rsplit("-", 1)[-1]])
+            for r in rows}

@@ -1,0 +1,72 @@
+"""Cached access to the engine from pages: the run store, trained models, the device, dataset files.
+
+Everything is keyed by the run-store home (ROBUSTLAB_HOME) as well, so one Streamlit process (or one
+pytest process running many AppTests) never mixes two stores. Models are cached per run id and only
+used for inference: a cached model is never trained in place.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from engine.data import available_datasets
+from engine.paths import data_dir, runs_home
+from engine.runs import RunStore
+
+
+@st.cache_resource(show_spinner=False)
+def _store(home: str) -> RunStore:
+    return RunStore(home)
+
+
+def get_store() -> RunStore:
+    """The run store under the current ROBUSTLAB_HOME (created on first use)."""
+    return _store(str(runs_home()))
+
+
+@st.cache_resource(show_spinner=False)
+def _reconciled(home: str) -> list[str]:
+    return _store(home).reconcile()
+
+
+def reconcile_once() -> list[str]:
+    """Once per process and store: runs marked running whose worker died become failed (their data kept)."""
+    return _reconciled(str(runs_home()))
+
+
+@st.cache_resource(show_spinner="Loading the trained model…", max_entries=4)
+def _model(home: str, run_id: str) -> tuple[Any, Any, Any]:
+    from engine.device import pick_device
+    from engine.models import load_trained
+
+    return load_trained(_store(home).get(run_id).dir, pick_device())
+
+
+def load_model(run_id: str) -> tuple[Any, Any, Any]:
+    """(model in eval mode, tokenizer, method) of a finished run; raises ModelError when it has no model."""
+    return _model(str(runs_home()), run_id)
+
+
+@st.cache_resource(show_spinner=False)
+def device_text() -> str:
+    """The device training and inference will use, in words (torch is imported once, here)."""
+    from engine.device import describe, pick_device
+
+    return describe(pick_device())
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _datasets(folder: str) -> dict[str, bool]:  # `folder` only keys the cache: ROBUSTLAB_DATA may change
+    return available_datasets()
+
+
+def dataset_availability() -> dict[str, bool]:
+    """Each registered dataset and whether its file is in the data folder (re-checked every 10 s)."""
+    return _datasets(str(data_dir()))
+
+
+def active_counts() -> dict[str, int]:
+    """How many runs are running and queued right now."""
+    rows = get_store().list()
+    return {status: sum(r["status"] == status for r in rows) for status in ("running", "queued")}

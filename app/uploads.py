@@ -1,0 +1,47 @@
+"""Uploaded CSVs: keep the file in the run store, validate it with the engine, and summarise it.
+
+The engine's `read_csv` does the checking (DataError says what is wrong) on a temporary copy first,
+so a file that fails is never kept and the uploads folder only holds files a run can use.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from engine.data import DataError, read_csv, split_train_dev, store_upload
+
+
+@dataclass
+class UploadSummary:
+    path: Path
+    rows: int
+    num_labels: int
+    preview: pd.DataFrame        # the first rows: text, label
+    class_counts: pd.DataFrame   # label, examples, share
+
+    @property
+    def dataset_name(self) -> str:
+        """The name a TrainConfig takes for this file."""
+        return f"csv:{self.path}"
+
+
+def accept_upload(content: bytes, filename: str, dev_fraction: float = 0.1, preview_rows: int = 8) -> UploadSummary:
+    """Store and validate an upload; raises DataError (and keeps nothing new) when it is not usable."""
+    if not content:
+        raise DataError(f"{filename} is empty")
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "upload.csv"
+        candidate.write_bytes(content)
+        data = read_csv(candidate)  # raises DataError before anything is kept
+    split_train_dev(data, dev_fraction, 0)  # a dev split is held out of it: refuse a CSV too small for one
+    path = store_upload(content, filename)
+    counts = pd.Series(data.labels).value_counts().sort_index()
+    class_counts = pd.DataFrame({"label": counts.index.astype(int), "examples": counts.values,
+                                 "share": (counts.values / len(data)).round(3)})
+    preview = pd.DataFrame({"text": data.texts[:preview_rows], "label": data.labels[:preview_rows]})
+    return UploadSummary(path=path, rows=len(data), num_labels=data.num_labels, preview=preview,
+                         class_counts=class_counts)
+
