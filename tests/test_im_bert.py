@@ -1,0 +1,297 @@
+"""IM-BERT / EX-BERT on the tiny model, the implicit solver against its closed form, and the ODE probes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine import ode
+from engine.methods import SettingError, make_method
+from engine.methods.im_bert import EulerConnection, connections
+from engine.models import ModelError, build_classifier, load_tokenizer
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 5000, (3, 10), generator=gen)
+    ids[:, 0], mask = 101, torch.ones_like(ids)
+    mask[1, 6:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _outputs(method: str, settings: dict) -> tuple[torch.Tensor, list[torch.Tensor], nn.Module]:
+    model = make_method(method, settings).prepare_model(build_classifier("tiny", 2, 0)).eval()
+    b = _batch()
+    with torch.no_grad():
+        out = model(**b, output_hidden_states=True)
+    return out.logits, list(out.hidden_states), model
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer("tiny")
+
+
+# ---------------------------------------------------------------- (1) wrapping, and K = 0 is vanilla
+
+def test_wraps_pretrained_layers_without_copying_weights():
+    base = build_classifier("tiny", 2, 0)
+    originals = list(base.bert.encoder.layer)
+    n_params = sum(p.numel() for p in base.parameters())
+    model = make_method("im-bert", {}).prepare_model(base)
+    conns = connections(model)
+    assert [i for i, _ in conns] == [0, 1]
+    for (i, conn), layer in zip(conns, originals):
+        assert conn.inner is layer            # the very same module, so the very same weight tensors
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    names = [n for n, _ in model.named_parameters()]
+    assert "bert.encoder.layer.0.inner.attention.self.query.weight" in names
+
+
+@pytest.mark.parametrize("method,settings", [("im-bert", {"K": 0}), ("ex-bert", {"h": 1.0}),
+                                             ("im-bert", {"K": 0, "exact_grad": True})])
+def test_no_correction_at_h1_is_vanilla(method, settings):
+    vanilla, v_states, _ = _outputs("vanilla", {})
+    logits, states, _ = _outputs(method, settings)
+    assert torch.allclose(logits, vanilla, atol=1e-5)
+    for a, b in zip(v_states, states):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_correction_changes_the_hidden_states():
+    """The K = 0 check above could not fail if the wrapper ignored its settings: K = 2 must move the states."""
+    _, v_states, _ = _outputs("vanilla", {})
+    _, states, _ = _outputs("im-bert", {"K": 2})
+    assert (v_states[-1] - states[-1]).abs().max() > 1e-4
+    _, ex_states, _ = _outputs("ex-bert", {"h": 0.5})
+    assert (v_states[-1] - ex_states[-1]).abs().max() > 1e-4
+
+
+def test_only_the_chosen_layers_are_converted():
+    _, _, model = _outputs("im-bert", {"layers": "1"})
+    assert [i for i, _ in connections(model)] == [1]
+    assert not isinstance(model.bert.encoder.layer[0], EulerConnection)
+
+
+# ---------------------------------------------------------------- (2) the solver against the closed form
+
+class Linear(nn.Module):
+    """A layer that is a fixed linear map per token, returning a tuple like a BertLayer."""
+
+    def __init__(self, a: torch.Tensor) -> None:
+        super().__init__()
+        self.a = a
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor]:
+        return (x @ self.a.T,)
+
+
+def _matrix(n: int = 6, norm: float = 0.6) -> torch.Tensor:
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return a * norm / torch.linalg.matrix_norm(a, 2)
+
+
+@pytest.mark.parametrize("field,exact,gamma", [("layer", False, 1.0), ("layer", True, 0.5),
+                                               ("residual", False, 0.7), ("residual", True, 0.2)])
+def test_implicit_step_matches_closed_form_on_a_linear_layer(field, exact, gamma):
+    a, h = _matrix(), 0.8
+    x = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    jac = a if field == "layer" else a - torch.eye(6, dtype=torch.float64)    # J_F
+    closed = torch.linalg.solve(torch.eye(6, dtype=torch.float64) - h * jac, x.reshape(-1, 6).T).T.reshape(x.shape)
+    conn = EulerConnection(Linear(a), h=h, iterations=200, gamma=gamma, field=field, exact_grad=exact, implicit=True)
+    with torch.no_grad():
+        z = conn(x)[0]
+    assert torch.allclose(z, closed, atol=1e-8)
+    explicit = EulerConnection(Linear(a), h=h, iterations=0, gamma=gamma, field=field, exact_grad=exact, implicit=True)
+    assert not torch.allclose(explicit(x)[0], closed, atol=1e-3)          # K = 0 stops at the explicit step
+
+
+def test_exact_gradient_trains_through_the_unrolled_solver():
+    model = make_method("im-bert", {"exact_grad": True}).prepare_model(build_classifier("tiny", 2, 0)).train()
+    loss = model(**_batch()).logits.sum()
+    loss.backward()
+    grad = model.bert.encoder.layer[0].inner.attention.self.query.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- bad settings
+
+@pytest.mark.parametrize("settings,needle", [({"h": 0}, "h=0"), ({"h": -1}, "h=-1"), ({"K": -1}, "K=-1"),
+                                             ({"gamma": 0}, "gamma=0"), ({"gamma": 1.5}, "gamma=1.5"),
+                                             ({"layers": ""}, "empty"), ({"layers": "0,0"}, "twice"),
+                                             ({"field": "other"}, "residual, layer")])
+def test_bad_settings_are_refused_clearly(settings, needle):
+    with pytest.raises(SettingError, match=needle):
+        make_method("im-bert", settings)
+
+
+def test_layer_beyond_the_encoder_is_refused():
+    with pytest.raises(SettingError, match="only 2 layers"):
+        make_method("ex-bert", {"layers": "0,5"}).prepare_model(build_classifier("tiny", 2, 0))
+
+
+def test_gamma_one_is_allowed():
+    assert make_method("im-bert", {"gamma": "1"}).settings["gamma"] == 1.0
+
+
+# ---------------------------------------------------------------- probes: known cases
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor]:
+        return (x,)
+
+
+def test_identity_layers_give_growth_one(tokenizer):
+    model = build_classifier("tiny", 2, 0).eval()
+    for i in range(len(model.bert.encoder.layer)):
+        model.bert.encoder.layer[i] = Identity()
+    texts = ["a gripping, funny film", "dull and far too long", "it is what it is"]
+    result = ode.probe_model(model, tokenizer, texts, [1, 0, 1], steps=3)
+    np.testing.assert_allclose(result["growth"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(result["growth_fgm"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(result["jacobian_top_sv"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(result["h_lambda"], 0.0, atol=1e-5)
+    assert np.isnan(result["solver_residual"]).all()          # nothing implicit to report
+
+
+def test_top_singular_value_of_a_linear_layer():
+    a = _matrix(8, 1.0).float() * 2.5
+    x = torch.randn(2, 4, 8, generator=torch.Generator().manual_seed(3))
+    mask = torch.ones(2, 4, dtype=torch.long)
+    sigma, v, _ = ode.top_singular(lambda z: z @ a.T, x, mask, steps=8)
+    np.testing.assert_allclose(sigma.numpy(), float(torch.linalg.matrix_norm(a, 2)), rtol=1e-3)
+
+
+def test_growth_of_a_scaling_model_is_the_scale(tokenizer):
+    model = build_classifier("tiny", 2, 0).eval()
+    for i in range(len(model.bert.encoder.layer)):
+        model.bert.encoder.layer[i] = Linear(torch.eye(32) * 0.5)
+    batch = ode.encode(tokenizer, ["one sentence here", "another"])
+    clean, _ = ode.hidden_states(model, batch)
+    g = ode.growth(model, batch, ode.gaussian_delta(clean[0], batch["attention_mask"], 1e-2), clean)
+    np.testing.assert_allclose(g, [[0.5, 0.25]] * 2, rtol=1e-5)
+
+
+def test_sentence_that_tokenises_to_nothing_is_refused(tokenizer):
+    model = build_classifier("tiny", 2, 0).eval()
+    for bad in ("", "   ", "\u200b"):
+        with pytest.raises(ValueError, match="tokenises to nothing"):
+            ode.divergence(model, tokenizer, "a fine film", bad)
+
+
+def test_divergence_of_a_sentence_with_itself_is_zero(tokenizer):
+    model = make_method("im-bert", {}).prepare_model(build_classifier("tiny", 2, 0)).eval()
+    d = ode.divergence(model, tokenizer, "a fine film", "a fine film")
+    assert d["mean"].shape == (3,) and np.allclose(d["mean"], 0) and np.allclose(d["cls"], 0)
+    d = ode.divergence(model, tokenizer, "a fine film", "a fnie film")
+    assert d["mean"][0] > 0 and d["tokens_clean"] != d["tokens_perturbed"]
+
+
+def test_typo_copy_changes_inner_letters_only():
+    s = "this wonderful movie really surprised everybody"
+    t = ode.typo_copy(s, 2, seed=0)
+    changed = [(a, b) for a, b in zip(s.split(), t.split()) if a != b]
+    assert len(changed) == 2
+    for a, b in changed:
+        assert sorted(a) == sorted(b) and a[0] == b[0] and a[-1] == b[-1]
+
+
+# ---------------------------------------------------------------- a trained tiny run: record, save, load, probe
+
+@pytest.fixture(scope="module")
+def im_run(tmp_path_factory):
+    from engine.jobs import execute
+    from engine.runs import RunStore
+    from engine.train import TrainConfig
+
+    store = RunStore(tmp_path_factory.mktemp("im_runs"))
+    config = TrainConfig(model="tiny", method="im-bert", train_size=48, epochs=1, batch_size=16, dev_size=32,
+                         record_every=1)
+    run = store.create(config.to_dict())
+    execute(store, run, lambda: False)
+    assert run.status["status"] == "done", run.log_text()
+    return store, run
+
+
+def test_training_records_the_solver_residual(im_run):
+    _, run = im_run
+    art = run.artifact("im_residual")
+    assert list(art["step"]) == [1, 2, 3]
+    assert art["final"].shape == (3, 2) and np.isfinite(art["final"]).all()
+    assert (art["final"] <= art["first"] + 1e-9).all()   # the corrector reduces the predictor's residual here
+    assert any(r["name"] == "im_residual" for r in run.metrics())
+
+
+def test_saved_run_reloads_with_the_same_predictions(im_run):
+    from engine.evaluate import predict_probs
+    from engine.models import load_trained
+
+    _, run = im_run
+    model, tok, method = load_trained(run.dir)
+    assert len(connections(model)) == 2
+    p1 = predict_probs(model, method, tok, ["a fine film", "a dreadful mess"])
+    p2 = predict_probs(model, method, tok, ["a fine film", "a dreadful mess"])
+    assert p1.shape == (2, 2) and np.allclose(p1, p2)
+
+
+def test_probe_command_prints_per_layer_json_and_stores_it(im_run, monkeypatch, capsys):
+    from engine.__main__ import main
+
+    store, run = im_run
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
+    assert main(["probe", run.id, "--n", "4", "--steps", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["run_id"] == run.id and out["n_sentences"] == 4
+    for key in ("growth", "growth_fgm", "jacobian_top_sv", "h_lambda", "solver_residual"):
+        assert len(out[key]) == 2, key
+    assert out["scheme"] == ["implicit", "implicit"] and all(r is not None for r in out["solver_residual"])
+    assert "probe" in run.artifact_names()
+    stored = run.artifact("probe")
+    np.testing.assert_allclose(stored["growth"], out["growth"])
+    assert main(["probe", run.id, "--n", "4", "--steps", "2", "--json"]) == 0   # served from the artifact
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["seconds"] == out["seconds"]
+
+
+def test_probe_of_a_run_without_a_model_is_refused(run_home, capsys):
+    from engine.__main__ import main
+    from engine.runs import RunStore
+
+    run = RunStore().create({"method": "im-bert", "model": "tiny", "dataset": "sst2", "seed": 0})
+    with pytest.raises(ModelError, match="no saved model"):
+        ode.probe_run(RunStore(), run.id)
+    assert main(["probe", run.id, "--json"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_probe_rejects_bad_arguments(im_run):
+    store, run = im_run
+    for kwargs in ({"n": 0}, {"scale": 0}, {"steps": 0}, {"jacobian_n": 0}):
+        with pytest.raises(ValueError):
+            ode.probe_run(store, run.id, **kwargs)
+
+
+def test_probing_in_chunks_changes_no_deterministic_number(tokenizer):
+    model = make_method("im-bert", {}).prepare_model(build_classifier("tiny", 2, 0)).eval()
+    texts = ["a gripping, funny film", "dull", "it is what it is, no more and no less", "bad", "quite good"]
+    labels = [1, 0, 1, 0, 1]
+    whole = ode.probe_model(model, tokenizer, texts, labels, steps=2, chunk=16)
+    parts = ode.probe_model(model, tokenizer, texts, labels, steps=2, chunk=2)
+    np.testing.assert_allclose(whole["growth_fgm_per_sentence"], parts["growth_fgm_per_sentence"], rtol=1e-4)
+    assert whole["growth_per_sentence"].shape == (5, 2) and whole["jacobian_top_sv_per_sentence"].shape == (5, 2)
+
+
+@pytest.mark.parametrize("method,settings", [("vanilla", {}), ("ex-bert", {}), ("im-bert", {"K": 0, "h": 0.7})])
+def test_explicit_shortcut_for_h_lambda_matches_the_field_graph(method, settings, tokenizer):
+    model = make_method(method, settings).prepare_model(build_classifier("tiny", 2, 1)).eval()
+    batch = ode.encode(tokenizer, ["a gripping, funny film", "dull and long"])
+    mask = batch["attention_mask"]
+    for call in ode.layer_calls(model, batch):
+        assert call.scheme == "explicit"          # K = 0 stops at the explicit predictor
+        with ode.math_attention():
+            _, v, jv = ode.top_singular(call.step, call.x, mask, steps=3)
+            fast = ode.effective_lambda(call, v, mask, jv)
+            slow = ode.effective_lambda(call, v, mask)
+        torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-3)
