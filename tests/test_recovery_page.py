@@ -1,0 +1,141 @@
+"""The Corruption & recovery page through AppTest: a tiny grid recorded in a temporary store is shown with all
+its charts and its table; bad grids get clear messages; a grid is queued and cancelled from the page."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120  # seconds for one script run: the first run imports torch and transformers
+
+
+def page() -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / "recovery.py"), default_timeout=TIMEOUT)
+
+
+def no_exception(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def grid_home(tmp_path_factory) -> tuple[Path, str]:
+    """One finished tiny grid (clean, bottom-1, top-1; seed 0), recorded by the real job."""
+    from engine import jobs
+    from engine.recovery import GridSpec, grid_config
+    from engine.runs import RunStore
+
+    home = tmp_path_factory.mktemp("recovery_runs")
+    store = RunStore(home)
+    spec = GridSpec(model="tiny", positions=["bottom", "top"], levels=[1], seeds=[0], train_size=32, batch_size=16,
+                    eval_every=1, dev_size=32)
+    grid = store.create(grid_config(spec), kind="recover")
+    results = jobs.execute(store, grid, lambda: False)
+    assert results["status"] == "done", grid.log_text()
+    return home, grid.id
+
+
+def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
+    home, grid_id = grid_home
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = no_exception(page().run())
+    assert at.selectbox(key="rec-grid").value == grid_id
+    titles = chart_titles(at)
+    assert titles[0] == "Recovery curves"
+    assert any("by position and level" in t for t in titles)
+    assert any("linear CKA" in t for t in titles) and any("Weight drift" in t for t in titles)
+    assert any("AdvGLUE" in t for t in titles)
+    captions = [c.value for c in at.caption if c.value.startswith("How to read it")]
+    assert len(captions) == 5
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert [t["name"] for t in curves] == ["bottom-1", "top-1", "clean"]
+    assert curves[-1]["line"]["dash"] == "dash" and curves[0]["x"] == [1, 2]
+    table = at.dataframe[-1].value
+    assert list(table["group"]) == ["clean", "bottom-1", "top-1"]
+    assert table.loc[0, "recovery ratio"] == "1.000"
+    assert len(at.get("download_button")) == 2
+    # the tiny random model stays near chance in 2 steps: the page says the ratios mean nothing
+    assert any("did not learn the task" in w.value for w in at.warning)
+    assert any("k = 1: recovery ratio bottom" in m.value for m in at.markdown)
+
+    at.radio(key="rec-heat-metric").set_value("final_accuracy").run()
+    assert any(t.startswith("Final dev accuracy by position") for t in chart_titles(no_exception(at)))
+    at.toggle(key="rec-drift-relative").set_value(False).run()
+    assert no_exception(at).get("plotly_chart")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({}, "k=3 is larger than the number of layers: the model has 2 layers"),
+    ({"rec-levels": "1", "rec-positions": []}, "the grid is empty"),
+    ({"rec-levels": "1", "rec-seeds": ""}, "give at least one seed"),
+    ({"rec-levels": "1", "rec-seeds": "0, x"}, "Seeds takes whole numbers"),
+    ({"rec-levels": "1", "rec-kind": "noise", "rec-scale": 0.0}, "noise scale must be > 0"),
+    ({"rec-levels": "1", "rec-kind": "zero", "rec-fraction": 1.5}, "must be in [0, 1]"),
+    ({"rec-levels": "1", "rec-positions": ["custom"]}, "custom position needs at least one layer"),
+])
+def test_bad_grids_get_a_clear_message_and_cannot_be_queued(run_home, changes, message):
+    at = no_exception(page().run())
+    assert any("No recovery grids yet" in i.value for i in at.info)
+    at.radio(key="rec-model").set_value("tiny").run()
+    for key, value in changes.items():
+        if key in ("rec-kind",):
+            at.radio(key=key).set_value(value).run()
+        elif key == "rec-positions":
+            at.multiselect(key=key).set_value(value).run()
+        elif key in ("rec-scale", "rec-fraction"):
+            at.number_input(key=key).set_value(value).run()
+        else:
+            at.text_input(key=key).set_value(value).run()
+    errors = " ".join(e.value for e in no_exception(at).error)
+    assert message in errors
+    assert at.button(key="rec-queue").disabled
+
+
+def test_a_valid_grid_says_how_many_runs_it_is(run_home):
+    at = no_exception(page().run())
+    at.radio(key="rec-model").set_value("tiny").run()
+    at.text_input(key="rec-levels").set_value("1, 2").run()
+    at.text_input(key="rec-seeds").set_value("0, 1").run()
+    assert not no_exception(at).error
+    assert any("10 fine-tuning runs: 2 clean baselines and 8 corrupted" in i.value for i in at.info)
+    assert not at.button(key="rec-queue").disabled
+
+
+def test_queue_a_grid_from_the_page_and_cancel_it(run_home):
+    from engine.runs import ACTIVE, RunStore, pid_alive
+
+    at = no_exception(page().run())
+    at.radio(key="rec-model").set_value("tiny").run()
+    at.multiselect(key="rec-positions").set_value(["bottom"]).run()
+    at.text_input(key="rec-levels").set_value("1").run()
+    at.number_input(key="rec-train").set_value(64).run()
+    at.number_input(key="rec-batch").set_value(16).run()
+    at.number_input(key="rec-dev").set_value(16).run()
+    at.button(key="rec-queue").click().run()
+    assert any("Queued grid" in s.value for s in no_exception(at).success)
+    store = RunStore(run_home)
+    (row,) = store.list(kind="recover")
+    grid = store.get(row["id"])
+    assert [c["label"] for c in grid.config["cells"]] == ["clean", "bottom-1"]
+    deadline = time.time() + 240
+    while grid.status.get("status") == "queued" and time.time() < deadline:
+        time.sleep(0.5)          # the worker installs its cancel handler before it reports running
+    assert grid.status.get("status") == "running", grid.status
+    at.run()
+    at.button(key=f"rec-cancel-{grid.id}").click().run()
+    assert any("Cancel requested" in i.value for i in no_exception(at).info)
+    while grid.status.get("status") in ACTIVE and time.time() < deadline:
+        time.sleep(0.5)
+    assert grid.status.get("status") == "cancelled", grid.log_text()
+    while pid_alive(grid.status.get("pid")) and time.time() < deadline:
+        time.sleep(0.5)
+    at.run()
+    assert any("This grid was cancelled" in w.value for w in no_exception(at).warning)
