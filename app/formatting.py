@@ -50,6 +50,8 @@ def _what(row: dict) -> list[str]:
     what = row.get("method") or row.get("kind") or "run"
     if row.get("kind") not in (None, "train"):
         what = f"{row['kind']} · {what}" if row.get("method") else row["kind"]
+    elif row.get("parent"):  # a train run inside a recovery grid: corrupted or its clean baseline
+        what = f"{what} (recovery grid)"
     parts = [what, short_dataset(row.get("dataset")), short_model(row.get("model"))]
     if row.get("seed") is not None:
         parts.append(f"seed {row['seed']}")
