@@ -53,6 +53,21 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of an append-only JSONL file; a torn last line (a killed writer) is skipped."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return rows
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
@@ -132,18 +147,8 @@ class Run:
                 f.flush()
 
     def metrics(self) -> list[dict]:
-        """All logged scalars; a torn last line (a killed writer) is skipped."""
-        rows = []
-        try:
-            with open(self.dir / "metrics.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue
-        except FileNotFoundError:
-            pass
-        return rows
+        """All logged scalars."""
+        return read_jsonl(self.dir / "metrics.jsonl")
 
     def artifact_names(self) -> list[str]:
         folder = self.dir / "artifacts"

@@ -1,0 +1,77 @@
+"""Cached inference for the Playground: one shared, thread-safe model per run, and cached predictions
+and explanations, so that retyping a sentence or switching tabs costs nothing.
+
+The Playground loads its own `LoadedModel` (not `app.state.load_model`'s tuple): integrated gradients
+hooks the embedding layer, and the lock inside `LoadedModel` keeps those hooks away from any other
+forward pass, including another tab's attack on the same model.
+"""
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from engine.attribution import IG_STEPS, Attribution, LoadedModel, explain
+from engine.paths import runs_home
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _loaded(home: str, run_id: str) -> LoadedModel:
+    from app.state import get_store
+    from engine.device import pick_device
+
+    return LoadedModel.from_run(get_store().get(run_id).dir, pick_device())
+
+
+def loaded_model(run_id: str) -> LoadedModel:
+    """The run's model, loaded once per process (raises ModelError/RunError with a message)."""
+    return _loaded(str(runs_home()), run_id)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _probs(home: str, run_id: str, text: str) -> list[float]:
+    return loaded_model(run_id).probs([text])[0].tolist()
+
+
+def probabilities(run_id: str, text: str) -> list[float]:
+    return _probs(str(runs_home()), run_id, text)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _explanation(home: str, run_id: str, text: str, how: str, target: int | None) -> Attribution:
+    return explain(loaded_model(run_id), text, how, target, IG_STEPS)
+
+
+def explanation(run_id: str, text: str, how: str, target: int | None = None) -> Attribution:
+    """Word-level saliency of `text` for class `target` (default: the predicted class)."""
+    return _explanation(str(runs_home()), run_id, text, how, target)
+
+
+@st.cache_resource(show_spinner=False)
+def _textattack_loader() -> dict:
+    state = {"ready": False, "error": None}
+
+    def load() -> None:
+        try:
+            from engine.attacks import _textattack
+
+            _textattack()
+            state["ready"] = True
+        except Exception as err:  # shown on the page; attacks then fail with the same error
+            state["error"] = f"{type(err).__name__}: {err}"
+
+    thread = threading.Thread(target=load, name="textattack-import", daemon=True)
+    thread.start()
+    state["thread"] = thread
+    return state
+
+
+def warm_up_textattack() -> None:
+    """Start importing TextAttack in the background (it takes seconds), once per process."""
+    _textattack_loader()
+
+
+def textattack_status() -> tuple[bool, str | None]:
+    """(imported yet, import error if any)."""
+    state = _textattack_loader()
+    return bool(state["ready"]), state["error"]

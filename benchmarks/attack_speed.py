@@ -1,0 +1,103 @@
+"""Attack speed: RobustLab's TextAttack wrapper against TextAttack's stock `HuggingFaceModelWrapper`.
+
+Runs DeepWordBug (TextAttack's own recipe, unchanged) on the first N SST-2 dev sentences (default 20)
+against the same fine-tuned model through both wrappers in one process. The two are interleaved per
+sentence so that a change in machine load hits both alike, and each sentence is attacked with the same
+random seed through both. Prints one JSON line:
+{"stock_seconds":..., "robustlab_seconds":..., "ratio":..., "identical_results": true|false, ...}
+where identical means the same outcome, the same perturbed text and the same query count for every
+sentence. Only attack time is counted (model loading and TextAttack's import are outside the clock).
+
+Usage: python benchmarks/attack_speed.py [--run RUN_ID] [--n 20] [--recipe deepwordbug]
+The run is taken from ROBUSTLAB_HOME (default: the newest finished vanilla MiniLM run there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pick_run(store, run_id: str | None):
+    if run_id:
+        return store.get(run_id)
+    for row in store.list(kind="train", status="done"):
+        if row["method"] == "vanilla" and row["model"] == "minilm":
+            return store.get(row["id"])
+    sys.exit(f"no finished vanilla MiniLM run in {store.home}; train one with `python -m engine train` "
+             f"or pass --run")
+
+
+def attack_once(attack, text: str, label: int, seed: int) -> tuple[tuple[str, str, int], float]:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    tick = time.perf_counter()
+    result = attack.attack(text, label)
+    seconds = time.perf_counter() - tick
+    final = result.perturbed_result
+    return (type(result).__name__, final.attacked_text.text, int(final.num_queries)), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", default=None)
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--recipe", default="deepwordbug")
+    args = parser.parse_args()
+
+    from engine.paths import use_project_nltk_data
+
+    use_project_nltk_data()
+    import torch
+
+    from engine.attacks import RECIPES, FastModelWrapper, _textattack
+    from engine.attribution import LoadedModel
+    from engine.data import load_dataset
+    from engine.models import load_trained
+    from engine.runs import RunStore
+
+    textattack = _textattack()
+    run = pick_run(RunStore(), args.run)
+    model, tokenizer, method = load_trained(run.dir)
+    data = load_dataset("sst2-dev")
+    texts, labels = data.texts[:args.n], data.labels[:args.n]
+    # Same truncation as the stock wrapper (the tokenizer's maximum, 512), so only padding and batching differ.
+    loaded = LoadedModel(model, tokenizer, method, max_length=min(tokenizer.model_max_length, 512))
+    stock = RECIPES[args.recipe].build(textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer))
+    ours = RECIPES[args.recipe].build(FastModelWrapper(loaded))
+    with torch.inference_mode():   # warm both paths once (first-call allocations), outside the clock
+        stock.goal_function.model([texts[0]])
+        loaded.logits([texts[0] + " warm-up"])
+
+    stock_seconds = ours_seconds = 0.0
+    same, outcomes, mismatches, queries = True, {}, [], 0
+    for i, (text, label) in enumerate(zip(texts, labels)):
+        a, sa = attack_once(stock, text, label, seed=i)
+        b, sb = attack_once(ours, text, label, seed=i)
+        stock_seconds += sa
+        ours_seconds += sb
+        outcomes[a[0]] = outcomes.get(a[0], 0) + 1
+        queries += a[2]
+        if a != b:
+            same = False
+            mismatches.append({"index": i, "stock": a, "robustlab": b})
+    print(json.dumps({"stock_seconds": round(stock_seconds, 2), "robustlab_seconds": round(ours_seconds, 2),
+                      "ratio": round(stock_seconds / max(ours_seconds, 1e-9), 2), "identical_results": same,
+                      "n": len(texts), "recipe": args.recipe, "run_id": run.id, "outcomes": outcomes,
+                      "queries": queries, "mismatches": mismatches[:3],
+                      "cache_hits": loaded.stats["cache_hits"], "torch_threads": torch.get_num_threads(),
+                      "load_average_1min": round(os.getloadavg()[0], 2)}))
+
+
+if __name__ == "__main__":
+    main()

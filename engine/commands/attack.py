@@ -1,0 +1,92 @@
+"""`python -m engine attack RUN_ID --recipe deepwordbug --dataset sst2-dev --n 50 --json`: a batch attack.
+
+The attack runs as a run of kind "attack" whose parent is the target run, so the Playground and reports
+find it later; an identical finished attack is reused unless --force. `attack-recipes` lists the recipes
+and says why each unavailable one cannot run here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("attack", help="attack a trained run with a TextAttack recipe over a dataset")
+    p.add_argument("run_id", help="the trained run to attack")
+    p.add_argument("--recipe", default="deepwordbug", help="see `python -m engine attack-recipes`")
+    p.add_argument("--dataset", default="sst2-dev", help="sst2-dev, advglue-sst2, sst2 or csv:PATH")
+    p.add_argument("--n", type=int, default=50, help="attack the first N examples")
+    p.add_argument("--max-queries", type=int, default=None, help="model queries per example (default 2000)")
+    p.add_argument("--max-fraction", type=float, default=None,
+                   help="largest share of words an attack may change, in (0, 1] (default 0.3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="attack again even if this exact attack is stored")
+    p.add_argument("--detach", action="store_true", help="queue as a background job and return at once")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_attack)
+
+    p = subparsers.add_parser("attack-recipes", help="the attack recipes, and why any cannot run here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recipes)
+
+
+def _emit(data: dict | list, as_json: bool) -> None:
+    print(json.dumps(data, default=str) if as_json else json.dumps(data, indent=2, default=str))
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    from engine import jobs
+    from engine.attacks import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget, batch_config, find_cached
+    from engine.runs import RunError, RunStore
+
+    store = RunStore()
+    target = store.get(args.run_id)
+    if target.config.get("kind", "train") != "train" or not target.has_model():
+        raise RunError(f"run {args.run_id} has no trained model to attack (kind {target.config.get('kind')}, "
+                       f"status {target.status.get('status')})")
+    budget = Budget(DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries,
+                    DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction)
+    config = batch_config(target.id, args.recipe, args.dataset, args.n, budget, args.seed)
+    if not args.force:
+        cached = find_cached(store, config)
+        if cached is not None:
+            _emit({**cached.results, "run_id": cached.id, "cached": True}, args.json)
+            return 0
+    if args.detach:
+        run = jobs.submit(store, config, kind="attack", parent=target.id)
+        _emit({"run_id": run.id, "status": "queued", "path": str(run.dir)}, args.json)
+        return 0
+    run = store.create(config, kind="attack", parent=target.id)
+    print(f"attack run {run.id} in {run.dir}", file=sys.stderr)
+    bar = _Bar()
+    results = jobs.execute(store, run, jobs.StopFlag().install(), bar)
+    bar.close()
+    _emit({**results, "cached": False}, args.json)
+    return 0 if results.get("status") in ("done", "cancelled") else 1
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from engine.attacks import recipe_table
+
+    _emit(recipe_table(), args.json)
+    return 0
+
+
+class _Bar:
+    """A tqdm bar on stderr (examples attacked, success rate so far), so --json keeps stdout clean."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int, success_rate: float) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, file=sys.stderr, unit="example", dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix(success=f"{success_rate:.2f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

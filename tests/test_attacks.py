@@ -1,0 +1,219 @@
+"""Attacks through TextAttack on the tiny model: the wrapper, the recipes, budgets, cancel, batch jobs, CLI."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.attacks import (RECIPES, AttackError, Attacker, Budget, FastModelWrapper, Recipe, Requirement,
+                            attack_summaries, diff_summary, diff_tokens, get_recipe, read_results, recipe_table)
+from engine.attribution import LoadedModel
+
+TEXTS = ["a charming and often affecting journey .", "unflinchingly bleak and desperate",
+         "it 's a lovely film with lovely performances by buy and accorsi .", "bad",
+         "the acting , costumes , music , cinematography and sound are all astounding given the production 's "
+         "austere locales ."]
+
+
+def sensitive_tiny_run(tiny_run, home: Path):
+    """A copy of the tiny run in a store of its own (indexed like any run), with its classifier head refit by ridge regression on the
+    pooled features of 512 SST-2 training sentences.
+
+    The tiny run's 4 training steps leave it predicting about 0.50 for every input, which no attack can
+    flip; the refit head (seconds) makes its predictions depend on the words, as a trained model's do.
+    Returns (store, run).
+    """
+    import torch
+
+    from engine.data import load_dataset, pad_batch
+    from engine.models import load_trained, save_trained
+    from engine.runs import RunStore
+
+    source = tiny_run[1]
+    store = RunStore(home)
+    run = store.create({k: v for k, v in source.config.items() if k not in ("kind", "run_id")})
+    shutil.copytree(source.dir / "model", run.dir / "model")
+    for name in ("results.json", "metrics.jsonl", "eval.json"):
+        if (source.dir / name).exists():
+            shutil.copy(source.dir / name, run.dir / name)
+    model, tok, _ = load_trained(run.dir)
+    data = load_dataset("sst2").sample(512, 0)
+    ids = tok(data.texts, truncation=True, max_length=64)["input_ids"]
+    with torch.no_grad():
+        feats = [model.bert(*pad_batch(ids[i:i + 128], tok.pad_token_id)).pooler_output.double()
+                 for i in range(0, len(ids), 128)]
+    x = torch.cat(feats).numpy()
+    y = np.array(data.labels) * 2.0 - 1
+    mu, sd = x.mean(0), x.std(0) + 1e-12
+    z = (x - mu) / sd
+    w = np.linalg.solve(z.T @ z + 0.1 * len(z) * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    k = 1.5 / (z @ w).std()
+    with torch.no_grad():
+        model.classifier.weight[1] = torch.tensor(w / sd * k / 2, dtype=torch.float32)
+        model.classifier.weight[0] = -model.classifier.weight[1]
+        model.classifier.bias[1] = float((-(mu / sd) @ w + y.mean()) * k / 2)
+        model.classifier.bias[0] = -model.classifier.bias[1]
+    save_trained(model, tok, model.config, run.dir / "model")
+    run.set_status("done", finished=time.time())
+    store.update_index(run)
+    return store, run
+
+
+@pytest.fixture(scope="module")
+def sensitive(tiny_run, tmp_path_factory):
+    return sensitive_tiny_run(tiny_run, tmp_path_factory.mktemp("sensitive") / "runs")
+
+
+@pytest.fixture(scope="module")
+def loaded(sensitive):
+    return LoadedModel.from_run(sensitive[1].dir)
+
+
+@pytest.fixture
+def own_store(sensitive, monkeypatch):
+    """The module's store as the current ROBUSTLAB_HOME, for the CLI."""
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(sensitive[0].home))
+    return sensitive
+
+
+def test_wrapper_matches_plain_model(tiny_run, loaded):
+    """Same probabilities as evaluate.predict_probs, in input order: on the trained tiny run (to float
+    precision) and on the refit head (which magnifies padding round-off, hence the looser tolerance)."""
+    from engine.evaluate import predict_probs
+
+    plain_run = LoadedModel.from_run(tiny_run[1].dir)
+    for model, atol in ((plain_run, 1e-6), (loaded, 2e-4)):
+        wrapper = FastModelWrapper(model, batch_size=2)
+        plain = predict_probs(model.model, model.method, model.tokenizer, TEXTS, max_length=model.max_length)
+        np.testing.assert_allclose(wrapper(TEXTS).softmax(-1).numpy(), plain, atol=atol)
+    wrapper = FastModelWrapper(loaded, batch_size=2)
+    plain = wrapper(TEXTS).softmax(-1).numpy()
+    hits = loaded.stats["cache_hits"]
+    again = wrapper(list(reversed(TEXTS))).softmax(-1).numpy()
+    np.testing.assert_allclose(again, plain[::-1], atol=1e-6)
+    assert loaded.stats["cache_hits"] == hits + len(TEXTS)
+
+
+def test_offline_recipes_listed_and_missing_resources_explained(monkeypatch):
+    table = {row["name"]: row for row in recipe_table()}
+    for name in ("deepwordbug", "pruthi", "pwws", "textbugger-chars", "embedding-swap"):
+        assert table[name]["available"], table[name]["reason"]
+    missing = Requirement("a resource that is not here", lambda: False)
+    monkeypatch.setitem(RECIPES, "needs-more", Recipe("needs-more", "t", "s", "words", (missing,), lambda w: None))
+    row = {r["name"]: r for r in recipe_table()}["needs-more"]
+    assert not row["available"] and "a resource that is not here" in row["reason"]
+    with pytest.raises(AttackError, match="a resource that is not here"):
+        get_recipe("needs-more")
+    with pytest.raises(AttackError, match="unknown recipe"):
+        get_recipe("nope")
+
+
+@pytest.mark.parametrize("budget", [Budget(0, 0.3), Budget(10, 0.0), Budget(10, 1.5)])
+def test_bad_budget_refused(loaded, budget):
+    with pytest.raises(AttackError):
+        Attacker(loaded, "deepwordbug", budget)
+
+
+def test_deepwordbug_flips_the_tiny_model_with_a_real_diff(loaded):
+    seen = []
+    attacker = Attacker(loaded, "deepwordbug", Budget(500, 1.0), on_progress=seen.append)
+    outcome = attacker.attack_text(TEXTS[0])
+    assert outcome.status == "succeeded", outcome.message
+    assert outcome.perturbed_text != outcome.original_text
+    assert any(op == "replace" for op, _, _ in diff_tokens(outcome.original_text, outcome.perturbed_text))
+    assert diff_summary(outcome.original_text, outcome.perturbed_text)
+    replayed = loaded.probs([outcome.perturbed_text])[0]
+    np.testing.assert_allclose(replayed, outcome.perturbed_probs, atol=1e-5)
+    assert int(np.argmax(replayed)) != outcome.label == int(np.argmax(outcome.original_probs))
+    assert 1 <= outcome.words_changed <= outcome.words_total and outcome.queries > 1
+    assert seen and seen[-1].queries <= outcome.queries and seen[-1].best_text
+
+
+def test_query_budget_is_respected(loaded):
+    outcome = Attacker(loaded, "pwws", Budget(3, 1.0)).attack_text(TEXTS[4])
+    assert outcome.queries <= 3
+    if outcome.status == "failed":
+        assert "query budget" in outcome.message
+
+
+def test_cancel_stops_the_search(loaded):
+    calls = {"n": 0}
+
+    def stop_after_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    loaded_fresh = LoadedModel(loaded.model, loaded.tokenizer, loaded.method, loaded.max_length, loaded.label_names)
+    outcome = Attacker(loaded_fresh, "deepwordbug", Budget(5000, 1.0), should_stop=stop_after_two).attack_text(
+        TEXTS[4])
+    assert outcome.status == "cancelled" and "cancelled" in outcome.message
+
+
+def test_misclassified_example_is_skipped_with_a_reason(loaded):
+    text = TEXTS[0]
+    wrong = 1 - int(np.argmax(loaded.probs([text])[0]))
+    outcome = Attacker(loaded, "deepwordbug", Budget(100, 0.3)).attack_text(text, label=wrong)
+    assert outcome.status == "skipped" and "already predicts" in outcome.message
+
+
+def test_text_with_no_words_is_skipped(loaded):
+    outcome = Attacker(loaded, "deepwordbug", Budget(100, 0.3)).attack_text("😀 🎬 \u200b !!")
+    assert outcome.status == "skipped" and "no words" in outcome.message
+    with pytest.raises(AttackError):
+        Attacker(loaded, "deepwordbug").attack_text("   ")
+
+
+def test_embedding_swap_uses_model_neighbours(loaded):
+    outcome = Attacker(loaded, "embedding-swap", Budget(300, 1.0)).attack_text(TEXTS[1])
+    assert outcome.status in ("succeeded", "failed")
+    if outcome.status == "succeeded":
+        vocab = loaded.tokenizer.get_vocab()
+        for op, old, new in diff_tokens(outcome.original_text, outcome.perturbed_text):
+            if op == "replace":
+                assert new.strip().lower() in vocab
+
+
+def test_diff_round_trip():
+    a, b = "the film is  terrible , really", "the flim is  terrib1e , really truly"
+    ops = diff_tokens(a, b)
+    assert "".join(o for _, o, _ in ops) == a and "".join(n for _, _, n in ops) == b
+    assert diff_summary(a, b).startswith("film -> flim")
+
+
+def test_cli_batch_attack_json_and_cache(own_store, capsys):
+    from engine.__main__ import main
+
+    store, target = own_store
+    assert main(["attack", target.id, "--recipe", "deepwordbug", "--dataset", "sst2-dev", "--n", "4",
+                 "--max-queries", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("success_rate", "avg_queries", "accuracy_under_attack", "n", "results_path"):
+        assert key in out
+    assert out["n"] == 4 and out["cached"] is False
+    assert 0 <= out["accuracy_under_attack"] <= out["original_accuracy"] <= 1
+    rows = read_results(store.get(out["run_id"]))
+    assert len(rows) == 4 and all(r["status"] in ("succeeded", "failed", "skipped") for r in rows)
+    assert sum(r["status"] == "succeeded" for r in rows) == round(out["succeeded"])
+    with open(out["results_path"], encoding="utf-8") as f:
+        assert len(f.read().strip().splitlines()) == 5
+    assert main(["attack", target.id, "--recipe", "deepwordbug", "--dataset", "sst2-dev", "--n", "4",
+                 "--max-queries", "200", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["cached"] is True and again["run_id"] == out["run_id"]
+    summaries = attack_summaries(store, target.id)
+    assert [s["run_id"] for s in summaries] == [out["run_id"]]
+    assert summaries[0]["recipe"] == "deepwordbug" and summaries[0]["success_rate"] == out["success_rate"]
+
+
+def test_cli_rejects_bad_input(own_store, capsys):
+    from engine.__main__ import main
+
+    _, target = own_store
+    assert main(["attack", target.id, "--max-queries", "0", "--json"]) == 2
+    assert "query budget" in capsys.readouterr().err
+    assert main(["attack", target.id, "--recipe", "textfooler-nope", "--json"]) == 2
+    assert main(["attack", "no-such-run", "--json"]) == 2
