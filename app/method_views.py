@@ -1,0 +1,136 @@
+"""Streamlit glue shared by the method pages (ROSE, UEGR, Match-Tuning): choosing a run of the page's
+method (or saying how to make one), redrawing while the run trains, reading its recorded arrays, and
+finding the vanilla run to compare with."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app.components import job_panel, page_link, run_picker
+from app.state import get_store
+from engine.methods import registry
+from engine.runs import ACTIVE, Run, RunError
+
+REFRESH_SECONDS = 3.0
+
+
+def train_command(method: str) -> str:
+    """The exact CLI command that makes a run this page can show (MiniLM, 2,000 SST-2 examples)."""
+    return (f"python -m engine train --method {method} --train-size 2000 --epochs 2 --seed 0 --json\n"
+            f"# quicker, on the tiny model:\n"
+            f"python -m engine train --method {method} --model tiny --train-size 200 --epochs 1")
+
+
+def command_like(run: Run, method: str) -> str:
+    """The CLI command for a run of `method` trained exactly like `run` (data, model, size, seed)."""
+    c = run.config
+    size = -1 if c.get("train_size") is None else c.get("train_size")
+    return (f"python -m engine train --method {method} --dataset {c.get('dataset')} --model {c.get('model')} "
+            f"--train-size {size} --epochs {c.get('epochs')} --batch-size {c.get('batch_size')} --lr {c.get('lr')} "
+            f"--seed {c.get('seed')} --json")
+
+
+def choose_run(methods: tuple[str, ...], key: str) -> Run | None:
+    """A picker over the runs of these methods (newest first, preselected). With none, explain how to
+    make one and return None."""
+    store = get_store()
+    rows = [r for r in store.list(kind="train") if r.get("method") in methods]
+    if not rows:
+        names = " or ".join(f"`{m}`" for m in methods)
+        st.info(f"There is no run of {names} in the run store `{store.home}` yet. Start one on the **Train** "
+                f"page (choose the method there), or from a shell in the project folder:", icon=":material/info:")
+        st.code(train_command(methods[0]), language="bash")
+        page_link("train.py", "Open the Train page", icon=":material/model_training:")
+        return None
+    run_id = run_picker("Run", key=key, filter_fn=lambda r: r.get("method") in methods and r.get("kind") == "train",
+                        default=rows[0]["id"], help="Runs of this page's method, newest first.")
+    if not run_id:
+        st.info("Choose a run above to see what the method did inside the model.")
+        return None
+    try:
+        return store.get(run_id)
+    except RunError as err:
+        st.error(str(err))
+        return None
+
+
+def settings_caption(run: Run) -> None:
+    """The run's method settings in one line (defaults filled in)."""
+    method = run.config.get("method")
+    cls = registry().get(method)
+    if cls is None:
+        st.caption(f"Method `{method}` is not installed in this copy of RobustLab.")
+        return
+    chosen = run.config.get("settings") or {}
+    parts = [f"{s.name} = {chosen.get(s.name, s.default)}" for s in cls.settings_spec]
+    config = run.config
+    st.caption(f"**{cls.title}** · " + " · ".join(parts) + f"  \nmodel {config.get('model')} · "
+               f"{config.get('train_size')} examples · {config.get('epochs')} epochs · "
+               f"batch {config.get('batch_size')} · lr {config.get('lr')} · seed {config.get('seed')}")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _live(run_id: str, draw: Callable[[Run], None]) -> None:
+    run = get_store().get(run_id)
+    if run.status.get("status") not in ACTIVE:
+        st.rerun()
+    draw(run)
+
+
+def show_run(run: Run, draw: Callable[[Run], None]) -> None:
+    """The job panel while the run is active, then `draw(run)`: redrawn every few seconds while the run
+    trains (the method writes its records every few seconds), once when it has finished."""
+    if run.status.get("status") in ACTIVE:
+        job_panel(run.id)
+        _live(run.id, draw)
+    else:
+        draw(run)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _read_npz(path: str, mtime: float) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def artifact(run: Run, name: str) -> dict[str, np.ndarray]:
+    """A recorded artifact ({} when the run has not written it yet), re-read only when the file changes."""
+    path = run.dir / "artifacts" / f"{name}.npz"
+    try:
+        return _read_npz(str(path), path.stat().st_mtime)
+    except (FileNotFoundError, OSError, ValueError):
+        return {}
+
+
+def vanilla_twin(run: Run) -> Run | None:
+    """The newest finished vanilla run trained like `run` (same dataset, model, seed, size, epochs, batch),
+    preferring one that recorded its weight drift."""
+    store = get_store()
+    config = run.config
+    same = ("dataset", "model", "seed", "train_size", "epochs", "batch_size")
+    found = []
+    for row in store.list(kind="train", method="vanilla", status="done"):
+        try:
+            other = store.get(row["id"])
+        except RunError:
+            continue
+        if all(other.config.get(k) == config.get(k) for k in same):
+            found.append(other)
+    with_drift = [r for r in found if (Path(r.dir) / "artifacts" / "drift.npz").exists()]
+    return (with_drift or found or [None])[0]
+
+
+def step_slider(label: str, steps: np.ndarray, key: str, help: str | None = None) -> int:
+    """A slider over the recorded steps; returns the index of the chosen one (the last by default)."""
+    values = [int(s) for s in steps]
+    if len(values) == 1:
+        st.caption(f"{label}: {values[0]} (only one recorded so far)")
+        return 0
+    if key in st.session_state and st.session_state[key] not in values:
+        del st.session_state[key]
+    start = {} if key in st.session_state else {"value": values[-1]}
+    chosen = st.select_slider(label, options=values, key=key, help=help, **start)
+    return values.index(chosen)

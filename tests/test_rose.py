@@ -1,0 +1,228 @@
+"""ROSE on the tiny model: the quantile band, the two risks, the masked AdamW step and the ensemble mask."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.methods import SettingError, StepContext, make_method
+from engine.methods._tensors import dropout_rates, rose_candidates
+from engine.methods.base import param_groups
+from engine.methods.rose import MaskedAdamW, band_mask, second_order_risk, symmetric_kl
+from engine.models import build_classifier
+from engine.recorder import Recorder
+
+
+def tiny() -> nn.Module:
+    return build_classifier("tiny", 2, seed=0)
+
+
+def batch(seed: int, size: int = 8, length: int = 12) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, 5000, (size, length), generator=g)
+    ids[:, 0] = 101
+    mask = torch.ones_like(ids)
+    mask[: size // 2, length - 3:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 2, (size,), generator=g)}
+
+
+def ctx(step: int, recorder: Recorder, record_now: bool = False) -> StepContext:
+    return StepContext(step=step, total_steps=10, epoch=0, device=torch.device("cpu"), recorder=recorder,
+                       record_now=record_now)
+
+
+class Stepper:
+    """The training loop's step for one method (loss, backward, clip, before_step, step), in pieces."""
+
+    def __init__(self, name: str, settings: dict | None = None, weight_decay: float = 0.01) -> None:
+        torch.manual_seed(0)
+        self.method = make_method(name, settings)
+        self.model = self.method.prepare_model(tiny())
+        self.model.train()
+        self.optimizer = self.method.make_optimizer(self.model, 1e-3, weight_decay, (0.9, 0.999))
+        self.recorder = Recorder(None)
+
+    def until_step(self, step: int) -> StepContext:
+        """Forward/backward/clip/before_step of this step; the caller runs optimizer.step()."""
+        c = ctx(step, self.recorder, record_now=True)
+        loss, _ = self.method.training_loss(self.model, batch(step), c)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.method.before_step(self.model, self.optimizer, c)
+        return c
+
+    def finish(self, c: StepContext) -> None:
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.after_step(self.model, c)
+
+    def full_step(self, step: int) -> None:
+        self.finish(self.until_step(step))
+
+
+# ---------------------------------------------------------------- pieces
+
+def test_tensor_filter_is_the_official_one():
+    names = [n for n, _ in rose_candidates(tiny())]
+    assert len(names) == 16  # 8 per layer, 2 layers
+    assert all("layer" in n and "weight" in n for n in names)
+    assert "bert.embeddings.LayerNorm.weight" not in names      # case-sensitive "layer"
+    assert not any(n.startswith(("classifier", "bert.pooler")) or n.endswith("bias") for n in names)
+
+
+def test_band_mask_keeps_the_quantile_band_inclusive():
+    scores = torch.arange(10, dtype=torch.float32)
+    mask, low, high = band_mask(scores, 0, 70)          # 0.7-quantile of 0..9 is 6.3
+    assert mask.tolist() == [1.0] * 7 + [0.0] * 3 and low == 0 and high == pytest.approx(6.3)
+    mask, low, _ = band_mask(scores, 20, 70)            # 0.2-quantile is 1.8
+    assert mask.tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0] and low == pytest.approx(1.8)
+
+
+def test_second_order_risk_matches_the_formula_on_hand_made_tensors():
+    g = [torch.tensor([3.0, 4.0]), torch.tensor([[6.0, 8.0]]), torch.tensor([0.0])]      # norms 5, 10, 0
+    m = [torch.tensor([0.3, 0.4]), torch.tensor([[0.0, 0.5]]), torch.tensor([2.0])]      # norms 0.5, 0.5, 2
+    risk = second_order_risk(torch.stack([x.norm() for x in g]), torch.stack([x.norm() for x in m]))
+    assert torch.allclose(risk, torch.tensor([0.0, 1.0, 1.0]), atol=1e-6)    # |0.1*5/0.5-1|, |0.1*10/0.5-1|, |0-1|
+
+
+def test_second_order_mask_uses_the_clipped_grad_and_previous_momentum():
+    run = Stepper("rose-second", {"upper": 50})
+    run.full_step(1)
+    c = run.until_step(2)
+    params = [p for _, p in rose_candidates(run.model)]
+    expected = torch.stack([(0.1 * p.grad.norm() / run.optimizer.state[p]["exp_avg"].norm() - 1).abs()
+                            for p in params])
+    recorded = run.recorder.series("rose")
+    assert np.allclose(recorded["second_score"][-1], expected.numpy(), rtol=1e-5)
+    keep = (expected >= torch.quantile(expected, 0.0)) & (expected <= torch.quantile(expected, 0.5))
+    assert recorded["mask"][-1].tolist() == keep.float().tolist()
+    assert np.isnan(recorded["second_score"][0]).all() and recorded["mask"][0].tolist() == [1.0] * 16
+    run.finish(c)
+
+
+def test_rose_freezes_exactly_the_tensors_outside_the_band_and_keeps_their_momentum():
+    run = Stepper("rose-second", {"upper": 50})
+    run.full_step(1)
+    run.full_step(2)
+    c = run.until_step(3)
+    mask = run.recorder.series("rose")["mask"][-1]
+    params = [p for _, p in rose_candidates(run.model)]
+    assert 0 < mask.sum() < len(mask)
+    before = {p: (p.detach().clone(), run.optimizer.state[p]["exp_avg"].clone()) for p in run.model.parameters()}
+    run.finish(c)
+    for p, mu in zip(params, mask):
+        weight, momentum = before[p]
+        if mu == 0:
+            assert torch.equal(p, weight), "a frozen tensor moved"
+            assert torch.equal(run.optimizer.state[p]["exp_avg"], momentum), "a frozen tensor's momentum changed"
+        else:
+            assert not torch.equal(p, weight)
+    others = [p for p in run.model.parameters() if all(p is not q for q in params) and p.requires_grad]
+    assert all(not torch.equal(p, before[p][0]) for p in others if p.dim() == 1)   # biases, LayerNorms always move
+
+
+def test_masked_adamw_with_nothing_masked_is_torch_adamw():
+    a = tiny().eval()       # no dropout: both copies see the same gradients
+    b = copy.deepcopy(a)
+    ours = MaskedAdamW(param_groups(a, 0.01), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
+    ref = torch.optim.AdamW(param_groups(b, 0.01), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
+    for step in range(3):
+        for model, opt in ((a, ours), (b, ref)):
+            inputs = batch(step)
+            loss = nn.functional.cross_entropy(model(input_ids=inputs["input_ids"],
+                                                     attention_mask=inputs["attention_mask"]).logits, inputs["labels"])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q), name
+
+
+# ---------------------------------------------------------------- first order and dropout
+
+def test_dropout_rates_reach_sdpa_attention_and_hidden_dropout():
+    model = tiny().train()
+    inputs = {k: v for k, v in batch(0).items() if k != "labels"}
+    assert model.config._attn_implementation in ("sdpa", "eager")
+    with dropout_rates(model, 0.0, 0.0):
+        assert torch.equal(model(**inputs).logits, model(**inputs).logits)
+    with dropout_rates(model, 0.0, 0.5):          # attention dropout alone must change the output
+        assert not torch.equal(model(**inputs).logits, model(**inputs).logits)
+    assert model.bert.encoder.layer[0].attention.self.dropout.p == 0.1       # restored afterwards
+
+
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_first_order_risk_is_the_kl_gradient_norm_and_not_in_the_loss(shortcut):
+    run = Stepper("rose-first", {"upper": 70, "kl_dropout": 0.2})
+    run.method.fast_kl = shortcut          # one backward plus captured activations, or a second backward
+    b, c = batch(1), ctx(1, run.recorder)
+    params = [p for _, p in rose_candidates(run.model)]
+    torch.manual_seed(7)
+    loss, scalars = run.method.training_loss(run.model, b, c)
+    assert all(p.grad is None for p in params)                     # the risk left no gradient behind
+    assert (run.method.first_scores is None) == shortcut
+    loss.backward()
+    run.method.before_step(run.model, run.optimizer, c)
+    recorded = run.recorder.series("rose")["first_score"][-1]
+    torch.manual_seed(7)                                           # the same two dropout masks again
+    with dropout_rates(run.model, 0.2, 0.2):
+        logits = run.model(input_ids=torch.cat([b["input_ids"]] * 2),
+                           attention_mask=torch.cat([b["attention_mask"]] * 2)).logits
+    first, second = logits.chunk(2)
+    expected = torch.stack([g.norm() for g in torch.autograd.grad(symmetric_kl(first, second), params)])
+    ce = 0.5 * (nn.functional.cross_entropy(first, b["labels"]) + nn.functional.cross_entropy(second, b["labels"]))
+    assert np.allclose(recorded, expected.numpy(), rtol=1e-4, atol=1e-9)
+    assert torch.allclose(loss, ce) and scalars["kl"] > 0          # the KL drives the mask only
+
+
+def test_symmetric_kl_is_zero_for_equal_logits():
+    a = torch.randn(4, 2)
+    assert float(symmetric_kl(a, a)) == pytest.approx(0.0, abs=1e-7)
+    assert float(symmetric_kl(a, a.flip(1))) > 0
+
+
+# ---------------------------------------------------------------- ensemble
+
+def test_ensemble_mask_is_half_first_plus_half_second():
+    run = Stepper("rose-ensemble", {"upper": 60})
+    for step in range(1, 5):
+        run.full_step(step)
+    rec = run.recorder.series("rose")
+    masks = rec["mask"]
+    assert set(np.unique(masks)) <= {0.0, 0.5, 1.0} and 0.5 in masks
+    first = (rec["first_score"] >= rec["first_low"][:, None]) & (rec["first_score"] <= rec["first_high"][:, None])
+    second = (rec["second_score"] >= rec["second_low"][:, None]) & (rec["second_score"] <= rec["second_high"][:, None])
+    second[0] = True                                            # no momentum at step 1: all kept
+    assert np.array_equal(masks, 0.5 * first + 0.5 * second)
+    summary = run.method.summary()
+    assert summary["share_frozen"] + summary["share_half"] + summary["share_kept"] == pytest.approx(1.0)
+
+
+def test_warmup_keeps_everything():
+    run = Stepper("rose-second", {"upper": 30, "warmup_steps": 3})
+    for step in range(1, 5):
+        run.full_step(step)
+    masks = run.recorder.series("rose")["mask"]
+    assert masks[:3].min() == 1.0 and masks[3].min() == 0.0
+
+
+# ---------------------------------------------------------------- settings
+
+@pytest.mark.parametrize("settings, words", [
+    ({"upper": 101}, "[0, 100]"), ({"lower": -1}, "[0, 100]"), ({"kl_dropout": 1.0}, "[0, 1)"),
+    ({"lower": 80, "upper": 70}, "must be below upper"), ({"gamma": 2}, "[0, 1]"),
+])
+def test_bad_settings_are_refused_with_the_range(settings, words):
+    with pytest.raises(SettingError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        make_method("rose-ensemble", settings)
+
+
+def test_train_records_masks_and_drift(run_home):
+    from engine.train import TrainConfig, train
+
+    results = train(TrainConfig(model="tiny", method="rose-first", train_size=32, batch_size=16, epochs=1,
+                                dev_size=32))
+    assert 0.5 < results["method_summary"]["mean_keep_fraction"] < 1.0

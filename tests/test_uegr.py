@@ -1,0 +1,147 @@
+"""UEGR on the tiny model: JS divergence, the dropout schedule, the embedding perturbation, and the
+top-rho selection of each tensor's update."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.methods import SettingError, StepContext, make_method
+from engine.methods.uegr import dropout_schedule, js_divergence, top_fraction_mask
+from engine.models import build_classifier
+from engine.recorder import Recorder
+
+
+def batch(seed: int, size: int = 8, length: int = 12) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, 5000, (size, length), generator=g)
+    mask = torch.ones_like(ids)
+    mask[: size // 2, length - 4:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 2, (size,), generator=g)}
+
+
+def ctx(step: int, recorder: Recorder) -> StepContext:
+    return StepContext(step=step, total_steps=10, epoch=0, device=torch.device("cpu"), recorder=recorder,
+                       record_now=True)
+
+
+def setup(settings: dict | None = None, weight_decay: float = 0.0):
+    torch.manual_seed(0)
+    method = make_method("uegr", settings)
+    model = method.prepare_model(build_classifier("tiny", 2, seed=0)).train()
+    optimizer = method.make_optimizer(model, 1e-3, weight_decay, (0.9, 0.999))
+    return method, model, optimizer
+
+
+# ---------------------------------------------------------------- pieces
+
+def test_js_divergence_is_zero_for_identical_and_positive_otherwise():
+    p = torch.log_softmax(torch.randn(5, 3), -1)
+    assert float(js_divergence([p, p, p])) == pytest.approx(0.0, abs=1e-6)
+    q = torch.log_softmax(torch.randn(5, 3), -1)
+    value = float(js_divergence([p, q]))
+    mean = 0.5 * (p.exp() + q.exp())
+    by_hand = 0.5 * ((p.exp() * (p - mean.log())).sum(-1) + (q.exp() * (q - mean.log())).sum(-1))
+    assert value > 0 and value == pytest.approx(float(by_hand.mean()), rel=1e-5)
+    assert value <= math.log(2) + 1e-6                      # JS of two distributions is at most log 2
+
+
+def test_dropout_schedule_spreads_rates_evenly():
+    assert dropout_schedule(3, 0.05, 0.3) == pytest.approx([0.05, 0.175, 0.3])
+    assert dropout_schedule(1, 0.1, 0.3) == [0.1]
+
+
+@pytest.mark.parametrize("n", [1000, 300_000])   # the small path and the sampled-bracket path
+def test_top_fraction_mask_is_exactly_the_top_k(n):
+    scores = torch.rand(n, generator=torch.Generator().manual_seed(n))
+    mask = top_fraction_mask(scores, 0.3, torch.Generator().manual_seed(1))
+    k = round(0.3 * n)
+    expected = torch.zeros(n, dtype=torch.bool)
+    expected[torch.topk(scores, k).indices] = True
+    assert torch.equal(mask, expected)
+
+
+def test_perturbation_stays_in_the_ball_and_off_padding():
+    method, model, _ = setup({"epsilon": 0.05, "alpha": 1.0, "n_adv": 3})
+    b = batch(0)
+    embeds = model.get_input_embeddings()(b["input_ids"]).detach()
+    delta, input_grad = method._perturbation(model, embeds, b["attention_mask"], b["labels"])
+    norms = delta.flatten(1).norm(dim=1)
+    assert torch.all(norms <= 0.05 + 1e-6) and torch.all(norms > 0.04)       # alpha 1 pushes to the boundary
+    assert torch.all(delta[b["attention_mask"] == 0] == 0)
+    assert input_grad is not None and input_grad > 0
+
+
+# ---------------------------------------------------------------- the backward stage
+
+def test_uegr_updates_only_the_top_rho_elements_of_each_tensor():
+    method, model, optimizer = setup({"rho": 0.3})
+    recorder = Recorder(None)
+    c = ctx(1, recorder)
+    loss, scalars = method.training_loss(model, batch(1), c)
+    assert {"clean_loss", "adv_loss", "js", "input_grad_norm"} <= set(scalars) and scalars["js"] > 0
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    saliency = {p: (p.detach() * p.grad).abs().clone() for p in method.params}
+    before = {p: p.detach().clone() for p in model.parameters()}
+    method.before_step(model, optimizer, c)
+    optimizer.step()                                   # fresh AdamW, no weight decay: only non-zero grads move
+    assert len(method.params) == 12                    # 6 weight matrices x 2 layers
+    for p in method.params:
+        k = round(0.3 * p.numel())
+        top = torch.zeros(p.numel(), dtype=torch.bool)
+        top[torch.topk(saliency[p].flatten(), k).indices] = True
+        moved = (p.detach() != before[p]).flatten()
+        assert torch.equal(moved, top), "the update must touch exactly the top-rho elements"
+    chosen = {id(p) for p in method.params}
+    others = [(n, p) for n, p in model.named_parameters() if id(p) not in chosen and "word_embeddings" not in n
+              and "token_type" not in n and "position" not in n]
+    assert all(torch.all(p.detach() != before[p]) for n, p in others), "biases, LayerNorm, head always move"
+    rec = recorder.series("uegr")
+    assert np.allclose(rec["selected_fraction"][0], 0.3, atol=1e-3)
+    assert rec["hist_selected"][0].sum() + rec["hist_other"][0].sum() > 0
+
+
+def test_global_scope_and_fisher_saliency_pick_across_tensors():
+    method, model, optimizer = setup({"rho": 0.5, "scope": "global", "saliency": "fisher"})
+    recorder = Recorder(None)
+    c = ctx(1, recorder)
+    loss, _ = method.training_loss(model, batch(2), c)
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() ** 2 for p in method.params])
+    method.before_step(model, optimizer, c)
+    kept = torch.cat([(p.grad != 0).flatten() for p in method.params])
+    assert kept.float().mean() == pytest.approx(0.5, abs=1e-3)
+    assert grads[kept].min() >= grads[~kept].max()
+    fractions = recorder.series("uegr")["selected_fraction"][0]
+    assert fractions.std() > 0                               # per tensor the share now varies
+
+
+# ---------------------------------------------------------------- settings and a run
+
+@pytest.mark.parametrize("settings, words", [
+    ({"rho": 0.0}, "(0, 1]"), ({"rho": 1.5}, "(0, 1]"), ({"K": 0}, "[1, 8]"), ({"epsilon": -0.1}, "(0, inf)"),
+    ({"p_min": 0.4, "p_max": 0.2}, "must not exceed p_max"), ({"saliency": "random"}, "one of taylor, fisher"),
+])
+def test_bad_settings_are_refused_with_the_range(settings, words):
+    with pytest.raises(SettingError) as err:
+        make_method("uegr", settings)
+    assert words in str(err.value)
+
+
+def test_train_records_curves_and_summary(run_home):
+    from engine.runs import RunStore
+    from engine.train import TrainConfig, train
+
+    store = RunStore()
+    config = TrainConfig(model="tiny", method="uegr", settings={"K": 2}, train_size=32, batch_size=16, epochs=1,
+                         dev_size=32)
+    run = store.create(config.to_dict())
+    results = train(config, run)
+    assert results["method_summary"]["mean_selected_fraction"] == pytest.approx(0.5, abs=0.01)
+    curves = run.artifact("uegr_curves")
+    assert len(curves["step"]) == 2 and np.all(curves["js"] >= 0)
+    assert {"uegr", "uegr_tensors", "drift"} <= set(run.artifact_names())
