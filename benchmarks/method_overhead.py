@@ -13,7 +13,7 @@ With --record-cost it also times steps with and without the heavy recording (sam
 reports the recording's share of step time at the cadence.
 
 Usage: python benchmarks/method_overhead.py [--methods rose-first,uegr] [--model minilm] [--rounds 5]
-       [--steps 6] [--batch-size 32] [--threads N] [--record-cost]
+       [--steps 6] [--batch-size 32] [--threads N] [--clock wall|cpu] [--record-cost]
 """
 from __future__ import annotations
 
@@ -153,8 +153,8 @@ def main() -> int:
     ratios = {name: round(statistics.median(t / v for t, v in zip(times, base)), 3)
               for name, times in per_round.items() if name != "vanilla"}
     out = {"benchmark": "method_overhead", "model": args.model, "device": describe(device),
-           "threads": torch.get_num_threads(), "clock": args.clock, "batch_size": args.batch_size, "rounds": args.rounds,
-           "steps_per_round": args.steps, "record_every": args.record_every,
+           "threads": torch.get_num_threads(), "clock": args.clock, "batch_size": args.batch_size,
+           "rounds": args.rounds, "steps_per_round": args.steps, "record_every": args.record_every,
            "mean_tokens_per_batch": round(float(np.mean([b["attention_mask"].sum() for b in timed])), 1),
            "seconds_per_step": {name: round(statistics.median(times), 4) for name, times in per_round.items()},
            "ratio_to_vanilla": ratios,

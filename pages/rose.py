@@ -48,7 +48,7 @@ def draw(run: Run) -> None:
     st.plotly_chart(fm.layer_step_heatmap(steps, masks, layer, "Share of each layer's 8 weight tensors updated",
                                           "updated"), key="rose-layer-step")
     st.caption("How to read it: one row per layer, one column per training step. Blue means all eight weight "
-               "tensors of that layer were updated at that step, red means all were frozen, pale in between. "
+               "tensors of that layer were updated at that step, red means all were frozen, yellow about half. "
                "Stripes that stay red show layers ROSE keeps protecting.")
 
     st.subheader("Which kinds of weight get frozen")
@@ -102,7 +102,7 @@ def draw(run: Run) -> None:
             st.plotly_chart(fm.drift_figure(drifts), key="rose-drift")
         with right:
             st.plotly_chart(fm.drift_final_figure(drifts), key="rose-drift-final")
-        st.caption("How to read it: the distance ‖θ_t − θ_0‖ between each layer's weights at step t and where "
+        st.caption("How to read it: the distance ‖θₜ − θ₀‖ between each layer's weights at step t and where "
                    "they started, one colour per layer (left), and where each layer ended up (right). Solid lines "
                    "and blue bars are this run; dashed lines and grey bars a vanilla run with the same data, model "
                    "and seed. Below vanilla means ROSE moved that layer less.")

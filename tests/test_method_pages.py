@@ -86,6 +86,8 @@ def test_rose_page_shows_masks_risks_shares_and_drift_against_vanilla(method_run
     assert "Soft mask: share of tensors at 0, 0.5 and 1" in titles
     drift = figures[titles.index("Cumulative weight drift per layer")]
     assert any(trace["name"].startswith("vanilla") for trace in drift["data"])
+    final = figures[titles.index("Drift at the end of training")]
+    assert [trace["name"] for trace in final["data"]] == ["rose-ensemble", "vanilla"]
     heat = figures[titles.index("Share of each layer's 8 weight tensors updated")]["data"][0]
     assert values(heat["z"]).shape == (2, 3) and values(heat["x"]).tolist() == [1, 2, 3]   # 2 layers x 3 steps
     at.select_slider(key="rose-step").set_value(1).run()                        # no momentum at step 1
