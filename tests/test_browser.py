@@ -2,60 +2,17 @@
 Debian's Chromium, from Home to Runs, with a screenshot saved."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser
+from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser, serve_app
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=CHROMIUM_MISSING)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_server(url: str, proc: subprocess.Popen, limit: float = 120) -> None:
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer on {url} within {limit}s")
 
 
 @pytest.fixture
 def served_app(run_home):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "ROBUSTLAB_HOME": str(run_home)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(url, proc)
+    with serve_app(run_home) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_home_then_runs_in_a_real_browser(served_app, tmp_path):

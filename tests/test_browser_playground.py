@@ -5,17 +5,11 @@ once (each tab must get its own result). Screenshots are saved in the test's tem
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser
+from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser, serve_app
 from test_attacks import sensitive_tiny_run
-from test_browser import free_port, wait_for_server
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=CHROMIUM_MISSING)
 SENTENCE = "a gorgeous , witty , seductive movie ."
 
@@ -24,23 +18,8 @@ SENTENCE = "a gorgeous , witty , seductive movie ."
 def served_playground(tiny_run, tmp_path):
     home = tmp_path / "runs"
     sensitive_tiny_run(tiny_run, home)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "ROBUSTLAB_HOME": str(home)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(url, proc)
+    with serve_app(home) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def open_playground(browser, url: str):
