@@ -21,16 +21,13 @@ def predict_probs(model, method, tokenizer, texts: list[str], labels: list[int] 
     encoded = encode_dataset(tokenizer, data, max_length)
     model.eval()
     out = np.zeros((len(texts), 0), dtype=np.float32)
-    chunks = []
     for batch in iter_batches(encoded, bucketed_batches(encoded.lengths(), batch_size, None),
                               tokenizer.pad_token_id, device):
         with autocast(device):
-            logits = method.logits(model, batch)
-        chunks.append((batch["index"].numpy(), torch.softmax(logits.float(), -1).cpu().numpy()))
-    if chunks:
-        out = np.zeros((len(texts), chunks[0][1].shape[1]), dtype=np.float32)
-        for idx, probs in chunks:
-            out[idx] = probs
+            probs = torch.softmax(method.logits(model, batch).float(), -1).cpu().numpy()
+        if out.shape[1] == 0:
+            out = np.zeros((len(texts), probs.shape[1]), dtype=np.float32)
+        out[batch["index"].numpy()] = probs
     return out
 
 

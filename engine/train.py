@@ -155,17 +155,15 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     tokenizer = load_tokenizer(config.model)
     base = build_classifier(config.model, splits.train.num_labels, config.seed)
     hf_config = base.config
+    say = run.log if run else (lambda _msg: None)
     if config.corruption:
         from engine.corruption import corrupt
 
-        say_later = corrupt(base, config.corruption)
+        say(f"corrupted before training: {corrupt(base, config.corruption)}")
     model = method.prepare_model(base).to(device)
     recorder = Recorder(run)
-    say = run.log if run else (lambda _msg: None)
     say(f"device {describe(device)}; {len(splits.train)} training examples; method {method.name} "
         f"{method.settings}")
-    if config.corruption:
-        say(f"corrupted before training: {say_later}")
 
     encoded = encode_dataset(tokenizer, splits.train, config.max_length)
     lengths = encoded.lengths()
