@@ -23,7 +23,7 @@ from engine.runs import ACTIVE, Run, RunError, RunStore, pid_alive, write_json
 
 # kind of run -> "module:function(run, should_stop, progress) -> results dict"
 JOB_KINDS: dict[str, str] = {"train": "engine.train:run_job", "attack": "engine.attacks:run_job",
-                             "recover": "engine.recovery:run_job"}
+                             "recover": "engine.recovery:run_job", "suite": "engine.suite:run_job"}
 
 
 class StopFlag:
@@ -107,11 +107,14 @@ def acquire_slot(store: RunStore, run: Run, should_stop: Callable[[], bool], pol
 
 
 def execute(store: RunStore, run: Run, should_stop: Callable[[], bool],
-            progress: Callable[..., None] | None = None) -> dict:
-    """Run one job to its end in this process: wait for a slot, dispatch on kind, record the outcome."""
+            progress: Callable[..., None] | None = None, slot_held: bool = False) -> dict:
+    """Run one job to its end in this process: wait for a slot, dispatch on kind, record the outcome.
+
+    `slot_held`: a job made of other jobs (a recovery grid, a suite) runs its parts in the slot it holds.
+    """
     run.set_status(pid=os.getpid())
-    slot = acquire_slot(store, run, should_stop)
-    if slot is None:
+    slot = None if slot_held else acquire_slot(store, run, should_stop)
+    if slot is None and not slot_held:
         run.set_status("cancelled", finished=time.time())
         run.log("cancelled while queued")
         store.update_index(run)
@@ -131,7 +134,8 @@ def execute(store: RunStore, run: Run, should_stop: Callable[[], bool],
         results = {"run_id": run.id, "status": "failed", "error": f"{type(err).__name__}: {err}"}
         run.set_status("failed", finished=time.time(), error=results["error"])
     finally:
-        os.close(slot)
+        if slot is not None:
+            os.close(slot)
     store.update_index(run)
     return results
 

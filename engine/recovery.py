@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from engine.corruption import CorruptionError, KINDS, check_spec, group_layers
-from engine.runs import Run, RunStore, write_json
+from engine.runs import Run, RunStore
 
 GRID_POSITIONS: dict[str, str] = {
     "bottom": "the k layers next to the embeddings",
@@ -228,27 +226,17 @@ class _GridProgress:
 
 def _train_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int,
                 should_stop: Callable[[], bool], progress: Callable) -> tuple[Run, dict[str, Any]]:
-    """Record one cell as a child run of the grid and train it in this process."""
-    from engine.train import environment, train
+    """Record one cell as a child run of the grid and train it in this process, in the grid's slot."""
+    from engine.jobs import execute
+    from engine.train import environment
 
-    config = spec.train_config(cell)
-    child = store.create({**config.to_dict(), "environment": environment(),
+    child = store.create({**spec.train_config(cell).to_dict(), "environment": environment(),
                           "recovery": {**cell.to_dict(), "grid": grid.id, "index": index}},
                          kind="train", parent=grid.id)
-    child.set_status("running", pid=os.getpid(), started=time.time())
-    store.update_index(child)
     grid.log(f"cell {index + 1}: {cell.label} seed {cell.seed} -> run {child.id}")
-    try:
-        child.log(f"cell {cell.label} (seed {cell.seed}) of recovery grid {grid.id}; config {config.to_dict()}")
-        results = {"run_id": child.id, **train(config, child, should_stop, progress)}
-        write_json(child.dir / "results.json", results)
-        child.set_status(results.get("status", "done"), finished=time.time())
-    except Exception as err:  # one failed cell must not take the finished ones with it
-        child.log("failed:\n" + traceback.format_exc())
-        results = {"run_id": child.id, "status": "failed", "error": f"{type(err).__name__}: {err}"}
-        child.set_status("failed", finished=time.time(), error=results["error"])
-        grid.log(f"cell {cell.label} seed {cell.seed} failed: {results['error']}")
-    store.update_index(child)
+    results = execute(store, child, should_stop, progress, slot_held=True)
+    if results.get("status") == "failed":
+        grid.log(f"cell {cell.label} seed {cell.seed} failed: {results.get('error')}")
     return child, results
 
 

@@ -228,11 +228,12 @@ class RunStore:
                         results.get("advglue_sst2_accuracy"), json.dumps(summary), run.id))
 
     def list(self, kind: str | None = None, status: str | None = None, method: str | None = None,
-             parent: str | None = None) -> list[dict]:
+             parent: str | None = None, model: str | None = None) -> list[dict]:
         """Index rows, newest first, after marking runs whose worker died as failed."""
         self.reconcile()
         query, args = "select * from runs where 1=1", []
-        for column, value in (("kind", kind), ("status", status), ("method", method), ("parent", parent)):
+        for column, value in (("kind", kind), ("status", status), ("method", method), ("parent", parent),
+                              ("model", model)):
             if value is not None:
                 query += f" and {column}=?"
                 args.append(value)

@@ -1,0 +1,127 @@
+"""The Benchmark page's two suite pieces: the Reproduce panel that queues a suite, and the live overview of
+one suite's progress (what each method and seed uses, trained or reused, attacked or not)."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.components import status_badge
+from app.formatting import fmt_duration
+from app.state import get_store
+from engine import jobs
+from engine.attacks import recipe_table
+from engine.commands.suite import seed_list
+from engine.methods import registry
+from engine.models import known_models
+from engine.runs import ACTIVE, RunError
+from engine.suite import SUITE_METHODS, SuiteSpec, estimate_seconds, submit_suite, suite_config, suite_items
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _estimate(home: str, spec: dict) -> dict[str, float | None]:
+    return estimate_seconds(get_store(), SuiteSpec.from_dict(spec))
+
+
+def reproduce_form() -> str | None:
+    """Inputs for a suite, what it would cost, and the button that queues it; returns the new suite's id."""
+    methods = st.multiselect("Methods", list(registry()), default=list(SUITE_METHODS), key="bench-methods",
+                             help="Every method is trained once per seed with the same data and budget.")
+    a, b, c, d = st.columns(4)
+    seeds_text = a.text_input("Seeds", "0, 1, 2", key="bench-seeds", help="Comma-separated whole numbers.")
+    train_size = b.number_input("Training examples", 16, 67349, 2000, step=500, key="bench-train")
+    epochs = c.number_input("Epochs", 1, 20, 2, key="bench-epochs")
+    model = d.selectbox("Model", list(known_models()), key="bench-model",
+                        help="\n\n".join(f"**{k}**: {v}" for k, v in known_models().items()))
+    recipes = [r["name"] for r in recipe_table() if r["available"]]
+    e, f, g = st.columns(3)
+    recipe = e.selectbox("Attack recipe", [*recipes, "none"], key="bench-recipe",
+                         help="Attacks the first sentences of the SST-2 dev set with each trained model.")
+    attack_n = f.number_input("Sentences to attack", 0, 872, 100, step=25, key="bench-attack-n",
+                              help="0: no attacks (the attack columns stay empty).")
+    reuse = g.checkbox("Reuse finished runs", True, key="bench-reuse",
+                       help="A finished run with exactly this configuration (or attack) is used, not repeated.")
+    config = None
+    try:
+        spec = SuiteSpec(methods=methods, seeds=seed_list(seeds_text), train_size=int(train_size),
+                         epochs=int(epochs), model=model, recipe=None if recipe == "none" else recipe,
+                         attack_n=int(attack_n), reuse=reuse)
+        config = suite_config(spec)
+    except ValueError as err:   # SuiteError, ConfigError, SettingError: each says what to change
+        st.error(f"This suite cannot run: {err}", icon=":material/error:")
+    else:
+        st.info(_cost_text(spec), icon=":material/schedule:")
+    if st.button("Run the suite", type="primary", disabled=config is None, icon=":material/play_arrow:",
+                 key="bench-start"):
+        run = submit_suite(get_store(), spec)
+        st.success(f"Queued suite {run.id}. It keeps going if you leave this page; follow it below.")
+        return run.id
+    return None
+
+
+def _cost_text(spec: SuiteSpec) -> str:
+    estimate = _estimate(str(get_store().home), spec.__dict__)
+    known = [v for v in estimate.values() if v is not None]
+    unknown = [m for m, v in estimate.items() if v is None]
+    text = (f"{len(spec.methods) * len(spec.seeds)} models ({len(spec.methods)} methods x {len(spec.seeds)} seeds), "
+            "trained one after another in one background job so the machine is never oversubscribed. ")
+    if known:
+        text += f"Training needs about {fmt_duration(sum(known))} on this machine, judged from earlier runs"
+        text += f" (no earlier run of {', '.join(unknown)} to judge by)" if unknown else ""
+        text += "; attacks add a little for each model."
+    else:
+        text += "No earlier runs of these methods on this model to estimate the time from."
+    return text
+
+
+def suite_overview(run_id: str) -> None:
+    """Progress of one suite: a bar, a row per (method, seed), and Cancel while it runs."""
+    try:
+        run = get_store().get(run_id)
+    except RunError as err:
+        st.warning(str(err))
+        return
+    if run.status.get("status") in ACTIVE:
+        _live_overview(run_id)
+    else:
+        _overview_body(run_id, live=False)
+
+
+@st.fragment(run_every=2.0)
+def _live_overview(run_id: str) -> None:
+    _overview_body(run_id, live=True)
+
+
+def _overview_body(run_id: str, live: bool) -> None:
+    store = get_store()
+    try:
+        run = store.get(run_id)
+    except RunError as err:
+        st.warning(str(err))
+        return
+    status = run.status
+    state = status.get("status", "unknown")
+    if live and state not in ACTIVE:
+        st.rerun()   # redraw the page once, so the report picks up the finished suite
+    items = suite_items(run)
+    top = st.columns([0.8, 0.2], vertical_alignment="center")
+    trained = sum(i["train_status"] == "done" for i in items)
+    top[0].markdown(f"**Suite `{run.id}`**: {trained} of {len(items)} models ready")
+    with top[1]:
+        status_badge(state)
+    step, total = status.get("step") or 0, status.get("total_steps")
+    if state == "queued":
+        st.progress(0.0, text="Waiting for a free worker slot (one job trains at a time).")
+    elif total:
+        text = f"{step} / {total} steps" + (f" · now: {status['current']}" if status.get("current") else "")
+        st.progress(min(step / total, 1.0), text=text)
+    if state == "failed":
+        st.error(f"The suite failed: {status.get('error', 'no error message was recorded')}")
+    elif state == "cancelled":
+        st.warning("The suite was cancelled; the runs it finished are kept and reported below.")
+    table = pd.DataFrame([{"method": i["method"], "seed": i["seed"], "training": i["train_status"]
+                           + (" (reused)" if i.get("reused") else ""), "attack": i.get("attack_status"),
+                           "train run": i.get("train_run") or "", "error": i.get("error") or ""} for i in items])
+    st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(items), 330))
+    if live and st.button("Cancel suite", key=f"cancel-suite-{run.id}", icon=":material/stop_circle:"):
+        st.info(f"Cancel requested ({jobs.cancel(store, run.id)}): the current part stops at its next step; "
+                "everything finished is kept.")

@@ -1,0 +1,96 @@
+"""`python -m engine report --json`: the benchmark of a suite (the newest one unless --suite or --runs):
+methods with mean and spread over seeds, and the seed papers' claims with a verdict each.
+
+It reads stored evaluations and attacks only; --fill computes what is missing first (evaluations in this
+process, attacks as jobs run here in turn).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="compare methods over seeds and judge the papers' claims")
+    p.add_argument("--suite", help="suite run id (default: the newest suite)")
+    p.add_argument("--runs", help="comma-separated train run ids instead of a suite")
+    p.add_argument("--recipe", help="attack recipe to read (default: the suite's, else deepwordbug)")
+    p.add_argument("--attack-dataset", help="default: the suite's, else sst2-dev")
+    p.add_argument("--attack-n", type=int, help="default: the suite's, else 100")
+    p.add_argument("--grid", help="recovery grid run id for the Healing Powers claim (default: the newest done)")
+    p.add_argument("--fill", action="store_true", help="compute missing evaluations and attacks first")
+    p.add_argument("--format", choices=["json", "markdown", "csv"], default="json")
+    p.add_argument("--out", help="write the report here instead of stdout")
+    p.add_argument("--json", action="store_true", help="one JSON line (the same as --format json)")
+    p.set_defaults(func=cmd_report)
+
+
+def report_inputs(store, args: argparse.Namespace):
+    """The run ids and attack spec a report covers: named runs, a named suite, or the newest suite."""
+    from engine.benchmark import AttackSpec
+    from engine.runs import RunError
+    from engine.suite import SuiteSpec, list_suites, suite_train_runs
+
+    suite_config: dict = {}
+    if args.runs:
+        run_ids = [r.strip() for r in args.runs.split(",") if r.strip()]
+        if not run_ids:
+            raise RunError("--runs names no runs")
+    else:
+        suite_id = args.suite or next((row["id"] for row in list_suites(store)), None)
+        if suite_id is None:
+            raise RunError(f"no suite in {store.home} yet: run `python -m engine suite --methods ... --seeds ...`, "
+                           "or name runs with --runs")
+        suite = store.get(suite_id)
+        if suite.config.get("kind") != "suite":
+            raise RunError(f"run {suite_id} is a {suite.config.get('kind')} run, not a suite")
+        suite_config = suite.config
+        run_ids = suite_train_runs(store, suite)
+        print(f"suite {suite_id} ({suite.status.get('status')}): {len(run_ids)} runs", file=sys.stderr)
+    spec = SuiteSpec.from_dict(suite_config) if suite_config else None
+    recipe = args.recipe or (spec.recipe if spec else "deepwordbug")
+    attack = None if (spec and not spec.attacks() and not args.recipe) or recipe == "none" else AttackSpec(
+        recipe, args.attack_dataset or (spec.attack_dataset if spec else "sst2-dev"),
+        args.attack_n or (spec.attack_n if spec else 100))
+    return run_ids, attack
+
+
+def fill_missing(store, run_ids: list[str], attack) -> None:
+    """Compute the evaluations and attacks the report lacks, one at a time, in this process."""
+    from engine import jobs
+    from engine.benchmark import missing_work, run_rows
+    from engine.evaluate import evaluate_run
+
+    todo = missing_work(run_rows(store, run_ids, attack))
+    for run_id in todo["evaluations"]:
+        print(f"evaluating {run_id}", file=sys.stderr)
+        evaluate_run(store, run_id, ["sst2-dev", "advglue-sst2"])
+    for run_id in todo["attacks"]:
+        print(f"attacking {run_id} with {attack.recipe}", file=sys.stderr)
+        run = store.create(attack.config_for(run_id), kind="attack", parent=run_id)
+        jobs.execute(store, run, jobs.StopFlag().install())
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.benchmark import build_report, claims_table, latest_grid, methods_table, to_csv, to_markdown
+    from engine.runs import RunStore
+
+    store = RunStore()
+    run_ids, attack = report_inputs(store, args)
+    if args.fill:
+        fill_missing(store, run_ids, attack)
+    report = build_report(store, run_ids, attack, args.grid or latest_grid(store))
+    if args.json or args.format == "json":
+        text = json.dumps(report, default=str)
+    elif args.format == "markdown":
+        text = to_markdown(report)
+    else:
+        text = to_csv(methods_table(report)) + "\n" + to_csv(claims_table(report))
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"report written to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,137 @@
+"""The Benchmark page through AppTest: a tiny suite recorded by the real job is compared and its claims judged;
+an empty store, a bad suite, runs chosen by hand, a deleted run and a suite queued from the page."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120  # seconds for one script run: the first run imports torch and transformers
+
+
+def page() -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / "benchmark.py"), default_timeout=TIMEOUT)
+
+
+def no_exception(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def methods_frame(at: AppTest):
+    return next(df.value for df in at.dataframe if "clean dev accuracy" in df.value.columns)
+
+
+@pytest.fixture(scope="module")
+def suite_home(tmp_path_factory) -> tuple[Path, str]:
+    """A finished tiny suite: vanilla and rose-second, seeds 0 and 1, each attacked on 2 dev sentences."""
+    from engine import jobs
+    from engine.runs import RunStore
+    from engine.suite import SuiteSpec, suite_config
+
+    home = tmp_path_factory.mktemp("bench_runs")
+    store = RunStore(home)
+    spec = SuiteSpec(methods=["vanilla", "rose-second"], seeds=[0, 1], model="tiny", train_size=32, epochs=1,
+                     attack_n=2, train={"batch_size": 16})
+    suite = store.create(suite_config(spec), kind="suite")
+    results = jobs.execute(store, suite, lambda: False)
+    assert results["status"] == "done", suite.log_text()
+    return home, suite.id
+
+
+def test_page_compares_a_recorded_suite_and_judges_the_claims(suite_home, monkeypatch):
+    home, suite_id = suite_home
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = no_exception(page().run())
+    assert at.selectbox(key="bench-suite").value == suite_id
+    table = methods_frame(at)
+    assert list(table["method"]) == ["vanilla", "rose-second"]
+    assert list(table["runs"]) == [2, 2]
+    assert all("±" in v for v in table["clean dev accuracy"])   # two seeds: a spread
+    titles = chart_titles(at)
+    assert {"clean dev accuracy", "AdvGLUE-SST2 accuracy", "attack success rate",
+            "accuracy under attack"} <= set(titles)
+    assert "Accuracy under attack against query budget" in titles
+    markdown = " ".join(m.value for m in at.markdown)
+    for paper in ("IM-BERT", "ROSE", "Match-Tuning", "UEGR", "Healing Powers"):
+        assert paper in markdown
+    assert "no finished im-bert runs" in markdown   # a method the suite lacks is named, not scored as 0
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Methods (CSV)", "Claims (CSV)", "Report (Markdown)", "Report (JSON)"]
+
+
+def test_empty_store_and_impossible_suites_get_clear_messages(run_home):
+    at = no_exception(page().run())
+    assert any("No suite yet" in i.value or "Nothing to compare" in i.value for i in at.info)
+    at.multiselect(key="bench-methods").set_value([]).run()
+    assert any("at least one method" in e.value for e in at.error)
+    assert at.button(key="bench-start").disabled
+    at.multiselect(key="bench-methods").set_value(["vanilla"])
+    at.text_input(key="bench-seeds").input("0, zero").run()
+    assert any("seeds are whole numbers" in e.value for e in at.error)
+    at.text_input(key="bench-seeds").input("1, 1").run()
+    assert any("repeated" in e.value for e in at.error)
+
+
+def test_runs_chosen_by_hand_and_missing_attacks(suite_home, monkeypatch):
+    home, _ = suite_home
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = page()
+    at.session_state["bench-source"] = "Runs I choose"
+    at.run()
+    at.multiselect(key="bench-whole").set_value(["vanilla"])
+    at.number_input(key="bench-attack-read-n").set_value(5).run()   # no stored attack on 5 sentences
+    no_exception(at)
+    table = methods_frame(at)
+    assert list(table["method"]) == ["vanilla"]
+    assert table["attack success rate"][0] == "missing" and table["clean dev accuracy"][0] != "missing"
+    assert any("lack the deepwordbug attack on 5" in w.value for w in at.warning)
+
+
+def test_a_deleted_run_is_shown_as_deleted_not_as_zero(suite_home, tmp_path, monkeypatch):
+    from engine.runs import RunStore
+    from engine.suite import suite_train_runs
+
+    home = tmp_path / "copy"
+    shutil.copytree(suite_home[0], home)
+    store = RunStore(home)
+    gone = suite_train_runs(store, store.get(suite_home[1]))[0]
+    store.delete(gone)
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = no_exception(page().run())
+    table = methods_frame(at)
+    assert list(table["runs"][:2]) == [1, 2] and "(deleted runs)" in list(table["method"])
+    assert "±" not in table["clean dev accuracy"][0]   # one seed left: no spread, and no zero averaged in
+    assert any(gone in c.value and "deleted" in c.value for c in at.caption)
+
+
+def test_reproduce_queues_a_suite_and_cancel_stops_it(run_home):
+    from engine.runs import RunStore
+
+    at = page().run()
+    at.multiselect(key="bench-methods").set_value(["vanilla"])
+    at.text_input(key="bench-seeds").input("0")
+    at.selectbox(key="bench-model").set_value("tiny")
+    at.number_input(key="bench-train").set_value(32)
+    at.number_input(key="bench-epochs").set_value(1)
+    at.number_input(key="bench-attack-n").set_value(0).run()
+    no_exception(at).button(key="bench-start").click().run()
+    no_exception(at)
+    suites = RunStore(run_home).list(kind="suite")
+    assert len(suites) == 1 and at.selectbox(key="bench-suite").value == suites[0]["id"]
+    from engine import jobs
+
+    jobs.cancel(RunStore(run_home), suites[0]["id"])
+    deadline = time.time() + 60
+    while RunStore(run_home).get(suites[0]["id"]).status["status"] in ("queued", "running"):
+        assert time.time() < deadline, "the suite did not stop after cancel"
+        time.sleep(0.5)
