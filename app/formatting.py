@@ -49,7 +49,7 @@ def fmt_duration(seconds: float | None) -> str:
 def _what(row: dict) -> list[str]:
     what = row.get("method") or row.get("kind") or "run"
     if row.get("kind") not in (None, "train"):
-        what = f"{row['kind']} · {what}" if row.get("method") else row["kind"]
+        what = f"{row['kind']} · {what}" if row.get("method") not in (None, row["kind"]) else row["kind"]
     elif row.get("parent"):  # a train run inside a recovery grid: corrupted or its clean baseline
         what = f"{what} (recovery grid)"
     parts = [what, short_dataset(row.get("dataset")), short_model(row.get("model"))]

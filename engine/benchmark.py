@@ -24,13 +24,20 @@ METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGL
            "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
 LEVEL = 0.95
 SCALE_NOTE = (
-    "These are small-scale replications: all-MiniLM-L6-v2 (6 layers, 22.7M parameters) instead of BERT-base or "
-    "-large, a few thousand SST-2 sentences and a couple of epochs instead of full GLUE training, one attack "
-    "recipe on the first dev sentences, a handful of seeds, all on a CPU. AdvGLUE-SST2 has 148 sentences, so one "
-    "sentence moves its accuracy by 0.7 points. On a GPU with full data the models would reach the papers' "
-    "accuracies (about 92-94 % on SST-2), differences between methods would shrink in relative terms but be "
-    "measured far more precisely, and more seeds would narrow the intervals that decide the verdicts; a claim "
-    "that is inconclusive here may well be settled there.")
+    "These are small-scale replications: {models} instead of BERT-base or -large, a few thousand SST-2 sentences "
+    "and a couple of epochs instead of full GLUE training, one attack recipe on the first dev sentences, a handful "
+    "of seeds, on a CPU budget. AdvGLUE-SST2 has 148 sentences, so one sentence moves its accuracy by 0.7 points. "
+    "On a GPU with full data the models would reach the papers' accuracies (about 92-94 % on SST-2), differences "
+    "between methods would shrink in relative terms but be measured far more precisely, and more seeds would "
+    "narrow the intervals that decide the verdicts; a claim that is inconclusive here may well be settled there.")
+
+
+def scale_note(models: set[str | None]) -> str:
+    """SCALE_NOTE for the models a report covers."""
+    from engine.models import known_models
+
+    names = [known_models().get(m, m).split(" (")[0] for m in sorted(m for m in models if m)]
+    return SCALE_NOTE.format(models=" and ".join(names) or "all-MiniLM-L6-v2")
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,11 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
     if attack is not None:
         found = find_cached(store, attack.config_for(run.id))
         if found is not None:
-            row.update(attack_run=found.id, attack_success_rate=found.results.get("success_rate"),
-                       accuracy_under_attack=found.results.get("accuracy_under_attack"))
+            results = found.results
+            attacked = (results.get("succeeded") or 0) + (results.get("failed") or 0)
+            row.update(attack_run=found.id, accuracy_under_attack=results.get("accuracy_under_attack"),
+                       # no sentence the model got right: a success rate is undefined, not 0
+                       attack_success_rate=results.get("success_rate") if attacked else None)
     wanted = [m for m in METRICS if attack is not None or m in ("dev_accuracy", "advglue_sst2_accuracy")]
     if dev_name == "heldout":
         wanted.remove("advglue_sst2_accuracy")
@@ -134,7 +144,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     deleted = [r for r in rows if r["status"] == "deleted"]
     if deleted:
         out.append({"method": "(deleted runs)", "n_runs": 0, "seeds": [], "n_failed": 0,
-                    "n_unfinished": len(deleted), **{k: None for m in METRICS for k in (m, f"{m}_std")}})
+                    "n_unfinished": len(deleted), **{k: None for m in METRICS for k in (m, f"{m}_std")},
+                    **{f"{m}_{k}": 0 for m in METRICS for k in ("n", "missing")}})
     return out
 
 
@@ -146,7 +157,7 @@ def compare(a: list[float], b: list[float] | float, higher_is_better: bool = Tru
     and the verdict on "a is better than b"."""
     from scipy import stats
 
-    fixed = not isinstance(b, list)
+    fixed = isinstance(b, (int, float))
     out: dict[str, Any] = {"mean_a": float(np.mean(a)) if a else None, "n_a": len(a),
                            "mean_b": float(b) if fixed else (float(np.mean(b)) if b else None),
                            "n_b": None if fixed else len(b), "diff": None, "ci_low": None, "ci_high": None}
@@ -257,7 +268,7 @@ def judge(claim: Claim, values: dict[str, dict[str, list[float]]]) -> dict[str, 
     parts = []
     for part in claim.parts:
         a = values.get(part.group, {}).get(part.metric, [])
-        b = part.baseline if isinstance(part.baseline, float) else values.get(part.baseline, {}).get(part.metric, [])
+        b = values.get(part.baseline, {}).get(part.metric, []) if isinstance(part.baseline, str) else part.baseline
         result = compare(a, b, higher_is_better=not part.below)
         if result["mean_a"] is None or result["mean_b"] is None:
             absent = part.group if result["mean_a"] is None else part.baseline
@@ -292,7 +303,7 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
     """The whole report: per-run rows, per-method rows, claims, and where each number came from."""
     from engine.recovery import grid_rows
 
-    rows = run_rows(store, run_ids, attack)
+    rows = run_rows(store, list(dict.fromkeys(run_ids)), attack)   # a run named twice counts once
     grid = None
     if grid_id:
         try:
@@ -300,7 +311,7 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
         except RunError:
             grid_id = None
     configs = {(r.get("model"), r.get("train_size"), r.get("epochs")) for r in rows if r["status"] == "done"}
-    notes = [SCALE_NOTE]
+    notes = [scale_note({r.get("model") for r in rows if r["status"] == "done"})]
     if len(configs) > 1:
         notes.append("The runs differ in model, training size or epochs: "
                      + "; ".join(f"{m} {n} examples x {e} epochs" for m, n, e in sorted(configs, key=str))
@@ -312,7 +323,7 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
 def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Which finished runs lack a stored evaluation, and which lack the attack."""
     evals = [r["run_id"] for r in rows if {"dev_accuracy", "advglue_sst2_accuracy"} & set(r["missing"])]
-    attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"]]
+    attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"] and not r["attack_run"]]
     return {"evaluations": evals, "attacks": attacks}
 
 

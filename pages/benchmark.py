@@ -24,9 +24,9 @@ from app.state import get_store  # noqa: E402
 from app.suite_views import reproduce_form, suite_overview  # noqa: E402
 from engine import jobs  # noqa: E402
 from engine.attacks import recipe_table  # noqa: E402
-from engine.benchmark import (LEVEL, METRICS, SCALE_NOTE, AttackSpec, budget_curves, build_report,  # noqa: E402
+from engine.benchmark import (LEVEL, METRICS, AttackSpec, budget_curves, build_report,  # noqa: E402
                               claims_table, latest_grid, methods_table, missing_work, part_numbers, to_csv,
-                              to_markdown)
+                              scale_note, to_markdown)
 from engine.evaluate import evaluate_run  # noqa: E402
 from engine.runs import ACTIVE  # noqa: E402
 from engine.suite import SuiteSpec, list_suites, suite_train_runs  # noqa: E402
@@ -46,7 +46,7 @@ the claimed side. *Not supported*: it is entirely on the other side. *Inconclusi
 larger than the gap), or there are fewer than two seeds to measure the spread. A claim with several parts is
 supported only if every part is.
 
-**Scale.** {SCALE_NOTE}
+**Scale.** {scale_note({'minilm'})}
 """
 
 
@@ -195,7 +195,7 @@ with tab_claims:
             if claim["source"] == "recovery":
                 st.caption(f"From recovery grid `{grid_id}` (the newest finished one; each corrupted run is one "
                            "sample)." if grid_id else "Run a grid on the Corruption & recovery page to judge this.")
-    st.info(SCALE_NOTE, icon=":material/science:")
+    st.info(report["notes"][0], icon=":material/science:")
 
 # ---------------------------------------------------------------- export
 with tab_export:

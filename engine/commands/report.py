@@ -53,7 +53,7 @@ def report_inputs(store, args: argparse.Namespace):
     recipe = args.recipe or (spec.recipe if spec else "deepwordbug")
     attack = None if (spec and not spec.attacks() and not args.recipe) or recipe == "none" else AttackSpec(
         recipe, args.attack_dataset or (spec.attack_dataset if spec else "sst2-dev"),
-        args.attack_n or (spec.attack_n if spec else 100))
+        args.attack_n if args.attack_n is not None else (spec.attack_n if spec else 100))
     return run_ids, attack
 
 
