@@ -84,6 +84,8 @@ if source == "A suite":
         st.info("No suite yet. Open **Reproduce** above and run one, or compare runs you choose.")
         st.stop()
     ids = [row["id"] for row in suites]
+    if st.query_params.get("suite") in ids:   # a link from the Runs page
+        st.session_state["bench-suite"] = st.query_params.pop("suite")
     if st.session_state.get("bench-suite") not in ids:   # first visit, or the suite was deleted: the newest begun
         st.session_state["bench-suite"] = next((row["id"] for row in suites if row["status"] != "queued"), ids[0])
     labels = {row["id"]: suite_label(row) for row in suites}
@@ -172,7 +174,7 @@ with tab_results:
     with st.expander("Every run"):
         st.dataframe(pd.DataFrame([{"run": r["run_id"], "method": r["method"], "seed": r["seed"],
                                     "status": r["status"],
-                                    **{t: "missing" if r[m] is None else round(r[m] * 100, 1)
+                                    **{t: "missing" if r[m] is None else f"{r[m] * 100:.1f}"
                                        for m, t in METRICS.items()},
                                     "missing": ", ".join(r["missing"])} for r in rows]),
                      hide_index=True, width="stretch")

@@ -6,7 +6,7 @@
 several, export as zip and delete."""
 import streamlit as st
 
-from app.components import job_panel, run_picker, status_badge
+from app.components import job_panel, page_link, run_picker, status_badge
 from app.formatting import fmt_time, run_title
 from app.run_views import show_comparison, show_curves, show_results
 from app.runs_table import filter_rows, runs_frame, zip_bytes
@@ -94,6 +94,9 @@ if details_tab.open:
                                "what it recorded before that is kept.")
                 show_curves(run, key="details-")
                 show_results(run)
+            if row["kind"] == "suite":
+                page_link("benchmark.py", "Open in Benchmark", icon=":material/leaderboard:",
+                          query_params={"suite": run_id})
             with st.expander("Configuration (everything needed to reproduce it)"):
                 st.json(run.config, expanded=2)
             with st.expander("Log"):

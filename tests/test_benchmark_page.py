@@ -135,3 +135,19 @@ def test_reproduce_queues_a_suite_and_cancel_stops_it(run_home):
     while RunStore(run_home).get(suites[0]["id"]).status["status"] in ("queued", "running"):
         assert time.time() < deadline, "the suite did not stop after cancel"
         time.sleep(0.5)
+
+
+def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypatch):
+    """The newest suite that has begun is shown first; the Runs page's link (?suite=ID) opens the one it names."""
+    from engine.runs import RunStore
+    from engine.suite import SuiteSpec, suite_config
+
+    home = tmp_path / "copy"
+    shutil.copytree(suite_home[0], home)
+    waiting = RunStore(home).create(suite_config(SuiteSpec(methods=["vanilla"], seeds=[5], model="tiny",
+                                                           train_size=32)), kind="suite")
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    assert no_exception(page().run()).selectbox(key="bench-suite").value == suite_home[1]
+    at = page()
+    at.query_params["suite"] = waiting.id
+    assert no_exception(at.run()).selectbox(key="bench-suite").value == waiting.id
