@@ -44,6 +44,23 @@ class StopFlag:
         return self
 
 
+class PartProgress:
+    """One part's progress as its parent job's (a grid's cell, a suite's run): the parent's status.json,
+    throttled to once a second, and the caller's callback, both offset by the parts done before."""
+
+    def __init__(self, parent: Run, progress: Callable | None, offset: int, total: int) -> None:
+        self.parent, self.progress, self.offset, self.total = parent, progress, offset, total
+        self.last = 0.0
+
+    def __call__(self, step: int, total: int, value: float) -> None:
+        now = time.time()
+        if now - self.last > 1.0 or step == total:
+            self.parent.set_status(step=self.offset + step, total_steps=self.total)
+            self.last = now
+        if self.progress:
+            self.progress(self.offset + step, self.total, value)
+
+
 def max_jobs() -> int:
     return max(1, int(os.environ.get("ROBUSTLAB_MAX_JOBS", "1")))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -208,22 +207,6 @@ def cells_of(config: dict[str, Any]) -> list[Cell]:
 
 # ---------------------------------------------------------------- the job
 
-class _GridProgress:
-    """Turns one cell's step progress into the grid's: status.json (throttled) and the caller's callback."""
-
-    def __init__(self, grid: Run, progress: Callable | None, offset: int, total: int) -> None:
-        self.grid, self.progress, self.offset, self.total = grid, progress, offset, total
-        self.last = 0.0
-
-    def __call__(self, step: int, total: int, loss: float) -> None:
-        now = time.time()
-        if now - self.last > 1.0 or step == total:
-            self.grid.set_status(step=self.offset + step, total_steps=self.total)
-            self.last = now
-        if self.progress:
-            self.progress(self.offset + step, self.total, loss)
-
-
 def _train_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int,
                 should_stop: Callable[[], bool], progress: Callable) -> tuple[Run, dict[str, Any]]:
     """Record one cell as a child run of the grid and train it in this process, in the grid's slot."""
@@ -242,6 +225,7 @@ def _train_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: i
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
     """The `recover` job kind: train every cell of the grid in order, then analyse each against its clean run."""
+    from engine.jobs import PartProgress
     from engine.train import load_splits
 
     config = run.config
@@ -261,7 +245,7 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
         if should_stop():
             break
         run.set_status(current=f"{cell.label} seed {cell.seed}")
-        ticker = _GridProgress(run, progress, index * steps_per_cell, total)
+        ticker = PartProgress(run, progress, index * steps_per_cell, total)
         child, results = _train_cell(store, run, spec, cell, index, should_stop, ticker)
         outcomes.append(results.get("status", "failed"))
         if results.get("error"):

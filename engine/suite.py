@@ -8,7 +8,6 @@ training config (or the same attack) is reused, not repeated; the suite's status
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -156,27 +155,11 @@ def list_suites(store: RunStore) -> list[dict[str, Any]]:
     return store.list(kind="suite")
 
 
-class _SuiteProgress:
-    """One part's progress as the suite's: status.json (throttled) and the caller's callback."""
-
-    def __init__(self, suite: Run, progress: Callable | None, offset: int, total: int) -> None:
-        self.suite, self.progress, self.offset, self.total = suite, progress, offset, total
-        self.last = 0.0
-
-    def __call__(self, step: int, total: int, value: float) -> None:
-        now = time.time()
-        if now - self.last > 1.0 or step == total:
-            self.suite.set_status(step=self.offset + step, total_steps=self.total)
-            self.last = now
-        if self.progress:
-            self.progress(self.offset + step, self.total, value)
-
-
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
     """The `suite` job kind: for each (method, seed) train (or reuse), evaluate, attack (or reuse)."""
     from engine.attacks import Budget, batch_config, find_cached
     from engine.evaluate import evaluate_run
-    from engine.jobs import execute
+    from engine.jobs import PartProgress, execute
     from engine.train import environment, load_splits
 
     spec = SuiteSpec.from_dict(run.config)
@@ -211,7 +194,7 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
             trained = store.create({**config.to_dict(), "environment": environment(), "suite": run.id})
             record(index, train_run=trained.id, train_status="running", reused=False)
             run.log(f"{method} seed {seed}: training run {trained.id}")
-            outcome = execute(store, trained, should_stop, _SuiteProgress(run, progress, offset, total),
+            outcome = execute(store, trained, should_stop, PartProgress(run, progress, offset, total),
                               slot_held=True)
             record(index, train_status=outcome.get("status", "failed"), error=outcome.get("error"))
             if outcome.get("status") != "done":
@@ -226,7 +209,7 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
             continue
         attack = store.create(attack_config, kind="attack", parent=trained.id)
         record(index, attack_run=attack.id, attack_status="running")
-        outcome = execute(store, attack, should_stop, _SuiteProgress(run, progress, offset + train_steps, total),
+        outcome = execute(store, attack, should_stop, PartProgress(run, progress, offset + train_steps, total),
                           slot_held=True)
         record(index, attack_status=outcome.get("status", "failed"),
                **({"error": outcome["error"]} if outcome.get("error") else {}))
