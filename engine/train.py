@@ -23,6 +23,7 @@ from engine.data import DEV_SET, ROBUSTNESS_SETS, TextDataset, bucketed_batches,
 from engine.device import autocast, describe, pick_device
 from engine.evaluate import predict_probs, record_eval, score
 from engine.methods import StepContext, make_method
+from engine.methods._tensors import DriftTracker
 from engine.models import build_classifier, load_tokenizer, save_trained
 from engine.recorder import Recorder
 from engine.runs import Run
@@ -172,6 +173,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     eval_every = config.eval_every or max(1, total_steps // 4)
     record_every = config.record_every or max(1, total_steps // 40)
     dev = splits.dev.sample(config.dev_size, 0)
+    drift = DriftTracker(model)   # every method's per-layer weight drift, so the pages can compare them
     optimizer = method.make_optimizer(model, config.lr, config.weight_decay, (0.9, config.adam_beta2))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     rng = np.random.default_rng(config.seed)
@@ -202,6 +204,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             method.after_step(model, ctx)
+            drift.record(ctx)
             step += 1
             seen += len(batch["labels"])
             train_seconds += time.perf_counter() - tick

@@ -10,6 +10,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import jobs
@@ -50,6 +51,18 @@ def test_eval_is_cached_and_matches_training_end(tiny_run):
     first = evaluate_run(store, run.id, ["advglue-sst2"])
     assert first["advglue-sst2"]["accuracy"] == pytest.approx(run.results["advglue_sst2_accuracy"])
     assert evaluate_run(store, run.id, ["advglue-sst2"])["advglue-sst2"]["computed"] == first["advglue-sst2"]["computed"]
+
+
+@pytest.mark.parametrize("method", ["vanilla", "im-bert"])
+def test_the_loop_records_every_methods_weight_drift_per_layer(run_home, method):
+    """Drift is the loop's job, not a method's: any method's run has it, one norm per encoder layer, growing
+    from zero as training moves the weights."""
+    store = RunStore(run_home)
+    run = store.create(TrainConfig(**TINY, method=method).to_dict())
+    train(TrainConfig(**TINY, method=method), run)
+    drift = run.artifact("drift")
+    assert drift["drift"].shape == (len(drift["step"]), 2) and len(drift["step"]) >= 2
+    assert np.all(drift["drift"][-1] > 0) and np.all(np.diff(drift["step"]) > 0)
 
 
 def test_same_config_and_seed_gives_same_metrics(run_home):

@@ -86,8 +86,8 @@ def dropout_rates(model: nn.Module, hidden: float, attention: float) -> Iterator
 class DriftTracker:
     """Per-layer ||theta_t - theta_0|| over all parameters of each encoder layer.
 
-    theta_0 is copied when training starts (from `make_optimizer`, which only training calls), and the
-    drift is recorded on the `record_now` steps, so it costs one copy and about 40 norms per run.
+    The training loop copies theta_0 when training starts and records the drift on the `record_now` steps,
+    for every method, so it costs one copy and about 40 norms per run.
     """
 
     def __init__(self, model: nn.Module) -> None:

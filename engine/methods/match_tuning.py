@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.methods._tensors import DriftTracker, LiveFlush
+from engine.methods._tensors import LiveFlush
 from engine.methods.base import Method, Setting, SettingError, StepContext
 
 
@@ -68,7 +68,6 @@ class MatchTuning(Method):
         self.probe: dict[str, torch.Tensor] | None = None
         self.last: dict[str, float] = {}
         self.first: dict[str, float] = {}
-        self.drift: DriftTracker | None = None
         self.live = LiveFlush()
 
     # -- model
@@ -90,11 +89,6 @@ class MatchTuning(Method):
                 pooler.dense.bias.zero_()
         base.pooler = pooler.to(next(model.parameters()).device)
         return model
-
-    def make_optimizer(self, model: nn.Module, lr: float, weight_decay: float,
-                       betas: tuple[float, float]) -> torch.optim.Optimizer:
-        self.drift = DriftTracker(model)
-        return super().make_optimizer(model, lr, weight_decay, betas)
 
     def matched(self, model: nn.Module,
                 batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -139,8 +133,6 @@ class MatchTuning(Method):
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         if ctx.record_now and self.probe is not None:
             self._record_probe(model, ctx, step=ctx.step)
-        if self.drift is not None:
-            self.drift.record(ctx)
         self.live.maybe(ctx)
 
     # -- inference and reporting

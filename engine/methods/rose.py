@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.methods._tensors import DriftTracker, LiveFlush, describe_tensors, dropout_rates, rose_candidates
+from engine.methods._tensors import LiveFlush, describe_tensors, dropout_rates, rose_candidates
 from engine.methods.base import Method, Setting, SettingError, StepContext, param_groups
 
 SECOND_ORDER_COEF = 0.1   # the official code hard-codes (1 - beta1) = 0.1
@@ -215,7 +215,6 @@ class _Rose(Method):
         self.fast_kl = True                               # use the one-backward shortcut when it is exact
         self.keep_sum, self.keep_steps = 0.0, 0
         self.level_counts = np.zeros(3)      # tensors at mask 0, 0.5 (in between), 1 over all steps
-        self.drift: DriftTracker | None = None
         self.live = LiveFlush()
 
     def check_settings(self) -> None:
@@ -230,7 +229,6 @@ class _Rose(Method):
             raise SettingError("ROSE found no weight tensors named like `…layer…weight` in this model")
         self.names = [n for n, _ in candidates]
         self.params = [p for _, p in candidates]
-        self.drift = DriftTracker(model)
         if self.first_order:
             self.kl_norms = KLGradientNorms(model, self.params)
         self.optimizer = MaskedAdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=1e-8)
@@ -311,8 +309,6 @@ class _Rose(Method):
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         self.first_scores = None
-        if self.drift is not None:
-            self.drift.record(ctx)
         self.live.maybe(ctx)
 
     def summary(self) -> dict[str, float]:

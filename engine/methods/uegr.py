@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.methods._tensors import DriftTracker, LiveFlush, describe_tensors, dropout_rates, layer_index
+from engine.methods._tensors import LiveFlush, describe_tensors, dropout_rates, layer_index
 from engine.methods.base import Method, Setting, SettingError, StepContext
 
 SALIENCY_BINS = np.linspace(-14.0, 0.0, 57)        # log10 bin edges of the saliency histogram
@@ -107,7 +107,6 @@ class UEGR(Method):
         self.sample_counts: list[torch.Tensor] = []
         self.records = 0
         self.selected_sum = 0.0
-        self.drift: DriftTracker | None = None
         self.live = LiveFlush()
         self.generator = torch.Generator().manual_seed(0)
 
@@ -125,7 +124,6 @@ class UEGR(Method):
         self.samples = [torch.randint(p.numel(), (min(SAMPLE_PER_TENSOR, p.numel()),), generator=self.generator)
                         for p in self.params]
         self.sample_counts = [torch.zeros(len(s)) for s in self.samples]
-        self.drift = DriftTracker(model)
         return super().make_optimizer(model, lr, weight_decay, betas)
 
     # -- forward stage
@@ -224,8 +222,6 @@ class UEGR(Method):
                          records=np.int32(self.records))
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        if self.drift is not None:
-            self.drift.record(ctx)
         self.live.maybe(ctx)
 
     def summary(self) -> dict[str, float]:
