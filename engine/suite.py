@@ -199,20 +199,24 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
             record(index, train_status=outcome.get("status", "failed"), error=outcome.get("error"))
             if outcome.get("status") != "done":
                 continue
-        evaluate_run(store, trained.id, eval_sets)   # already stored by training; fills in what is missing
-        if not spec.attacks() or should_stop():
-            continue
-        attack_config = batch_config(trained.id, spec.recipe, spec.attack_dataset, spec.attack_n, Budget())
-        attack = find_cached(store, attack_config) if spec.reuse else None
-        if attack is not None:
-            record(index, attack_run=attack.id, attack_status="done")
-            continue
-        attack = store.create(attack_config, kind="attack", parent=trained.id)
-        record(index, attack_run=attack.id, attack_status="running")
-        outcome = execute(store, attack, should_stop, PartProgress(run, progress, offset + train_steps, total),
-                          slot_held=True)
-        record(index, attack_status=outcome.get("status", "failed"),
-               **({"error": outcome["error"]} if outcome.get("error") else {}))
+        try:   # an evaluation or attack that cannot run fails its item, not the models already trained
+            evaluate_run(store, trained.id, eval_sets)   # already stored by training; fills in what is missing
+            if not spec.attacks() or should_stop():
+                continue
+            attack_config = batch_config(trained.id, spec.recipe, spec.attack_dataset, spec.attack_n, Budget())
+            attack = find_cached(store, attack_config) if spec.reuse else None
+            if attack is not None:
+                record(index, attack_run=attack.id, attack_status="done")
+                continue
+            attack = store.create(attack_config, kind="attack", parent=trained.id)
+            record(index, attack_run=attack.id, attack_status="running")
+            outcome = execute(store, attack, should_stop,
+                              PartProgress(run, progress, offset + train_steps, total), slot_held=True)
+            record(index, attack_status=outcome.get("status", "failed"),
+                   **({"error": outcome["error"]} if outcome.get("error") else {}))
+        except Exception as err:
+            record(index, attack_status="failed", error=f"{type(err).__name__}: {err}")
+            run.log(f"{method} seed {seed}: evaluation or attack failed: {type(err).__name__}: {err}")
     finished = [item for item in items if item["train_status"] == "done"]
     failed = [item for item in items if "failed" in (item["train_status"], item.get("attack_status"))]
     status = "cancelled" if should_stop() else ("failed" if not finished else "done")

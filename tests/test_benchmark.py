@@ -369,3 +369,20 @@ def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(
     assert row["attack_success_rate"] is None and "attack_success_rate" in row["missing"]
     assert row["accuracy_under_attack"] == 0.0
     assert missing_work([row])["attacks"] == [], "the stored attack is not queued again"
+
+
+def test_an_attack_that_cannot_run_fails_its_item_not_the_suite(suite_store, tmp_path):
+    """The machine changed between queueing and running (here: the suite asks for a recipe whose data is not on
+    this machine): every model is still trained or reused and reported; each item's attack says why it failed."""
+    from engine.runs import write_json
+
+    source, _ = suite_store
+    shutil.copytree(source.home, tmp_path / "runs")
+    store = RunStore(tmp_path / "runs")
+    suite = store.create(suite_config(SuiteSpec(**SPEC)), kind="suite")
+    write_json(suite.dir / "config.json", {**suite.config, "recipe": "textfooler"})
+    results = jobs.execute(store, suite, lambda: False)
+    assert results["status"] == "done" and results["n_trained"] == 4 and results["n_failed"] == 4
+    for item in results["items"]:
+        assert item["train_status"] == "done" and item["attack_status"] == "failed"
+        assert "textfooler cannot run here" in item["error"]
