@@ -60,6 +60,21 @@ def is_model(row: dict) -> bool:
     return row["kind"] == "train" and row["status"] == "done" and not row.get("parent")
 
 
+def attack_inputs(default: AttackSpec | None, key: str) -> AttackSpec | None:
+    """Which stored attack to read for every run (a suite's own by default); another one can be computed."""
+    recipes = [r["name"] for r in recipe_table() if r["available"]] + ["none"]
+    default = default or AttackSpec(recipe="none")
+    a, b, c = st.columns(3)
+    recipe = a.selectbox("Attack results to read", recipes, key=f"bench-recipe-read{key}",
+                         index=recipes.index(default.recipe) if default.recipe in recipes else len(recipes) - 1,
+                         help="Another recipe than the suite's shows as missing until you compute it.")
+    sets = ["sst2-dev", "advglue-sst2"]
+    dataset = b.selectbox("Attacked sentences from", sets, key=f"bench-attack-set{key}",
+                          index=sets.index(default.dataset) if default.dataset in sets else 0)
+    n = c.number_input("Number of sentences attacked", 1, 872, max(1, default.n), key=f"bench-attack-read-n{key}")
+    return None if recipe == "none" else AttackSpec(recipe, dataset, int(n))
+
+
 st.title("Benchmark")
 st.caption("Robust fine-tuning methods side by side over seeds, and the seed papers' headline claims set against "
            "what our runs show.")
@@ -94,7 +109,8 @@ if source == "A suite":
     spec = SuiteSpec.from_dict(suite.config)
     suite_overview(suite_id)
     run_ids = suite_train_runs(store, suite)
-    attack = AttackSpec(spec.recipe, spec.attack_dataset, spec.attack_n) if spec.attacks() else None
+    attack = attack_inputs(AttackSpec(spec.recipe, spec.attack_dataset, spec.attack_n) if spec.attacks() else None,
+                           key=f"-{suite_id}")
 else:
     run_ids = run_picker("Trained runs", key="bench-runs", filter_fn=is_model, multi=True,
                          help="Finished training runs (not the runs inside a recovery grid). Runs of the same method "
@@ -104,12 +120,7 @@ else:
     run_ids = list(dict.fromkeys([*run_ids, *(row["id"] for m in whole for row in
                                               store.list(kind="train", status="done", method=m)
                                               if not row.get("parent"))]))
-    a, b, c = st.columns(3)
-    recipes = [r["name"] for r in recipe_table()]
-    recipe = a.selectbox("Attack results to read", [*recipes, "none"], key="bench-recipe-read")
-    dataset = b.selectbox("Attacked sentences from", ["sst2-dev", "advglue-sst2"], key="bench-attack-set")
-    n = c.number_input("Number of sentences attacked", 1, 872, 100, key="bench-attack-read-n")
-    attack = None if recipe == "none" else AttackSpec(recipe, dataset, int(n))
+    attack = attack_inputs(AttackSpec(), key="")
 
 if not run_ids:
     st.info("Nothing to compare yet: choose runs above" + (" or wait for the suite's first model."

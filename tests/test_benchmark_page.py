@@ -151,3 +151,27 @@ def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypat
     at = page()
     at.query_params["suite"] = waiting.id
     assert no_exception(at.run()).selectbox(key="bench-suite").value == waiting.id
+
+
+def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, monkeypatch):
+    """A run without its stored evaluation reads *missing* (never 0) until the button computes just that; another
+    recipe than the suite's shows as a missing attack to queue."""
+    from engine.runs import RunStore
+    from engine.suite import suite_train_runs
+
+    home = tmp_path / "copy"
+    shutil.copytree(suite_home[0], home)
+    store = RunStore(home)
+    first = suite_train_runs(store, store.get(suite_home[1]))[0]
+    (store.get(first).dir / "eval.json").unlink()
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = no_exception(page().run())
+    assert any("1 run(s) lack a stored dev or AdvGLUE evaluation" in w.value for w in at.warning)
+    assert "±" not in methods_frame(at)["clean dev accuracy"][0]   # vanilla: one seed left in the mean
+    at.button(key="bench-fill").click().run()
+    no_exception(at)
+    assert {"sst2-dev", "advglue-sst2"} <= set(json.loads((store.get(first).dir / "eval.json").read_text()))
+    assert not any("lack a stored" in w.value for w in at.warning)
+    assert "±" in methods_frame(at)["clean dev accuracy"][0]
+    at.selectbox(key=f"bench-recipe-read-{suite_home[1]}").set_value("pruthi").run()
+    assert any("4 run(s) lack the pruthi attack" in w.value for w in no_exception(at).warning)
