@@ -346,7 +346,7 @@ def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
             idx = ordered[start:start + chunk]
             yield c, idx, {k: v.to(device) for k, v in encode(tokenizer, [texts[i] for i in idx], max_length).items()}
 
-    n, n_layers = len(texts), None
+    n = len(texts)
     per = {key: {} for key in ("growth", "growth_fgm", "jacobian_top_sv", "h_lambda")}
     firsts, finals = [], []
     for c, idx, batch in chunks(list(range(n))):

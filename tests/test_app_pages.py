@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_util import TIMEOUT, no_exception, page, texts
+
 from app.figures import comparison_figure, loss_figure, robustness_points, series
 from app.nav import discover, read_header
 from app.uploads import accept_upload
@@ -17,20 +19,6 @@ from engine.data import DataError
 from engine.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 90  # seconds for one script run: the first run of a page imports torch and transformers
-
-
-def page(name: str) -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / name), default_timeout=TIMEOUT)
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def no_exception(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 # ---------------------------------------------------------------- navigation

@@ -10,21 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_util import chart_titles, no_exception, page
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # seconds for one script run: the first run imports torch and transformers
-
-
-def page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / "benchmark.py"), default_timeout=TIMEOUT)
-
-
-def no_exception(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def chart_titles(at: AppTest) -> list[str]:
-    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
 
 
 def methods_frame(at: AppTest):
@@ -51,7 +40,7 @@ def suite_home(tmp_path_factory) -> tuple[Path, str]:
 def test_page_compares_a_recorded_suite_and_judges_the_claims(suite_home, monkeypatch):
     home, suite_id = suite_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
-    at = no_exception(page().run())
+    at = no_exception(page("benchmark.py").run())
     assert at.selectbox(key="bench-suite").value == suite_id
     table = methods_frame(at)
     assert list(table["method"]) == ["vanilla", "rose-second"]
@@ -70,7 +59,7 @@ def test_page_compares_a_recorded_suite_and_judges_the_claims(suite_home, monkey
 
 
 def test_empty_store_and_impossible_suites_get_clear_messages(run_home):
-    at = no_exception(page().run())
+    at = no_exception(page("benchmark.py").run())
     assert any("No suite yet" in i.value or "Nothing to compare" in i.value for i in at.info)
     at.multiselect(key="bench-methods").set_value([]).run()
     assert any("at least one method" in e.value for e in at.error)
@@ -85,7 +74,7 @@ def test_empty_store_and_impossible_suites_get_clear_messages(run_home):
 def test_runs_chosen_by_hand_and_missing_attacks(suite_home, monkeypatch):
     home, _ = suite_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
-    at = page()
+    at = page("benchmark.py")
     at.session_state["bench-source"] = "Runs I choose"
     at.run()
     at.multiselect(key="bench-whole").set_value(["vanilla"])
@@ -107,7 +96,7 @@ def test_a_deleted_run_is_shown_as_deleted_not_as_zero(suite_home, tmp_path, mon
     gone = suite_train_runs(store, store.get(suite_home[1]))[0]
     store.delete(gone)
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
-    at = no_exception(page().run())
+    at = no_exception(page("benchmark.py").run())
     table = methods_frame(at)
     assert list(table["runs"][:2]) == [1, 2] and "(deleted runs)" in list(table["method"])
     assert "±" not in table["clean dev accuracy"][0]   # one seed left: no spread, and no zero averaged in
@@ -117,7 +106,7 @@ def test_a_deleted_run_is_shown_as_deleted_not_as_zero(suite_home, tmp_path, mon
 def test_reproduce_queues_a_suite_and_cancel_stops_it(run_home):
     from engine.runs import RunStore
 
-    at = page().run()
+    at = page("benchmark.py").run()
     at.multiselect(key="bench-methods").set_value(["vanilla"])
     at.text_input(key="bench-seeds").input("0")
     at.selectbox(key="bench-model").set_value("tiny")
@@ -147,8 +136,8 @@ def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypat
     waiting = RunStore(home).create(suite_config(SuiteSpec(methods=["vanilla"], seeds=[5], model="tiny",
                                                            train_size=32)), kind="suite")
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
-    assert no_exception(page().run()).selectbox(key="bench-suite").value == suite_home[1]
-    at = page()
+    assert no_exception(page("benchmark.py").run()).selectbox(key="bench-suite").value == suite_home[1]
+    at = page("benchmark.py")
     at.query_params["suite"] = waiting.id
     assert no_exception(at.run()).selectbox(key="bench-suite").value == waiting.id
 
@@ -165,7 +154,7 @@ def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, 
     first = suite_train_runs(store, store.get(suite_home[1]))[0]
     (store.get(first).dir / "eval.json").unlink()
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
-    at = no_exception(page().run())
+    at = no_exception(page("benchmark.py").run())
     assert any("1 run(s) lack a stored dev or AdvGLUE evaluation" in w.value for w in at.warning)
     assert "±" not in methods_frame(at)["clean dev accuracy"][0]   # vanilla: one seed left in the mean
     at.button(key="bench-fill").click().run()

@@ -11,18 +11,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_util import no_exception, page
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 90  # seconds for one script run: the first run of a page imports torch and transformers
 PAGES = {"rose.py": "rose-ensemble", "uegr.py": "uegr", "match_tuning.py": "match-tuning"}
-
-
-def page(name: str) -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / name), default_timeout=TIMEOUT)
-
-
-def no_exception(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def charts(at: AppTest) -> list[dict]:

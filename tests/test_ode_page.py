@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_util import no_exception, texts
+
 from app import figures_ode as figs
 from engine import ode
 
@@ -60,15 +62,6 @@ def test_figures_draw_what_they_are_given():
 
 
 # ---------------------------------------------------------------- the page
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def no_exception(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
 
 def test_page_teaches_without_any_run(run_home):
     at = no_exception(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())

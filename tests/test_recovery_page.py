@@ -7,23 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+
+from apptest_util import chart_titles, no_exception, page
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # seconds for one script run: the first run imports torch and transformers
-
-
-def page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / "recovery.py"), default_timeout=TIMEOUT)
-
-
-def no_exception(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def chart_titles(at: AppTest) -> list[str]:
-    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +34,7 @@ def grid_home(tmp_path_factory) -> tuple[Path, str]:
 def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
     home, grid_id = grid_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
-    at = no_exception(page().run())
+    at = no_exception(page("recovery.py").run())
     assert at.selectbox(key="rec-grid").value == grid_id
     titles = chart_titles(at)
     assert titles[0] == "Recovery curves"
@@ -82,7 +70,7 @@ def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
     ({"rec-levels": "1", "rec-positions": ["custom"]}, "custom position needs at least one layer"),
 ])
 def test_bad_grids_get_a_clear_message_and_cannot_be_queued(run_home, changes, message):
-    at = no_exception(page().run())
+    at = no_exception(page("recovery.py").run())
     assert any("No recovery grids yet" in i.value for i in at.info)
     at.radio(key="rec-model").set_value("tiny").run()
     for key, value in changes.items():
@@ -100,7 +88,7 @@ def test_bad_grids_get_a_clear_message_and_cannot_be_queued(run_home, changes, m
 
 
 def test_a_valid_grid_says_how_many_runs_it_is(run_home):
-    at = no_exception(page().run())
+    at = no_exception(page("recovery.py").run())
     at.radio(key="rec-model").set_value("tiny").run()
     at.text_input(key="rec-levels").set_value("1, 2").run()
     at.text_input(key="rec-seeds").set_value("0, 1").run()
@@ -112,7 +100,7 @@ def test_a_valid_grid_says_how_many_runs_it_is(run_home):
 def test_queue_a_grid_from_the_page_and_cancel_it(run_home):
     from engine.runs import ACTIVE, RunStore, pid_alive
 
-    at = no_exception(page().run())
+    at = no_exception(page("recovery.py").run())
     at.radio(key="rec-model").set_value("tiny").run()
     at.multiselect(key="rec-positions").set_value(["bottom"]).run()
     at.text_input(key="rec-levels").set_value("1").run()

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods.uegr import dropout_schedule, js_divergence, top_fraction_mask

@@ -6,7 +6,7 @@ trained model predicts (`logits`). Vanilla fine-tuning is this class with nothin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch

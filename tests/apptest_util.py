@@ -1,0 +1,34 @@
+"""Helpers shared by the AppTest page tests: load a page, fail on any exception it raised, read its texts and
+the titles of its charts.
+
+Import it as `apptest_util`, not `tests.apptest_util`: flair installs a top-level `tests` package that shadows
+this folder (see browser_util)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120  # seconds for one script run: the first run of a page imports torch and transformers
+
+
+def page(name: str) -> AppTest:
+    """A page of pages/ (or app/main.py when `name` is a path) ready to `.run()`."""
+    path = ROOT / "pages" / name if "/" not in name else ROOT / name
+    return AppTest.from_file(str(path), default_timeout=TIMEOUT)
+
+
+def no_exception(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at, kind: str) -> list[str]:
+    """The values of every element of one kind (title, info, error, caption, ...)."""
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
