@@ -76,6 +76,15 @@ def run_picker(label: str, key: str, filter_fn: Callable[[dict], bool] | None = 
 
 # ---------------------------------------------------------------- job panel
 
+def run_or_warning(store: RunStore, run_id: str) -> Run | None:
+    """The run, or None after a warning saying why not (deleted since the page last looked, say)."""
+    try:
+        return store.get(run_id)
+    except RunError as err:
+        st.warning(str(err))
+        return None
+
+
 def job_panel(run_id: str, stacked: bool = False) -> None:
     """Status, progress, live curves and a Cancel button for one run.
 
@@ -84,10 +93,8 @@ def job_panel(run_id: str, stacked: bool = False) -> None:
     (for a panel in a narrow column).
     """
     store = get_store()
-    try:
-        run = store.get(run_id)
-    except RunError as err:
-        st.warning(str(err))
+    run = run_or_warning(store, run_id)
+    if run is None:
         return
     if run.status.get("status") in ACTIVE:
         _live_panel(run_id, stacked)
@@ -98,10 +105,8 @@ def job_panel(run_id: str, stacked: bool = False) -> None:
 @st.fragment(run_every=1.5)
 def _live_panel(run_id: str, stacked: bool) -> None:
     store = get_store()
-    try:
-        run = store.get(run_id)
-    except RunError as err:
-        st.warning(str(err))
+    run = run_or_warning(store, run_id)
+    if run is None:
         return
     if run.status.get("status") not in ACTIVE:
         st.rerun()  # redraw the whole page once, with the finished (non-polling) panel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.components import status_badge
+from app.components import run_or_warning, status_badge
 from app.formatting import fmt_duration
 from app.state import get_store
 from engine import jobs
@@ -13,7 +13,7 @@ from engine.attacks import recipe_table
 from engine.commands.suite import seed_list
 from engine.methods import registry
 from engine.models import known_models
-from engine.runs import ACTIVE, RunError
+from engine.runs import ACTIVE
 from engine.suite import SUITE_METHODS, SuiteSpec, estimate_seconds, submit_suite, suite_config, suite_items
 
 
@@ -75,10 +75,8 @@ def _cost_text(spec: SuiteSpec) -> str:
 
 def suite_overview(run_id: str) -> None:
     """Progress of one suite: a bar, a row per (method, seed), and Cancel while it runs."""
-    try:
-        run = get_store().get(run_id)
-    except RunError as err:
-        st.warning(str(err))
+    run = run_or_warning(get_store(), run_id)
+    if run is None:
         return
     if run.status.get("status") in ACTIVE:
         _live_overview(run_id)
@@ -93,10 +91,8 @@ def _live_overview(run_id: str) -> None:
 
 def _overview_body(run_id: str, live: bool) -> None:
     store = get_store()
-    try:
-        run = store.get(run_id)
-    except RunError as err:
-        st.warning(str(err))
+    run = run_or_warning(store, run_id)
+    if run is None:
         return
     status = run.status
     state = status.get("status", "unknown")
