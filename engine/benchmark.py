@@ -179,7 +179,7 @@ def compare(a: list[float], b: list[float] | float, higher_is_better: bool = Tru
     if better_low > 0:
         verdict, reason = "supported", "the whole interval is on the claimed side"
     elif better_high <= 0:
-        verdict, reason = "not supported", "the whole interval is on the other side (or at zero)"
+        verdict, reason = "not supported", "the whole interval is on the other side, or at zero"
     else:
         verdict, reason = "inconclusive", "the interval includes zero: the spread over seeds is larger than the gap"
     return {**out, "verdict": verdict, "reason": reason}
