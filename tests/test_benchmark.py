@@ -386,3 +386,24 @@ def test_an_attack_that_cannot_run_fails_its_item_not_the_suite(suite_store, tmp
     for item in results["items"]:
         assert item["train_status"] == "done" and item["attack_status"] == "failed"
         assert "textfooler cannot run here" in item["error"]
+
+
+def test_report_fill_computes_only_what_is_missing(suite_store, tmp_path, monkeypatch, capsys):
+    """`report --fill` evaluates a run whose eval.json is gone and re-attacks a run whose attack was deleted;
+    everything else is read as stored."""
+    source, suite_id = suite_store
+    shutil.copytree(source.home, tmp_path / "runs")
+    store = RunStore(tmp_path / "runs")
+    ids = suite_train_runs(store, store.get(suite_id))
+    (store.get(ids[0]).dir / "eval.json").unlink()
+    store.delete(find_cached(store, ATTACK.config_for(ids[1])).id)
+    attacks_before = len(store.list(kind="attack"))
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
+    monkeypatch.setattr(jobs.StopFlag, "install", lambda self: self)  # keep pytest's signal handlers
+    assert main(["report", "--json", "--suite", suite_id]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert missing_work(printed["runs"]) == {"evaluations": [ids[0]], "attacks": [ids[1]]}
+    assert main(["report", "--json", "--suite", suite_id, "--fill"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert missing_work(printed["runs"]) == {"evaluations": [], "attacks": []}
+    assert len(store.list(kind="attack")) == attacks_before + 1
