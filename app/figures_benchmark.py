@@ -54,7 +54,7 @@ def budget_figure(curves: dict[str, Any], colors: dict[str, str], height: int = 
                                  hovertemplate=method + ": %{y:.1f} % at %{x} queries<extra></extra>"))
     fig.update_layout(title=dict(text="Accuracy under attack against query budget", x=0, font=dict(size=14)),
                       height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+                      legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.01))
     fig.update_xaxes(title_text="queries allowed per sentence", rangemode="tozero")
     fig.update_yaxes(title_text="accuracy under attack (%)", rangemode="tozero")
     return fig
