@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.data import DEV_SET
-from engine.runs import RunError, RunStore, read_json
+from engine.runs import ACTIVE, RunError, RunStore, read_json
 
 METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
            "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
@@ -325,6 +325,20 @@ def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     evals = [r["run_id"] for r in rows if {"dev_accuracy", "advglue_sst2_accuracy"} & set(r["missing"])]
     attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"] and not r["attack_run"]]
     return {"evaluations": evals, "attacks": attacks}
+
+
+def attacks_under_way(store: RunStore, attack: AttackSpec) -> set[str]:
+    """Runs with this attack already queued or running, so a page does not queue it twice."""
+    from engine.attacks import CONFIG_KEYS
+
+    out = set()
+    for status in ACTIVE:
+        for row in store.list(kind="attack", status=status):
+            config = store.get(row["id"]).config
+            wanted = attack.config_for(config["target"])
+            if all(config.get(k) == wanted.get(k) for k in CONFIG_KEYS):
+                out.add(config["target"])
+    return out
 
 
 # ---------------------------------------------------------------- curves and exports

@@ -24,7 +24,7 @@ from app.state import get_store  # noqa: E402
 from app.suite_views import reproduce_form, suite_overview  # noqa: E402
 from engine import jobs  # noqa: E402
 from engine.attacks import recipe_table  # noqa: E402
-from engine.benchmark import (LEVEL, METRICS, AttackSpec, budget_curves, build_report,  # noqa: E402
+from engine.benchmark import (LEVEL, METRICS, AttackSpec, attacks_under_way, budget_curves, build_report,  # noqa: E402
                               claims_table, latest_grid, methods_table, missing_work, part_numbers, to_csv,
                               scale_note, to_markdown)
 from engine.evaluate import evaluate_run  # noqa: E402
@@ -134,6 +134,11 @@ rows = report["runs"]
 # ---------------------------------------------------------------- what is missing
 todo = missing_work(rows)
 busy = source == "A suite" and suite.status.get("status") in ACTIVE
+under_way = attacks_under_way(store, attack) & set(todo["attacks"]) if attack else set()
+if under_way:
+    st.info(f"{len(under_way)} attack(s) queued or running; their numbers appear here when they finish.",
+            icon=":material/hourglass_top:")
+todo["attacks"] = [run_id for run_id in todo["attacks"] if run_id not in under_way]
 if (todo["evaluations"] or todo["attacks"]) and not busy:
     parts = []
     if todo["evaluations"]:

@@ -145,6 +145,7 @@ def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypat
 def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, monkeypatch):
     """A run without its stored evaluation reads *missing* (never 0) until the button computes just that; another
     recipe than the suite's shows as a missing attack to queue."""
+    from engine import jobs
     from engine.runs import RunStore
     from engine.suite import suite_train_runs
 
@@ -164,3 +165,11 @@ def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, 
     assert "±" in methods_frame(at)["clean dev accuracy"][0]
     at.selectbox(key=f"bench-recipe-read-{suite_home[1]}").set_value("pruthi").run()
     assert any("4 run(s) lack the pruthi attack" in w.value for w in no_exception(at).warning)
+    at.button(key="bench-fill").click().run()   # queues 4 attack jobs; a second look must not queue them again
+    queued = store.list(kind="attack", status="queued") + store.list(kind="attack", status="running")
+    assert len(queued) == 4
+    at.run()
+    assert any("4 attack(s) queued or running" in i.value for i in no_exception(at).info)
+    assert not any("lack the pruthi attack" in w.value for w in at.warning)
+    for row in queued:
+        jobs.cancel(store, row["id"])
