@@ -242,7 +242,9 @@ CLAIMS = (
     Claim("healing", "Healing Powers of BERT (Han, Zhang, Simion; arXiv 2024)",
           "Corrupted models do not fully recover, and bottom-layer corruption hurts more than top-layer.",
           "recovery below the clean model; bottom layers worse than top layers",
-          (Part("recovery ratio of corrupted runs below 1", "recovery_ratio", "corrupted", 1.0, below=True),
+          # judged per position: a pooled mean could hide one position that heals completely
+          (Part("bottom-layer corruption: recovery ratio below 1", "recovery_ratio", "bottom", 1.0, below=True),
+           Part("top-layer corruption: recovery ratio below 1", "recovery_ratio", "top", 1.0, below=True),
            Part("recovery ratio: bottom-layer corruption below top-layer", "recovery_ratio", "bottom", "top",
                 below=True)),
           source="recovery"),
@@ -250,15 +252,12 @@ CLAIMS = (
 
 
 def recovery_values(grid_rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Recovery ratios of a grid's finished corrupted runs: all of them, the bottom ones, the top ones.
+    """Recovery ratios of a grid's finished bottom-layer and top-layer runs.
 
     Each corrupted run (every k and seed) is one sample of its position, the grid's unit of replication."""
-    groups: dict[str, dict[str, list[float]]] = {g: {"recovery_ratio": []} for g in ("corrupted", "bottom", "top")}
+    groups: dict[str, dict[str, list[float]]] = {g: {"recovery_ratio": []} for g in ("bottom", "top")}
     for row in grid_rows:
-        if row.get("status") != "done" or row.get("position") == "clean" or row.get("recovery_ratio") is None:
-            continue
-        groups["corrupted"]["recovery_ratio"].append(row["recovery_ratio"])
-        if row.get("position") in ("bottom", "top"):
+        if row.get("status") == "done" and row.get("position") in groups and row.get("recovery_ratio") is not None:
             groups[row["position"]]["recovery_ratio"].append(row["recovery_ratio"])
     return groups
 

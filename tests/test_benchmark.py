@@ -174,7 +174,11 @@ def test_claims_judged_from_method_values_and_a_recovery_grid():
     assert claim(claims, "match-tuning")["verdict"] == "inconclusive"
     healing = claim(claims, "healing")
     assert healing["verdict"] == "supported", healing["parts"]
-    assert healing["parts"][0]["n_a"] == 6 and healing["parts"][1]["n_a"] == 3
+    assert [p["n_a"] for p in healing["parts"]] == [3, 3, 3]   # the failed grid row is left out
+    healed_top = [{**r, "recovery_ratio": 1.0 + 0.01 * i} if r["position"] == "top" else r for i, r in enumerate(grid)]
+    healing = claim(judge_all(values, healed_top), "healing")   # top layers heal completely: the claim fails
+    assert healing["verdict"] == "not supported"
+    assert [p["verdict"] for p in healing["parts"]] == ["supported", "not supported", "supported"]
 
     without = claim(judge_all(values, None), "healing")
     assert without["verdict"] == "inconclusive"
