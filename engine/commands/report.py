@@ -49,12 +49,15 @@ def report_inputs(store, args: argparse.Namespace):
         suite_config = suite.config
         run_ids = suite_train_runs(store, suite)
         print(f"suite {suite_id} ({suite.status.get('status')}): {len(run_ids)} runs", file=sys.stderr)
-    spec = SuiteSpec.from_dict(suite_config) if suite_config else None
-    recipe = args.recipe or (spec.recipe if spec else "deepwordbug")
-    attack = None if (spec and not spec.attacks() and not args.recipe) or recipe == "none" else AttackSpec(
-        recipe, args.attack_dataset or (spec.attack_dataset if spec else "sst2-dev"),
-        args.attack_n if args.attack_n is not None else (spec.attack_n if spec else 100))
-    return run_ids, attack
+    default = AttackSpec()   # a suite's own attack, unless it had none
+    if suite_config:
+        spec = SuiteSpec.from_dict(suite_config)
+        default = AttackSpec(spec.recipe, spec.attack_dataset, spec.attack_n) if spec.attacks() else AttackSpec("none")
+    recipe = args.recipe or default.recipe
+    if recipe == "none":
+        return run_ids, None
+    return run_ids, AttackSpec(recipe, args.attack_dataset or default.dataset,
+                               default.n if args.attack_n is None else args.attack_n)
 
 
 def fill_missing(store, run_ids: list[str], attack) -> None:
