@@ -33,9 +33,17 @@ def command_like(run: Run, method: str) -> str:
             f"--seed {c.get('seed')} --json")
 
 
-def choose_run(methods: tuple[str, ...], key: str) -> Run | None:
-    """A picker over the runs of these methods (newest first, preselected). With none, explain how to
-    make one and return None."""
+def choose_run(methods: tuple[str, ...], key: str) -> Run:
+    """A picker over the runs of these methods (newest first, preselected), and the chosen run's settings in
+    a caption. With no run to show, say how to make one and stop the page there."""
+    run = _picked_run(methods, key)
+    if run is None:
+        st.stop()
+    _settings_caption(run)
+    return run
+
+
+def _picked_run(methods: tuple[str, ...], key: str) -> Run | None:
     store = get_store()
     rows = [r for r in store.list(kind="train") if r.get("method") in methods]
     if not rows:
@@ -57,7 +65,7 @@ def choose_run(methods: tuple[str, ...], key: str) -> Run | None:
         return None
 
 
-def settings_caption(run: Run) -> None:
+def _settings_caption(run: Run) -> None:
     """The run's method settings in one line (defaults filled in)."""
     method = run.config.get("method")
     cls = registry().get(method)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import figures_methods as fm
 from app.formatting import fmt_acc
-from app.method_views import artifact, choose_run, settings_caption, show_run
+from app.method_views import artifact, choose_run, show_run
 from app.run_views import show_curves, show_results
 from engine.runs import Run
 
@@ -28,9 +28,6 @@ with st.expander("What Match-Tuning does, in plain words", expanded=True):
         "prediction never depends on which other sentences share its batch. The in-batch mode is reported too.")
 
 run = choose_run(("match-tuning",), key="match-run")
-if run is None:
-    st.stop()
-settings_caption(run)
 
 
 def draw(run: Run) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from app import figures_methods as fm
-from app.method_views import artifact, choose_run, command_like, settings_caption, show_run, step_slider, \
+from app.method_views import artifact, choose_run, command_like, show_run, step_slider, \
     vanilla_twin
 from app.run_views import show_curves, show_results
 from engine.runs import Run
@@ -33,9 +33,6 @@ with st.expander("What ROSE does, in plain words", expanded=True):
         "paper reports clearly better robustness to adversarial text.")
 
 run = choose_run(ROSE_METHODS, key="rose-run")
-if run is None:
-    st.stop()
-settings_caption(run)
 
 
 def draw(run: Run) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from app import figures_methods as fm
-from app.method_views import artifact, choose_run, settings_caption, show_run, step_slider
+from app.method_views import artifact, choose_run, show_run, step_slider
 from app.run_views import show_curves, show_results
 from engine.runs import Run
 
@@ -28,9 +28,6 @@ with st.expander("What UEGR does, in plain words", expanded=True):
         "(methods.md §5), with every choice exposed as a setting.")
 
 run = choose_run(("uegr",), key="uegr-run")
-if run is None:
-    st.stop()
-settings_caption(run)
 
 
 def draw(run: Run) -> None:
