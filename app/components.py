@@ -76,6 +76,12 @@ def run_picker(label: str, key: str, filter_fn: Callable[[dict], bool] | None = 
 
 # ---------------------------------------------------------------- job panel
 
+def cancel_button(store: RunStore, run_id: str, label: str, key: str, kept: str) -> None:
+    """Cancel for a queued or running job; once pressed, says what the job keeps."""
+    if st.button(label, key=key, icon=":material/stop_circle:"):
+        st.info(f"Cancel requested ({jobs.cancel(store, run_id)}): {kept}")
+
+
 def run_or_warning(store: RunStore, run_id: str) -> Run | None:
     """The run, or None after a warning saying why not (deleted since the page last looked, say)."""
     try:
@@ -137,10 +143,8 @@ def _panel_body(store: RunStore, run: Run, live: bool, stacked: bool) -> None:
         elif total:
             st.progress(min(step / total, 1.0), text=_progress_text(status, step, total))
         if live:
-            if st.button("Cancel run", key=f"cancel-{run.id}", icon=":material/stop_circle:"):
-                outcome = jobs.cancel(store, run.id)
-                st.info(f"Cancel requested ({outcome}): the run stops at its next step and keeps everything "
-                        "it recorded so far.")
+            cancel_button(store, run.id, "Cancel run", f"cancel-{run.id}",
+                          "the run stops at its next step and keeps everything it recorded so far.")
         elif state == "failed":
             st.error(f"This run failed: {status.get('error', 'no error message was recorded')}. "
                      "The curves below show what it recorded before that; the log has the details.")

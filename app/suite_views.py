@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.components import run_or_warning, status_badge
+from app.components import cancel_button, run_or_warning, status_badge
 from app.formatting import fmt_duration
 from app.state import get_store
-from engine import jobs
 from engine.attacks import recipe_table
 from engine.commands.suite import seed_list
 from engine.methods import registry
@@ -118,6 +117,6 @@ def _overview_body(run_id: str, live: bool) -> None:
                            + (" (reused)" if i.get("reused") else ""), "attack": i.get("attack_status"),
                            "train run": i.get("train_run") or "", "error": i.get("error") or ""} for i in items])
     st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(items), 330))
-    if live and st.button("Cancel suite", key=f"cancel-suite-{run.id}", icon=":material/stop_circle:"):
-        st.info(f"Cancel requested ({jobs.cancel(store, run.id)}): the current part stops at its next step; "
-                "everything finished is kept.")
+    if live:
+        cancel_button(store, run.id, "Cancel suite", f"cancel-suite-{run.id}",
+                      "the current part stops at its next step; everything finished is kept.")

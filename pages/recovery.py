@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from app import figures_recovery as figs  # noqa: E402
-from app.components import page_link, run_picker, status_badge  # noqa: E402
+from app.components import cancel_button, page_link, run_picker, status_badge  # noqa: E402
 from app.formatting import fmt_duration  # noqa: E402
 from app.state import get_store  # noqa: E402
 from engine import jobs  # noqa: E402
@@ -174,10 +174,9 @@ def overview(view: GridView, live: bool) -> None:
                     text += f" · about {fmt_duration(elapsed / step * (total - step))} to go"
             st.progress(min(step / total, 1.0), text=text)
         if live:
-            if st.button("Cancel grid", icon=":material/stop_circle:", key=f"rec-cancel-{view.grid.id}"):
-                outcome = jobs.cancel(store, view.grid.id)
-                st.info(f"Cancel requested ({outcome}): the running model stops at its next step; finished runs "
-                        "and every curve recorded so far are kept.")
+            cancel_button(store, view.grid.id, "Cancel grid", f"rec-cancel-{view.grid.id}",
+                          "the running model stops at its next step; finished runs and every curve recorded so far "
+                          "are kept.")
         elif state == "cancelled":
             st.warning(f"This grid was cancelled after {done} of {len(view.cells)} runs had finished; they are kept, "
                        "with the curves of the run that was stopped.")
