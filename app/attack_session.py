@@ -12,8 +12,9 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from engine.attacks import AttackError, AttackOutcome, Budget, Progress
-from engine.attribution import LoadedModel
+from engine.attacks.attacker import AttackOutcome, Budget, Progress
+from engine.attacks.recipes import AttackError
+from engine.inference import LoadedModel
 
 
 @dataclass
@@ -69,7 +70,7 @@ class LiveAttack:
         return Snapshot(self.running, self._stop.is_set(), runs, end - self._started)
 
     def _work(self) -> None:
-        from engine.attacks import Attacker
+        from engine.attacks.attacker import Attacker
 
         try:
             for run_id, loaded in self.models.items():

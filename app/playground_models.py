@@ -11,7 +11,8 @@ import threading
 
 import streamlit as st
 
-from engine.attribution import IG_STEPS, Attribution, LoadedModel, explain
+from engine.attribution import IG_STEPS, Attribution, explain
+from engine.inference import LoadedModel
 from engine.paths import runs_home
 
 
@@ -53,9 +54,9 @@ def _textattack_loader() -> dict:
 
     def load() -> None:
         try:
-            from engine.attacks import _textattack
+            from engine.attacks.wrapper import import_textattack
 
-            _textattack()
+            import_textattack()
             state["ready"] = True
         except Exception as err:  # shown on the page; attacks then fail with the same error
             state["error"] = f"{type(err).__name__}: {err}"

@@ -19,9 +19,10 @@ from app.formatting import fmt_duration, run_title
 from app.playground_models import explanation, loaded_model, probabilities, textattack_status
 from app.state import get_store
 from engine import jobs
-from engine.attacks import (DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, RECIPES, AttackError, Budget, batch_config,
-                            find_cached, read_results, recipe_table)
-from engine.attribution import METHODS, AttributionError, FittedText, fit_text
+from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget, summarize_rows
+from engine.attacks.batch import batch_config, find_cached, read_results
+from engine.attacks.recipes import RECIPES, AttackError, recipe_table
+from engine.attribution import EXPLAINERS, AttributionError, FittedText, fit_text
 from engine.data import REGISTRY, DataError, load_dataset
 from engine.paths import runs_home
 from engine.models import ModelError
@@ -184,12 +185,12 @@ def probs_figure(label_names: list[str], bars: dict[str, list[float]], height: i
 
 
 def saliency_choice() -> str:
-    names = {v: k for k, v in METHODS.items()}
-    chosen = st.segmented_control("Saliency", list(names), default=METHODS["ig"], key="pg-saliency",
+    names = {v: k for k, v in EXPLAINERS.items()}
+    chosen = st.segmented_control("Saliency", list(names), default=EXPLAINERS["ig"], key="pg-saliency",
                                   help="Integrated gradients (32 steps, from an all-[PAD] baseline) and gradient × "
                                        "input attribute the predicted class's probability to each word; attention "
                                        "shows where [CLS] looks in the last layer.")
-    how = names.get(chosen or METHODS["ig"], "ig")
+    how = names.get(chosen or EXPLAINERS["ig"], "ig")
     st.session_state["pg-saliency-how"] = how
     return how
 
@@ -219,7 +220,7 @@ def predictions(run_ids: list[str], text: str, how: str, gold: dict | None) -> N
                 except AttributionError as err:
                     st.warning(str(err))
                     continue
-                text_views.heatmap(attribution, label=f"{METHODS[how]} for {attribution.target_name} "
+                text_views.heatmap(attribution, label=f"{EXPLAINERS[how]} for {attribution.target_name} "
                                                       f"(hover for details)")
                 _saliency_caption(attribution)
     _log_history(entry)
@@ -253,7 +254,7 @@ def _change(before: str, after: str) -> str:
     """The edit between two versions, or `new sentence` when most words differ."""
     import difflib
 
-    from engine.attacks import diff_summary
+    from engine.attacks.diff import diff_summary
 
     if difflib.SequenceMatcher(None, before.split(), after.split()).ratio() < 0.5:
         return "(new sentence)"
@@ -455,8 +456,8 @@ def _outcome_view(run_id: str, outcome, names: list[str], wide: bool) -> None:
         except AttributionError as err:
             st.warning(str(err))
         else:
-            text_views.heatmap(first, label=f"{METHODS[how]} before, for {names[outcome.label]}")
-            text_views.heatmap(second, label=f"{METHODS[how]} after, for {names[outcome.label]}")
+            text_views.heatmap(first, label=f"{EXPLAINERS[how]} before, for {names[outcome.label]}")
+            text_views.heatmap(second, label=f"{EXPLAINERS[how]} after, for {names[outcome.label]}")
             st.caption("Both maps explain the same class, so colours compare directly: see which words lost "
                        "their pull after the edit.")
         st.button("Edit the adversarial text", key=f"pg-use-{run_id}", icon=":material/edit_note:",
@@ -523,9 +524,7 @@ def batch_results(run) -> None:
             status_badge(status)
             st.info(run.status.get("error") or "This attack recorded no examples.")
         return
-    from engine.attacks import AttackOutcome, summarize
-
-    summary = run.results if status == "done" and run.results else _summary_of(records, summarize, AttackOutcome)
+    summary = run.results if status == "done" and run.results else summarize_rows(records)
     if status != "done":
         st.caption(f"{status}: {len(records)} examples so far.")
     cols = st.columns(5)
@@ -557,15 +556,6 @@ def batch_results(run) -> None:
     data = csv_path.read_bytes() if csv_path.exists() else _csv_bytes(table)
     st.download_button("Download CSV", data, file_name=f"{run.id}.csv", mime="text/csv",
                        icon=":material/download:", key=f"pg-batch-csv-{run.id}")
-
-
-def _summary_of(records: list[dict], summarize, outcome_cls) -> dict:
-    """Summary numbers from the per-example records of a run still going (or cancelled)."""
-    outcomes = [outcome_cls(recipe="", original_text=r["original"], perturbed_text=r["perturbed"], label=0,
-                            label_source="gold", status=r["status"], original_probs=[], perturbed_probs=[],
-                            queries=r["queries"], words_changed=r["words_changed"], words_total=r["words_total"],
-                            seconds=r["seconds"]) for r in records]
-    return summarize(outcomes)
 
 
 def _csv_bytes(table: pd.DataFrame) -> bytes:

@@ -8,7 +8,7 @@ import streamlit as st
 from app.components import cancel_button, run_or_warning, status_badge
 from app.formatting import fmt_duration
 from app.state import get_store
-from engine.attacks import recipe_table
+from engine.attacks.recipes import recipe_table
 from engine.commands.suite import seed_list
 from engine.methods import registry
 from engine.models import known_models

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from engine.attacks import diff_chars, diff_tokens
+from engine.attacks.diff import diff_chars, diff_tokens
 from engine.attribution import Attribution
 
 POSITIVE = (234, 120, 20)     # orange: pushes toward the explained class

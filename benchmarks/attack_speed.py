@@ -60,13 +60,14 @@ def main() -> None:
     use_project_nltk_data()
     import torch
 
-    from engine.attacks import RECIPES, FastModelWrapper, _textattack
-    from engine.attribution import LoadedModel
+    from engine.attacks.recipes import RECIPES
+    from engine.attacks.wrapper import FastModelWrapper, import_textattack
+    from engine.inference import LoadedModel
     from engine.data import load_dataset
     from engine.models import load_trained
     from engine.runs import RunStore
 
-    textattack = _textattack()
+    textattack = import_textattack()
     run = pick_run(RunStore(), args.run)
     model, tokenizer, method = load_trained(run.dir)
     data = load_dataset("sst2-dev")

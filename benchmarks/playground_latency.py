@@ -55,15 +55,17 @@ def main() -> None:
     use_project_nltk_data()
     import torch
 
-    from engine.attacks import Attacker, Budget, _textattack
-    from engine.attribution import IG_STEPS, LoadedModel, explain
+    from engine.attacks.attacker import Attacker, Budget
+    from engine.attacks.wrapper import import_textattack
+    from engine.attribution import IG_STEPS, explain
+    from engine.inference import LoadedModel
     from engine.data import load_dataset
     from engine.device import describe, pick_device
     from engine.runs import RunStore
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    _textattack()
+    import_textattack()
     run = pick_run(RunStore(), args.run)
     device = pick_device()
     loaded = LoadedModel.from_run(run.dir, device)

@@ -5,126 +5,28 @@ spans of the original text, found through the fast tokenizer's character offsets
 be drawn over the text exactly as it was entered. Integrated gradients also reports its completeness
 error: the sum of the attributions against the change in the output between baseline and input.
 
-`LoadedModel` is a trained run's model made safe to share between threads (one lock around every
-forward pass, because Captum's layer hooks would otherwise leak into another thread's forward pass)
-with a cache of repeated queries; the attack wrapper in `engine.attacks` uses the same object.
+Explanations run on an `engine.inference.LoadedModel` and hold its lock while Captum's hooks are on the
+model, so no other thread's forward pass goes through them.
 """
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from engine.data import SST2_LABELS, pad_batch
+from engine.inference import LoadedModel
+from engine.models import NotBertError, word_embeddings
 
-METHODS = {"ig": "Integrated gradients", "gxi": "Gradient × input", "attention": "Attention"}
+EXPLAINERS = {"ig": "Integrated gradients", "gxi": "Gradient × input", "attention": "Attention"}
 IG_STEPS = 32
 
 
 class AttributionError(ValueError):
     """An explanation cannot be computed for this input or model; the message says why."""
-
-
-class Cancelled(Exception):
-    """Raised inside a query when the caller asked to stop (a Cancel button, SIGTERM)."""
-
-
-# ---------------------------------------------------------------- the shared model
-
-class LoadedModel:
-    """A trained model for inference from several threads: a lock around each forward pass and an LRU
-    cache of logits for texts already seen (an attack asks for the same text many times)."""
-
-    def __init__(self, model: torch.nn.Module, tokenizer, method, max_length: int = 128,
-                 label_names: list[str] | None = None, run_id: str | None = None, cache_size: int = 50_000) -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.method = method
-        self.max_length = int(max_length)
-        num_labels = int(getattr(getattr(model, "config", None), "num_labels", 0) or 2)
-        self.label_names = list(label_names or [str(i) for i in range(num_labels)])
-        self.run_id = run_id
-        self.lock = threading.RLock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
-        self.stats = {"texts": 0, "cache_hits": 0, "forward_texts": 0}
-
-    @classmethod
-    def from_run(cls, run_dir: Path | str, device: torch.device | str = "cpu") -> "LoadedModel":
-        """Load a finished run's model; max length and label names come from its config."""
-        from engine.models import load_trained
-        from engine.runs import read_json
-
-        run_dir = Path(run_dir)
-        model, tokenizer, method = load_trained(run_dir, device)
-        config = read_json(run_dir / "config.json", {})
-        return cls(model, tokenizer, method, config.get("max_length", 128),
-                   label_names_for(config.get("dataset", ""), model.config.num_labels), run_dir.name)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def logits(self, texts: list[str], should_stop: Callable[[], bool] | None = None,
-               batch_size: int = 64) -> np.ndarray:
-        """Logits (N, C) in input order. Cached texts are not recomputed; the rest run in batches of
-        similar length padded only to their longest member. `should_stop` is checked before each batch."""
-        out: list[np.ndarray | None] = [None] * len(texts)
-        todo: dict[str, list[int]] = {}
-        with self._cache_lock:
-            for i, text in enumerate(texts):
-                hit = self._cache.get(text)
-                if hit is not None:
-                    self._cache.move_to_end(text)
-                    out[i] = hit
-                else:
-                    todo.setdefault(text, []).append(i)
-            self.stats["texts"] += len(texts)
-            self.stats["cache_hits"] += len(texts) - sum(len(v) for v in todo.values())
-        if todo:
-            unique = list(todo)
-            ids = self.tokenizer(unique, truncation=True, max_length=self.max_length)["input_ids"]
-            order = np.argsort([len(x) for x in ids], kind="stable")
-            computed: dict[str, np.ndarray] = {}
-            for start in range(0, len(order), batch_size):
-                if should_stop is not None and should_stop():
-                    raise Cancelled()
-                chunk = order[start:start + batch_size]
-                input_ids, mask = pad_batch([ids[j] for j in chunk], self.tokenizer.pad_token_id)
-                with self.lock, torch.inference_mode():
-                    logits = self.method.logits(self.model, {"input_ids": input_ids.to(self.device),
-                                                             "attention_mask": mask.to(self.device)})
-                rows = logits.float().cpu().numpy()
-                for j, row in zip(chunk, rows):
-                    computed[unique[j]] = row
-            with self._cache_lock:
-                self.stats["forward_texts"] += len(unique)
-                for text, row in computed.items():
-                    self._cache[text] = row
-                    for i in todo[text]:
-                        out[i] = row
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return np.stack(out) if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
-
-    def probs(self, texts: list[str], should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-        logits = self.logits(texts, should_stop)
-        return torch.softmax(torch.from_numpy(logits), -1).numpy()
-
-
-def label_names_for(dataset: str, num_labels: int) -> list[str]:
-    """Readable class names: SST-2 and AdvGLUE-SST2 are negative/positive; anything else is numbered."""
-    if (dataset.startswith("sst2") or dataset.startswith("advglue")) and num_labels == len(SST2_LABELS):
-        return list(SST2_LABELS)
-    return [str(i) for i in range(num_labels)]
 
 
 # ---------------------------------------------------------------- input text
@@ -207,7 +109,7 @@ class Attribution:
         if self.how == "attention":
             return ("Share of the [CLS] token's attention in the last layer (mean over heads) that lands on "
                     "each word. Attention shows where the model looks, not what changes its decision.")
-        name = METHODS[self.how]
+        name = EXPLAINERS[self.how]
         text = (f"{name} for p({self.target_name}). Orange words push toward {self.target_name}, blue words "
                 f"push away from it.")
         if self.completeness:
@@ -218,30 +120,14 @@ class Attribution:
         return text
 
 
-def word_embedding_layer(model: torch.nn.Module) -> torch.nn.Module:
-    """The token embedding table (not positions or segments), also inside a method's wrapper module."""
-    getter = getattr(model, "get_input_embeddings", None)
-    if callable(getter):
-        try:
-            layer = getter()
-            if layer is not None:
-                return layer
-        except (NotImplementedError, AttributeError):
-            pass
-    for name, module in model.named_modules():
-        if name.endswith("word_embeddings") and isinstance(module, torch.nn.Embedding):
-            return module
-    raise AttributionError("this model has no word-embedding layer to attribute to")
-
-
 def explain(loaded: LoadedModel, text: str, how: str = "ig", target: int | None = None,
             steps: int = IG_STEPS) -> Attribution:
     """Attribute the prediction for `text` (already fitted to the model) to its words.
 
     `target` defaults to the predicted class. Raises AttributionError for empty text or an unknown method.
     """
-    if how not in METHODS:
-        raise AttributionError(f"unknown attribution method {how!r}; choose one of {', '.join(METHODS)}")
+    if how not in EXPLAINERS:
+        raise AttributionError(f"unknown attribution method {how!r}; choose one of {', '.join(EXPLAINERS)}")
     if not text.strip():
         raise AttributionError("there is no text to explain")
     tok = loaded.tokenizer
@@ -268,19 +154,20 @@ def explain(loaded: LoadedModel, text: str, how: str = "ig", target: int | None 
         return forward
 
     completeness = None
+    probs = loaded.probs([text])[0]
+    target = int(probs.argmax()) if target is None else int(target)
+    if not 0 <= target < probs.shape[0]:
+        raise AttributionError(f"class {target} does not exist; the model has {probs.shape[0]} classes")
     with loaded.lock:
-        with torch.no_grad():
-            logits = method.logits(model, {"input_ids": input_ids, "attention_mask": mask})
-        probs = torch.softmax(logits.float(), -1)[0]
-        target = int(probs.argmax()) if target is None else int(target)
-        if not 0 <= target < probs.shape[0]:
-            raise AttributionError(f"class {target} does not exist; the model has {probs.shape[0]} classes")
         if how == "attention":
             token_scores = _cls_attention(model, input_ids, mask)
         else:
             from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
-            layer = word_embedding_layer(model)
+            try:
+                layer = word_embeddings(model)
+            except NotBertError as err:
+                raise AttributionError(str(err)) from err
             forward = prob_of(target)
             if how == "ig":
                 baseline = input_ids.clone()

@@ -48,7 +48,8 @@ class AttackSpec:
     n: int = 100
 
     def config_for(self, target: str) -> dict[str, Any]:
-        from engine.attacks import Budget, batch_config
+        from engine.attacks.attacker import Budget
+        from engine.attacks.batch import batch_config
 
         return batch_config(target, self.recipe, self.dataset, self.n, Budget())
 
@@ -57,7 +58,7 @@ class AttackSpec:
 
 def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str, Any]:
     """A run's stored numbers; a metric it lacks is None and named in `missing`."""
-    from engine.attacks import find_cached
+    from engine.attacks.batch import find_cached
 
     row: dict[str, Any] = {"run_id": run_id, "method": None, "seed": None, "status": "deleted",
                            **{m: None for m in METRICS}, "attack_run": None, "missing": []}
@@ -300,7 +301,7 @@ def latest_grid(store: RunStore) -> str | None:
 def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
                  grid_id: str | None = None) -> dict[str, Any]:
     """The whole report: per-run rows, per-method rows, claims, and where each number came from."""
-    from engine.recovery import grid_rows
+    from engine.recovery.metrics import grid_rows
 
     rows = run_rows(store, list(dict.fromkeys(run_ids)), attack)   # a run named twice counts once
     grid = None
@@ -328,7 +329,7 @@ def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def attacks_under_way(store: RunStore, attack: AttackSpec) -> set[str]:
     """Runs with this attack already queued or running, so a page does not queue it twice."""
-    from engine.attacks import CONFIG_KEYS
+    from engine.attacks.batch import CONFIG_KEYS
 
     out = set()
     for status in ACTIVE:
@@ -357,7 +358,7 @@ def budget_curve(results: list[dict[str, Any]], budgets: list[int]) -> list[floa
 
 def budget_curves(store: RunStore, rows: list[dict[str, Any]], points: int = 41) -> dict[str, Any]:
     """Accuracy under attack against query budget, per method: mean and spread over the runs' stored attacks."""
-    from engine.attacks import read_results
+    from engine.attacks.batch import read_results
 
     per_run = {}
     for row in rows:

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.models import encoder_parts
+
 KINDS: dict[str, str] = {
     "reinit": "LayerNorm to 1/0, linear weights re-initialised with Kaiming, biases to 0 (the paper's)",
     "noise": "Gaussian noise on the weight matrices, scale x each matrix's RMS",
@@ -99,19 +101,9 @@ def check_spec(spec: dict[str, Any], num_layers: int) -> dict[str, Any]:
     return out
 
 
-def _encoder_parts(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
-    """The embeddings module and the list of encoder layers of a BERT-style model."""
-    base = getattr(model, "base_model", model)
-    try:
-        return base.embeddings, list(base.encoder.layer)
-    except AttributeError:
-        raise CorruptionError(f"{type(model).__name__} is not a BERT-style encoder (no embeddings and "
-                              f"encoder.layer): corruption needs one") from None
-
-
 def targets(model: nn.Module, spec: dict[str, Any]) -> list[Target]:
     """The parameters a (checked) spec touches, in module order, each with its role."""
-    embeddings, layers = _encoder_parts(model)
+    embeddings, layers = encoder_parts(model)
     spec = check_spec(spec, len(layers))
     chosen = ([embeddings] if spec["embeddings"] else []) + [layers[i] for i in spec["layers"]]
     names = {id(p): n for n, p in model.named_parameters()}
@@ -162,7 +154,7 @@ def _apply(target: Target, spec: dict[str, Any], gen: torch.Generator) -> bool:
 
 def corrupt(model: nn.Module, spec: dict[str, Any]) -> str:
     """Corrupt the selected parameters of `model` in place (seeded); returns a one-line description."""
-    _, layers = _encoder_parts(model)
+    _, layers = encoder_parts(model)
     spec = check_spec(spec, len(layers))
     gen = torch.Generator().manual_seed(spec["seed"])
     touched = [t for t in targets(model, spec) if _apply(t, spec, gen)]

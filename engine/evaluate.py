@@ -4,31 +4,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
-from engine.data import DataError, TextDataset, bucketed_batches, encode_dataset, iter_batches, load_dataset, \
-    read_csv, split_train_dev
-from engine.device import autocast, pick_device
+from engine.data import DataError, TextDataset, load_dataset, read_csv, split_train_dev
+from engine.device import pick_device
+from engine.inference import predict_probs
 from engine.runs import Run, RunStore, read_json, write_json
-
-
-@torch.no_grad()
-def predict_probs(model, method, tokenizer, texts: list[str], labels: list[int] | None = None,
-                  max_length: int = 128, batch_size: int = 128, device: torch.device | None = None) -> np.ndarray:
-    """Class probabilities (N, C) in input order; batches sorted by length, padded to their longest."""
-    device = device or next(model.parameters()).device
-    data = TextDataset("eval", texts, labels or [0] * len(texts))
-    encoded = encode_dataset(tokenizer, data, max_length)
-    model.eval()
-    out = np.zeros((len(texts), 0), dtype=np.float32)
-    for batch in iter_batches(encoded, bucketed_batches(encoded.lengths(), batch_size, None),
-                              tokenizer.pad_token_id, device):
-        with autocast(device):
-            probs = torch.softmax(method.logits(model, batch).float(), -1).cpu().numpy()
-        if out.shape[1] == 0:
-            out = np.zeros((len(texts), probs.shape[1]), dtype=np.float32)
-        out[batch["index"].numpy()] = probs
-    return out
 
 
 def score(probs: np.ndarray, labels: list[int]) -> dict[str, float]:
@@ -64,8 +44,7 @@ def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = Fa
         config = run.config
         for name in missing:
             data = eval_set(config, name, model.config.num_labels)
-            probs = predict_probs(model, method, tokenizer, data.texts, data.labels,
-                                  config.get("max_length", 128), device=device)
+            probs = predict_probs(model, method, tokenizer, data.texts, config.get("max_length", 128))
             cached[name] = {**score(probs, data.labels), "computed": time.time()}
         write_json(run.dir / "eval.json", cached)
     return {s: cached[s] for s in sets}

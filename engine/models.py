@@ -1,24 +1,56 @@
-"""Models: the registry of names, the classifier head, and safetensors save/load.
+"""Models: the registry of names, the classifier head, safetensors save/load, and a BERT's structure.
 
 Loading never unpickles (`use_safetensors=True`) and never runs repository code
 (`trust_remote_code=False`). A trained run is rebuilt from its saved config and its method, then its
-safetensors weights are loaded into that module.
+safetensors weights are loaded into that module. Transformers is imported only where a model or
+tokenizer is built (it takes seconds), so code that only needs a BERT's structure stays quick to import.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_model, save_model
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 WEIGHTS_FILE = "model.safetensors"
 
 
 class ModelError(ValueError):
     """A model cannot be found or loaded; the message says why."""
+
+
+class NotBertError(ModelError):
+    """The model is not a BERT-style encoder (embeddings, then a list of encoder layers)."""
+
+
+def encoder_parts(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+    """(embeddings module, encoder layer list) of a BERT-style classifier, also after a method changed it.
+
+    The only place that knows where a BERT keeps its parts; the list is the model's own, so replacing
+    an entry replaces the layer.
+    """
+    base = getattr(model, "base_model", model)
+    embeddings = getattr(base, "embeddings", None)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if embeddings is None or not isinstance(layers, nn.ModuleList):
+        raise NotBertError(f"{type(model).__name__} is not a BERT-style encoder (it has no embeddings and "
+                           f"encoder.layer list); this needs one")
+    return embeddings, layers
+
+
+def word_embeddings(model: nn.Module) -> nn.Embedding:
+    """The token embedding table of a BERT-style model (not positions or segments)."""
+    table = getattr(encoder_parts(model)[0], "word_embeddings", None)
+    if not isinstance(table, nn.Embedding):
+        raise NotBertError(f"{type(model).__name__} has no word-embedding table (embeddings.word_embeddings)")
+    return table
 
 
 def minilm_path() -> Path:
@@ -54,6 +86,8 @@ def _friendly(name: str, err: Exception) -> ModelError:
 
 
 def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
     try:
         return AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=False)
     except (OSError, ValueError) as err:
@@ -61,12 +95,16 @@ def load_tokenizer(name: str):
 
 
 def tiny_config(num_labels: int) -> BertConfig:
+    from transformers import BertConfig
+
     return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=512, num_labels=num_labels)
 
 
 def build_classifier(name: str, num_labels: int, seed: int = 0) -> torch.nn.Module:
     """A pretrained encoder with a new classifier head sized for the dataset (seeded)."""
+    from transformers import AutoModelForSequenceClassification
+
     torch.manual_seed(seed)
     if name == "tiny":
         return AutoModelForSequenceClassification.from_config(tiny_config(num_labels))
@@ -92,6 +130,8 @@ def load_trained(run_dir: Path, device: torch.device | str = "cpu"):
 
     Returns (model in eval mode, tokenizer, method object).
     """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
     from engine.methods import make_method
 
     run_dir = Path(run_dir)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from engine.methods.im_bert import connections, math_attention
+from engine.models import encoder_parts
 
 PROBE_VERSION = 3
 PROBE_SET = "advglue-sst2"
@@ -67,17 +68,7 @@ def amplification_curves(lo: float = -3.0, hi: float = 1.0, n: int = 401) -> dic
 
 # ---------------------------------------------------------------- model plumbing
 
-def _encoder(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
-    """(embeddings module, encoder layer list) of a BERT-style classifier."""
-    base = getattr(model, getattr(model, "base_model_prefix", "bert"), None)
-    emb = getattr(base, "embeddings", None)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if emb is None or not isinstance(layers, nn.ModuleList):
-        raise ValueError("the probe needs a BERT-style model (bert.embeddings and bert.encoder.layer)")
-    return emb, layers
-
-
-def encode(tokenizer, texts: list[str], max_length: int = 128) -> dict[str, torch.Tensor]:
+def sentence_batch(tokenizer, texts: list[str], max_length: int = 128) -> dict[str, torch.Tensor]:
     """Padded batch of texts; a text that tokenises to no real token is refused with a clear message."""
     if not texts:
         raise ValueError("the probe batch is empty")
@@ -92,7 +83,7 @@ def encode(tokenizer, texts: list[str], max_length: int = 128) -> dict[str, torc
 @contextlib.contextmanager
 def _perturb_initial_value(model: nn.Module, delta: torch.Tensor | None) -> Iterator[None]:
     """Add delta to the embedding output x_0 (the ODE's initial value) during forward passes."""
-    emb, _ = _encoder(model)
+    emb, _ = encoder_parts(model)
     handle = emb.register_forward_hook(lambda _m, _i, out: out + delta) if delta is not None else None
     try:
         yield
@@ -101,9 +92,9 @@ def _perturb_initial_value(model: nn.Module, delta: torch.Tensor | None) -> Iter
             handle.remove()
 
 
-def hidden_states(model: nn.Module, batch: dict[str, torch.Tensor], delta: torch.Tensor | None = None
-                  ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """[x_0, ..., x_L] (each (B, T, H)) and the logits, with delta added to x_0."""
+def trajectory(model: nn.Module, batch: dict[str, torch.Tensor], delta: torch.Tensor | None = None
+               ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The ODE's trajectory [x_0, ..., x_L] (each (B, T, H)) and the logits, with delta added to x_0."""
     with _perturb_initial_value(model, delta):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     output_hidden_states=True)
@@ -137,7 +128,7 @@ def fgm_delta(model: nn.Module, batch: dict[str, torch.Tensor], labels: torch.Te
     """One-step fast gradient method on x_0: the loss gradient's direction, per sentence, same norm as Gaussian."""
     probe = torch.zeros_like(x0, requires_grad=True)
     with torch.enable_grad():
-        _, logits = hidden_states(model, batch, probe)
+        _, logits = trajectory(model, batch, probe)
         loss = nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, probe)
     return _scaled(grad.detach(), x0, batch["attention_mask"], scale)
@@ -148,8 +139,8 @@ def growth(model: nn.Module, batch: dict[str, torch.Tensor], delta: torch.Tensor
            clean: list[torch.Tensor] | None = None) -> np.ndarray:
     """g_l = ||x_l(e + delta) - x_l(e)|| / ||delta|| per sentence and layer l = 1..L: (B, L)."""
     mask = batch["attention_mask"]
-    clean = clean if clean is not None else hidden_states(model, batch)[0]
-    noisy, _ = hidden_states(model, batch, delta)
+    clean = clean if clean is not None else trajectory(model, batch)[0]
+    noisy, _ = trajectory(model, batch, delta)
     base = _norms(delta, mask).clamp_min(1e-30)
     return torch.stack([_norms(b - a, mask) / base for a, b in zip(clean[1:], noisy[1:])], 1).cpu().numpy()
 
@@ -195,7 +186,7 @@ class CleanPass:
 
 def clean_pass(model: nn.Module, batch: dict[str, torch.Tensor]) -> CleanPass:
     """One forward pass capturing hidden states, layer calls and IM-BERT solver residuals together."""
-    _, layers = _encoder(model)
+    _, layers = encoder_parts(model)
     calls: list[LayerCall] = []
     handles = []
     for i, layer in enumerate(layers):
@@ -337,14 +328,15 @@ def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
     """
     model.eval()
     device = next(model.parameters()).device
-    encode(tokenizer, texts, max_length)                   # refuses an empty batch or an empty sentence first
+    sentence_batch(tokenizer, texts, max_length)           # refuses an empty batch or an empty sentence first
     lengths = [len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) for t in texts]
 
     def chunks(indices: list[int]) -> Iterator[tuple[int, list[int], dict[str, torch.Tensor]]]:
         ordered = sorted(indices, key=lambda i: (lengths[i], i))
         for c, start in enumerate(range(0, len(ordered), chunk)):
             idx = ordered[start:start + chunk]
-            yield c, idx, {k: v.to(device) for k, v in encode(tokenizer, [texts[i] for i in idx], max_length).items()}
+            batch = sentence_batch(tokenizer, [texts[i] for i in idx], max_length)
+            yield c, idx, {k: v.to(device) for k, v in batch.items()}
 
     n = len(texts)
     per = {key: {} for key in ("growth", "growth_fgm", "jacobian_top_sv", "h_lambda")}
@@ -434,8 +426,8 @@ def divergence(model: nn.Module, tokenizer, clean: str, perturbed: str, max_leng
     states = []
     probs = []
     for text in (clean, perturbed):
-        batch = {k: v.to(device) for k, v in encode(tokenizer, [text], max_length).items()}
-        hs, logits = hidden_states(model, batch)
+        batch = {k: v.to(device) for k, v in sentence_batch(tokenizer, [text], max_length).items()}
+        hs, logits = trajectory(model, batch)
         m = batch["attention_mask"][0].bool()
         states.append(([x[0][m].mean(0) for x in hs], [x[0, 0] for x in hs]))
         probs.append(torch.softmax(logits.float(), -1)[0].cpu().numpy())

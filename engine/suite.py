@@ -57,7 +57,8 @@ class SuiteSpec:
 
     def check(self) -> None:
         """Refuse an empty or impossible suite before anything is queued."""
-        from engine.attacks import Budget, batch_config
+        from engine.attacks.attacker import Budget
+        from engine.attacks.batch import batch_config
         from engine.methods import registry
 
         if not self.methods:
@@ -157,7 +158,8 @@ def list_suites(store: RunStore) -> list[dict[str, Any]]:
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
     """The `suite` job kind: for each (method, seed) train (or reuse), evaluate, attack (or reuse)."""
-    from engine.attacks import Budget, batch_config, find_cached
+    from engine.attacks.attacker import Budget
+    from engine.attacks.batch import batch_config, find_cached
     from engine.evaluate import evaluate_run
     from engine.jobs import PartProgress, execute
     from engine.train import environment, load_splits

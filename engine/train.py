@@ -21,7 +21,8 @@ from transformers import get_linear_schedule_with_warmup
 from engine.data import DEV_SET, ROBUSTNESS_SETS, TextDataset, bucketed_batches, encode_dataset, iter_batches, \
     load_dataset, split_train_dev
 from engine.device import autocast, describe, pick_device
-from engine.evaluate import predict_probs, record_eval, score
+from engine.evaluate import record_eval, score
+from engine.inference import predict_probs
 from engine.methods import StepContext, make_method
 from engine.methods._tensors import DriftTracker
 from engine.models import build_classifier, load_tokenizer, save_trained
@@ -181,7 +182,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
         run.set_status("running", total_steps=total_steps, step=0, device=describe(device), started=time.time())
 
     def evaluate_dev(step: int) -> dict[str, float]:
-        probs = predict_probs(model, method, tokenizer, dev.texts, dev.labels, config.max_length, device=device)
+        probs = predict_probs(model, method, tokenizer, dev.texts, config.max_length)
         result = score(probs, dev.labels)
         recorder.scalars(step, "dev", {"accuracy": result["accuracy"], "loss": result["loss"]})
         return result
@@ -245,8 +246,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     final = evaluate_dev(step)
     results.update(dev_set=splits.dev_name, dev_accuracy=final["accuracy"], dev_loss=final["loss"])
     for name, data in splits.robustness.items():
-        result = score(predict_probs(model, method, tokenizer, data.texts, data.labels, config.max_length,
-                                     device=device), data.labels)
+        result = score(predict_probs(model, method, tokenizer, data.texts, config.max_length), data.labels)
         recorder.scalars(step, name, {"accuracy": result["accuracy"], "loss": result["loss"]})
         results[f"{name.replace('-', '_')}_accuracy"] = result["accuracy"]
         if run:

@@ -23,7 +23,7 @@ from app.formatting import fmt_time  # noqa: E402
 from app.state import get_store  # noqa: E402
 from app.suite_views import reproduce_form, suite_overview  # noqa: E402
 from engine import jobs  # noqa: E402
-from engine.attacks import recipe_table  # noqa: E402
+from engine.attacks.recipes import recipe_table  # noqa: E402
 from engine.benchmark import (LEVEL, METRICS, AttackSpec, attacks_under_way, budget_curves, build_report,  # noqa: E402
                               claims_table, latest_grid, methods_table, missing_work, part_numbers, to_csv,
                               scale_note, to_markdown)

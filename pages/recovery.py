@@ -23,8 +23,9 @@ from engine import jobs  # noqa: E402
 from engine.commands.recover import int_list  # noqa: E402
 from engine.corruption import KINDS, model_layer_count  # noqa: E402
 from engine.models import known_models  # noqa: E402
-from engine.recovery import (GRID_POSITIONS, GridSpec, GridView, baseline_warning, bottom_vs_top,  # noqa: E402
-                             curves_by_label, grid_config, heatmap_table, layers_by_label, load_grid)
+from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config  # noqa: E402
+from engine.recovery.views import (GridView, baseline_warning, bottom_vs_top, curves_by_label,  # noqa: E402
+                                   heatmap_table, layers_by_label, load_grid)
 from engine.runs import ACTIVE, RunError  # noqa: E402
 
 ABOUT = """

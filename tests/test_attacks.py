@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.attacks import (RECIPES, AttackError, Attacker, Budget, FastModelWrapper, Recipe, Requirement,
-                            attack_summaries, diff_summary, diff_tokens, get_recipe, read_results, recipe_table)
-from engine.attribution import LoadedModel
+from engine.attacks.attacker import Attacker, Budget
+from engine.attacks.batch import attack_summaries, read_results
+from engine.attacks.diff import diff_summary, diff_tokens
+from engine.attacks.recipes import RECIPES, AttackError, Recipe, Requirement, get_recipe, recipe_table
+from engine.attacks.wrapper import FastModelWrapper
+from engine.inference import LoadedModel
 
 TEXTS = ["a charming and often affecting journey .", "unflinchingly bleak and desperate",
          "it 's a lovely film with lovely performances by buy and accorsi .", "bad",
@@ -83,7 +86,7 @@ def own_store(sensitive, monkeypatch):
 def test_wrapper_matches_plain_model(tiny_run, loaded):
     """Same probabilities as evaluate.predict_probs, in input order: on the trained tiny run (to float
     precision) and on the refit head (which magnifies padding round-off, hence the looser tolerance)."""
-    from engine.evaluate import predict_probs
+    from engine.inference import predict_probs
 
     plain_run = LoadedModel.from_run(tiny_run[1].dir)
     for model, atol in ((plain_run, 1e-6), (loaded, 2e-4)):

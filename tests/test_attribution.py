@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from engine.attribution import AttributionError, LoadedModel, explain, fit_text, word_spans
+from engine.attribution import AttributionError, explain, fit_text, word_spans
+from engine.inference import LoadedModel
 from test_attacks import sensitive_tiny_run
 
 MESSY = "It's  a char-ming,\tfilm 😀 שלום zero\u200bwidth ok!!"

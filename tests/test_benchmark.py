@@ -15,7 +15,8 @@ from scipy import stats
 
 from engine import jobs
 from engine.__main__ import main
-from engine.attacks import AttackError, find_cached
+from engine.attacks.batch import find_cached
+from engine.attacks.recipes import AttackError
 from engine.benchmark import (METRICS, AttackSpec, aggregate, budget_curve, budget_curves, build_report, combine,
                               compare, judge_all, methods_table, missing_work, to_csv, to_markdown)
 from engine.runs import RunStore

@@ -10,7 +10,9 @@ import torch
 
 from engine.corruption import CorruptionError, check_spec, corrupt, group_layers, targets
 from engine.models import build_classifier
-from engine.recovery import GridSpec, area_under_curve, linear_cka, steps_to_reach, summarise
+from engine.recovery.analysis import linear_cka
+from engine.recovery.grid import GridSpec
+from engine.recovery.metrics import area_under_curve, steps_to_reach, summarise_by_label
 
 
 def _scrambled_tiny(seed: int = 0) -> torch.nn.Module:
@@ -179,7 +181,7 @@ def test_recovery_metrics():
              "final_accuracy": a, "recovery_ratio": a / 0.9, "auc": a - 0.1, "steps_to_95": s,
              "advglue_sst2_accuracy": 0.4} for a, s in ((0.8, 10), (0.7, None))]
     rows.append({**rows[0], "status": "cancelled", "final_accuracy": None})
-    (entry,) = summarise(rows)
+    (entry,) = summarise_by_label(rows)
     assert entry["seeds"] == 2 and entry["final_accuracy_mean"] == pytest.approx(0.75)
     assert entry["final_accuracy_std"] == pytest.approx(np.std([0.8, 0.7], ddof=1))
     assert entry["steps_to_95_mean"] == 10 and entry["reached_95"] == 1
@@ -243,7 +245,8 @@ def test_cli_refuses_k_larger_than_the_model(run_home, capsys):
 
 def test_cancelling_a_grid_halfway_keeps_finished_runs_and_their_curves(run_home):
     from engine import jobs
-    from engine.recovery import grid_config, load_grid
+    from engine.recovery.grid import grid_config
+    from engine.recovery.views import load_grid
     from engine.runs import RunStore
 
     store = RunStore(run_home)
@@ -268,7 +271,7 @@ def test_cancelling_a_grid_halfway_keeps_finished_runs_and_their_curves(run_home
 
 
 def test_heatmap_table_and_bottom_versus_top_verdicts():
-    from engine.recovery import bottom_vs_top, heatmap_table
+    from engine.recovery.views import bottom_vs_top, heatmap_table
 
     def entry(label, position, k, ratio, emb=False):
         return {"label": label, "position": position, "layers": k, "embeddings": emb, "seeds": 2,

@@ -169,8 +169,8 @@ def test_growth_of_a_scaling_model_is_the_scale(tokenizer):
     model = build_classifier("tiny", 2, 0).eval()
     for i in range(len(model.bert.encoder.layer)):
         model.bert.encoder.layer[i] = Linear(torch.eye(32) * 0.5)
-    batch = ode.encode(tokenizer, ["one sentence here", "another"])
-    clean, _ = ode.hidden_states(model, batch)
+    batch = ode.sentence_batch(tokenizer, ["one sentence here", "another"])
+    clean, _ = ode.trajectory(model, batch)
     g = ode.growth(model, batch, ode.gaussian_delta(clean[0], batch["attention_mask"], 1e-2), clean)
     np.testing.assert_allclose(g, [[0.5, 0.25]] * 2, rtol=1e-5)
 
@@ -226,7 +226,7 @@ def test_training_records_the_solver_residual(im_run):
 
 
 def test_saved_run_reloads_with_the_same_predictions(im_run):
-    from engine.evaluate import predict_probs
+    from engine.inference import predict_probs
     from engine.models import load_trained
 
     _, run = im_run
@@ -286,7 +286,7 @@ def test_probing_in_chunks_changes_no_deterministic_number(tokenizer):
 @pytest.mark.parametrize("method,settings", [("vanilla", {}), ("ex-bert", {}), ("im-bert", {"K": 0, "h": 0.7})])
 def test_explicit_shortcut_for_h_lambda_matches_the_field_graph(method, settings, tokenizer):
     model = make_method(method, settings).prepare_model(build_classifier("tiny", 2, 1)).eval()
-    batch = ode.encode(tokenizer, ["a gripping, funny film", "dull and long"])
+    batch = ode.sentence_batch(tokenizer, ["a gripping, funny film", "dull and long"])
     mask = batch["attention_mask"]
     for call in ode.layer_calls(model, batch):
         assert call.scheme == "explicit"          # K = 0 stops at the explicit predictor

@@ -4,7 +4,7 @@ from __future__ import annotations
 from engine.models import load_trained
 from engine.runs import RunStore
 from engine.jobs import execute
-from engine.evaluate import predict_probs
+from engine.inference import predict_probs
 from engine.train import TrainConfig
 
 

@@ -72,7 +72,7 @@ def test_short_attack_shows_a_diff(app):
 
 
 def test_cancel(app, monkeypatch):
-    from engine.attribution import LoadedModel
+    from engine.inference import LoadedModel
 
     original = LoadedModel.logits
 
@@ -126,7 +126,7 @@ def test_misclassified_example_is_skipped(app):
     at = app
     at.session_state["pg-source"] = "SST-2 dev"
     at.run()
-    from engine.attribution import LoadedModel
+    from engine.inference import LoadedModel
     from engine.data import load_dataset
     from engine.runs import RunStore
 

@@ -18,7 +18,7 @@ TIMEOUT = 120  # seconds for one script run: the first run imports torch and tra
 def grid_home(tmp_path_factory) -> tuple[Path, str]:
     """One finished tiny grid (clean, bottom-1, top-1; seed 0), recorded by the real job."""
     from engine import jobs
-    from engine.recovery import GridSpec, grid_config
+    from engine.recovery.grid import GridSpec, grid_config
     from engine.runs import RunStore
 
     home = tmp_path_factory.mktemp("recovery_runs")

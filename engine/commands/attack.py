@@ -37,7 +37,8 @@ def _emit(data: dict | list, as_json: bool) -> None:
 
 def cmd_attack(args: argparse.Namespace) -> int:
     from engine import jobs
-    from engine.attacks import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget, batch_config, find_cached
+    from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
+    from engine.attacks.batch import batch_config, find_cached
     from engine.runs import RunError, RunStore
 
     store = RunStore()
@@ -67,7 +68,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from engine.attacks import recipe_table
+    from engine.attacks.recipes import recipe_table
 
     _emit(recipe_table(), args.json)
     return 0

@@ -19,7 +19,7 @@ def int_list(text: str, what: str) -> list[int]:
 def cmd_recover(args: argparse.Namespace) -> int:
     from engine import jobs
     from engine.__main__ import _progress_bar, emit
-    from engine.recovery import GridSpec, grid_config
+    from engine.recovery.grid import GridSpec, grid_config
     from engine.runs import RunStore
 
     spec = GridSpec(dataset=args.dataset, model=args.model,

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, Setting, SettingError, StepContext
+from engine.models import NotBertError, encoder_parts
 
 FIELDS = ("residual", "layer")
 
@@ -108,20 +109,11 @@ def math_attention(needed: bool = True):
     return sdpa_kernel([SDPBackend.MATH])
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The encoder's layer list of a BERT-style classifier, with a clear message if there is none."""
-    base = getattr(model, getattr(model, "base_model_prefix", "bert"), None)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise SettingError("IM-/EX-BERT needs a BERT-style encoder (model.bert.encoder.layer); this model has none")
-    return layers
-
-
 def connections(model: nn.Module) -> list[tuple[int, EulerConnection]]:
     """(layer index, wrapper) for every converted layer of a model."""
     try:
-        layers = encoder_layers(model)
-    except SettingError:
+        _, layers = encoder_parts(model)
+    except NotBertError:
         return []
     return [(i, m) for i, m in enumerate(layers) if isinstance(m, EulerConnection)]
 
@@ -153,7 +145,7 @@ class _EulerMethod(Method):
         return sorted(wanted)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        layers = encoder_layers(model)
+        _, layers = encoder_parts(model)
         s = self.settings
         for i in self.layer_indices(len(layers)):
             if not isinstance(layers[i], EulerConnection):
@@ -233,7 +225,7 @@ def solver_residuals(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[
         return None
     was_training = model.training
     model.eval()
-    n_layers = len(encoder_layers(model))
+    n_layers = len(encoder_parts(model)[1])
     first, final = np.full(n_layers, np.nan), np.full(n_layers, np.nan)
     try:
         for _, c in conns:

@@ -1,0 +1,120 @@
+"""Batch attacks, the `attack` job kind: attack the first n examples of a dataset with one recipe and budget.
+
+An attack run's config names its target run; a finished attack with the same settings is reused
+(`find_cached`). Per-example records go to results.jsonl as they are made, results.csv at the end.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budget, summarize
+from engine.attacks.recipes import AttackError, get_recipe
+from engine.inference import LoadedModel
+from engine.runs import read_jsonl
+
+
+def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget, seed: int = 0) -> dict[str, Any]:
+    """The config of an attack run (kind "attack", parent = the target run)."""
+    if n < 1:
+        raise AttackError(f"attack at least 1 example (got n={n})")
+    budget.check()
+    get_recipe(recipe)
+    return {"target": target, "recipe": recipe, "dataset": dataset, "n": int(n), "max_queries": budget.max_queries,
+            "max_fraction": budget.max_fraction, "seed": seed, "method": f"attack-{recipe}"}
+
+
+CONFIG_KEYS = ("target", "recipe", "dataset", "n", "max_queries", "max_fraction", "seed")
+
+
+def find_cached(store, config: dict[str, Any]):
+    """A finished attack run with the same target, recipe, dataset, n, budget and seed, or None."""
+    for row in store.list(kind="attack", parent=config["target"], status="done"):
+        run = store.get(row["id"])
+        if all(run.config.get(k) == config.get(k) for k in CONFIG_KEYS):
+            return run
+    return None
+
+
+def attack_summaries(store, target: str) -> list[dict[str, Any]]:
+    """Every finished batch attack on one trained run, newest first: its settings and summary numbers
+    (what a report table needs, without re-running anything)."""
+    out = []
+    for row in store.list(kind="attack", parent=target, status="done"):
+        run = store.get(row["id"])
+        out.append({"run_id": run.id, **{k: run.config.get(k) for k in CONFIG_KEYS},
+                    **{k: run.results.get(k) for k in SUMMARY_KEYS}, "results_path": run.results.get("results_path")})
+    return out
+
+
+def read_results(run) -> list[dict[str, Any]]:
+    """The per-example records of an attack run, in order."""
+    return read_jsonl(run.dir / "results.jsonl")
+
+
+def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """The `attack` job kind: attack the first n examples of a dataset with one recipe and budget.
+
+    Each example's record is appended to results.jsonl as soon as it is done; results.csv is written at
+    the end (also after a cancel), and the summary becomes results.json.
+    """
+    from engine.data import load_dataset
+    from engine.device import pick_device
+    from engine.runs import RunStore
+
+    config = run.config
+    store = RunStore(run.dir.parent)
+    target = store.get(config["target"])
+    budget = Budget(config.get("max_queries"), config.get("max_fraction"))
+    data = load_dataset(config["dataset"])
+    n = min(int(config["n"]), len(data))
+    loaded = LoadedModel.from_run(target.dir, pick_device())
+    if data.num_labels > len(loaded.label_names):
+        raise AttackError(f"{config['dataset']} has {data.num_labels} classes; "
+                          f"the model knows {len(loaded.label_names)}")
+    attacker = Attacker(loaded, config["recipe"], budget, should_stop=should_stop, seed=int(config.get("seed", 0)))
+    run.log(f"attacking {n} examples of {config['dataset']} with {config['recipe']} against {target.id}; "
+            f"budget {budget}")
+    run.set_status(total_steps=n, step=0)
+    jsonl = run.dir / "results.jsonl"
+    outcomes: list[AttackOutcome] = []
+    started = time.time()
+    for i in range(n):
+        if should_stop():
+            break
+        outcome = attacker.attack_text(data.texts[i], data.labels[i], index=i)
+        if outcome.status == "cancelled":
+            break
+        outcomes.append(outcome)
+        with open(jsonl, "a", encoding="utf-8") as f:
+            f.write(json.dumps(outcome.row(loaded.label_names), ensure_ascii=False) + "\n")
+        so_far = summarize(outcomes)
+        run.set_status(step=i + 1, success_rate=so_far["success_rate"], avg_queries=so_far["avg_queries"])
+        if progress:
+            progress(i + 1, n, so_far["success_rate"])
+    cancelled = len(outcomes) < n
+    csv_path = run.dir / "results.csv"
+    write_csv(csv_path, [o.row(loaded.label_names) for o in outcomes])
+    summary = summarize(outcomes)
+    run.log(f"{'cancelled' if cancelled else 'done'}: {len(outcomes)}/{n} examples, success rate "
+            f"{summary['success_rate']:.3f}, accuracy under attack {summary['accuracy_under_attack']:.3f}")
+    return {**summary, "status": "cancelled" if cancelled else "done", "target": target.id,
+            "recipe": config["recipe"], "dataset": config["dataset"], "n_requested": n,
+            "results_path": str(csv_path), "jsonl_path": str(jsonl), "seconds": round(time.time() - started, 2)}
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows as CSV, written to a temporary name first (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fields: list[str] = []
+    for row in rows:
+        fields.extend(k for k in row if k not in fields)
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields or ["index"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

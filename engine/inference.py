@@ -1,0 +1,141 @@
+"""Model inference: the one batched forward pass every prediction goes through.
+
+`batched_logits` is the single implementation of "tokenize, sort by length, pad each batch only to its
+longest member, forward through `method.logits`, put the rows back in input order". Two call styles
+sit on it:
+- `predict_probs(model, method, tokenizer, texts)` for a model being trained or evaluated once (no
+  cache; bf16 autocast on a GPU, the precision training runs in);
+- `LoadedModel`, a finished run's model shared between threads (attacks, attribution, the Playground):
+  one lock around each forward pass, because Captum's layer hooks would otherwise leak into another
+  thread's forward pass, and an LRU cache of logits, because an attack asks for the same text many
+  times. It runs in full precision, so an attack's scores are exact and repeatable.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.data import SST2_LABELS, bucketed_batches, encode, pad_batch
+from engine.device import autocast
+
+
+class Cancelled(Exception):
+    """Raised inside a query when the caller asked to stop (a Cancel button, SIGTERM)."""
+
+
+def label_names_for(dataset: str, num_labels: int) -> list[str]:
+    """Readable class names: SST-2 and AdvGLUE-SST2 are negative/positive; anything else is numbered."""
+    if (dataset.startswith("sst2") or dataset.startswith("advglue")) and num_labels == len(SST2_LABELS):
+        return list(SST2_LABELS)
+    return [str(i) for i in range(num_labels)]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of a (N, C) logit array, row by row."""
+    return torch.softmax(torch.from_numpy(logits), -1).numpy()
+
+
+def batched_logits(model: torch.nn.Module, method, tokenizer, texts: list[str], max_length: int,
+                   batch_size: int, mixed_precision: bool = False, lock: threading.RLock | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Logits (N, C) as float32 in input order. Batches hold texts of similar length, padded only to their
+    longest member. `lock` is held around each forward pass; `should_stop` is checked before each batch
+    (raises `Cancelled`). The model is used as it is (put it in eval mode first)."""
+    ids = encode(tokenizer, texts, max_length) if texts else []
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    device = next(model.parameters()).device
+    guard = lock if lock is not None else contextlib.nullcontext()
+    out = np.zeros((len(texts), 0), dtype=np.float32)
+    for chunk in bucketed_batches(lengths, batch_size, None):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        input_ids, mask = pad_batch([ids[j] for j in chunk], tokenizer.pad_token_id)
+        batch = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+        with guard, torch.no_grad(), autocast(device, mixed_precision):
+            rows = method.logits(model, batch).float().cpu().numpy()
+        if out.shape[1] == 0:
+            out = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+        out[chunk] = rows
+    return out
+
+
+def predict_probs(model: torch.nn.Module, method, tokenizer, texts: list[str], max_length: int = 128,
+                  batch_size: int = 128) -> np.ndarray:
+    """Class probabilities (N, C) in input order, for a model being trained or evaluated once (no cache)."""
+    model.eval()
+    return softmax(batched_logits(model, method, tokenizer, texts, max_length, batch_size, mixed_precision=True))
+
+
+class LoadedModel:
+    """A trained model for inference from several threads: a lock around each forward pass and an LRU
+    cache of logits for texts already seen (an attack asks for the same text many times)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, method, max_length: int = 128,
+                 label_names: list[str] | None = None, run_id: str | None = None, cache_size: int = 50_000) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.method = method
+        self.max_length = int(max_length)
+        num_labels = int(getattr(getattr(model, "config", None), "num_labels", 0) or 2)
+        self.label_names = list(label_names or [str(i) for i in range(num_labels)])
+        self.run_id = run_id
+        self.lock = threading.RLock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self.stats = {"texts": 0, "cache_hits": 0, "forward_texts": 0}
+
+    @classmethod
+    def from_run(cls, run_dir: Path | str, device: torch.device | str = "cpu") -> "LoadedModel":
+        """Load a finished run's model; max length and label names come from its config."""
+        from engine.models import load_trained
+        from engine.runs import read_json
+
+        run_dir = Path(run_dir)
+        model, tokenizer, method = load_trained(run_dir, device)
+        config = read_json(run_dir / "config.json", {})
+        return cls(model, tokenizer, method, config.get("max_length", 128),
+                   label_names_for(config.get("dataset", ""), model.config.num_labels), run_dir.name)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def logits(self, texts: list[str], should_stop: Callable[[], bool] | None = None,
+               batch_size: int = 64) -> np.ndarray:
+        """Logits (N, C) in input order. Cached texts are not recomputed; the rest go through
+        `batched_logits` once each. `should_stop` is checked before each batch."""
+        out: list[np.ndarray | None] = [None] * len(texts)
+        todo: dict[str, list[int]] = {}
+        with self._cache_lock:
+            for i, text in enumerate(texts):
+                hit = self._cache.get(text)
+                if hit is not None:
+                    self._cache.move_to_end(text)
+                    out[i] = hit
+                else:
+                    todo.setdefault(text, []).append(i)
+            self.stats["texts"] += len(texts)
+            self.stats["cache_hits"] += len(texts) - sum(len(v) for v in todo.values())
+        if todo:
+            unique = list(todo)
+            rows = batched_logits(self.model, self.method, self.tokenizer, unique, self.max_length, batch_size,
+                                  lock=self.lock, should_stop=should_stop)
+            with self._cache_lock:
+                self.stats["forward_texts"] += len(unique)
+                for text, row in zip(unique, rows):
+                    self._cache[text] = row
+                    for i in todo[text]:
+                        out[i] = row
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack(out) if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
+
+    def probs(self, texts: list[str], should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        return softmax(self.logits(texts, should_stop))

@@ -1,0 +1,263 @@
+"""The corruption-then-recovery experiment: a grid of corrupted fine-tuning runs and what they show.
+
+A grid is one `recover` run. Its job runs the cells one after another in its own worker process (it
+holds the single job slot, so it never waits on runs it started itself): for each seed, first the clean
+baseline, then every corrupted cell. Each cell is an ordinary `train` run with `corruption` set and
+`parent` = the grid, so its dev-accuracy curve is recorded every `eval_every` steps while it trains, and
+the Runs page, evaluation and attacks work on it as on any other run. After a cell finishes, the job
+records per-layer CKA against the clean model of the same seed and per-layer weight drift from the
+corrupted starting point (artifact `recovery`). Cancelling the grid stops the running cell (its curve so
+far is kept), starts no more, and keeps every finished cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.corruption import KINDS, CorruptionError, check_spec, group_layers, model_layer_count
+from engine.recovery.analysis import analyse_cell
+from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_label
+from engine.runs import Run, RunStore
+
+GRID_POSITIONS: dict[str, str] = {
+    "bottom": "the k layers next to the embeddings",
+    "top": "the k layers next to the classifier",
+    "custom": "a set of layers you pick",
+    "embeddings": "the embeddings only (no encoder layer)",
+}
+MAX_CELLS = 120
+
+
+class GridError(ValueError):
+    """A recovery grid that cannot run; the message says what to change."""
+
+
+# ---------------------------------------------------------------- the grid
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a grid: where the corruption goes (nothing for the clean baseline) and the seed."""
+    position: str          # bottom, top, custom, embeddings, or clean
+    k: int                 # number of corrupted encoder layers (the level)
+    layers: tuple[int, ...]
+    embeddings: bool
+    seed: int
+
+    @property
+    def clean(self) -> bool:
+        return self.position == "clean"
+
+    @property
+    def label(self) -> str:
+        """The cell without its seed: `bottom-2`, `top-1+emb`, `custom 1,3`, `embeddings`, `clean`."""
+        if self.position in ("clean", "embeddings"):
+            return self.position
+        base = f"custom {','.join(map(str, self.layers))}" if self.position == "custom" else f"{self.position}-{self.k}"
+        return base + ("+emb" if self.embeddings else "")
+
+    def corruption_spec(self, spec: "GridSpec") -> dict[str, Any] | None:
+        """The `TrainConfig.corruption` of this cell (None for the clean baseline), seeded by the cell's seed."""
+        if self.clean:
+            return None
+        return {"layers": list(self.layers), "embeddings": self.embeddings, **spec.corruption_fields(),
+                "seed": self.seed}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "k": self.k, "layers": list(self.layers),
+                "embeddings": self.embeddings, "seed": self.seed, "label": self.label}
+
+
+@dataclass
+class GridSpec:
+    """What a person picks on the page (or on the command line) for one grid."""
+    dataset: str = "sst2"
+    model: str = "minilm"
+    positions: list[str] = field(default_factory=lambda: ["bottom", "top"])
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3])
+    custom_layers: list[int] = field(default_factory=list)
+    embeddings: bool = False          # also corrupt the embeddings in every bottom/top/custom cell
+    corruption_kind: str = "reinit"   # not `kind`: that key of a run config is the job kind
+    scale: float = 0.5                # noise: std as a multiple of each matrix's RMS
+    fraction: float = 0.5             # zero: share of each weight matrix set to 0
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train_size: int | None = 1000
+    epochs: int = 1
+    batch_size: int = 16              # with 1,000 examples and 1 epoch: 63 steps. MiniLM at batch 32 and lr 5e-5
+    lr: float = 1e-4                  # (32 steps) stayed at chance (dev 0.52); batch 16 and lr 1e-4 reach ~0.76
+    eval_every: int = 8               # steps between dev evaluations: the points of the recovery curves
+    dev_size: int | None = 400        # dev examples per evaluation (a fixed sample; keeps evaluations cheap)
+    max_length: int = 128
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "GridSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def corruption_fields(self) -> dict[str, Any]:
+        kind = self.corruption_kind
+        return {"kind": kind, **({"scale": self.scale} if kind == "noise" else {}),
+                **({"fraction": self.fraction} if kind == "zero" else {})}
+
+    def check(self, num_layers: int) -> None:
+        """Refuse an impossible grid before anything is queued; all problems in one message."""
+        problems: list[str] = []
+        unknown = [p for p in self.positions if p not in GRID_POSITIONS]
+        if unknown:
+            problems.append(f"unknown position {unknown[0]!r}; choose from {', '.join(GRID_POSITIONS)}")
+        if not self.positions:
+            problems.append("the grid is empty: choose at least one position (bottom, top, custom or embeddings)")
+        if any(p in ("bottom", "top") for p in self.positions):
+            if not self.levels:
+                problems.append("the grid is empty: bottom/top need at least one number of layers k")
+            for k in self.levels:
+                try:
+                    group_layers("bottom", int(k), num_layers)
+                except CorruptionError as err:
+                    problems.append(str(err))
+                    break
+        if "custom" in self.positions:
+            if not self.custom_layers:
+                problems.append("a custom position needs at least one layer to corrupt")
+            bad = [i for i in self.custom_layers if not 0 <= int(i) < num_layers]
+            if bad:
+                problems.append(f"custom layer {bad[0]} does not exist: the model has {num_layers} layers, "
+                                f"numbered 0..{num_layers - 1}")
+        if not self.seeds:
+            problems.append("the grid is empty: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            problems.append("each seed should appear once")
+        if self.corruption_kind not in KINDS:
+            problems.append(f"corruption kind must be one of {', '.join(KINDS)} (got {self.corruption_kind!r})")
+        elif self.corruption_kind == "noise" and not self.scale > 0:
+            problems.append(f"noise scale must be > 0 (got {self.scale:g})")
+        elif self.corruption_kind == "zero" and not 0 <= self.fraction <= 1:
+            problems.append(f"the fraction of weights to zero must be in [0, 1] (got {self.fraction:g})")
+        if self.dev_size is not None and self.dev_size < 1:
+            problems.append(f"dev size must be at least 1 (got {self.dev_size})")
+        if problems:
+            raise GridError("; ".join(problems))
+        cells = self.cells(num_layers)
+        if len(cells) > MAX_CELLS:
+            raise GridError(f"the grid has {len(cells)} runs; keep it at {MAX_CELLS} or fewer "
+                            f"(fewer seeds, levels or positions)")
+        for cell in cells:
+            config = self.train_config(cell)
+            config.check()          # ConfigError names a bad training setting
+            if cell.corruption_spec(self) is not None:
+                check_spec(cell.corruption_spec(self), num_layers)
+
+    def cells(self, num_layers: int) -> list[Cell]:
+        """Every run of the grid in the order it runs: per seed, the clean baseline first."""
+        out: list[Cell] = []
+        emb = bool(self.embeddings)
+        for seed in self.seeds:
+            seed = int(seed)
+            out.append(Cell("clean", 0, (), False, seed))
+            for position in dict.fromkeys(self.positions):   # each position once, in the order given
+                if position in ("bottom", "top"):
+                    for k in sorted({int(k) for k in self.levels}):
+                        out.append(Cell(position, k, tuple(group_layers(position, k, num_layers)), emb, seed))
+                elif position == "custom":
+                    layers = tuple(sorted({int(i) for i in self.custom_layers}))
+                    out.append(Cell("custom", len(layers), layers, emb, seed))
+                elif position == "embeddings":
+                    out.append(Cell("embeddings", 0, (), True, seed))
+        return out
+
+    def train_config(self, cell: Cell):
+        """The TrainConfig of one cell: identical for every cell but the seed and the corruption."""
+        from engine.train import TrainConfig
+
+        return TrainConfig(dataset=self.dataset, model=self.model, method="vanilla", train_size=self.train_size,
+                           epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=cell.seed,
+                           max_length=self.max_length, eval_every=self.eval_every, dev_size=self.dev_size,
+                           device=self.device, corruption=cell.corruption_spec(self))
+
+
+def grid_config(spec: GridSpec) -> dict[str, Any]:
+    """Check a grid and return the config its `recover` run stores (with the model's layer count)."""
+    num_layers = model_layer_count(spec.model)
+    spec.check(num_layers)
+    cells = spec.cells(num_layers)
+    return {**spec.to_dict(), "num_layers": num_layers, "cells": [c.to_dict() for c in cells],
+            "seed": spec.seeds[0] if len(spec.seeds) == 1 else None}
+
+
+
+def cells_of(config: dict[str, Any]) -> list[Cell]:
+    return [Cell(c["position"], c["k"], tuple(c["layers"]), c["embeddings"], c["seed"])
+            for c in config.get("cells", [])]
+
+
+# ---------------------------------------------------------------- the job
+
+def _train_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int,
+                should_stop: Callable[[], bool], progress: Callable) -> tuple[Run, dict[str, Any]]:
+    """Record one cell as a child run of the grid and train it in this process, in the grid's slot."""
+    from engine.jobs import execute
+    from engine.train import environment
+
+    child = store.create({**spec.train_config(cell).to_dict(), "environment": environment(),
+                          "recovery": {**cell.to_dict(), "grid": grid.id, "index": index}},
+                         kind="train", parent=grid.id)
+    grid.log(f"cell {index + 1}: {cell.label} seed {cell.seed} -> run {child.id}")
+    results = execute(store, child, should_stop, progress, slot_held=True)
+    if results.get("status") == "failed":
+        grid.log(f"cell {cell.label} seed {cell.seed} failed: {results.get('error')}")
+    return child, results
+
+
+def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
+    """The `recover` job kind: train every cell of the grid in order, then analyse each against its clean run."""
+    from engine.jobs import PartProgress
+    from engine.train import load_splits
+
+    config = run.config
+    spec = GridSpec.from_dict(config)
+    cells = cells_of(config)
+    store = RunStore(run.dir.parent)
+    first = spec.train_config(cells[0])
+    steps_per_cell = math.ceil(len(load_splits(first).train) / spec.batch_size) * spec.epochs
+    total = steps_per_cell * len(cells)
+    run.set_status(step=0, total_steps=total, cells_total=len(cells), cells_done=0)
+    run.log(f"recovery grid: {len(cells)} runs of {steps_per_cell} steps; {spec.corruption_kind} corruption; "
+            f"seeds {spec.seeds}")
+    clean: dict[int, Run] = {}
+    outcomes: list[str] = []
+    errors: list[str] = []
+    for index, cell in enumerate(cells):
+        if should_stop():
+            break
+        run.set_status(current=f"{cell.label} seed {cell.seed}")
+        ticker = PartProgress(run, progress, index * steps_per_cell, total)
+        child, results = _train_cell(store, run, spec, cell, index, should_stop, ticker)
+        outcomes.append(results.get("status", "failed"))
+        if results.get("error"):
+            errors.append(f"{cell.label} seed {cell.seed}: {results['error']}")
+        if results.get("status") == "done":
+            if cell.clean:
+                clean[cell.seed] = child
+            if not should_stop():
+                try:
+                    analyse_cell(child, clean.get(cell.seed))
+                except Exception as err:  # the run itself is fine; say why its probes are missing
+                    child.log(f"recovery analysis failed: {type(err).__name__}: {err}")
+        run.set_status(cells_done=outcomes.count("done"))
+        if results.get("status") != "cancelled":
+            run.set_status(step=(index + 1) * steps_per_cell)
+    rows = grid_rows(store, run)
+    stopped = should_stop() or len(outcomes) < len(cells) or "cancelled" in outcomes
+    status = "cancelled" if stopped else ("failed" if outcomes and all(o == "failed" for o in outcomes) else "done")
+    run.log(f"grid {status}: {outcomes.count('done')} of {len(cells)} runs finished")
+    if status == "failed":
+        run.set_status(error=f"every run failed; the first: {errors[0]}" if errors else "every run failed")
+    return {"status": status, **({"errors": errors} if errors else {}), "cells_total": len(cells),
+            "cells_done": outcomes.count("done"),
+            "rows": rows, "summary": summarise_by_label(rows), "clean": clean_baselines(rows)}
+
