@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.attacks.attacker import Attacker, Budget
+from engine.attacks.attacker import Attacker, AttackOutcome, Budget, summarize, summarize_rows
 from engine.attacks.batch import attack_summaries, read_results
 from engine.attacks.diff import diff_summary, diff_tokens
 from engine.attacks.recipes import RECIPES, AttackError, Recipe, Requirement, get_recipe, recipe_table
@@ -185,6 +185,23 @@ def test_diff_round_trip():
     ops = diff_tokens(a, b)
     assert "".join(o for _, o, _ in ops) == a and "".join(n for _, _, n in ops) == b
     assert diff_summary(a, b).startswith("film -> flim")
+
+
+def test_summary_of_stored_rows_and_of_outcomes():
+    """TextAttack's numbers: success over attacked, accuracy under attack over all, queries over attacked,
+    share of words changed over successes; the same from outcomes and from their stored rows."""
+    def outcome(status: str, queries: int, changed: int, total: int) -> AttackOutcome:
+        return AttackOutcome("deepwordbug", "a b", "a c", 1, "gold", status, [0.2, 0.8], [0.6, 0.4], queries,
+                             changed, total, 0.1)
+
+    outcomes = [outcome("succeeded", 10, 1, 4), outcome("succeeded", 30, 1, 3), outcome("failed", 50, 0, 5),
+                outcome("skipped", 0, 0, 6)]
+    expected = {"n": 4, "succeeded": 2, "failed": 1, "skipped": 1, "cancelled": 0, "success_rate": 2 / 3,
+                "accuracy_under_attack": 1 / 4, "original_accuracy": 3 / 4, "avg_queries": 30.0,
+                "avg_fraction_perturbed": (1 / 4 + 1 / 3) / 2}
+    assert summarize_rows([o.row(["neg", "pos"]) for o in outcomes]) == pytest.approx(expected)
+    assert summarize(outcomes) == pytest.approx(expected)
+    assert summarize_rows([])["success_rate"] == 0.0
 
 
 def test_cli_batch_attack_json_and_cache(own_store, capsys):

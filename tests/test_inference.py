@@ -1,0 +1,100 @@
+"""The one inference path, checked against a plain forward pass of each text on its own; and where a
+BERT keeps its parts (`engine.models.encoder_parts`, `word_embeddings`)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.inference import Cancelled, LoadedModel, batched_logits, label_names_for, predict_probs
+from engine.methods import make_method
+from engine.models import NotBertError, build_classifier, encoder_parts, load_tokenizer, word_embeddings
+
+TEXTS = ["a gripping , funny film", "dull", "the acting , costumes , music and sound are all astounding",
+         "bad and long", "a quiet , moving portrait of two lives", "fine"]
+ATOL = 2e-4   # padding changes float round-off (the scaled head magnifies it); rows differ by > 1e-2
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer("tiny")
+
+
+def tiny(method_name: str = "vanilla", settings: dict | None = None):
+    """A random tiny model whose head is scaled up, so that different texts get clearly different logits."""
+    method = make_method(method_name, settings or {})
+    model = method.prepare_model(build_classifier("tiny", 2, seed=3)).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(1000.0)
+    return model, method
+
+
+def one_at_a_time(model, tokenizer, texts: list[str]) -> np.ndarray:
+    """The reference: each text alone, no padding, no sorting."""
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            ids = torch.tensor([tokenizer(text, truncation=True, max_length=128)["input_ids"]])
+            rows.append(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float().numpy())
+    return np.stack(rows)
+
+
+def test_batched_logits_are_each_texts_own_logits_in_input_order(tokenizer):
+    model, method = tiny()
+    expected = one_at_a_time(model, tokenizer, TEXTS)
+    gaps = np.abs(expected[:, None] - expected[None]).max(-1)
+    assert gaps[~np.eye(len(TEXTS), dtype=bool)].min() > 1e-2        # rows differ, so order is checked
+    got = batched_logits(model, method, tokenizer, TEXTS, 128, batch_size=4)
+    np.testing.assert_allclose(got, expected, atol=ATOL)
+    probs = predict_probs(model, method, tokenizer, TEXTS, batch_size=4)
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(expected), -1).numpy(), atol=ATOL)
+    assert batched_logits(model, method, tokenizer, [], 128, batch_size=4).shape[0] == 0
+
+
+def test_loaded_model_caches_and_matches_the_reference(tokenizer):
+    model, method = tiny()
+    loaded = LoadedModel(model, tokenizer, method, label_names=["neg", "pos"])
+    expected = one_at_a_time(model, tokenizer, TEXTS)
+    np.testing.assert_allclose(loaded.logits(TEXTS, batch_size=4), expected, atol=ATOL)
+    forwarded = loaded.stats["forward_texts"]
+    again = loaded.logits(list(reversed(TEXTS)) + [TEXTS[0]], batch_size=4)
+    np.testing.assert_allclose(again, np.concatenate([expected[::-1], expected[:1]]), atol=ATOL)
+    assert loaded.stats["forward_texts"] == forwarded                  # all from the cache
+    assert loaded.logits([]).shape == (0, 2)
+
+
+def test_loaded_model_stops_before_a_batch(tokenizer):
+    model, method = tiny()
+    with pytest.raises(Cancelled):
+        LoadedModel(model, tokenizer, method).logits(TEXTS, should_stop=lambda: True)
+
+
+def test_im_bert_with_exact_gradient_predicts_through_the_shared_model(tokenizer):
+    """IM-BERT's exact-gradient solver differentiates inside its forward pass, which inference mode
+    forbids; the shared path must run it (the Playground and attacks use it)."""
+    model, method = tiny("im-bert", {"K": 2, "exact_grad": True})
+    expected = one_at_a_time(model, tokenizer, TEXTS[:3])
+    np.testing.assert_allclose(LoadedModel(model, tokenizer, method).logits(TEXTS[:3]), expected, atol=ATOL)
+
+
+def test_label_names():
+    assert label_names_for("sst2", 2) == ["negative", "positive"]
+    assert label_names_for("advglue-sst2", 2) == ["negative", "positive"]
+    assert label_names_for("csv:/x.csv", 3) == ["0", "1", "2"]
+
+
+def test_encoder_parts_are_the_models_own_also_after_a_method_changed_it():
+    model, _ = tiny()
+    embeddings, layers = encoder_parts(model)
+    assert embeddings is model.bert.embeddings and layers is model.bert.encoder.layer
+    assert word_embeddings(model) is model.bert.embeddings.word_embeddings
+    converted, _ = tiny("im-bert")
+    assert encoder_parts(converted)[1] is converted.bert.encoder.layer
+    assert type(converted.bert.encoder.layer[0]).__name__ == "EulerConnection"
+
+
+def test_a_model_that_is_not_bert_is_refused_clearly():
+    with pytest.raises(NotBertError, match="Linear is not a BERT-style encoder"):
+        encoder_parts(torch.nn.Linear(4, 2))
+    with pytest.raises(NotBertError):
+        word_embeddings(torch.nn.Linear(4, 2))
