@@ -17,7 +17,8 @@ from engine import jobs
 from engine.evaluate import evaluate_run
 from engine.models import load_trained
 from engine.runs import RunError, RunStore
-from engine.train import TrainConfig, train
+from engine.train import train
+from engine.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(model="tiny", train_size=48, epochs=1, batch_size=16, dev_size=48, eval_every=1)
