@@ -29,6 +29,10 @@ from engine.runs import Run
 from engine.train_config import ConfigError, TrainConfig
 
 
+# what the loop itself records for every method: {artifact: array keys} (a method's own: Method.artifacts)
+LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
+
+
 def preflight(config: TrainConfig) -> None:
     """Everything that can be refused before a run is created: settings, the model name, the data files."""
     config.check()
@@ -137,6 +141,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             optimizer.zero_grad(set_to_none=True)
             method.after_step(model, ctx)
             drift.record(ctx)
+            if ctx.record_now:
+                recorder.flush_if_due()   # every method's records reach the live pages while it trains
             step += 1
             seen += len(batch["labels"])
             train_seconds += time.perf_counter() - tick
