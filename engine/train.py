@@ -28,7 +28,6 @@ from engine.recorder import Recorder
 from engine.runs import Run
 from engine.train_config import ConfigError, TrainConfig
 
-
 # what the loop itself records for every method: {artifact: array keys} (a method's own: Method.artifacts)
 LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 

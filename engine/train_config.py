@@ -90,6 +90,6 @@ class TrainConfig:
             problems.append(f"batch size {self.batch_size} is larger than the {self.train_size} training examples")
         if problems:
             raise ConfigError("; ".join(problems))
-        from engine.methods import make_method   # torch: only when a config is checked
+        from engine.methods import make_method  # torch: only when a config is checked
 
         make_method(self.method, self.settings)  # raises SettingError on a bad setting

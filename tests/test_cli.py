@@ -69,4 +69,5 @@ def test_command_like_keeps_the_settings_only_for_the_runs_own_method(run_home):
                                                 weight_decay=0.0).to_dict())
     assert command_like(run, "rose-first") == ("python -m engine train --method rose-first --model tiny "
                                                "--weight-decay 0.0 --set upper=60.0 --json")
-    assert command_like(run, "vanilla") == "python -m engine train --method vanilla --model tiny --weight-decay 0.0 --json"
+    assert command_like(run, "vanilla") == ("python -m engine train --method vanilla --model tiny "
+                                            "--weight-decay 0.0 --json")
