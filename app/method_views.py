@@ -11,6 +11,7 @@ import streamlit as st
 
 from app.components import job_panel, page_link, run_picker
 from app.state import get_store
+from engine import train_flags
 from engine.methods import registry
 from engine.runs import ACTIVE, Run, RunError
 
@@ -25,12 +26,10 @@ def train_command(method: str) -> str:
 
 
 def command_like(run: Run, method: str) -> str:
-    """The CLI command for a run of `method` trained exactly like `run` (data, model, size, seed)."""
-    c = run.config
-    size = -1 if c.get("train_size") is None else c.get("train_size")
-    return (f"python -m engine train --method {method} --dataset {c.get('dataset')} --model {c.get('model')} "
-            f"--train-size {size} --epochs {c.get('epochs')} --batch-size {c.get('batch_size')} --lr {c.get('lr')} "
-            f"--seed {c.get('seed')} --json")
+    """The CLI command for a run of `method` trained exactly like `run` (its whole config; its method settings
+    only when `method` is the run's own)."""
+    settings = run.config.get("settings") if method == run.config.get("method") else {}
+    return train_flags.train_command(run.config, method=method, settings=settings) + " --json"
 
 
 def choose_run(methods: tuple[str, ...], key: str) -> Run:

@@ -94,7 +94,8 @@ def offer_default_training(store: RunStore) -> None:
     st.info("There is no trained model yet. Train the default one: vanilla fine-tuning of MiniLM on 2,000 SST-2 "
             "sentences (about two minutes on a CPU).", icon=":material/info:")
     if st.button("Train the default model", type="primary", icon=":material/model_training:", key="pg-train"):
-        from engine.train import TrainConfig, environment
+        from engine.train import environment
+        from engine.train_config import TrainConfig
 
         try:
             jobs.submit(store, {**TrainConfig().to_dict(), "environment": environment()})

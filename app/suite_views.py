@@ -9,11 +9,11 @@ from app.components import cancel_button, run_or_warning, status_badge
 from app.formatting import fmt_duration
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
-from engine.commands.suite import seed_list
 from engine.methods import registry
 from engine.models import known_models
+from engine.parsing import seed_list
 from engine.runs import ACTIVE
-from engine.suite import SUITE_METHODS, SuiteSpec, estimate_seconds, submit_suite, suite_config, suite_items
+from engine.suite import SuiteSpec, default_methods, estimate_seconds, submit_suite, suite_config, suite_items
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -23,7 +23,7 @@ def _estimate(home: str, spec: dict) -> dict[str, float | None]:
 
 def reproduce_form() -> str | None:
     """Inputs for a suite, what it would cost, and the button that queues it; returns the new suite's id."""
-    methods = st.multiselect("Methods", list(registry()), default=list(SUITE_METHODS), key="bench-methods",
+    methods = st.multiselect("Methods", list(registry()), default=default_methods(), key="bench-methods",
                              help="Every method is trained once per seed with the same data and budget.")
     a, b, c, d = st.columns(4)
     seeds_text = a.text_input("Seeds", "0, 1, 2", key="bench-seeds", help="Comma-separated whole numbers.")

@@ -42,7 +42,8 @@ def hf_trainer_eps(texts: list[str], labels: list[int], model_name: str, args: a
 
 
 def robustlab_eps(model_name: str, args: argparse.Namespace) -> float:
-    from engine.train import TrainConfig, train
+    from engine.train import train
+    from engine.train_config import TrainConfig
 
     config = TrainConfig(model=model_name, train_size=args.n, epochs=1, batch_size=args.batch_size, lr=args.lr,
                          max_length=args.max_length, eval_every=10**9, dev_size=32)

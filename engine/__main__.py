@@ -5,42 +5,21 @@ With --json a command's last stdout line is one JSON object; errors go to stderr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
 
+from engine.cli import emit, run_foreground
 from engine.paths import use_project_nltk_data
+from engine.train_flags import add_train_flags, config_from_args
 
 use_project_nltk_data()
-
-
-def emit(data: Any, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(data, default=str))
-    else:
-        print(json.dumps(data, indent=2, default=str))
-
-
-def parse_sets(values: list[str]) -> dict[str, str]:
-    """`--set key=value` pairs."""
-    out = {}
-    for item in values:
-        if "=" not in item:
-            raise ValueError(f"--set takes key=value (got {item!r})")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import jobs
     from engine.runs import RunStore
-    from engine.train import TrainConfig, environment, preflight
+    from engine.train import environment, preflight
 
-    config = TrainConfig(dataset=args.dataset, model=args.model, method=args.method, settings=parse_sets(args.set),
-                         train_size=None if args.train_size == -1 else args.train_size, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, max_length=args.max_length,
-                         eval_every=args.eval_every, device=args.device)
+    config = config_from_args(args)
     preflight(config)
     store = RunStore()
     payload = {**config.to_dict(), "environment": environment()}
@@ -48,32 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = jobs.submit(store, payload)
         emit({"run_id": run.id, "status": "queued", "path": str(run.dir)}, args.json)
         return 0
-    run = store.create(payload)
-    print(f"run {run.id} in {run.dir}", file=sys.stderr)
-    bar = _progress_bar()
-    results = jobs.execute(store, run, jobs.StopFlag().install(), bar)
-    bar.close()
-    emit(results, args.json)
-    return 0 if results.get("status") in ("done", "cancelled") else 1
-
-
-class _progress_bar:
-    """A tqdm bar on stderr, so --json keeps stdout clean."""
-
-    def __init__(self) -> None:
-        self.bar = None
-
-    def __call__(self, step: int, total: int, loss: float) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True)
-        self.bar.update(step - self.bar.n)
-        self.bar.set_postfix(loss=f"{loss:.4f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    return run_foreground(store, store.create(payload), args.json)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -143,19 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="RobustLab engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="fine-tune a classifier (foreground, with a progress bar)")
-    p.add_argument("--dataset", default="sst2", help="sst2, or csv:PATH")
-    p.add_argument("--model", default="minilm", help="minilm, tiny, a local folder or a hub id")
-    p.add_argument("--method", default="vanilla")
-    p.add_argument("--train-size", type=int, default=2000, help="-1 for the whole training set")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations (0: four per run)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a method setting")
+    p = sub.add_parser("train", help="fine-tune a classifier (foreground, with a progress bar)",
+                       description="Every TrainConfig field is a flag; method settings are --set KEY=VALUE.")
+    add_train_flags(p)
     p.add_argument("--detach", action="store_true", help="queue as a background job and return at once")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -199,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.methods import SettingError
     from engine.models import ModelError
     from engine.runs import RunError
-    from engine.train import ConfigError
+    from engine.train_config import ConfigError
 
     try:
         return args.func(args)

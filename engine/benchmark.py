@@ -108,9 +108,10 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def method_order(methods: list[str]) -> list[str]:
-    from engine.suite import SUITE_METHODS
+    from engine.suite import default_methods
 
-    return sorted(set(methods), key=lambda m: (SUITE_METHODS.index(m) if m in SUITE_METHODS else 99, m))
+    order = default_methods()
+    return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 def values_by_method(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:

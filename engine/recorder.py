@@ -1,10 +1,12 @@
 """What a training run records: scalars to metrics.jsonl, arrays to artifacts/<name>.npz.
 
-Buffers in memory and flushes on demand (at each evaluation and at the end), so recording costs
-almost nothing per step and a killed worker keeps everything up to its last flush.
+Buffers in memory and flushes on demand (at each evaluation, every few seconds while training so a page
+can follow the run live, and at the end), so recording costs almost nothing per step and a killed worker
+keeps everything up to its last flush.
 """
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -13,8 +15,11 @@ from engine.runs import Run
 
 
 class Recorder:
+    live_seconds = 5.0    # wall time between the flushes that keep a live page current
+
     def __init__(self, run: Run | None) -> None:
         self.run = run
+        self._flushed = time.monotonic()
         self._rows: list[dict] = []
         self._series: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         self._whole: dict[str, dict[str, np.ndarray]] = {}
@@ -43,8 +48,15 @@ class Recorder:
     def series(self, artifact: str) -> dict[str, np.ndarray]:
         return {k: np.stack(v) for k, v in self._series[artifact].items()} if artifact in self._series else {}
 
+    def flush_if_due(self) -> None:
+        """Write everything if `live_seconds` have passed since the last full flush: the live pages read it."""
+        if time.monotonic() - self._flushed >= self.live_seconds:
+            self.flush()
+
     def flush(self, arrays: bool = True) -> None:
         """Append buffered scalars; with `arrays`, also rewrite the artifacts changed since the last flush."""
+        if arrays:
+            self._flushed = time.monotonic()
         if self.run is None:
             self._rows.clear()
             return

@@ -24,14 +24,16 @@ import zipfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from engine.paths import runs_home
 
 ACTIVE = ("queued", "running")
-FINISHED = ("done", "failed", "cancelled")
+WORKER_GONE = ("the worker process ended without finishing (killed or crashed); everything it recorded before that "
+               "is kept")
+NO_WORKER = "no worker ever started for this run"
 
 
 class RunError(ValueError):
@@ -97,6 +99,15 @@ def pid_alive(pid: int | None) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def stale_reason(status: dict) -> str | None:
+    """Why a run recorded as queued or running is neither (its worker is gone, or never started), or None."""
+    if status.get("status") not in ACTIVE:
+        return None
+    if status.get("pid"):
+        return None if pid_alive(status["pid"]) else WORKER_GONE
+    return NO_WORKER if time.time() - status.get("created", time.time()) > 120 else None
 
 
 # ---------------------------------------------------------------- one run
@@ -229,23 +240,30 @@ class RunStore:
 
     def list(self, kind: str | None = None, status: str | None = None, method: str | None = None,
              parent: str | None = None, model: str | None = None) -> list[dict]:
-        """Index rows, newest first, after marking runs whose worker died as failed."""
-        self.reconcile()
+        """Index rows, newest first. Read-only: a run whose worker died shows as failed here, and is recorded
+        as failed when it is opened (`get`) or the store is reconciled."""
         query, args = "select * from runs where 1=1", []
-        for column, value in (("kind", kind), ("status", status), ("method", method), ("parent", parent),
-                              ("model", model)):
+        for column, value in (("kind", kind), ("method", method), ("parent", parent), ("model", model)):
             if value is not None:
                 query += f" and {column}=?"
                 args.append(value)
+        if status is not None:   # active rows too: one may really be failed
+            query += f" and (status=? or status in ({', '.join('?' * len(ACTIVE))}))"
+            args += [status, *ACTIVE]
         with closing(self._db()) as db:
             rows = [dict(r) for r in db.execute(query + " order by created desc", args)]
+        shown = []
         for row in rows:
-            row["summary"] = json.loads(row["summary"] or "{}")
-        return rows
-
-    def iter_runs(self, **filters: Any) -> Iterator[Run]:
-        for row in self.list(**filters):
-            yield Run(self.home / row["id"])
+            if row["status"] in ACTIVE:
+                run = Run(self.home / row["id"])
+                if not run.dir.exists():
+                    continue
+                if stale_reason(run.status):
+                    row["status"] = "failed"
+            if status is None or row["status"] == status:
+                row["summary"] = json.loads(row["summary"] or "{}")
+                shown.append(row)
+        return shown
 
     # -- lifecycle
 
@@ -261,19 +279,14 @@ class RunStore:
             with closing(self._db()) as db, db:
                 db.execute("delete from runs where id=?", (run.id,))
             return True
-        if status.get("status") in ACTIVE and status.get("pid") and not pid_alive(status["pid"]):
-            run.set_status("failed", finished=time.time(),
-                           error="the worker process ended without finishing (killed or crashed); "
-                                 "everything it recorded before that is kept")
+        reason = stale_reason(status)
+        if reason is None:
+            return False
+        run.set_status("failed", finished=time.time(), error=reason)
+        if reason == WORKER_GONE:
             run.log("marked failed: worker process is gone")
-            self.update_index(run)
-            return True
-        if status.get("status") in ACTIVE and not status.get("pid") \
-                and time.time() - status.get("created", time.time()) > 120:
-            run.set_status("failed", finished=time.time(), error="no worker ever started for this run")
-            self.update_index(run)
-            return True
-        return False
+        self.update_index(run)
+        return True
 
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)

@@ -13,10 +13,15 @@ from typing import Any, Callable
 
 from engine.runs import Run, RunError, RunStore
 
-SUITE_METHODS = ("vanilla", "rose-first", "rose-second", "rose-ensemble", "match-tuning", "im-bert", "ex-bert",
-                 "uegr")
 # config keys that do not change the trained model: runs that differ only here are the same run
 NOT_MODEL_KEYS = ("device", "eval_every", "record_every", "log_every")
+
+
+def default_methods() -> list[str]:
+    """Every registered method, in the registry's order: a new method joins the default suite by existing."""
+    from engine.methods import registry
+
+    return list(registry())
 
 
 class SuiteError(ValueError):
@@ -46,7 +51,7 @@ class SuiteSpec:
         return bool(self.recipe) and self.attack_n > 0
 
     def train_config(self, method: str, seed: int):
-        from engine.train import TrainConfig
+        from engine.train_config import TrainConfig
 
         return TrainConfig(**{**self.train, "dataset": self.dataset, "model": self.model, "method": method,
                               "train_size": self.train_size, "epochs": self.epochs, "seed": seed})
@@ -101,7 +106,7 @@ def submit_suite(store: RunStore, spec: SuiteSpec) -> Run:
 def model_config(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a training config that decide the trained model, with the method's settings filled in."""
     from engine.methods import make_method
-    from engine.train import TrainConfig
+    from engine.train_config import TrainConfig
 
     values = TrainConfig.from_dict(config).to_dict()
     values["settings"] = make_method(values["method"], values["settings"]).settings

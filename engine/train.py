@@ -5,12 +5,11 @@ gradient stage, step), evaluation every `eval_every` steps, and at the end a che
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import platform
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -28,74 +27,10 @@ from engine.methods._tensors import DriftTracker
 from engine.models import build_classifier, load_tokenizer, save_trained
 from engine.recorder import Recorder
 from engine.runs import Run
+from engine.train_config import ConfigError, TrainConfig
 
-
-class ConfigError(ValueError):
-    """Impossible hyperparameters; the message says which and why."""
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = "sst2"
-    model: str = "minilm"
-    method: str = "vanilla"
-    settings: dict[str, Any] = field(default_factory=dict)
-    train_size: int | None = 2000      # None: the whole training set
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    adam_beta2: float = 0.999
-    grad_clip: float = 1.0
-    max_length: int = 128
-    seed: int = 0
-    eval_every: int = 0                # steps between dev evaluations; 0: about four per run
-    dev_size: int | None = None        # cap on dev examples for the evaluations during training
-    record_every: int = 0              # steps between heavy method artifacts; 0: about 40 per run
-    log_every: int = 5
-    dev_fraction: float = 0.1          # held out of an uploaded CSV
-    device: str = "auto"
-    corruption: dict[str, Any] | None = None   # applied to the pretrained encoder before training
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def check(self) -> None:
-        """Refuse impossible hyperparameters before any work starts."""
-        problems = []
-        if self.train_size is not None and self.train_size < 1:
-            problems.append(f"train size must be at least 1 (got {self.train_size})")
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be at least 1 (got {self.batch_size})")
-        if not 0 < self.lr < 1:
-            problems.append(f"learning rate must be in (0, 1) (got {self.lr:g})")
-        if self.weight_decay < 0:
-            problems.append(f"weight decay must be >= 0 (got {self.weight_decay:g})")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"warm-up ratio must be in [0, 1) (got {self.warmup_ratio:g})")
-        if not 0 < self.adam_beta2 < 1:
-            problems.append(f"Adam beta2 must be in (0, 1) (got {self.adam_beta2:g})")
-        if self.grad_clip <= 0:
-            problems.append(f"gradient clipping norm must be > 0 (got {self.grad_clip:g})")
-        if not 8 <= self.max_length <= 512:
-            problems.append(f"max length must be in [8, 512] tokens (got {self.max_length})")
-        if min(self.eval_every, self.record_every) < 0 or self.log_every < 1:
-            problems.append("eval_every and record_every must be >= 0 and log_every >= 1")
-        if not 0 < self.dev_fraction < 1:
-            problems.append(f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})")
-        if self.train_size is not None and self.batch_size > self.train_size:
-            problems.append(f"batch size {self.batch_size} is larger than the {self.train_size} training examples")
-        if problems:
-            raise ConfigError("; ".join(problems))
-        make_method(self.method, self.settings)  # raises SettingError on a bad setting
+# what the loop itself records for every method: {artifact: array keys} (a method's own: Method.artifacts)
+LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 
 
 def preflight(config: TrainConfig) -> None:
@@ -206,6 +141,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             optimizer.zero_grad(set_to_none=True)
             method.after_step(model, ctx)
             drift.record(ctx)
+            if ctx.record_now:
+                recorder.flush_if_due()   # every method's records reach the live pages while it trains
             step += 1
             seen += len(batch["labels"])
             train_seconds += time.perf_counter() - tick

@@ -20,9 +20,9 @@ from app.components import cancel_button, page_link, run_picker, status_badge  #
 from app.formatting import fmt_duration  # noqa: E402
 from app.state import get_store  # noqa: E402
 from engine import jobs  # noqa: E402
-from engine.commands.recover import int_list  # noqa: E402
 from engine.corruption import KINDS, model_layer_count  # noqa: E402
 from engine.models import known_models  # noqa: E402
+from engine.parsing import int_list  # noqa: E402
 from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config  # noqa: E402
 from engine.recovery.views import (GridView, baseline_warning, bottom_vs_top, curves_by_label,  # noqa: E402
                                    heatmap_table, layers_by_label, load_grid)

@@ -15,7 +15,8 @@ from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
 from engine.methods import SettingError, registry
 from engine.models import known_models
 from engine.runs import ACTIVE
-from engine.train import ConfigError, TrainConfig, environment
+from engine.train import environment
+from engine.train_config import ConfigError, TrainConfig
 
 UPLOAD = "Upload CSV"
 OTHER_MODEL = "other"

@@ -30,7 +30,7 @@ def tiny_run(tmp_path_factory):
     Returns (store, run). Tests must not modify it.
     """
     from engine.runs import RunStore
-    from engine.train import TrainConfig
+    from engine.train_config import TrainConfig
 
     home = tmp_path_factory.mktemp("tiny_runs")
     store = RunStore(home)

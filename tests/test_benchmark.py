@@ -20,7 +20,7 @@ from engine.attacks.recipes import AttackError
 from engine.benchmark import (METRICS, AttackSpec, aggregate, budget_curve, budget_curves, build_report, combine,
                               compare, judge_all, methods_table, missing_work, to_csv, to_markdown)
 from engine.runs import RunStore
-from engine.train import ConfigError
+from engine.train_config import ConfigError
 from engine.suite import (SuiteError, SuiteSpec, estimate_seconds, find_trained, suite_config, suite_items,
                           suite_train_runs)
 

@@ -205,7 +205,7 @@ def test_typo_copy_changes_inner_letters_only():
 def im_run(tmp_path_factory):
     from engine.jobs import execute
     from engine.runs import RunStore
-    from engine.train import TrainConfig
+    from engine.train_config import TrainConfig
 
     store = RunStore(tmp_path_factory.mktemp("im_runs"))
     config = TrainConfig(model="tiny", method="im-bert", train_size=48, epochs=1, batch_size=16, dev_size=32,

@@ -5,7 +5,7 @@ from engine.models import load_trained
 from engine.runs import RunStore
 from engine.jobs import execute
 from engine.inference import predict_probs
-from engine.train import TrainConfig
+from engine.train_config import TrainConfig
 
 
 def test_minilm_learns_sst2_from_a_few_hundred_examples(run_home):

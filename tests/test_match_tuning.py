@@ -119,7 +119,8 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 def test_train_save_and_load_round_trip(run_home):
     from engine.models import load_trained
     from engine.runs import RunStore
-    from engine.train import TrainConfig, train
+    from engine.train import train
+    from engine.train_config import TrainConfig
 
     store = RunStore()
     config = TrainConfig(model="tiny", method="match-tuning", train_size=32, batch_size=16, epochs=1, dev_size=32)

@@ -39,7 +39,7 @@ def method_runs(tmp_path_factory):
     """One finished tiny run of each page's method plus the vanilla twin ROSE compares its drift with."""
     from engine.jobs import execute
     from engine.runs import RunStore
-    from engine.train import TrainConfig
+    from engine.train_config import TrainConfig
 
     home = tmp_path_factory.mktemp("method_runs")
     store = RunStore(home)

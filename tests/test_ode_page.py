@@ -83,7 +83,7 @@ def two_runs(tmp_path_factory):
     """A tiny vanilla and a tiny IM-BERT run in one store, plus a 'done' run whose model is missing."""
     from engine.jobs import execute
     from engine.runs import RunStore, write_json
-    from engine.train import TrainConfig
+    from engine.train_config import TrainConfig
 
     store = RunStore(tmp_path_factory.mktemp("ode_runs"))
     ids = []

@@ -221,7 +221,8 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 
 def test_train_records_masks_and_drift(run_home):
-    from engine.train import TrainConfig, train
+    from engine.train import train
+    from engine.train_config import TrainConfig
 
     results = train(TrainConfig(model="tiny", method="rose-first", train_size=32, batch_size=16, epochs=1,
                                 dev_size=32))

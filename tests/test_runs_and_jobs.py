@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from engine import jobs
 from engine.evaluate import evaluate_run
 from engine.models import load_trained
 from engine.runs import RunError, RunStore
-from engine.train import TrainConfig, train
+from engine.train import train
+from engine.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(model="tiny", train_size=48, epochs=1, batch_size=16, dev_size=48, eval_every=1)
@@ -127,6 +129,25 @@ def test_killed_worker_is_marked_failed_and_keeps_its_curves(run_home):
     assert "killed" in store.get(run.id).status["error"]
     assert any(m["split"] == "train" for m in run.metrics())
     assert next(r for r in store.list() if r["id"] == run.id)["status"] == "failed"
+
+
+def test_list_shows_a_dead_workers_run_as_failed_without_writing(run_home):
+    """Listing is read-only; the run is recorded as failed when it is opened."""
+    store = RunStore(run_home)
+    run = store.create({"method": "vanilla"})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run.set_status("running", pid=dead.pid)
+    written = (run.dir / "status.json").read_bytes()
+
+    def indexed() -> str:
+        with sqlite3.connect(run_home / "index.sqlite") as db:
+            return db.execute("select status from runs where id=?", (run.id,)).fetchone()[0]
+
+    assert [r["status"] for r in store.list()] == ["failed"]
+    assert [r["id"] for r in store.list(status="failed")] == [run.id] and store.list(status="queued") == []
+    assert (run.dir / "status.json").read_bytes() == written and indexed() == "queued"
+    assert store.get(run.id).status["status"] == "failed" and indexed() == "failed"
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess:

@@ -133,7 +133,8 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 def test_train_records_curves_and_summary(run_home):
     from engine.runs import RunStore
-    from engine.train import TrainConfig, train
+    from engine.train import train
+    from engine.train_config import TrainConfig
 
     store = RunStore()
     config = TrainConfig(model="tiny", method="uegr", settings={"K": 2}, train_size=32, batch_size=16, epochs=1,

@@ -7,8 +7,8 @@ and says why each unavailable one cannot run here.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from engine.cli import ProgressBar, emit, run_foreground
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,10 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_recipes)
 
 
-def _emit(data: dict | list, as_json: bool) -> None:
-    print(json.dumps(data, default=str) if as_json else json.dumps(data, indent=2, default=str))
-
-
 def cmd_attack(args: argparse.Namespace) -> int:
     from engine import jobs
     from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
@@ -52,42 +48,19 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if not args.force:
         cached = find_cached(store, config)
         if cached is not None:
-            _emit({**cached.results, "run_id": cached.id, "cached": True}, args.json)
+            emit({**cached.results, "run_id": cached.id, "cached": True}, args.json)
             return 0
     if args.detach:
         run = jobs.submit(store, config, kind="attack", parent=target.id)
-        _emit({"run_id": run.id, "status": "queued", "path": str(run.dir)}, args.json)
+        emit({"run_id": run.id, "status": "queued", "path": str(run.dir)}, args.json)
         return 0
-    run = store.create(config, kind="attack", parent=target.id)
-    print(f"attack run {run.id} in {run.dir}", file=sys.stderr)
-    bar = _Bar()
-    results = jobs.execute(store, run, jobs.StopFlag().install(), bar)
-    bar.close()
-    _emit({**results, "cached": False}, args.json)
-    return 0 if results.get("status") in ("done", "cancelled") else 1
+    return run_foreground(store, store.create(config, kind="attack", parent=target.id), args.json, what="attack run",
+                          bar=ProgressBar(unit="example", value_format="success={:.2f}"),
+                          shape=lambda results: {**results, "cached": False})
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     from engine.attacks.recipes import recipe_table
 
-    _emit(recipe_table(), args.json)
+    emit(recipe_table(), args.json)
     return 0
-
-
-class _Bar:
-    """A tqdm bar on stderr (examples attacked, success rate so far), so --json keeps stdout clean."""
-
-    def __init__(self) -> None:
-        self.bar = None
-
-    def __call__(self, done: int, total: int, success_rate: float) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, file=sys.stderr, unit="example", dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix(success=f"{success_rate:.2f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 
+from engine.cli import emit
+
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from engine.__main__ import emit
     from engine.ode import probe_run
     from engine.runs import RunStore
 

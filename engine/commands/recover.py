@@ -5,25 +5,18 @@ Example: python -m engine recover --positions bottom,top --layers 1,2,3 --seeds 
 from __future__ import annotations
 
 import argparse
-import sys
 
-
-def int_list(text: str, what: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]; a clear message for anything else."""
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{what} takes whole numbers separated by commas (got {text!r})") from None
+from engine.cli import emit, run_foreground
+from engine.parsing import int_list, name_list
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
     from engine import jobs
-    from engine.__main__ import _progress_bar, emit
     from engine.recovery.grid import GridSpec, grid_config
     from engine.runs import RunStore
 
     spec = GridSpec(dataset=args.dataset, model=args.model,
-                    positions=[p.strip() for p in args.positions.split(",") if p.strip()],
+                    positions=name_list(args.positions),
                     levels=int_list(args.layers, "--layers"),
                     custom_layers=int_list(args.custom_layers, "--custom-layers"),
                     embeddings=args.embeddings, corruption_kind=args.kind, scale=args.scale, fraction=args.fraction,
@@ -39,12 +32,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
         emit({"grid_id": run.id, "status": "queued", "runs": len(config["cells"]), "path": str(run.dir)}, args.json)
         return 0
     run = store.create(config, kind="recover")
-    print(f"recovery grid {run.id}: {len(config['cells'])} runs, in {run.dir}", file=sys.stderr)
-    bar = _progress_bar()
-    results = jobs.execute(store, run, jobs.StopFlag().install(), bar)
-    bar.close()
-    emit({"grid_id": run.id, **results}, args.json)
-    return 0 if results.get("status") in ("done", "cancelled") else 1
+    return run_foreground(store, run, args.json, what=f"recovery grid of {len(config['cells'])} runs",
+                          shape=lambda results: {"grid_id": run.id, **results})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -6,26 +6,17 @@ Finished runs with the same config, and identical finished attacks, are reused u
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from engine.suite import SUITE_METHODS
+from engine.cli import ProgressBar, emit, run_foreground
+from engine.parsing import name_list, seed_list
 
-
-def name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def seed_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in name_list(text)]
-    except ValueError:
-        raise ValueError(f"seeds are whole numbers separated by commas, like 0,1,2 (got {text!r})") from None
+SUMMARY_KEYS = ("run_id", "status", "n_items", "n_trained", "n_failed", "train_runs", "error")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("suite", help="train, evaluate and attack several methods over several seeds")
-    p.add_argument("--methods", default=",".join(SUITE_METHODS), help="comma-separated method names")
+    p.add_argument("--methods", help="comma-separated method names (default: every registered method, "
+                                     "see `python -m engine methods`)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--train-size", type=int, default=2000, help="-1 for the whole training set")
     p.add_argument("--epochs", type=int, default=2)
@@ -43,11 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from engine import jobs
     from engine.runs import RunStore
-    from engine.suite import SuiteSpec, submit_suite, suite_config
+    from engine.suite import SuiteSpec, default_methods, submit_suite, suite_config
 
-    spec = SuiteSpec(methods=name_list(args.methods), seeds=seed_list(args.seeds),
+    methods = default_methods() if args.methods is None else name_list(args.methods)
+    spec = SuiteSpec(methods=methods, seeds=seed_list(args.seeds),
                      train_size=None if args.train_size == -1 else args.train_size, epochs=args.epochs,
                      model=args.model, dataset=args.dataset, attack_dataset=args.attack_dataset,
                      recipe=None if args.recipe.lower() == "none" else args.recipe, attack_n=args.attack_n,
@@ -55,21 +46,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     store = RunStore()
     if args.detach:
         run = submit_suite(store, spec)
-        print(json.dumps({"run_id": run.id, "status": "queued", "path": str(run.dir)}))
+        emit({"run_id": run.id, "status": "queued", "path": str(run.dir)}, args.json)
         return 0
-    run = store.create(suite_config(spec), kind="suite")
-    print(f"suite {run.id} in {run.dir}", file=sys.stderr)
-    from tqdm import tqdm
-
-    bar = tqdm(file=sys.stderr, unit="step", dynamic_ncols=True)
-
-    def progress(step: int, total: int, _value: float) -> None:
-        bar.total = total
-        bar.update(step - bar.n)
-
-    results = jobs.execute(store, run, jobs.StopFlag().install(), progress)
-    bar.close()
-    summary = {k: results.get(k) for k in ("run_id", "status", "n_items", "n_trained", "n_failed", "train_runs",
-                                           "error")}
-    print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
-    return 0 if results.get("status") in ("done", "cancelled") else 1
+    return run_foreground(store, store.create(suite_config(spec), kind="suite"), args.json, what="suite",
+                          bar=ProgressBar(value_format=None),
+                          shape=lambda results: {k: results.get(k) for k in SUMMARY_KEYS})

@@ -6,7 +6,6 @@ This module defines no METHODS, so the registry imports it but finds nothing to 
 from __future__ import annotations
 
 import re
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -111,17 +110,3 @@ class DriftTracker:
         """Append the drift to the run's `drift` artifact on the heavy-recording steps."""
         if ctx.record_now and self.layers:
             ctx.recorder.append("drift", ctx.step, drift=self.drift())
-
-
-class LiveFlush:
-    """Writes the recorder's artifacts every `seconds` of wall time, so a method page can follow a run
-    while it trains (the loop itself writes them only at each evaluation)."""
-
-    def __init__(self, seconds: float = 5.0) -> None:
-        self.seconds = seconds
-        self.last = time.monotonic()
-
-    def maybe(self, ctx) -> None:
-        if ctx.record_now and time.monotonic() - self.last >= self.seconds:
-            ctx.recorder.flush()
-            self.last = time.monotonic()

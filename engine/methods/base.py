@@ -1,13 +1,14 @@
 """The method interface: the hooks the one training loop calls, and validated settings.
 
 A method says what it adds to the forward pass and loss (`training_loss`), what it does to gradients
-just before the optimizer step (`before_step`, or its own optimizer), what it records, and how the
-trained model predicts (`logits`). Vanilla fine-tuning is this class with nothing overridden.
+just before the optimizer step (`before_step`, or its own optimizer), what it records (declared in
+`artifacts`), and how the trained model predicts (`logits`). Vanilla fine-tuning is this class with
+nothing overridden.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -78,6 +79,9 @@ class Method:
     title = "Vanilla fine-tuning"
     summary_line = "Plain cross-entropy fine-tuning with AdamW: the baseline every robust method is compared to."
     settings_spec: tuple[Setting, ...] = ()
+    # what the method records into the run: {artifact name: array keys it always holds}; a test trains every
+    # registered method and checks it writes exactly these (the loop's own records: train.LOOP_ARTIFACTS)
+    artifacts: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         settings = dict(settings or {})

@@ -193,6 +193,7 @@ class ImBert(_EulerMethod):
                 "the cheap r"),
         Setting("layers", [-1], "encoder layers to convert, e.g. 0,1,2 (-1: all layers)"),
     )
+    artifacts = {"im_residual": ("step", "first", "final")}
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.methods._tensors import LiveFlush
 from engine.methods.base import Method, Setting, SettingError, StepContext
 
 
@@ -62,13 +61,14 @@ class MatchTuning(Method):
         Setting("inference", "bypass", "How the trained model predicts: bypass matching (each example alone) "
                 "or match within the evaluation batch.", choices=("bypass", "in-batch")),
     )
+    artifacts = {"match": ("step", "matrix", "diag_mass", "same_label_mass", "different_label_mass", "row_entropy"),
+                 "match_probe": ("labels",)}
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
         self.probe: dict[str, torch.Tensor] | None = None
         self.last: dict[str, float] = {}
         self.first: dict[str, float] = {}
-        self.live = LiveFlush()
 
     # -- model
 
@@ -133,7 +133,6 @@ class MatchTuning(Method):
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         if ctx.record_now and self.probe is not None:
             self._record_probe(model, ctx, step=ctx.step)
-        self.live.maybe(ctx)
 
     # -- inference and reporting
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.methods._tensors import LiveFlush, describe_tensors, dropout_rates, rose_candidates
+from engine.methods._tensors import describe_tensors, dropout_rates, rose_candidates
 from engine.methods.base import Method, Setting, SettingError, StepContext, param_groups
 
 SECOND_ORDER_COEF = 0.1   # the official code hard-codes (1 - beta1) = 0.1
@@ -195,6 +195,9 @@ KL_DROPOUT = Setting("kl_dropout", 0.1, "Dropout rate (hidden and attention) of 
                      "disagreement is the first-order risk.", low=0, high=1, high_open=True)
 GAMMA = Setting("gamma", 0.5, "Weight of the first-order mask in the ensemble; 0.5 gives masks of 0, 0.5 and 1.",
                 low=0, high=1)
+TENSOR_KEYS = ("name", "layer", "module")
+FIRST_KEYS = ("first_score", "first_low", "first_high")
+SECOND_KEYS = ("second_score", "second_low", "second_high")
 WARMUP = Setting("warmup_steps", 0, "Steps before masking starts (every tensor is updated until then; 0 in the "
                  "released runs).", low=0)
 
@@ -215,7 +218,6 @@ class _Rose(Method):
         self.fast_kl = True                               # use the one-backward shortcut when it is exact
         self.keep_sum, self.keep_steps = 0.0, 0
         self.level_counts = np.zeros(3)      # tensors at mask 0, 0.5 (in between), 1 over all steps
-        self.live = LiveFlush()
 
     def check_settings(self) -> None:
         if self.settings["lower"] >= self.settings["upper"]:
@@ -309,7 +311,6 @@ class _Rose(Method):
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         self.first_scores = None
-        self.live.maybe(ctx)
 
     def summary(self) -> dict[str, float]:
         if not self.keep_steps:
@@ -330,6 +331,7 @@ class RoseFirst(_Rose):
                     "dropout passes is largest: updates that chase dropout-fragile features are skipped.")
     first_order = True
     settings_spec = (_upper(70.0), LOWER, KL_DROPOUT, WARMUP)
+    artifacts = {"rose": ("step", "mask", *FIRST_KEYS), "rose_tensors": TENSOR_KEYS}
 
 
 class RoseSecond(_Rose):
@@ -339,6 +341,7 @@ class RoseSecond(_Rose):
                     "momentum: erratic updates are skipped. One forward pass, almost free.")
     second_order = True
     settings_spec = (_upper(50.0), LOWER, WARMUP)
+    artifacts = {"rose": ("step", "mask", *SECOND_KEYS), "rose_tensors": TENSOR_KEYS}
 
 
 class RoseEnsemble(_Rose):
@@ -349,6 +352,7 @@ class RoseEnsemble(_Rose):
     first_order = True
     second_order = True
     settings_spec = (_upper(80.0), LOWER, KL_DROPOUT, GAMMA, WARMUP)
+    artifacts = {"rose": ("step", "mask", *FIRST_KEYS, *SECOND_KEYS), "rose_tensors": TENSOR_KEYS}
 
 
 METHODS = {"rose-first": RoseFirst, "rose-second": RoseSecond, "rose-ensemble": RoseEnsemble}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.methods._tensors import LiveFlush, describe_tensors, dropout_rates, layer_index
+from engine.methods._tensors import describe_tensors, dropout_rates, layer_index
 from engine.methods.base import Method, Setting, SettingError, StepContext
 
 SALIENCY_BINS = np.linspace(-14.0, 0.0, 57)        # log10 bin edges of the saliency histogram
@@ -98,6 +98,10 @@ class UEGR(Method):
         Setting("scope", "tensor", "Top-rho within each tensor (avoids layer-scale bias), or over all at once.",
                 choices=("tensor", "global")),
     )
+    artifacts = {"uegr": ("step", "selected_fraction", "overall_fraction", "hist_selected", "hist_other"),
+                 "uegr_tensors": ("name", "layer", "module", "saliency_bins", "frequency_bins", "frequency_hist",
+                                  "records"),
+                 "uegr_curves": ("step", "clean_loss", "adv_loss", "js")}   # + input_grad_norm when n_adv > 0
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
@@ -107,7 +111,6 @@ class UEGR(Method):
         self.sample_counts: list[torch.Tensor] = []
         self.records = 0
         self.selected_sum = 0.0
-        self.live = LiveFlush()
         self.generator = torch.Generator().manual_seed(0)
 
     def check_settings(self) -> None:
@@ -220,9 +223,6 @@ class UEGR(Method):
         ctx.recorder.put("uegr_tensors", **describe_tensors(self.names), saliency_bins=SALIENCY_BINS,
                          frequency_bins=FREQUENCY_BINS, frequency_hist=freq.astype(np.int32),
                          records=np.int32(self.records))
-
-    def after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        self.live.maybe(ctx)
 
     def summary(self) -> dict[str, float]:
         if not self.records:

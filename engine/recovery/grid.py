@@ -172,7 +172,7 @@ class GridSpec:
 
     def train_config(self, cell: Cell):
         """The TrainConfig of one cell: identical for every cell but the seed and the corruption."""
-        from engine.train import TrainConfig
+        from engine.train_config import TrainConfig
 
         return TrainConfig(dataset=self.dataset, model=self.model, method="vanilla", train_size=self.train_size,
                            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=cell.seed,

@@ -1,0 +1,57 @@
+"""What every `python -m engine` command shares: printing its result, and running a job in the foreground
+with a progress bar on stderr (so --json keeps stdout to one JSON line)."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from engine.runs import Run, RunStore
+
+
+def emit(data: Any, as_json: bool) -> None:
+    """A command's result: one JSON line with --json, indented JSON for a person otherwise."""
+    if as_json:
+        print(json.dumps(data, default=str))
+    else:
+        print(json.dumps(data, indent=2, default=str))
+
+
+class ProgressBar:
+    """A tqdm bar on stderr, fed by a job's progress callback `(done, total, value)`; `value_format` shows
+    the value next to it (None: not shown). The total may change while the job runs (a suite's does)."""
+
+    def __init__(self, unit: str = "step", value_format: str | None = "loss={:.4f}") -> None:
+        self.unit, self.value_format = unit, value_format
+        self.bar = None
+
+    def __call__(self, done: int, total: int, value: float) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, file=sys.stderr, unit=self.unit, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if self.value_format:
+            self.bar.set_postfix_str(self.value_format.format(value))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_foreground(store: RunStore, run: Run, as_json: bool, what: str = "run", bar: ProgressBar | None = None,
+                   shape: Callable[[dict], Any] = lambda results: results) -> int:
+    """Execute a created run in this process (Ctrl-C stops it at the next step, keeping what it recorded),
+    print `shape(results)`, and return the exit code: 0 when done or cancelled, 1 when it failed."""
+    from engine import jobs
+
+    print(f"{what} {run.id} in {run.dir}", file=sys.stderr)
+    bar = bar or ProgressBar()
+    try:
+        results = jobs.execute(store, run, jobs.StopFlag().install(), bar)
+    finally:
+        bar.close()
+    emit(shape(results), as_json)
+    return 0 if results.get("status") in ("done", "cancelled") else 1

@@ -1,0 +1,95 @@
+"""`TrainConfig`: every hyperparameter of one training run, each field with the help text the CLI shows.
+
+Kept apart from the training loop (engine/train.py) so the command line can build its `train` flags
+from these fields without importing torch (`python -m engine --help` stays instant).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Impossible hyperparameters; the message says which and why."""
+
+
+def option(default: Any, help: str, none: str | None = None) -> Any:
+    """A config field with its help text. `none` says what None means for a field that may be None
+    (the CLI writes None as -1)."""
+    metadata = {"help": help, "none": none}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = option("sst2", "sst2, or csv:PATH")
+    model: str = option("minilm", "minilm, tiny, a local folder or a hub id")
+    method: str = option("vanilla", "see `python -m engine methods`")
+    settings: dict[str, Any] = option({}, "the method's settings, by name")
+    train_size: int | None = option(2000, "training examples (a seeded sample)", none="the whole training set")
+    epochs: int = option(2, "passes over the training examples")
+    batch_size: int = option(32, "examples per step")
+    lr: float = option(5e-5, "peak AdamW learning rate (linear warm-up, then linear decay)")
+    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and LayerNorm weights)")
+    warmup_ratio: float = option(0.1, "share of the steps the learning rate warms up over")
+    adam_beta2: float = option(0.999, "AdamW's beta2")
+    grad_clip: float = option(1.0, "gradient norm clipped to this before each step")
+    max_length: int = option(128, "tokens per sentence; longer ones are cut")
+    seed: int = option(0, "fixes the sample, the classifier head and the batch order")
+    eval_every: int = option(0, "steps between dev evaluations (0: four per run)")
+    dev_size: int | None = option(None, "dev examples for the evaluations during training (a seeded sample)",
+                                  none="the whole dev set")
+    record_every: int = option(0, "steps between the methods' heavy records (0: about 40 per run)")
+    log_every: int = option(5, "steps between logged training scalars")
+    dev_fraction: float = option(0.1, "share of an uploaded CSV held out as its dev set")
+    device: str = option("auto", "auto, cpu, cuda, mps")
+    corruption: dict[str, Any] | None = option(None, "corruption spec applied to the pretrained encoder before "
+                                                     "training (see engine/corruption.py)", none="no corruption")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Refuse impossible hyperparameters before any work starts."""
+        problems = []
+        if self.train_size is not None and self.train_size < 1:
+            problems.append(f"train size must be at least 1 (got {self.train_size})")
+        if self.dev_size is not None and self.dev_size < 1:
+            problems.append(f"dev size must be at least 1 (got {self.dev_size}); leave it unset for the whole "
+                            f"dev set")
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be at least 1 (got {self.batch_size})")
+        if not 0 < self.lr < 1:
+            problems.append(f"learning rate must be in (0, 1) (got {self.lr:g})")
+        if self.weight_decay < 0:
+            problems.append(f"weight decay must be >= 0 (got {self.weight_decay:g})")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warm-up ratio must be in [0, 1) (got {self.warmup_ratio:g})")
+        if not 0 < self.adam_beta2 < 1:
+            problems.append(f"Adam beta2 must be in (0, 1) (got {self.adam_beta2:g})")
+        if self.grad_clip <= 0:
+            problems.append(f"gradient clipping norm must be > 0 (got {self.grad_clip:g})")
+        if not 8 <= self.max_length <= 512:
+            problems.append(f"max length must be in [8, 512] tokens (got {self.max_length})")
+        if min(self.eval_every, self.record_every) < 0 or self.log_every < 1:
+            problems.append("eval_every and record_every must be >= 0 and log_every >= 1")
+        if not 0 < self.dev_fraction < 1:
+            problems.append(f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})")
+        if self.train_size is not None and self.batch_size > self.train_size:
+            problems.append(f"batch size {self.batch_size} is larger than the {self.train_size} training examples")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        from engine.methods import make_method  # torch: only when a config is checked
+
+        make_method(self.method, self.settings)  # raises SettingError on a bad setting

@@ -1,0 +1,134 @@
+"""The `train` command's flags, generated from `TrainConfig`'s fields, and the command line that reproduces
+a stored config; one field table serves both, so a new config field is a new flag with nothing else to edit.
+
+Field `foo_bar` is flag `--foo-bar` with the field's default and help. A field that may be None takes -1
+for None. Two dict fields are mapped by hand: `settings` is given as repeated `--set KEY=VALUE`, and
+`corruption` as one JSON object (`--corruption '{"positions": ["bottom"], ...}'`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import typing
+from typing import Any
+
+from engine.train_config import TrainConfig
+
+NONE = -1          # how a None-able number is written on the command line
+SETTINGS = "settings"
+JSON_FIELDS = ("corruption",)
+
+
+def _fields() -> list[tuple[dataclasses.Field, Any]]:
+    """(field, its type with any `| None` removed) for every TrainConfig field, in declaration order."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)] or [hints[f.name]]
+        out.append((f, typing.get_origin(kinds[0]) or kinds[0]))
+    return out
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, with the field's default and help."""
+    for f, kind in _fields():
+        help_text, none = f.metadata["help"], f.metadata.get("none")
+        default = _default(f)
+        if f.name == SETTINGS:
+            parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                                help="a method setting, repeatable (see `python -m engine methods`)")
+        elif f.name in JSON_FIELDS:
+            parser.add_argument(flag(f.name), type=json_object, default=default, metavar="JSON",
+                                help=f"{help_text}; a JSON object, or null (default: {none or default})")
+        elif kind is bool:
+            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{help_text} (default: {default})")
+        else:
+            shown = f"{none}, or {NONE}" if default is None else f"{default}; {NONE}: {none}" if none else default
+            parser.add_argument(flag(f.name), type=kind, default=default, help=f"{help_text} (default: {shown})")
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A JSON flag's value: an object, or null."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if value is not None and not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"takes a JSON object or null (got {text!r})")
+    return value
+
+
+def parse_sets(values: list[str]) -> dict[str, str]:
+    """`--set key=value` pairs."""
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise ValueError(f"--set takes key=value (got {item!r})")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def typed_settings(method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Method settings given as text, each parsed by the method's own Setting (so config.json keeps numbers
+    as numbers); names the method does not know are left for `TrainConfig.check` to refuse."""
+    from engine.methods import registry
+
+    cls = registry().get(method)
+    specs = {s.name: s for s in cls.settings_spec} if cls else {}
+    return {k: specs[k].parse(v) if k in specs else v for k, v in values.items()}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the `train` flags describe."""
+    values: dict[str, Any] = {}
+    for f, _kind in _fields():
+        if f.name == SETTINGS:
+            values[SETTINGS] = typed_settings(args.method, parse_sets(args.set))
+            continue
+        value = getattr(args, f.name)
+        if f.metadata.get("none") and value == NONE:
+            value = None
+        values[f.name] = value
+    return TrainConfig(**values)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def train_command(config: dict[str, Any], **overrides: Any) -> str:
+    """`python -m engine train ...` that trains `config` (with `overrides`) again: the method, every field
+    that differs from its default, and each method setting as --set."""
+    values = TrainConfig.from_dict({**config, **overrides}).to_dict()
+    parts = ["python -m engine train", "--method", shlex.quote(values["method"])]
+    for f, kind in _fields():
+        value = values[f.name]
+        if f.name in (SETTINGS, "method") or value == _default(f):
+            continue
+        if kind is bool:
+            parts.append(flag(f.name) if value else flag("no_" + f.name))
+        elif value is None:
+            parts += [flag(f.name), str(NONE)] if f.name not in JSON_FIELDS else [flag(f.name), "null"]
+        else:
+            parts += [flag(f.name), shlex.quote(_text(value))]
+    for key, value in (values[SETTINGS] or {}).items():
+        parts += ["--set", shlex.quote(f"{key}={_text(value)}")]
+    return " ".join(parts)
