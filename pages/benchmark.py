@@ -17,11 +17,11 @@ import json  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from app import figures_benchmark as figs  # noqa: E402
+from app.benchmark import figures as figs  # noqa: E402
 from app.components import run_picker  # noqa: E402
 from app.formatting import fmt_time  # noqa: E402
 from app.state import get_store  # noqa: E402
-from app.suite_views import reproduce_form, suite_overview  # noqa: E402
+from app.benchmark.suite import reproduce_form, suite_overview  # noqa: E402
 from engine import jobs  # noqa: E402
 from engine.attacks import recipe_table  # noqa: E402
 from engine.benchmark import (LEVEL, METRICS, AttackSpec, attacks_under_way, budget_curves, build_report,  # noqa: E402

@@ -7,9 +7,9 @@ same-label and different-label mass, and dev accuracy with matching bypassed and
 import numpy as np
 import streamlit as st
 
-from app import figures_methods as fm
+from app.methods import figures as fm
 from app.formatting import fmt_acc
-from app.method_views import artifact, choose_run, show_run
+from app.methods.views import artifact, choose_run, show_run
 from app.run_views import show_curves, show_results
 from engine.runs import Run
 

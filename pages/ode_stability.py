@@ -7,7 +7,7 @@ trained models and live sentences. Layout only; the numbers come from engine.ode
 import pandas as pd
 import streamlit as st
 
-from app import figures_ode as figs
+from app.ode import figures as figs
 from app.components import page_link, run_picker
 from app.formatting import run_title
 from app.state import get_store, load_model

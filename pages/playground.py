@@ -6,8 +6,8 @@
 hand, compare two models side by side, and run batch attacks in the background."""
 import streamlit as st
 
-from app import playground_panels as panels
-from app.playground_models import warm_up_textattack
+from app.playground import attack as panels
+from app.playground.models import warm_up_textattack
 from app.state import get_store
 
 st.title("Adversarial playground")

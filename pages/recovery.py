@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from app import figures_recovery as figs  # noqa: E402
+from app.recovery import figures as figs  # noqa: E402
 from app.components import cancel_button, page_link, run_picker, status_badge  # noqa: E402
 from app.formatting import fmt_duration  # noqa: E402
 from app.state import get_store  # noqa: E402

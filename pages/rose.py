@@ -7,8 +7,8 @@ how far each layer moved compared with vanilla fine-tuning."""
 import numpy as np
 import streamlit as st
 
-from app import figures_methods as fm
-from app.method_views import artifact, choose_run, command_like, show_run, step_slider, \
+from app.methods import figures as fm
+from app.methods.views import artifact, choose_run, command_like, show_run, step_slider, \
     vanilla_twin
 from app.run_views import show_curves, show_results
 from engine.runs import Run

@@ -9,7 +9,7 @@ import streamlit as st
 from app.components import job_panel, page_link, run_picker, status_badge
 from app.formatting import fmt_time, run_title
 from app.run_views import show_comparison, show_curves, show_results
-from app.runs_table import filter_rows, runs_frame, zip_bytes
+from app.runs.table import filter_rows, runs_frame, zip_bytes
 from app.state import get_store
 from engine import jobs
 from engine.runs import ACTIVE, RunError

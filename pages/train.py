@@ -9,7 +9,7 @@ from app.checks import custom_model_problem, data_folder_help
 from app.components import job_panel, page_link, settings_form, status_badge
 from app.formatting import run_label
 from app.state import dataset_availability, get_store
-from app.uploads import accept_upload
+from app.train.uploads import accept_upload
 from engine import jobs
 from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
 from engine.methods import SettingError, registry

@@ -12,11 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import text_views
-from app.attack_session import LiveAttack
+from app.playground import text_views
+from app.playground.attack_session import LiveAttack
 from app.components import job_panel, run_picker, status_badge
 from app.formatting import fmt_duration, run_title
-from app.playground_models import explanation, loaded_model, probabilities, textattack_status
+from app.playground.models import explanation, loaded_model, probabilities, textattack_status
 from app.state import get_store
 from engine import jobs
 from engine.attacks import (DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, RECIPES, AttackError, Budget, batch_config,
