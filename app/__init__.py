@@ -1,1 +1,2 @@
-"""Streamlit glue shared by the pages: navigation, cached loaders, components, figure builders."""
+"""Streamlit glue for the pages: the shared core here (navigation, cached loaders, components, live
+polling, formatting, training-curve figures), and one package per page's feature."""

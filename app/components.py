@@ -13,10 +13,11 @@ from streamlit.errors import StreamlitAPIException
 from app.formatting import fmt_duration, run_label, run_title
 from app.nav import PAGES_DIR
 from app.run_views import show_curves, show_results
+from app.live import follow_run
 from app.state import get_store
 from engine import jobs
 from engine.methods.base import Method, Setting, SettingError
-from engine.runs import ACTIVE, Run, RunError, RunStore
+from engine.runs import ACTIVE, Run, RunStore
 
 _BADGES = {"queued": ("gray", ":material/hourglass_empty:"), "running": ("blue", ":material/autorenew:"),
            "done": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
@@ -82,15 +83,6 @@ def cancel_button(store: RunStore, run_id: str, label: str, key: str, kept: str)
         st.info(f"Cancel requested ({jobs.cancel(store, run_id)}): {kept}")
 
 
-def run_or_warning(store: RunStore, run_id: str) -> Run | None:
-    """The run, or None after a warning saying why not (deleted since the page last looked, say)."""
-    try:
-        return store.get(run_id)
-    except RunError as err:
-        st.warning(str(err))
-        return None
-
-
 def job_panel(run_id: str, stacked: bool = False) -> None:
     """Status, progress, live curves and a Cancel button for one run.
 
@@ -99,24 +91,7 @@ def job_panel(run_id: str, stacked: bool = False) -> None:
     (for a panel in a narrow column).
     """
     store = get_store()
-    run = run_or_warning(store, run_id)
-    if run is None:
-        return
-    if run.status.get("status") in ACTIVE:
-        _live_panel(run_id, stacked)
-    else:
-        _panel_body(store, run, live=False, stacked=stacked)
-
-
-@st.fragment(run_every=1.5)
-def _live_panel(run_id: str, stacked: bool) -> None:
-    store = get_store()
-    run = run_or_warning(store, run_id)
-    if run is None:
-        return
-    if run.status.get("status") not in ACTIVE:
-        st.rerun()  # redraw the whole page once, with the finished (non-polling) panel
-    _panel_body(store, run, live=True, stacked=stacked)
+    follow_run(run_id, lambda run, live: _panel_body(store, run, live, stacked), every=1.5)
 
 
 def _queue_position(store: RunStore, run: Run) -> int:

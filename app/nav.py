@@ -7,7 +7,7 @@ A page file starts with comment lines such as
     # section: Methods
     # order: 30
 
-A file with no `title` is not a page and is skipped, so helpers can live in pages/ safely.
+A file with no `title` is not a page and is skipped.
 """
 from __future__ import annotations
 

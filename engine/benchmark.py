@@ -2,7 +2,7 @@
 judged against those numbers.
 
 Everything here reads what runs stored (eval.json, finished attack runs, recovery grids); nothing is
-computed on the fly. A metric a run lacks is None and counted as missing, never a zero. A claim's verdict
+computed on the fly, except by `fill_missing`, which computes what a report lacks when asked. A metric a run lacks is None and counted as missing, never a zero. A claim's verdict
 comes from a 95 % Welch confidence interval of the difference of means over seeds: *supported* when the
 interval lies on the claimed side of zero, *not supported* when it lies on the other side (or at zero),
 *inconclusive* when it straddles zero or when there are too few seeds to measure the spread.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -326,6 +327,27 @@ def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     evals = [r["run_id"] for r in rows if {"dev_accuracy", "advglue_sst2_accuracy"} & set(r["missing"])]
     attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"] and not r["attack_run"]]
     return {"evaluations": evals, "attacks": attacks}
+
+
+def fill_missing(store: RunStore, todo: dict[str, list[str]], attack: AttackSpec | None, background: bool,
+                 say: Callable[[str], None] | None = None) -> None:
+    """Compute what `missing_work` found missing: each evaluation in this process (seconds each), then each
+    attack, queued as a background job (`background`: a page) or run here one after another (the CLI).
+    `say` hears a line as each part starts."""
+    from engine import jobs
+    from engine.evaluate import evaluate_run
+
+    say = say or (lambda line: None)
+    for run_id in todo["evaluations"]:
+        say(f"evaluating {run_id}")
+        evaluate_run(store, run_id, ["sst2-dev", "advglue-sst2"])
+    for run_id in todo["attacks"]:
+        say(f"attacking {run_id} with {attack.recipe}")
+        if background:
+            jobs.submit(store, attack.config_for(run_id), kind="attack", parent=run_id)
+        else:
+            run = store.create(attack.config_for(run_id), kind="attack", parent=run_id)
+            jobs.execute(store, run, jobs.StopFlag().install())
 
 
 def attacks_under_way(store: RunStore, attack: AttackSpec) -> set[str]:

@@ -6,8 +6,13 @@
 hand, compare two models side by side, and run batch attacks in the background."""
 import streamlit as st
 
-from app import playground_panels as panels
-from app.playground_models import warm_up_textattack
+from app.playground.attack import attack_panel
+from app.playground.batch import batch_panel
+from app.playground.history import history_panel
+from app.playground.model_choice import offer_default_training, pick_models
+from app.playground.models import warm_up_textattack
+from app.playground.prediction import predictions, saliency_choice
+from app.playground.sentence import sentence_input
 from app.state import get_store
 
 st.title("Adversarial playground")
@@ -15,19 +20,18 @@ st.caption("What does the model predict, which words decide it, and how little m
            "Pick one model, or two to compare.")
 warm_up_textattack()
 store = get_store()
-run_ids = panels.pick_models()
+run_ids = pick_models()
 if not run_ids:
-    panels.offer_default_training(store)
+    offer_default_training(store)
 else:
-    fitted, gold = panels.sentence_input(run_ids[0])
+    fitted, gold = sentence_input(run_ids[0])
     if fitted is not None:
-        how = panels.saliency_choice()
-        panels.predictions(run_ids, fitted.text, how, gold)
+        predictions(run_ids, fitted.text, saliency_choice(), gold)
     attack_tab, history_tab, batch_tab = st.tabs([":material/bolt: Attack", ":material/history: Edit history",
                                                   ":material/dataset: Batch attack"])
     with attack_tab:
-        panels.attack_panel(run_ids, fitted, gold)
+        attack_panel(run_ids, fitted, gold)
     with history_tab:
-        panels.history_panel(run_ids)
+        history_panel(run_ids)
     with batch_tab:
-        panels.batch_panel(store, run_ids[0])
+        batch_panel(store, run_ids[0])

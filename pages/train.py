@@ -5,159 +5,23 @@
 """Train: choose data, model, method and hyperparameters, start a run in a worker, watch it live."""
 import streamlit as st
 
-from app.checks import custom_model_problem, data_folder_help
-from app.components import job_panel, page_link, settings_form, status_badge
-from app.formatting import run_label
-from app.state import dataset_availability, get_store
-from app.uploads import accept_upload
-from engine import jobs
-from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
-from engine.methods import SettingError, registry
-from engine.models import known_models
-from engine.runs import ACTIVE
-from engine.train import environment
-from engine.train_config import ConfigError, TrainConfig
-
-UPLOAD = "Upload CSV"
-OTHER_MODEL = "other"
-defaults = TrainConfig()
+from app.train.form import data_choice, method_choice, model_choice, train_button, training_budget
+from app.train.your_run import your_run
 
 st.title("Train a model")
 st.caption("Fine-tune a classifier in a background worker. The run keeps going if you leave this page; "
            "find it later on **Runs**.")
-store = get_store()
 form, panel = st.columns([0.45, 0.55], gap="large")
-
 with form:
-    # ---------------------------------------------------------------- data
     st.subheader("Data")
-    found = dataset_availability()
-    train_sets = [name for name in DEV_SET if name in REGISTRY]
-    dataset_choice = st.selectbox(
-        "Training set", [*train_sets, UPLOAD], key="train-dataset",
-        help="SST-2 runs are scored on the SST-2 dev set and on AdvGLUE-SST2 (adversarial sentences). "
-             "An uploaded CSV has a share of its rows held out as the dev set.")
-    dataset, data_problem = dataset_choice, None
-    if dataset_choice != UPLOAD:
-        st.caption(f"{REGISTRY[dataset_choice].description}; scored on "
-                   f"{', '.join([DEV_SET[dataset_choice], *ROBUSTNESS_SETS.get(dataset_choice, [])])}.")
-    if dataset_choice == UPLOAD:
-        uploaded = st.file_uploader("CSV with a text column and an integer label column (0, 1, …)",
-                                    type=["csv", "tsv", "txt"], key="train-upload",
-                                    help="Text column: text, sentence, review, content or document. Label column: "
-                                         "label, labels, class, target or y. Up to 25 MB.")
-        if uploaded is None:
-            data_problem = "upload a CSV file first"
-        else:
-            try:
-                summary = accept_upload(uploaded.getvalue(), uploaded.name)
-            except DataError as err:
-                data_problem = f"{uploaded.name} cannot be used: {err}"
-                st.error(data_problem, icon=":material/error:")
-            else:
-                dataset = summary.dataset_name
-                st.success(f"{uploaded.name}: {summary.rows:,} rows, {summary.num_labels} classes.")
-                rows_col, counts_col = st.columns([0.7, 0.3])
-                rows_col.dataframe(summary.preview, hide_index=True)
-                counts_col.dataframe(summary.class_counts, hide_index=True)
-    elif not found.get(dataset_choice) or not found.get(DEV_SET[dataset_choice]):
-        data_problem = f"the {dataset_choice} files are not in the data folder. {data_folder_help()}"
-        st.error(data_problem, icon=":material/folder_off:")
-
-    # ---------------------------------------------------------------- model and method
+    data = data_choice()
     st.subheader("Model")
-    models = known_models()
-    model_choice = st.radio("Model", [*models, OTHER_MODEL], horizontal=True, key="train-model",
-                            format_func=lambda m: "local folder / hub id" if m == OTHER_MODEL else m,
-                            help="\n\n".join(f"**{k}**: {v}" for k, v in models.items()))
-    model, model_problem = model_choice, None
-    if model_choice == OTHER_MODEL:
-        model = st.text_input("Model folder or hub id", key="train-model-path",
-                              placeholder="/path/to/model-folder or org/model-name").strip()
-        model_problem = custom_model_problem(model)
-        if model_problem and model:
-            st.warning(model_problem)
-    else:
-        st.caption(models[model_choice])
-
+    model = model_choice()
     st.subheader("Method")
-    methods = registry()
-    method = st.selectbox("Fine-tuning method", list(methods), key="train-method",
-                          format_func=lambda m: methods[m].title)
-    st.caption(methods[method].summary_line)
-    settings = settings_form(methods[method], key="train-settings")
-
-    # ---------------------------------------------------------------- hyperparameters
+    method, settings = method_choice()
     st.subheader("Training")
-    whole = st.session_state.get("train-whole", False)
-    c1, c2, c3 = st.columns([0.4, 0.3, 0.3])
-    train_size = int(c1.number_input("Training examples", min_value=1, value=defaults.train_size, step=100,
-                                     key="train-size", disabled=whole,
-                                     help="A seeded random sample of the training set."))
-    epochs = int(c2.number_input("Epochs", min_value=1, max_value=100, value=defaults.epochs, key="train-epochs"))
-    batch_size = int(c3.number_input("Batch size", min_value=1, value=defaults.batch_size, key="train-batch"))
-    if st.checkbox("Use the whole training set", key="train-whole",
-                   help="Train on every example (67k for SST-2: hours on a CPU)."):
-        train_size = None
-    c1, c2, c3 = st.columns(3)
-    lr = float(c1.number_input("Learning rate", min_value=0.0, max_value=0.5, value=defaults.lr, step=1e-5,
-                               format="%g", key="train-lr", help="Peak AdamW learning rate (linear warm-up "
-                                                                 "then linear decay)."))
-    seed = int(c2.number_input("Seed", min_value=0, value=defaults.seed, key="train-seed",
-                               help="Fixes the sample, the classifier head and the batch order."))
-    max_length = int(c3.number_input("Max length", min_value=8, max_value=512, value=defaults.max_length,
-                                     key="train-maxlen", help="Tokens per sentence; longer ones are cut."))
-    with st.expander("Advanced"):
-        c1, c2 = st.columns(2)
-        eval_every = int(c1.number_input("Evaluate every (steps)", min_value=0, value=defaults.eval_every,
-                                         key="train-eval-every", help="0: about four dev evaluations per run."))
-        dev_size = int(c2.number_input("Dev examples per evaluation", min_value=0, value=0, key="train-dev-size",
-                                       help="0: the whole dev set. A cap makes the evaluations during training "
-                                            "faster; the final score always uses the whole dev set."))
-        warmup = float(c1.slider("Warm-up share of steps", 0.0, 0.5, defaults.warmup_ratio, 0.05,
-                                 key="train-warmup"))
-        weight_decay = float(c2.number_input("Weight decay", min_value=0.0, max_value=1.0,
-                                             value=defaults.weight_decay, step=0.01, key="train-wd"))
-        dev_fraction = float(c1.slider("Held-out share of an uploaded CSV", 0.05, 0.5, defaults.dev_fraction,
-                                       0.05, key="train-dev-fraction", disabled=dataset_choice != UPLOAD))
-
-    # ---------------------------------------------------------------- start
-    active = [row for row in store.list() if row["status"] in ACTIVE]
-    if active:
-        st.info(f"{len(active)} run(s) already queued or running. A new run waits its turn: this machine "
-                f"trains {jobs.max_jobs()} at a time.", icon=":material/schedule:")
-    if st.button("Train", type="primary", icon=":material/play_arrow:", key="train-start"):
-        config = TrainConfig(dataset=dataset, model=model, method=method, settings=settings,
-                             train_size=train_size, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             max_length=max_length, eval_every=eval_every, dev_size=dev_size or None,
-                             warmup_ratio=warmup, weight_decay=weight_decay, dev_fraction=dev_fraction)
-        problem = data_problem or model_problem
-        if not problem:
-            try:
-                config.check()
-            except (ConfigError, SettingError) as err:
-                problem = str(err)
-        if problem:
-            st.error(f"Not started: {problem}.", icon=":material/block:")
-        else:
-            run = jobs.submit(store, {**config.to_dict(), "environment": environment()})
-            st.session_state["train-run-id"] = run.id
-            st.toast(f"Run {run.id} queued", icon=":material/play_arrow:")
-
+    budget = training_budget(uploaded=data.uploaded)
+    train_button(data, model, method, settings, budget)
 with panel:
     st.subheader("Your run")
-    run_id = st.session_state.get("train-run-id")
-    if run_id:
-        job_panel(run_id, stacked=True)
-    else:
-        st.info("Set up a run on the left and press **Train**: its progress, live loss and dev-accuracy curves "
-                "appear here.")
-    others = [row for row in store.list() if row["status"] in ACTIVE and row["id"] != run_id]
-    if others:
-        st.markdown("**Also queued or running**")
-        for row in others:
-            cols = st.columns([0.2, 0.8], vertical_alignment="center")
-            with cols[0]:
-                status_badge(row["status"])
-            cols[1].markdown(run_label(row))
-        page_link("runs.py", "All runs", icon=":material/table_view:")
+    your_run()

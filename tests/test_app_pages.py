@@ -14,7 +14,7 @@ from apptest_util import TIMEOUT, no_exception, page, texts
 
 from app.figures import comparison_figure, loss_figure, robustness_points, series
 from app.nav import discover, read_header
-from app.uploads import accept_upload
+from app.train.uploads import accept_upload
 from engine.data import DataError
 from engine.runs import RunStore
 

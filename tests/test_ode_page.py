@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from apptest_util import no_exception, texts
 
-from app import figures_ode as figs
+from app.ode import figures as figs
 from engine import ode
 
 ROOT = Path(__file__).resolve().parent.parent

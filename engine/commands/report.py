@@ -1,8 +1,8 @@
 """`python -m engine report --json`: the benchmark of a suite (the newest one unless --suite or --runs):
 methods with mean and spread over seeds, and the seed papers' claims with a verdict each.
 
-It reads stored evaluations and attacks only; --fill computes what is missing first (evaluations in this
-process, attacks as jobs run here in turn).
+It reads stored evaluations and attacks only; --fill computes what is missing first (engine.benchmark.fill_missing:
+evaluations in this process, attacks as jobs run here in turn).
 """
 from __future__ import annotations
 
@@ -60,30 +60,16 @@ def report_inputs(store, args: argparse.Namespace):
                                default.n if args.attack_n is None else args.attack_n)
 
 
-def fill_missing(store, run_ids: list[str], attack) -> None:
-    """Compute the evaluations and attacks the report lacks, one at a time, in this process."""
-    from engine import jobs
-    from engine.benchmark import missing_work, run_rows
-    from engine.evaluate import evaluate_run
-
-    todo = missing_work(run_rows(store, run_ids, attack))
-    for run_id in todo["evaluations"]:
-        print(f"evaluating {run_id}", file=sys.stderr)
-        evaluate_run(store, run_id, ["sst2-dev", "advglue-sst2"])
-    for run_id in todo["attacks"]:
-        print(f"attacking {run_id} with {attack.recipe}", file=sys.stderr)
-        run = store.create(attack.config_for(run_id), kind="attack", parent=run_id)
-        jobs.execute(store, run, jobs.StopFlag().install())
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.benchmark import build_report, claims_table, latest_grid, methods_table, to_csv, to_markdown
+    from engine.benchmark import (build_report, claims_table, fill_missing, latest_grid, methods_table, missing_work,
+                                  run_rows, to_csv, to_markdown)
     from engine.runs import RunStore
 
     store = RunStore()
     run_ids, attack = report_inputs(store, args)
     if args.fill:
-        fill_missing(store, run_ids, attack)
+        fill_missing(store, missing_work(run_rows(store, run_ids, attack)), attack, background=False,
+                     say=lambda line: print(line, file=sys.stderr))
     report = build_report(store, run_ids, attack, args.grid or latest_grid(store))
     if args.json or args.format == "json":
         text = json.dumps(report, default=str)

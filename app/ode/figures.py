@@ -201,7 +201,7 @@ def divergence_figure(results: Mapping[str, Mapping], height: int = 380) -> go.F
     """Hidden-state divergence per layer between a sentence and its perturbed copy, one panel per model."""
     labels = list(results)
     fig = make_subplots(rows=1, cols=max(1, len(labels)), shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=[_short(label) for label in labels] or [""])
+                        subplot_titles=[shorten(label) for label in labels] or [""])
     for col, label in enumerate(labels, start=1):
         r = results[label]
         layers = list(range(len(r["mean"])))
@@ -214,7 +214,8 @@ def divergence_figure(results: Mapping[str, Mapping], height: int = 380) -> go.F
     return _layout(fig, "How far the perturbed sentence drifts, layer by layer", height)
 
 
-def _short(label: str, width: int = 48) -> str:
+def shorten(label: str, width: int = 48) -> str:
+    """The label cut to `width` characters, with an ellipsis when cut."""
     return label if len(label) <= width else label[: width - 1] + "…"
 
 

@@ -1,9 +1,10 @@
 """A live attack for one browser tab: TextAttack runs in a background thread, the page polls a snapshot.
 
-The thread never touches Streamlit; it writes progress into this object under a lock, and the page's
-`st.fragment(run_every=...)` reads `snapshot()`. Cancel sets an event that the model wrapper checks
-before every query batch. Each tab keeps its own `LiveAttack` in `st.session_state`, so two tabs can
-attack at once without touching each other's state (the shared model serialises their forward passes).
+The thread never touches Streamlit; it writes progress into this object under a lock, and the page
+(through `app.live.poll`) re-reads `snapshot()` every fraction of a second. Cancel sets an event that the
+model wrapper checks before every query batch. Each tab keeps its own `LiveAttack` in `st.session_state`,
+so two tabs can attack at once without touching each other's state (the shared model serialises their
+forward passes).
 """
 from __future__ import annotations
 

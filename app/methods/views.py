@@ -10,10 +10,11 @@ import numpy as np
 import streamlit as st
 
 from app.components import job_panel, page_link, run_picker
+from app.live import follow_run, is_active
 from app.state import get_store
 from engine import train_flags
 from engine.methods import registry
-from engine.runs import ACTIVE, Run, RunError
+from engine.runs import Run, RunError
 
 REFRESH_SECONDS = 3.0
 
@@ -79,22 +80,12 @@ def _settings_caption(run: Run) -> None:
                f"batch {config.get('batch_size')} · lr {config.get('lr')} · seed {config.get('seed')}")
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
-def _live(run_id: str, draw: Callable[[Run], None]) -> None:
-    run = get_store().get(run_id)
-    if run.status.get("status") not in ACTIVE:
-        st.rerun()
-    draw(run)
-
-
 def show_run(run: Run, draw: Callable[[Run], None]) -> None:
     """The job panel while the run is active, then `draw(run)`: redrawn every few seconds while the run
     trains (the method writes its records every few seconds), once when it has finished."""
-    if run.status.get("status") in ACTIVE:
+    if is_active(run):
         job_panel(run.id)
-        _live(run.id, draw)
-    else:
-        draw(run)
+    follow_run(run.id, lambda current, live: draw(current), every=REFRESH_SECONDS)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.components import cancel_button, run_or_warning, status_badge
+from app.components import cancel_button, status_badge
 from app.formatting import fmt_duration
+from app.live import follow_run
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.methods import registry
 from engine.models import known_models
 from engine.parsing import seed_list
-from engine.runs import ACTIVE
+from engine.runs import Run
 from engine.suite import SuiteSpec, default_methods, estimate_seconds, submit_suite, suite_config, suite_items
 
 
@@ -74,29 +75,12 @@ def _cost_text(spec: SuiteSpec) -> str:
 
 def suite_overview(run_id: str) -> None:
     """Progress of one suite: a bar, a row per (method, seed), and Cancel while it runs."""
-    run = run_or_warning(get_store(), run_id)
-    if run is None:
-        return
-    if run.status.get("status") in ACTIVE:
-        _live_overview(run_id)
-    else:
-        _overview_body(run_id, live=False)
+    follow_run(run_id, _overview_body, every=2.0)
 
 
-@st.fragment(run_every=2.0)
-def _live_overview(run_id: str) -> None:
-    _overview_body(run_id, live=True)
-
-
-def _overview_body(run_id: str, live: bool) -> None:
-    store = get_store()
-    run = run_or_warning(store, run_id)
-    if run is None:
-        return
+def _overview_body(run: Run, live: bool) -> None:
     status = run.status
     state = status.get("status", "unknown")
-    if live and state not in ACTIVE:
-        st.rerun()   # redraw the page once, so the report picks up the finished suite
     items = suite_items(run)
     top = st.columns([0.8, 0.2], vertical_alignment="center")
     trained = sum(i["train_status"] == "done" for i in items)
@@ -118,5 +102,5 @@ def _overview_body(run_id: str, live: bool) -> None:
                            "train run": i.get("train_run") or "", "error": i.get("error") or ""} for i in items])
     st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(items), 330))
     if live:
-        cancel_button(store, run.id, "Cancel suite", f"cancel-suite-{run.id}",
+        cancel_button(get_store(), run.id, "Cancel suite", f"cancel-suite-{run.id}",
                       "the current part stops at its next step; everything finished is kept.")

@@ -1,0 +1,114 @@
+"""Batch attacks: a recipe over the first N sentences of a dataset as a background job, and any attack
+run's results (summary numbers, every example with its edits, CSV export)."""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from app.components import job_panel, status_badge
+from app.playground import text_views
+from app.playground.attack import budget_inputs, recipe_picker
+from app.playground.model_choice import run_heading
+from app.playground.sentence import EXAMPLE_SETS
+from engine import jobs
+from engine.attacks.attacker import Budget, summarize_rows
+from engine.attacks.batch import batch_config, find_cached, read_results
+from engine.attacks.recipes import AttackError
+from engine.data import REGISTRY, DataError
+from engine.runs import ACTIVE, RunError, RunStore
+
+
+def batch_panel(store: RunStore, run_id: str) -> None:
+    """Start a recipe over N examples of a dataset as a background job; show any attack run's results."""
+    st.caption(f"Attacks the first N sentences of a dataset against **{run_heading(run_id)}** in a background worker. "
+               "It keeps running if you leave the page; an identical attack that already ran is reused.")
+    with st.form("pg-batch-form", border=True):
+        recipe, _ = recipe_picker("pg-batch-recipe", only_available=True)
+        left, right = st.columns(2)
+        dataset = left.selectbox("Dataset", list(EXAMPLE_SETS.values()), key="pg-batch-dataset",
+                                 format_func=lambda n: REGISTRY[n].description)
+        n = right.number_input("Examples (N)", min_value=1, max_value=872, value=50, step=10, key="pg-batch-n")
+        queries, fraction = budget_inputs("pg-batch-budget")
+        submitted = st.form_submit_button("Start batch attack", icon=":material/play_arrow:", type="primary")
+    if submitted:
+        try:
+            config = batch_config(run_id, recipe, dataset, int(n), Budget(queries, fraction))
+            cached = find_cached(store, config)
+            if cached is not None:
+                st.info("This exact attack already ran on this model; showing its results.")
+                st.session_state["pg-batch-run"] = cached.id
+            else:
+                st.session_state["pg-batch-run"] = jobs.submit(store, config, kind="attack", parent=run_id).id
+        except (AttackError, DataError, RunError) as err:
+            st.error(str(err), icon=":material/error:")
+    rows = store.list(kind="attack", parent=run_id)
+    if not rows:
+        st.info("No batch attacks on this model yet.")
+        return
+    ids = [r["id"] for r in rows]
+    if st.session_state.get("pg-batch-run") in ids:
+        st.session_state["pg-batch-pick"] = st.session_state.pop("pg-batch-run")
+    labels = {r["id"]: _attack_label(store, r) for r in rows}
+    chosen = st.selectbox("Batch attacks on this model", ids, key="pg-batch-pick", format_func=labels.__getitem__)
+    run = store.get(chosen)
+    if run.status.get("status") in ACTIVE:
+        job_panel(run.id)
+    batch_results(run)
+
+
+def _attack_label(store: RunStore, row: dict) -> str:
+    config = store.get(row["id"]).config
+    return (f"{config.get('recipe')} · {config.get('dataset')} · N={config.get('n')} · "
+            f"{row['status']} · {row['id'].rsplit('-', 1)[-1]}")
+
+
+def batch_results(run) -> None:
+    """Summary numbers, a table of every example with its diff, and CSV export."""
+    records = read_results(run)
+    status = run.status.get("status")
+    if not records:
+        if status not in ACTIVE:
+            status_badge(status)
+            st.info(run.status.get("error") or "This attack recorded no examples.")
+        return
+    summary = run.results if status == "done" and run.results else summarize_rows(records)
+    if status != "done":
+        st.caption(f"{status}: {len(records)} examples so far.")
+    cols = st.columns(5)
+    cols[0].metric("Success rate", f"{summary['success_rate']:.1%}",
+                   help="attacks that flipped the prediction, among examples the model got right")
+    cols[1].metric("Avg queries", f"{summary['avg_queries']:.0f}", help="per attacked example")
+    cols[2].metric("Avg words changed", f"{summary['avg_fraction_perturbed']:.1%}",
+                   help="share of words changed, over successful attacks")
+    cols[3].metric("Accuracy under attack", f"{summary['accuracy_under_attack']:.1%}",
+                   help="examples still right after the attack, among all N")
+    cols[4].metric("Clean accuracy", f"{summary['original_accuracy']:.1%}", help="before any attack")
+    table = pd.DataFrame(records)
+    shown = [c for c in ("index", "status", "label", "diff", "original", "perturbed", "queries", "fraction_changed")
+             if c in table]
+    event = st.dataframe(table[shown], hide_index=True, key=f"pg-batch-table-{run.id}", on_select="rerun",
+                         selection_mode="single-row",
+                         column_config={"fraction_changed": st.column_config.NumberColumn("words changed",
+                                                                                           format="percent"),
+                                        "diff": st.column_config.TextColumn("edits", width="medium"),
+                                        "original": st.column_config.TextColumn(width="large"),
+                                        "perturbed": st.column_config.TextColumn(width="large")})
+    picked = event.selection.rows if event and event.selection else []
+    if picked:
+        record = records[picked[0]]
+        text_views.diff_view(record["original"], record["perturbed"])
+    else:
+        st.caption("Select a row to see its edits highlighted.")
+    csv_path = run.dir / "results.csv"
+    data = csv_path.read_bytes() if csv_path.exists() else _csv_bytes(table)
+    st.download_button("Download CSV", data, file_name=f"{run.id}.csv", mime="text/csv",
+                       icon=":material/download:", key=f"pg-batch-csv-{run.id}")
+
+
+
+def _csv_bytes(table: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    return buffer.getvalue().encode("utf-8")

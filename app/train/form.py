@@ -1,0 +1,159 @@
+"""The Train page's form: the data (a registered set or an uploaded CSV), the model, the method with its
+settings, the training budget, and the button that queues the run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from app.checks import custom_model_problem, data_folder_help
+from app.components import settings_form
+from app.state import dataset_availability, get_store
+from app.train.uploads import accept_upload
+from engine import jobs
+from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
+from engine.methods import SettingError, registry
+from engine.models import known_models
+from engine.runs import ACTIVE
+from engine.train import environment
+from engine.train_config import ConfigError, TrainConfig
+
+UPLOAD = "Upload CSV"
+OTHER_MODEL = "other"
+defaults = TrainConfig()
+
+
+@dataclass
+class Choice:
+    """What was chosen (a dataset or model name for TrainConfig) and why it cannot be used, if it cannot."""
+    name: str
+    problem: str | None
+    uploaded: bool = False
+
+
+def data_choice() -> Choice:
+    """A registered training set (with the sets it is scored on), or an uploaded CSV, checked and previewed."""
+    found = dataset_availability()
+    train_sets = [name for name in DEV_SET if name in REGISTRY]
+    dataset_choice = st.selectbox(
+        "Training set", [*train_sets, UPLOAD], key="train-dataset",
+        help="SST-2 runs are scored on the SST-2 dev set and on AdvGLUE-SST2 (adversarial sentences). "
+             "An uploaded CSV has a share of its rows held out as the dev set.")
+    dataset, data_problem = dataset_choice, None
+    if dataset_choice != UPLOAD:
+        st.caption(f"{REGISTRY[dataset_choice].description}; scored on "
+                   f"{', '.join([DEV_SET[dataset_choice], *ROBUSTNESS_SETS.get(dataset_choice, [])])}.")
+    if dataset_choice == UPLOAD:
+        uploaded = st.file_uploader("CSV with a text column and an integer label column (0, 1, …)",
+                                    type=["csv", "tsv", "txt"], key="train-upload",
+                                    help="Text column: text, sentence, review, content or document. Label column: "
+                                         "label, labels, class, target or y. Up to 25 MB.")
+        if uploaded is None:
+            data_problem = "upload a CSV file first"
+        else:
+            try:
+                summary = accept_upload(uploaded.getvalue(), uploaded.name)
+            except DataError as err:
+                data_problem = f"{uploaded.name} cannot be used: {err}"
+                st.error(data_problem, icon=":material/error:")
+            else:
+                dataset = summary.dataset_name
+                st.success(f"{uploaded.name}: {summary.rows:,} rows, {summary.num_labels} classes.")
+                rows_col, counts_col = st.columns([0.7, 0.3])
+                rows_col.dataframe(summary.preview, hide_index=True)
+                counts_col.dataframe(summary.class_counts, hide_index=True)
+    elif not found.get(dataset_choice) or not found.get(DEV_SET[dataset_choice]):
+        data_problem = f"the {dataset_choice} files are not in the data folder. {data_folder_help()}"
+        st.error(data_problem, icon=":material/folder_off:")
+    return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD)
+
+
+def model_choice() -> Choice:
+    """A known model, or a local folder / hub id checked for use."""
+    models = known_models()
+    model_choice = st.radio("Model", [*models, OTHER_MODEL], horizontal=True, key="train-model",
+                            format_func=lambda m: "local folder / hub id" if m == OTHER_MODEL else m,
+                            help="\n\n".join(f"**{k}**: {v}" for k, v in models.items()))
+    model, model_problem = model_choice, None
+    if model_choice == OTHER_MODEL:
+        model = st.text_input("Model folder or hub id", key="train-model-path",
+                              placeholder="/path/to/model-folder or org/model-name").strip()
+        model_problem = custom_model_problem(model)
+        if model_problem and model:
+            st.warning(model_problem)
+    else:
+        st.caption(models[model_choice])
+    return Choice(model, model_problem)
+
+
+def method_choice() -> tuple[str, dict[str, Any]]:
+    """The fine-tuning method and its settings."""
+    methods = registry()
+    method = st.selectbox("Fine-tuning method", list(methods), key="train-method",
+                          format_func=lambda m: methods[m].title)
+    st.caption(methods[method].summary_line)
+    settings = settings_form(methods[method], key="train-settings")
+    return method, settings
+
+
+def training_budget(uploaded: bool) -> dict[str, Any]:
+    """Size, epochs, batch, learning rate, seed, length, and (under Advanced) evaluation and regularisation:
+    TrainConfig's fields by name."""
+    whole = st.session_state.get("train-whole", False)
+    c1, c2, c3 = st.columns([0.4, 0.3, 0.3])
+    train_size = int(c1.number_input("Training examples", min_value=1, value=defaults.train_size, step=100,
+                                     key="train-size", disabled=whole,
+                                     help="A seeded random sample of the training set."))
+    epochs = int(c2.number_input("Epochs", min_value=1, max_value=100, value=defaults.epochs, key="train-epochs"))
+    batch_size = int(c3.number_input("Batch size", min_value=1, value=defaults.batch_size, key="train-batch"))
+    if st.checkbox("Use the whole training set", key="train-whole",
+                   help="Train on every example (67k for SST-2: hours on a CPU)."):
+        train_size = None
+    c1, c2, c3 = st.columns(3)
+    lr = float(c1.number_input("Learning rate", min_value=0.0, max_value=0.5, value=defaults.lr, step=1e-5,
+                               format="%g", key="train-lr", help="Peak AdamW learning rate (linear warm-up "
+                                                                 "then linear decay)."))
+    seed = int(c2.number_input("Seed", min_value=0, value=defaults.seed, key="train-seed",
+                               help="Fixes the sample, the classifier head and the batch order."))
+    max_length = int(c3.number_input("Max length", min_value=8, max_value=512, value=defaults.max_length,
+                                     key="train-maxlen", help="Tokens per sentence; longer ones are cut."))
+    with st.expander("Advanced"):
+        c1, c2 = st.columns(2)
+        eval_every = int(c1.number_input("Evaluate every (steps)", min_value=0, value=defaults.eval_every,
+                                         key="train-eval-every", help="0: about four dev evaluations per run."))
+        dev_size = int(c2.number_input("Dev examples per evaluation", min_value=0, value=0, key="train-dev-size",
+                                       help="0: the whole dev set. A cap makes the evaluations during training "
+                                            "faster; the final score always uses the whole dev set."))
+        warmup = float(c1.slider("Warm-up share of steps", 0.0, 0.5, defaults.warmup_ratio, 0.05,
+                                 key="train-warmup"))
+        weight_decay = float(c2.number_input("Weight decay", min_value=0.0, max_value=1.0,
+                                             value=defaults.weight_decay, step=0.01, key="train-wd"))
+        dev_fraction = float(c1.slider("Held-out share of an uploaded CSV", 0.05, 0.5, defaults.dev_fraction,
+                                       0.05, key="train-dev-fraction", disabled=not uploaded))
+    return {"train_size": train_size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "max_length": max_length, "eval_every": eval_every, "dev_size": dev_size or None,
+            "warmup_ratio": warmup, "weight_decay": weight_decay, "dev_fraction": dev_fraction}
+
+
+def train_button(data: Choice, model: Choice, method: str, settings: dict[str, Any], budget: dict[str, Any]) -> None:
+    """Train: queue the run (it becomes the page's run), or say why it cannot start."""
+    store = get_store()
+    active = [row for row in store.list() if row["status"] in ACTIVE]
+    if active:
+        st.info(f"{len(active)} run(s) already queued or running. A new run waits its turn: this machine "
+                f"trains {jobs.max_jobs()} at a time.", icon=":material/schedule:")
+    if st.button("Train", type="primary", icon=":material/play_arrow:", key="train-start"):
+        config = TrainConfig(dataset=data.name, model=model.name, method=method, settings=settings, **budget)
+        problem = data.problem or model.problem
+        if not problem:
+            try:
+                config.check()
+            except (ConfigError, SettingError) as err:
+                problem = str(err)
+        if problem:
+            st.error(f"Not started: {problem}.", icon=":material/block:")
+        else:
+            run = jobs.submit(store, {**config.to_dict(), "environment": environment()})
+            st.session_state["train-run-id"] = run.id
+            st.toast(f"Run {run.id} queued", icon=":material/play_arrow:")
