@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from saved_model_util import assert_reloads_as_trained, keep_saved_models
 
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods.match_tuning import MatchPooler, matching_matrix, matching_stats
@@ -117,16 +118,16 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 
 def test_train_save_and_load_round_trip(run_home):
-    from engine.models import load_trained
     from engine.runs import RunStore
     from engine.train import TrainConfig, train
 
     store = RunStore()
     config = TrainConfig(model="tiny", method="match-tuning", train_size=32, batch_size=16, epochs=1, dev_size=32)
     run = store.create(config.to_dict())
-    results = train(config, run)
+    with keep_saved_models():
+        results = train(config, run)
     assert {"dev_accuracy_inbatch", "dev_accuracy_bypass"} <= set(results)
     assert results["dev_accuracy_bypass"] == pytest.approx(results["dev_accuracy"])
     assert {"final_diag_mass", "different_label_mass"} <= set(results["method_summary"])
-    model, _, method = load_trained(run.dir)
+    model, _, method = assert_reloads_as_trained(run.dir)
     assert isinstance(model.bert.pooler, MatchPooler) and method.name == "match-tuning"

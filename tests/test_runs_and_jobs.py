@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from saved_model_util import assert_reloads_as_trained
 
 from engine import jobs
 from engine.evaluate import evaluate_run
-from engine.models import load_trained
 from engine.runs import RunError, RunStore
 from engine.train import TrainConfig, train
 
@@ -42,7 +42,7 @@ def test_finished_run_has_its_files_index_row_and_loadable_model(tiny_run):
     assert row["status"] == "done" and row["dev_accuracy"] == run.results["dev_accuracy"]
     names = {(m["split"], m["name"]) for m in run.metrics()}
     assert {("train", "loss"), ("dev", "accuracy"), ("advglue-sst2", "accuracy")} <= names
-    model, tokenizer, method = load_trained(run.dir)
+    model, _, method = assert_reloads_as_trained(run.dir)
     assert model.config.num_labels == 2 and method.name == "vanilla"
 
 
