@@ -56,4 +56,4 @@ def test_cli_train_refuses_a_bad_device_variable_before_creating_a_run(run_home)
                            "--batch-size", "16", "--epochs", "1"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2 and "ROBUSTLAB_DEVICE 'nosuch'" in done.stderr, done.stderr
-    assert not run_home.exists() or not [p for p in run_home.iterdir() if (p / "config.json").exists()]
+    assert not list(run_home.glob("*/config.json")), "no run is created"
