@@ -129,7 +129,9 @@ def test_deepwordbug_flips_the_tiny_model_with_a_real_diff(loaded):
     replayed = loaded.probs([outcome.perturbed_text])[0]
     np.testing.assert_allclose(replayed, outcome.perturbed_probs, atol=1e-5)
     assert int(np.argmax(replayed)) != outcome.label == int(np.argmax(outcome.original_probs))
-    assert 1 <= outcome.words_changed <= outcome.words_total and outcome.queries > 1
+    assert outcome.words_total == len(TEXTS[0].split()) - 1 == 6      # TextAttack's words: no "."
+    changed = [old for op, old, _ in diff_tokens(outcome.original_text, outcome.perturbed_text) if op != "equal"]
+    assert outcome.words_changed == len(changed) >= 1 and outcome.queries > 1
     assert seen and seen[-1].queries <= outcome.queries and seen[-1].best_text
 
 
