@@ -39,7 +39,9 @@ def test_rows_sum_to_one_and_the_masses_add_up():
     assert torch.allclose(m.sum(1), torch.ones(6)) and torch.all(m >= 0)
     stats = matching_stats(m, torch.tensor([0, 0, 1, 1, 1, 0]))
     assert stats["diag_mass"] + stats["same_label_mass"] + stats["different_label_mass"] == pytest.approx(1.0)
-    assert 0 < stats["row_entropy"] <= np.log(6) + 1e-6
+    known = matching_stats(torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.0, 1.0]]), torch.tensor([0, 0, 1]))
+    assert known == pytest.approx({"diag_mass": 2 / 3, "same_label_mass": 0.25, "different_label_mass": 0.25 / 3,
+                                   "row_entropy": 2.5 * np.log(2) / 3})   # rows: ln 2, 1.5 ln 2, 0
     assert matching_matrix(torch.randn(1, 8), 0.1).tolist() == [[1.0]]
 
 
