@@ -37,15 +37,16 @@ $(VENV)/.chromium: | $(PY)
 	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1; apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } || true; \
 	  fi; \
-	  [ -x /usr/bin/chromium ] || echo "WARNING: /usr/bin/chromium missing and could not be installed; browser tests will skip (rm $@ to retry)"; \
+	  [ -x /usr/bin/chromium ] || echo "WARNING: /usr/bin/chromium missing and could not be installed; browser tests will skip, or fail under ROBUSTLAB_REQUIRE_ALL=1 as in CI (rm $@ to retry)"; \
 	fi
 	touch $@
 
 app: setup
 	$(VENV)/bin/streamlit run app/main.py --server.port 8501 --server.address localhost
 
+# -rs prints why each skipped test skipped; CI (.ci/run) sets ROBUSTLAB_REQUIRE_ALL=1 so those fail instead.
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py

@@ -36,6 +36,7 @@ LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 def preflight(config: TrainConfig) -> None:
     """Everything that can be refused before a run is created: settings, the model name, the data files."""
     config.check()
+    pick_device(config.device)
     load_tokenizer(config.model)
     load_splits(config)
 
@@ -116,9 +117,9 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     if run:
         run.set_status("running", total_steps=total_steps, step=0, device=describe(device), started=time.time())
 
-    def evaluate_dev(step: int) -> dict[str, float]:
-        probs = predict_probs(model, method, tokenizer, dev.texts, config.max_length)
-        result = score(probs, dev.labels)
+    def evaluate_dev(step: int, data: TextDataset = dev) -> dict[str, float]:
+        probs = predict_probs(model, method, tokenizer, data.texts, config.max_length)
+        result = score(probs, data.labels)
         recorder.scalars(step, "dev", {"accuracy": result["accuracy"], "loss": result["loss"]})
         return result
 
@@ -180,7 +181,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             run.set_status("cancelled", step=step, finished=time.time())
         return results
 
-    final = evaluate_dev(step)
+    final = evaluate_dev(step, splits.dev)   # the whole dev set: `dev_size` only speeds up the curves
     results.update(dev_set=splits.dev_name, dev_accuracy=final["accuracy"], dev_loss=final["loss"])
     for name, data in splits.robustness.items():
         result = score(predict_probs(model, method, tokenizer, data.texts, config.max_length), data.labels)
@@ -188,15 +189,14 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
         results[f"{name.replace('-', '_')}_accuracy"] = result["accuracy"]
         if run:
             record_eval(run, name, result)
-    extra = method.extra_evaluation(model, encode_dataset(tokenizer, dev, config.max_length),
+    extra = method.extra_evaluation(model, encode_dataset(tokenizer, splits.dev, config.max_length),
                                     config.batch_size, device)
     recorder.scalars(step, "dev", extra)
     results.update(extra)
     results["method_summary"] = method.summary()
     recorder.flush()
     if run:
-        if config.dev_size is None:
-            record_eval(run, splits.dev_name, final)
+        record_eval(run, splits.dev_name, final)
         save_trained(model, tokenizer, hf_config, run.dir / "model")
         say(f"done: dev accuracy {final['accuracy']:.4f}; model saved")
     results.update(status="done", seconds=round(time.time() - started, 2))

@@ -8,10 +8,10 @@ top-level `tests` package into site-packages that shadows this folder (it has
 no __init__.py); pytest puts tests/ itself on sys.path, so the plain name works.
 
     from playwright.sync_api import sync_playwright
-    from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser
+    from browser_util import launch_browser, require_chromium
 
-    @pytest.mark.skipif(not chromium_available(), reason=CHROMIUM_MISSING)
     def test_page():
+        require_chromium()      # a skip, or a failure under ROBUSTLAB_REQUIRE_ALL=1 (CI)
         with sync_playwright() as p:
             browser = launch_browser(p)
             page = browser.new_page()
@@ -29,9 +29,11 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from skip_util import skip_or_fail
+
 ROOT = Path(__file__).resolve().parent.parent
 
-CHROMIUM = os.environ.get("ROBUSTLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("ROBUSTLAB_CHROMIUM", "/usr/bin/chromium")   # another path, or a missing one to test CI
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -45,6 +47,12 @@ CHROMIUM_MISSING = f"{CHROMIUM} not found (Debian chromium; `make setup` install
 
 def chromium_available() -> bool:
     return os.access(CHROMIUM, os.X_OK)
+
+
+def require_chromium() -> None:
+    """Skip the calling test (or fixture) when Chromium is missing; fail it when everything is required."""
+    if not chromium_available():
+        skip_or_fail(CHROMIUM_MISSING)
 
 
 def launch_browser(playwright, **kwargs):

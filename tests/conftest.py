@@ -27,8 +27,11 @@ def run_home(tmp_path, monkeypatch) -> Path:
 def tiny_run(tmp_path_factory):
     """One finished vanilla run of the tiny model on 64 SST-2 examples, shared by the tests that only read it.
 
-    Returns (store, run). Tests must not modify it.
+    Returns (store, run). Tests must not modify it. Its trained model is kept in memory for
+    saved_model_util.assert_reloads_as_trained.
     """
+    from saved_model_util import keep_saved_models
+
     from engine.runs import RunStore
     from engine.train_config import TrainConfig
 
@@ -38,6 +41,7 @@ def tiny_run(tmp_path_factory):
     run = store.create(config.to_dict())
     from engine.jobs import execute
 
-    execute(store, run, lambda: False)
+    with keep_saved_models():
+        execute(store, run, lambda: False)
     assert run.status["status"] == "done", run.log_text()
     return store, run

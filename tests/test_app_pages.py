@@ -2,10 +2,14 @@
 including one real tiny-model run started from the Train page and followed to its end."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,7 +20,9 @@ from app.figures import comparison_figure, loss_figure, robustness_points, serie
 from app.nav import discover, read_header
 from app.train.uploads import accept_upload
 from engine.data import DataError
-from engine.runs import RunStore
+from engine.device import describe, pick_device
+from engine.evaluate import evaluate_run
+from engine.runs import RunStore, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +47,7 @@ def test_main_builds_navigation_and_sidebar_footer(run_home):
     at = no_exception(AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=TIMEOUT).run())
     assert "RobustLab" in texts(at, "title")
     footer = " ".join(texts(at.sidebar, "caption"))
-    assert "0 running, 0 queued" in footer and ("CPU" in footer or "CUDA" in footer or "MPS" in footer)
+    assert "0 running, 0 queued" in footer and describe(pick_device()) in footer
     at.switch_page("../pages/runs.py").run()
     assert "Runs" in texts(no_exception(at), "title")
 
@@ -169,6 +175,20 @@ def wait_until_finished(at: AppTest, store: RunStore, run_ids: list[str], limit:
     pytest.fail(f"runs still {states} after {limit}s: " + store.get(run_ids[-1]).log_text())
 
 
+@contextlib.contextmanager
+def worker_slots_held(home: Path, slots: int) -> Iterator[None]:
+    """Hold every worker slot's lock, so submitted runs stay queued until the block ends."""
+    (home / ".slots").mkdir(parents=True, exist_ok=True)
+    fds = [os.open(home / ".slots" / f"slot-{slot}.lock", os.O_CREAT | os.O_RDWR) for slot in range(slots)]
+    try:
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def test_train_then_inspect_compare_and_delete_in_runs(run_home, monkeypatch):
     monkeypatch.setenv("ROBUSTLAB_MAX_JOBS", "2")  # both tiny runs at once (workers inherit it): a faster test
     store = RunStore()
@@ -177,23 +197,32 @@ def test_train_then_inspect_compare_and_delete_in_runs(run_home, monkeypatch):
     at.number_input(key="train-size").set_value(32)
     at.number_input(key="train-epochs").set_value(1)
     at.number_input(key="train-batch").set_value(16)
-    at.button(key="train-start").click().run()
-    first = no_exception(at).session_state["train-run-id"]
-    assert any("Waiting" in p.proto.text or "Starting" in p.proto.text or "step" in p.proto.text
-               for p in at.get("progress")) or store.get(first).status["status"] != "queued"
-    at.number_input(key="train-seed").set_value(1)
-    at.button(key="train-start").click().run()
-    second = no_exception(at).session_state["train-run-id"]
-    assert second != first
-    assert any("trains 2 at a time" in i for i in texts(at, "info")) or store.get(first).status["status"] == "done"
+    with worker_slots_held(run_home, 2):          # both runs wait, so what the page shows is known
+        at.button(key="train-start").click().run()
+        first = no_exception(at).session_state["train-run-id"]
+        assert store.get(first).config["train_size"] == 32 and store.get(first).config["model"] == "tiny"
+        assert [p.proto.text for p in at.get("progress")] == ["Starting: loading data and model…"]
+        assert not any("at a time" in i for i in texts(at, "info"))
+        at.number_input(key="train-seed").set_value(1)
+        at.button(key="train-start").click().run()
+        second = no_exception(at).session_state["train-run-id"]
+        assert second != first and store.get(second).config["seed"] == 1
+        assert [p.proto.text for p in at.get("progress")] == ["Waiting for a free worker slot: 1 run(s) ahead of it."]
+        assert any("1 run(s) already queued or running" in i and "trains 2 at a time" in i
+                   for i in texts(at, "info"))
+        assert {store.get(i).status["status"] for i in (first, second)} == {"queued"}
 
     wait_until_finished(at, store, [first, second])
     at.run()
     for run_id in (first, second):
         run = store.get(run_id)
         assert run.status["status"] == "done", run.log_text()
-        assert run.has_model() and 0 <= run.results["dev_accuracy"] <= 1
-    assert "Dev accuracy" in [m.label for m in no_exception(at).metric]  # the finished panel shows results
+        assert run.has_model()
+        assert run.results["dev_accuracy"] == read_json(run.dir / "eval.json")["sst2-dev"]["accuracy"]
+        recomputed = evaluate_run(store, run_id, ["sst2-dev"], force=True)["sst2-dev"]
+        assert recomputed["n"] == 872 and recomputed["accuracy"] == run.results["dev_accuracy"]
+    shown = {m.label: m.value for m in no_exception(at).metric}      # the finished panel shows the second run
+    assert shown["Dev accuracy"] == f"{store.get(second).results['dev_accuracy']:.3f}"
 
     runs = no_exception(page("runs.py").run())
     assert set(runs.dataframe[0].value["id"]) == {first, second}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 
 import pytest
-from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser, serve_app
-
-pytestmark = pytest.mark.skipif(not chromium_available(), reason=CHROMIUM_MISSING)
+from browser_util import launch_browser, require_chromium, serve_app
 
 
 @pytest.fixture
 def served_app(run_home):
+    require_chromium()
     with serve_app(run_home) as url:
         yield url
 

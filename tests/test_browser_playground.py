@@ -7,17 +7,17 @@ from __future__ import annotations
 
 
 import pytest
-from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser, serve_app
+from browser_util import launch_browser, require_chromium, serve_app
 from test_attacks import sensitive_tiny_run
 
-pytestmark = pytest.mark.skipif(not chromium_available(), reason=CHROMIUM_MISSING)
 SENTENCE = "a gorgeous , witty , seductive movie ."
 
 
 @pytest.fixture
-def served_playground(tiny_run, tmp_path):
+def served_playground(request, tmp_path):
+    require_chromium()                      # before the tiny run is trained for nothing
     home = tmp_path / "runs"
-    sensitive_tiny_run(tiny_run, home)
+    sensitive_tiny_run(request.getfixturevalue("tiny_run"), home)
     with serve_app(home) as url:
         yield url
 

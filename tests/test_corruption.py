@@ -201,7 +201,7 @@ TINY = ["--model", "tiny", "--train-size", "32", "--batch-size", "16", "--eval-e
 
 def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     from engine.__main__ import main
-    from engine.runs import RunStore
+    from engine.runs import RunStore, read_json
 
     code = main(["recover", "--positions", "bottom,top", "--layers", "1", "--seeds", "0", *TINY, "--json"])
     out = capsys.readouterr().out.strip().splitlines()
@@ -210,17 +210,19 @@ def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     assert data["status"] == "done"
     rows = {r["label"]: r for r in data["rows"]}
     assert set(rows) == {"clean", "bottom-1", "top-1"}
+    store = RunStore(run_home)
     for row in rows.values():
         for key in ("position", "layers", "seed", "final_accuracy", "recovery_ratio", "auc", "steps_to_95",
                     "advglue_sst2_accuracy"):
             assert key in row
-        assert 0 <= row["final_accuracy"] <= 1 and 0 <= row["advglue_sst2_accuracy"] <= 1
+        scored = read_json(store.get(row["run_id"]).dir / "eval.json")   # the cell's own final evaluations
+        assert scored["sst2-dev"]["n"] == 872 and row["final_accuracy"] == scored["sst2-dev"]["accuracy"]
+        assert row["advglue_sst2_accuracy"] == scored["advglue-sst2"]["accuracy"]
     assert rows["bottom-1"]["layer_set"] == [0] and rows["top-1"]["layer_set"] == [1]
     assert rows["top-1"]["recovery_ratio"] == pytest.approx(rows["top-1"]["final_accuracy"]
                                                              / rows["clean"]["final_accuracy"])
     assert data["clean"]["0"]["final_accuracy"] == rows["clean"]["final_accuracy"]
     # curves come from the evaluations recorded while training: one per step here (eval_every 1)
-    store = RunStore(run_home)
     run = store.get(rows["bottom-1"]["run_id"])
     dev_steps = sorted({m["step"] for m in run.metrics() if m["split"] == "dev" and m["name"] == "accuracy"})
     assert dev_steps == [1, 2]

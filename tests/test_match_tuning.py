@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from saved_model_util import assert_reloads_as_trained, keep_saved_models
 
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods.match_tuning import MatchPooler, matching_matrix, matching_stats
@@ -38,7 +39,9 @@ def test_rows_sum_to_one_and_the_masses_add_up():
     assert torch.allclose(m.sum(1), torch.ones(6)) and torch.all(m >= 0)
     stats = matching_stats(m, torch.tensor([0, 0, 1, 1, 1, 0]))
     assert stats["diag_mass"] + stats["same_label_mass"] + stats["different_label_mass"] == pytest.approx(1.0)
-    assert 0 < stats["row_entropy"] <= np.log(6) + 1e-6
+    known = matching_stats(torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.0, 1.0]]), torch.tensor([0, 0, 1]))
+    assert known == pytest.approx({"diag_mass": 2 / 3, "same_label_mass": 0.25, "different_label_mass": 0.25 / 3,
+                                   "row_entropy": 2.5 * np.log(2) / 3})   # rows: ln 2, 1.5 ln 2, 0
     assert matching_matrix(torch.randn(1, 8), 0.1).tolist() == [[1.0]]
 
 
@@ -117,7 +120,6 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 
 def test_train_save_and_load_round_trip(run_home):
-    from engine.models import load_trained
     from engine.runs import RunStore
     from engine.train import train
     from engine.train_config import TrainConfig
@@ -125,9 +127,10 @@ def test_train_save_and_load_round_trip(run_home):
     store = RunStore()
     config = TrainConfig(model="tiny", method="match-tuning", train_size=32, batch_size=16, epochs=1, dev_size=32)
     run = store.create(config.to_dict())
-    results = train(config, run)
+    with keep_saved_models():
+        results = train(config, run)
     assert {"dev_accuracy_inbatch", "dev_accuracy_bypass"} <= set(results)
     assert results["dev_accuracy_bypass"] == pytest.approx(results["dev_accuracy"])
     assert {"final_diag_mass", "different_label_mass"} <= set(results["method_summary"])
-    model, _, method = load_trained(run.dir)
+    model, _, method = assert_reloads_as_trained(run.dir)
     assert isinstance(model.bert.pooler, MatchPooler) and method.name == "match-tuning"

@@ -75,7 +75,9 @@ def test_page_teaches_without_any_run(run_home):
     at.slider(key="ode-re").set_value(2.0)
     at.slider(key="ode-h").set_value(0.5).run()
     assert any("1 - h lambda = 0" in e for e in texts(no_exception(at), "error"))   # h lambda = 1 exactly
-    assert any("No runs" in i or "Choose one" in i for i in texts(at, "info"))
+    infos = texts(at, "info")
+    assert "No trained runs yet: train one on the Train page first." in infos               # the live section
+    assert any(i.startswith("No runs to choose from yet.") for i in infos)                   # the probes' picker
 
 
 @pytest.fixture(scope="module")

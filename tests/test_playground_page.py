@@ -1,6 +1,9 @@
 """AppTest of the Playground page on the tiny model: predict, saliency, attack, cancel, bad input, batch."""
 from __future__ import annotations
 
+import difflib
+import html
+import re
 import time
 from pathlib import Path
 
@@ -34,6 +37,27 @@ def html_of(at: AppTest) -> str:
     return "\n".join(h.proto.body for h in at.get("html"))
 
 
+def marked(page: str, colour: str) -> str:
+    """The characters of every span the page highlights with this background, in page order."""
+    spans = re.findall(rf'<span style="background:{colour};[^"]*"[^>]*>([^<]*)</span>', page)
+    return "".join(html.unescape(text) for text in spans)
+
+
+def edited_characters(old: str, new: str) -> tuple[str, str]:
+    """(characters taken out of the old text, characters put into the new one), letter by letter inside each
+    changed word: what the diff view should highlight for a typo attack, worked out here with difflib alone."""
+    from engine.attacks import diff_tokens
+
+    removed, added = "", ""
+    for op, a, b in diff_tokens(old, new):
+        if op == "equal":
+            continue
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+            removed += a[i1:i2] if tag in ("replace", "delete") else ""
+            added += b[j1:j2] if tag in ("replace", "insert") else ""
+    return removed, added
+
+
 def finish_attack(at: AppTest, timeout: float = 120) -> object:
     live = at.session_state["pg-live"]
     assert live.wait(timeout), "the attack did not end"
@@ -64,7 +88,9 @@ def test_short_attack_shows_a_diff(app):
     outcome = next(iter(live.snapshot().runs.values())).outcome
     assert outcome is not None and outcome.status == "succeeded", outcome
     page = html_of(at)
-    assert "Adversarial" in page and ("background:#fde68a" in page or "background:#fecaca" in page)  # edits marked
+    removed, added = edited_characters(outcome.original_text, outcome.perturbed_text)
+    assert "Adversarial" in page and removed + added                # the diff is shown and the attack edited
+    assert marked(page, "#fecaca") == removed and marked(page, "#fde68a") == added   # red: old side; yellow: new
     assert any("succeeded" in m.value for m in at.markdown)
     assert len([c for c in at.get("plotly_chart")]) >= 2                    # probabilities before and after
     at.button(key=f"pg-use-{next(iter(live.models))}").click().run()

@@ -221,9 +221,24 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 
 def test_train_records_masks_and_drift(run_home):
+    """A real run keeps, in its folder, one mask per step over the candidate tensors (their mean is the summary's
+    keep fraction), the tensors' names, the loop's weight drift and the KL scalar."""
+    from engine.methods._tensors import rose_candidates
+    from engine.runs import RunStore
     from engine.train import train
     from engine.train_config import TrainConfig
 
-    results = train(TrainConfig(model="tiny", method="rose-first", train_size=32, batch_size=16, epochs=1,
-                                dev_size=32))
-    assert 0.5 < results["method_summary"]["mean_keep_fraction"] < 1.0
+    config = TrainConfig(model="tiny", method="rose-first", train_size=32, batch_size=16, epochs=1, dev_size=32)
+    run = RunStore(run_home).create(config.to_dict())
+    results = train(config, run)
+    names = [n for n, _ in rose_candidates(tiny())]
+    rose = run.artifact("rose")
+    assert rose["step"].tolist() == [1, 2] and rose["mask"].shape == (2, len(names))
+    assert set(np.unique(rose["mask"])) <= {0.0, 1.0} and rose["first_score"].shape == (2, len(names))
+    keep = results["method_summary"]["mean_keep_fraction"]
+    assert keep == round(float(rose["mask"].mean(1).mean()), 4) and 0.5 < keep < 1.0
+    assert run.artifact("rose_tensors")["name"].tolist() == names
+    drift = run.artifact("drift")
+    assert drift["step"].tolist() == [1, 2] and drift["drift"].shape == (2, 2) and np.all(drift["drift"] > 0)
+    kl = [m for m in run.metrics() if (m["split"], m["name"]) == ("train", "kl")]
+    assert [m["step"] for m in kl] == [2]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from saved_model_util import assert_reloads_as_trained
 
 from engine import jobs
+from engine.data import load_dataset
 from engine.evaluate import evaluate_run
-from engine.models import load_trained
-from engine.runs import RunError, RunStore
+from engine.runs import RunError, RunStore, read_json, write_json
 from engine.train import train
 from engine.train_config import TrainConfig
 
@@ -44,15 +46,41 @@ def test_finished_run_has_its_files_index_row_and_loadable_model(tiny_run):
     assert row["status"] == "done" and row["dev_accuracy"] == run.results["dev_accuracy"]
     names = {(m["split"], m["name"]) for m in run.metrics()}
     assert {("train", "loss"), ("dev", "accuracy"), ("advglue-sst2", "accuracy")} <= names
-    model, tokenizer, method = load_trained(run.dir)
+    model, _, method = assert_reloads_as_trained(run.dir)
     assert model.config.num_labels == 2 and method.name == "vanilla"
 
 
-def test_eval_is_cached_and_matches_training_end(tiny_run):
-    store, run = tiny_run
-    first = evaluate_run(store, run.id, ["advglue-sst2"])
-    assert first["advglue-sst2"]["accuracy"] == pytest.approx(run.results["advglue_sst2_accuracy"])
-    assert evaluate_run(store, run.id, ["advglue-sst2"])["advglue-sst2"]["computed"] == first["advglue-sst2"]["computed"]
+def test_eval_is_cached_and_matches_training_end(tiny_run, run_home):
+    """Evaluating the saved model reproduces the training-end scores exactly; a second call reads the cache."""
+    _, trained = tiny_run
+    shutil.copytree(trained.dir, run_home / trained.id)      # a copy: tiny_run must stay as it is
+    write_json(run_home / trained.id / "eval.json", {})      # nothing cached, so the first call computes
+    store, sets = RunStore(run_home), ["sst2-dev", "advglue-sst2"]
+    first = evaluate_run(store, trained.id, sets)
+    at_end = read_json(trained.dir / "eval.json")
+    for name in sets:
+        assert {k: first[name][k] for k in ("accuracy", "loss", "n")} == \
+            {k: at_end[name][k] for k in ("accuracy", "loss", "n")}, name
+    assert first["sst2-dev"]["accuracy"] == trained.results["dev_accuracy"]
+    assert first["advglue-sst2"]["accuracy"] == trained.results["advglue_sst2_accuracy"]
+    assert evaluate_run(store, trained.id, sets) == first     # same "computed" times: served from eval.json
+
+
+@pytest.mark.parametrize("dev_size", [None, 16])
+def test_final_dev_score_uses_the_whole_dev_set(run_home, dev_size):
+    """`dev_size` samples the dev set for the evaluations during training only: the final score, in the
+    results and in eval.json, is over the whole dev set."""
+    config = TrainConfig(**{**TINY, "dev_size": dev_size})
+    run = RunStore(run_home).create(config.to_dict())
+    results = train(config, run)
+    whole = len(load_dataset(results["dev_set"]))
+    final = read_json(run.dir / "eval.json")[results["dev_set"]]
+    assert final["n"] == whole == 872
+    assert (final["accuracy"], final["loss"]) == (results["dev_accuracy"], results["dev_loss"])
+    during = [m["value"] for m in run.metrics()
+              if (m["split"], m["name"]) == ("dev", "accuracy") and m["step"] < results["steps"]]
+    n = dev_size or whole
+    assert len(during) == 2 and all(abs(v * n - round(v * n)) < 1e-9 for v in during), during   # k / n
 
 
 @pytest.mark.parametrize("method", ["vanilla", "im-bert"])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from skip_util import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 NLTK_DIR = Path(os.environ.get("NLTK_DATA") or ROOT / ".nltk_data")
@@ -59,7 +60,7 @@ def test_import_textattack_with_prepared_stopwords(probe):
 
 def test_wordnet_synsets_and_wordnet_swaps(probe):
     if "wordnet" in _missing():
-        pytest.skip(f"WordNet data unavailable, PWWS/WordNet recipes off: {_missing()['wordnet']}")
+        skip_or_fail(f"WordNet data unavailable, PWWS/WordNet recipes off: {_missing()['wordnet']}")
     assert "good.n.01" in probe["synsets_good"] and "good.a.01" in probe["synsets_good"]
     assert "glad" in probe["adj_lemmas"], probe["adj_lemmas"]  # PWWS asks synsets(word, pos=...)
     swaps = probe["swaps"]
@@ -68,12 +69,10 @@ def test_wordnet_synsets_and_wordnet_swaps(probe):
 
 
 def test_playwright_drives_debian_chromium(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from browser_util import CHROMIUM_MISSING, chromium_available, launch_browser
-
-    if not chromium_available():
-        pytest.skip(CHROMIUM_MISSING)
+    from browser_util import launch_browser, require_chromium
     from playwright.sync_api import sync_playwright
+
+    require_chromium()
 
     page_file = tmp_path / "page.html"
     page_file.write_text("<h1 id='t'>RobustLab</h1><button onclick=\"this.textContent='ok'\">go</button>")
