@@ -1,4 +1,5 @@
-# RobustLab: `make setup` (idempotent, ~1 s when done), `make app`, `make test`, `make bench`.
+# RobustLab: `make setup` (idempotent, ~1 s when done), `make app`, `make lint`, `make test` (lint, then
+# the tests), `make bench`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
@@ -15,7 +16,7 @@ export HF_DATASETS_OFFLINE := 1
 # pip warns once per package about the machine's sparse local index; hide that noise.
 PIP_QUIET := grep -v 'is ignored: it is neither a file nor a directory' || true
 
-.PHONY: setup app test bench
+.PHONY: setup app lint test bench
 setup: $(VENV)/.installed $(NLTK)/.ready $(VENV)/.chromium
 	@if [ -d ../shared/data ] && [ ! -e data ]; then ln -s ../shared/data data && echo "linked data -> ../shared/data"; fi
 
@@ -45,7 +46,10 @@ app: setup
 	$(VENV)/bin/streamlit run app/main.py --server.port 8501 --server.address localhost
 
 # -rs prints why each skipped test skipped; CI (.ci/run) sets ROBUSTLAB_REQUIRE_ALL=1 so those fail instead.
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q -rs tests
 
 bench: setup

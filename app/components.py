@@ -11,9 +11,9 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from app.formatting import fmt_duration, run_label, run_title
+from app.live import follow_run
 from app.nav import PAGES_DIR
 from app.run_views import show_curves, show_results
-from app.live import follow_run
 from app.state import get_store
 from engine import jobs
 from engine.methods.base import Method, Setting, SettingError

@@ -62,8 +62,8 @@ def main() -> None:
 
     from engine.attacks.recipes import RECIPES
     from engine.attacks.wrapper import FastModelWrapper, import_textattack
-    from engine.inference import LoadedModel
     from engine.data import load_dataset
+    from engine.inference import LoadedModel
     from engine.models import load_trained
     from engine.runs import RunStore
 

@@ -58,9 +58,9 @@ def main() -> None:
     from engine.attacks.attacker import Attacker, Budget
     from engine.attacks.wrapper import import_textattack
     from engine.attribution import IG_STEPS, explain
-    from engine.inference import LoadedModel
     from engine.data import load_dataset
     from engine.device import describe, pick_device
+    from engine.inference import LoadedModel
     from engine.runs import RunStore
 
     if args.threads:

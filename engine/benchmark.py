@@ -2,7 +2,8 @@
 judged against those numbers.
 
 Everything here reads what runs stored (eval.json, finished attack runs, recovery grids); nothing is
-computed on the fly, except by `fill_missing`, which computes what a report lacks when asked. A metric a run lacks is None and counted as missing, never a zero. A claim's verdict
+computed on the fly, except by `fill_missing`, which computes what a report lacks when asked. A metric a run
+lacks is None and counted as missing, never a zero. A claim's verdict
 comes from a 95 % Welch confidence interval of the difference of means over seeds: *supported* when the
 interval lies on the claimed side of zero, *not supported* when it lies on the other side (or at zero),
 *inconclusive* when it straddles zero or when there are too few seeds to measure the spread.
@@ -168,7 +169,8 @@ def compare(a: list[float], b: list[float] | float, higher_is_better: bool = Tru
         return {**out, "verdict": "inconclusive", "reason": "no finished runs with this number on one side"}
     out["diff"] = out["mean_a"] - out["mean_b"]
     if len(a) < 2 or (not fixed and len(b) < 2):
-        return {**out, "verdict": "inconclusive", "reason": "needs at least two seeds on each side to measure the spread"}
+        return {**out, "verdict": "inconclusive",
+                "reason": "needs at least two seeds on each side to measure the spread"}
     va = float(np.var(a, ddof=1)) / len(a)
     vb = 0.0 if fixed else float(np.var(b, ddof=1)) / len(b)
     se = math.sqrt(va + vb)
@@ -405,7 +407,9 @@ def fmt_value(mean: float | None, std: float | None, points: bool = True) -> str
         return "missing"
     scale = 100 if points else 1
     text = f"{mean * scale:.1f}" if points else f"{mean:.3f}"
-    return text + (f" ± {std * scale:.1f}" if points and std is not None else (f" ± {std:.3f}" if std is not None else ""))
+    if std is None:
+        return text
+    return text + (f" ± {std * scale:.1f}" if points else f" ± {std:.3f}")
 
 
 def part_numbers(part: dict[str, Any]) -> str:
@@ -420,7 +424,8 @@ def part_numbers(part: dict[str, Any]) -> str:
     if part["diff"] is not None:
         text += f": {part['diff'] * scale:+.{1 if percent else 3}f}{unit}"
     if part["ci_low"] is not None:
-        text += f", 95 % CI [{part['ci_low'] * scale:+.{1 if percent else 3}f}, {part['ci_high'] * scale:+.{1 if percent else 3}f}]"
+        digits = 1 if percent else 3
+        text += f", 95 % CI [{part['ci_low'] * scale:+.{digits}f}, {part['ci_high'] * scale:+.{digits}f}]"
     return text
 
 

@@ -10,9 +10,9 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -46,11 +46,11 @@ class TextDataset:
     def num_labels(self) -> int:
         return len(self.label_names)
 
-    def subset(self, indices: np.ndarray | list[int]) -> "TextDataset":
+    def subset(self, indices: np.ndarray | list[int]) -> TextDataset:
         return TextDataset(self.name, [self.texts[i] for i in indices], [self.labels[i] for i in indices],
                            list(self.label_names))
 
-    def sample(self, n: int | None, seed: int) -> "TextDataset":
+    def sample(self, n: int | None, seed: int) -> TextDataset:
         """A seeded random subset of n examples (all of them if n is None or too large)."""
         if n is None or n >= len(self):
             return self

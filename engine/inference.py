@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -92,7 +92,7 @@ class LoadedModel:
         self.stats = {"texts": 0, "cache_hits": 0, "forward_texts": 0}
 
     @classmethod
-    def from_run(cls, run_dir: Path | str, device: torch.device | str = "cpu") -> "LoadedModel":
+    def from_run(cls, run_dir: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
         """Load a finished run's model; max length and label names come from its config."""
         from engine.models import load_trained
         from engine.runs import read_json

@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.paths import PROJECT_ROOT, use_project_nltk_data
 from engine.runs import ACTIVE, Run, RunError, RunStore, pid_alive, write_json
@@ -38,7 +39,7 @@ class StopFlag:
     def set(self, *_: Any) -> None:
         self.stopped = True
 
-    def install(self) -> "StopFlag":
+    def install(self) -> StopFlag:
         signal.signal(signal.SIGTERM, self.set)
         signal.signal(signal.SIGINT, self.set)
         return self

@@ -4,8 +4,9 @@ Everything the ODE stability page shows is computed here:
 - the test equation x' = lambda x under explicit and implicit Euler (pure numpy, instant);
 - perturbation growth across layers g_l = ||x_l(e + delta) - x_l(e)|| / ||delta|| for Gaussian and
   one-step FGM perturbations of the initial value x_0 (the embedding output);
-- each layer's top Jacobian singular value (Lanczos, i.e. accelerated power iteration, on J^T J with autograd), and an effective
-  eigenvalue of its vector field, to place the layer on the amplification curves;
+- each layer's top Jacobian singular value (Lanczos, i.e. accelerated power iteration, on J^T J with
+  autograd), and an effective eigenvalue of its vector field, to place the layer on the amplification
+  curves;
 - the implicit solver's residual per layer (IM-BERT runs);
 - hidden-state divergence per layer between a sentence and a perturbed copy.
 Probe results are stored with the run (artifacts/probe.npz) so a page computes them once.
@@ -15,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch

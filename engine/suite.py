@@ -8,8 +8,9 @@ training config (or the same attack) is reused, not repeated; the suite's status
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.runs import Run, RunError, RunStore
 
@@ -43,7 +44,7 @@ class SuiteSpec:
     train: dict[str, Any] = field(default_factory=dict)   # further TrainConfig fields (batch_size, lr, ...)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "SuiteSpec":
+    def from_dict(cls, values: dict[str, Any]) -> SuiteSpec:
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in names})
 

@@ -9,16 +9,25 @@ import math
 import platform
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import transformers
 from transformers import get_linear_schedule_with_warmup
 
-from engine.data import DEV_SET, ROBUSTNESS_SETS, TextDataset, bucketed_batches, encode_dataset, iter_batches, \
-    load_dataset, split_train_dev
+from engine.data import (
+    DEV_SET,
+    ROBUSTNESS_SETS,
+    TextDataset,
+    bucketed_batches,
+    encode_dataset,
+    iter_batches,
+    load_dataset,
+    split_train_dev,
+)
 from engine.device import autocast, describe, pick_device
 from engine.evaluate import record_eval, score
 from engine.inference import predict_probs

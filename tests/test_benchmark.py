@@ -17,12 +17,32 @@ from engine import jobs
 from engine.__main__ import main
 from engine.attacks.batch import find_cached
 from engine.attacks.recipes import AttackError
-from engine.benchmark import (METRICS, AttackSpec, aggregate, budget_curve, budget_curves, build_report, combine,
-                              compare, judge_all, methods_table, missing_work, to_csv, to_markdown)
+from engine.benchmark import (
+    METRICS,
+    AttackSpec,
+    aggregate,
+    budget_curve,
+    budget_curves,
+    build_report,
+    combine,
+    compare,
+    judge_all,
+    methods_table,
+    missing_work,
+    to_csv,
+    to_markdown,
+)
 from engine.runs import RunStore
+from engine.suite import (
+    SuiteError,
+    SuiteSpec,
+    estimate_seconds,
+    find_trained,
+    suite_config,
+    suite_items,
+    suite_train_runs,
+)
 from engine.train_config import ConfigError
-from engine.suite import (SuiteError, SuiteSpec, estimate_seconds, find_trained, suite_config, suite_items,
-                          suite_train_runs)
 
 SPEC = dict(methods=["vanilla", "rose-second"], seeds=[0, 1], model="tiny", train_size=32, epochs=1, attack_n=2,
             train={"batch_size": 16})

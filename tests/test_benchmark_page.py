@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from apptest_util import chart_titles, no_exception, page
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # seconds for one script run: the first run imports torch and transformers

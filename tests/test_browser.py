@@ -2,7 +2,6 @@
 Debian's Chromium, from Home to Runs, with a screenshot saved."""
 from __future__ import annotations
 
-
 import pytest
 from browser_util import launch_browser, require_chromium, serve_app
 

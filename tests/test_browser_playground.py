@@ -5,7 +5,6 @@ once (each tab must get its own result). Screenshots are saved in the test's tem
 """
 from __future__ import annotations
 
-
 import pytest
 from browser_util import launch_browser, require_chromium, serve_app
 from test_attacks import sensitive_tiny_run

@@ -45,7 +45,7 @@ def test_wraps_pretrained_layers_without_copying_weights():
     model = make_method("im-bert", {}).prepare_model(base)
     conns = connections(model)
     assert [i for i, _ in conns] == [0, 1]
-    for (i, conn), layer in zip(conns, originals):
+    for (_, conn), layer in zip(conns, originals):
         assert conn.inner is layer            # the very same module, so the very same weight tensors
     assert sum(p.numel() for p in model.parameters()) == n_params
     names = [n for n, _ in model.named_parameters()]

@@ -1,10 +1,10 @@
 """One integration test on the real MiniLM: a few hundred SST-2 examples must teach it something."""
 from __future__ import annotations
 
+from engine.inference import predict_probs
+from engine.jobs import execute
 from engine.models import load_trained
 from engine.runs import RunStore
-from engine.jobs import execute
-from engine.inference import predict_probs
 from engine.train_config import TrainConfig
 
 

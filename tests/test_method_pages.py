@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from apptest_util import no_exception, page
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 90  # seconds for one script run: the first run of a page imports torch and transformers

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from apptest_util import no_exception, texts
+from streamlit.testing.v1 import AppTest
 
 from app.ode import figures as figs
 from engine import ode

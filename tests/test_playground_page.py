@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
 from test_attacks import sensitive_tiny_run
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "playground.py")
@@ -152,8 +151,8 @@ def test_misclassified_example_is_skipped(app):
     at = app
     at.session_state["pg-source"] = "SST-2 dev"
     at.run()
-    from engine.inference import LoadedModel
     from engine.data import load_dataset
+    from engine.inference import LoadedModel
     from engine.runs import RunStore
 
     store = RunStore()

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from apptest_util import chart_titles, no_exception, page
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -48,7 +48,7 @@ def probe() -> dict:
     env = dict(os.environ, NLTK_DATA=str(NLTK_DIR), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     res = subprocess.run([sys.executable, "-c", PROBE, wordnet], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=600)
-    lines = [l for l in res.stdout.splitlines() if l.startswith("PROBE")]
+    lines = [line for line in res.stdout.splitlines() if line.startswith("PROBE")]
     assert res.returncode == 0 and lines, f"probe failed (rc {res.returncode}):\n{res.stderr[-3000:]}"
     return json.loads(lines[-1][len("PROBE"):])
 

@@ -10,8 +10,20 @@ import streamlit as st
 from app.benchmark import figures as figs
 from app.benchmark.selection import Selection
 from app.state import get_store
-from engine.benchmark import (LEVEL, METRICS, AttackSpec, attacks_under_way, budget_curves, claims_table,
-                              fill_missing, methods_table, missing_work, part_numbers, to_csv, to_markdown)
+from engine.benchmark import (
+    LEVEL,
+    METRICS,
+    AttackSpec,
+    attacks_under_way,
+    budget_curves,
+    claims_table,
+    fill_missing,
+    methods_table,
+    missing_work,
+    part_numbers,
+    to_csv,
+    to_markdown,
+)
 from engine.runs import ACTIVE
 
 VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"), "not supported": ("red", ":material/cancel:"),

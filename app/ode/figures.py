@@ -74,8 +74,10 @@ def trajectory_figure(traj: Mapping[str, np.ndarray], magnitude: bool = False, h
     """Explicit and implicit Euler trajectories side by side, each with the exact solution."""
     part = np.abs if magnitude else np.real
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=(f"Explicit Euler: x_n = (1 + hλ)^n · factor {float(traj['explicit_factor']):.3g}",
-                                        f"Implicit Euler: x_n = (1 − hλ)^−n · factor {float(traj['implicit_factor']):.3g}"))
+                        subplot_titles=(f"Explicit Euler: x_n = (1 + hλ)^n · factor "
+                                        f"{float(traj['explicit_factor']):.3g}",
+                                        f"Implicit Euler: x_n = (1 − hλ)^−n · factor "
+                                        f"{float(traj['implicit_factor']):.3g}"))
     for col, (key, color) in enumerate((("explicit", EXPLICIT_COLOR), ("implicit", IMPLICIT_COLOR)), start=1):
         fig.add_trace(go.Scatter(x=traj["t_exact"], y=part(traj["exact"]), mode="lines", name="exact e^(λt)",
                                  line=dict(color=EXACT_COLOR, dash="dash"), showlegend=col == 1), row=1, col=col)
@@ -129,9 +131,11 @@ def growth_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str] | Non
         color = colors[label]
         for key, dash, kind in (("growth", "solid", "Gaussian"), ("growth_fgm", "dash", "FGM")):
             values = [1.0, *p[key]]
-            fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, mode="lines+markers", name=f"{label} · {kind}",
+            fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, mode="lines+markers",
+                                     name=f"{label} · {kind}",
                                      line=dict(color=color, dash=dash), legendgroup=label,
-                                     hovertemplate=f"{label}<br>{kind}<br>layer %{{x}}: growth %{{y:.3g}}<extra></extra>"))
+                                     hovertemplate=f"{label}<br>{kind}<br>layer %{{x}}: growth %{{y:.3g}}"
+                                                   "<extra></extra>"))
     fig.add_hline(y=1, line=dict(color="gray", dash="dot", width=1))
     fig.update_xaxes(title_text="layer l (0 = embeddings)", dtick=1)
     ticks = _log_ticks([1.0, *[v for p in probes.values() for k in ("growth", "growth_fgm") for v in p[k]]])
@@ -166,7 +170,8 @@ def amplification_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str
                         symbol=["diamond" if s == "implicit" else "circle" for s in schemes],
                         line=dict(color="black", width=1)),
             customdata=schemes,
-            hovertemplate=f"{label}<br>%{{text}} (%{{customdata}})<br>hλ %{{x:.3g}}<br>top σ %{{y:.3g}}<extra></extra>"))
+            hovertemplate=f"{label}<br>%{{text}} (%{{customdata}})<br>hλ %{{x:.3g}}<br>top σ %{{y:.3g}}"
+                          "<extra></extra>"))
     fig.add_hline(y=1, line=dict(color="gray", dash="dot", width=1))
     fig.update_xaxes(title_text="h λ along the layer's most amplified direction (Rayleigh quotient)", range=[lo, hi])
     fig.update_yaxes(title_text="amplification per layer", range=[0, ymax])
@@ -226,7 +231,8 @@ def summary_rows(probes: Mapping[str, Mapping], results: Mapping[str, Mapping]) 
         res = results.get(label, {})
         finite = [v for v in p.get("solver_residual") or [] if v is not None]
         rows.append({"run": label, "dev acc": res.get("dev_accuracy"), "AdvGLUE acc": res.get("advglue_sst2_accuracy"),
-                     "growth at last layer (Gaussian)": p["growth"][-1], "growth at last layer (FGM)": p["growth_fgm"][-1],
+                     "growth at last layer (Gaussian)": p["growth"][-1],
+                     "growth at last layer (FGM)": p["growth_fgm"][-1],
                      "max top σ": max(p["jacobian_top_sv"]),
                      "solver residual (max)": max(finite) if finite else None,
                      "probe seconds": p.get("seconds")})

@@ -48,7 +48,7 @@ class LiveAttack:
         self._finished: float | None = None
         self._thread = threading.Thread(target=self._work, name="playground-attack", daemon=True)
 
-    def start(self) -> "LiveAttack":
+    def start(self) -> LiveAttack:
         self._thread.start()
         return self
 

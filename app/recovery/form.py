@@ -6,9 +6,9 @@ import streamlit as st
 
 from app.state import get_store
 from engine import jobs
-from engine.parsing import int_list
 from engine.corruption import KINDS, model_layer_count
 from engine.models import known_models
+from engine.parsing import int_list
 from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config
 
 POSITION_HELP = "; ".join(f"**{k}**: {v}" for k, v in GRID_POSITIONS.items())

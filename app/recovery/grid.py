@@ -13,8 +13,15 @@ from app.formatting import fmt_duration
 from app.live import follow_run
 from app.recovery import figures as figs
 from app.state import get_store
-from engine.recovery.views import (GridView, baseline_warning, bottom_vs_top, curves_by_label, heatmap_table,
-                                   layers_by_label, load_grid)
+from engine.recovery.views import (
+    GridView,
+    baseline_warning,
+    bottom_vs_top,
+    curves_by_label,
+    heatmap_table,
+    layers_by_label,
+    load_grid,
+)
 from engine.runs import Run, RunError
 
 METRICS = {"recovery_ratio": "recovery ratio", "final_accuracy": "final accuracy", "auc": "AUC",

@@ -9,8 +9,9 @@ import csv
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budget, summarize
 from engine.attacks.recipes import AttackError, get_recipe

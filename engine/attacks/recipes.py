@@ -11,9 +11,10 @@ import importlib
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -143,9 +144,13 @@ def _textbugger_chars(wrapper: FastModelWrapper) -> Any:
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
     from textattack.goal_functions import UntargetedClassification
     from textattack.search_methods import GreedyWordSwapWIR
-    from textattack.transformations import (CompositeTransformation, WordSwapHomoglyphSwap,
-                                            WordSwapNeighboringCharacterSwap, WordSwapRandomCharacterDeletion,
-                                            WordSwapRandomCharacterInsertion)
+    from textattack.transformations import (
+        CompositeTransformation,
+        WordSwapHomoglyphSwap,
+        WordSwapNeighboringCharacterSwap,
+        WordSwapRandomCharacterDeletion,
+        WordSwapRandomCharacterInsertion,
+    )
 
     transformation = CompositeTransformation([
         WordSwapRandomCharacterInsertion(random_one=True, letters_to_insert=" ", skip_first_char=True,

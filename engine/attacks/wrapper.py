@@ -7,7 +7,8 @@ an attack is built (importing it takes seconds), so listing recipes stays instan
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

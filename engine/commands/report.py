@@ -61,8 +61,17 @@ def report_inputs(store, args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.benchmark import (build_report, claims_table, fill_missing, latest_grid, methods_table, missing_work,
-                                  run_rows, to_csv, to_markdown)
+    from engine.benchmark import (
+        build_report,
+        claims_table,
+        fill_missing,
+        latest_grid,
+        methods_table,
+        missing_work,
+        run_rows,
+        to_csv,
+        to_markdown,
+    )
     from engine.runs import RunStore
 
     store = RunStore()

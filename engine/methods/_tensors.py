@@ -6,8 +6,8 @@ This module defines no METHODS, so the registry imports it but finds nothing to 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch

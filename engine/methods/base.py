@@ -35,7 +35,9 @@ class Setting:
             return "one of " + ", ".join(map(str, self.choices))
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+        opening = "(" if self.low_open or self.low is None else "["
+        closing = ")" if self.high_open or self.high is None else "]"
+        return f"{opening}{lo}, {hi}{closing}"
 
     def parse(self, value: Any) -> Any:
         """Coerce a value (maybe a CLI string) to the default's type and check its range."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.corruption import KINDS, CorruptionError, check_spec, group_layers, model_layer_count
 from engine.recovery.analysis import analyse_cell
@@ -57,7 +58,7 @@ class Cell:
         base = f"custom {','.join(map(str, self.layers))}" if self.position == "custom" else f"{self.position}-{self.k}"
         return base + ("+emb" if self.embeddings else "")
 
-    def corruption_spec(self, spec: "GridSpec") -> dict[str, Any] | None:
+    def corruption_spec(self, spec: GridSpec) -> dict[str, Any] | None:
         """The `TrainConfig.corruption` of this cell (None for the clean baseline), seeded by the cell's seed."""
         if self.clean:
             return None
@@ -92,7 +93,7 @@ class GridSpec:
     device: str = "auto"
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "GridSpec":
+    def from_dict(cls, values: dict[str, Any]) -> GridSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
