@@ -18,19 +18,18 @@ Pure numpy/scipy; nothing here knows about runs or the store.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
 LEVEL = 0.95
 MIN_RUNS = 3
-DESIGNS = ("paired", "two-sample", "one-sample")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Interval:
     """A difference of means (a minus b) with its confidence interval and how it was computed."""
     diff: float | None        # mean(a) - mean(b); None when a side has no data
@@ -45,13 +44,7 @@ class Interval:
     note: str                 # plain words: which test and why
     design: str = "two-sample"  # "paired" | "two-sample" | "one-sample" (b a fixed number): what seeds_needed_for uses
     df: float | None = None   # degrees of freedom of the t quantile
-
-    @property
-    def se(self) -> float | None:
-        """Standard error of `diff` (half-width over the t quantile)."""
-        if self.low is None or self.high is None or self.df is None:
-            return None
-        return (self.high - self.low) / 2 / _t_quantile(LEVEL, self.df) if self.high > self.low else 0.0
+    se: float | None = None   # standard error of diff: the half-width is t(df) * se
 
 
 def _t_quantile(level: float, df: float) -> float:
@@ -87,9 +80,10 @@ def paired_t(diffs: Sequence[float], level: float = LEVEL) -> Interval:
         return Interval(diff, None, None, "paired t", n, n, None,
                         "paired by seed over 1 seed: needs at least two to measure the spread", "paired")
     sd = _sd(d)
-    low, high = _t_interval(diff, sd / math.sqrt(n), n - 1, level)
+    se = sd / math.sqrt(n)
+    low, high = _t_interval(diff, se, n - 1, level)
     return Interval(diff, low, high, "paired t", n, n, sd, f"paired t over the differences of {n} seed-matched runs",
-                    "paired", float(n - 1))
+                    "paired", float(n - 1), se)
 
 
 def welch(a: Sequence[float], b: Sequence[float] | float, level: float = LEVEL) -> Interval:
@@ -116,7 +110,7 @@ def welch(a: Sequence[float], b: Sequence[float] | float, level: float = LEVEL) 
         df = (ea + eb) ** 2 / (ea ** 2 / (n_a - 1) + eb ** 2 / (n_b - 1)) if ea + eb > 0 else float(n_a + n_b - 2)
         note = f"Welch t over per-run values ({n_a} vs {n_b} runs)"
     low, high = _t_interval(diff, se, df, level)
-    return Interval(diff, low, high, "Welch", n_a, n_b, sd, note, design, float(df))
+    return Interval(diff, low, high, "Welch", n_a, n_b, sd, note, design, float(df), se)
 
 
 # ---------------------------------------------------------------- hierarchical bootstrap over seeds and sentences
@@ -131,7 +125,7 @@ def _score_matrix(per_seed: Mapping[int, np.ndarray], side: str) -> tuple[list[i
     return seeds, (np.vstack(rows) if rows else np.empty((0, 0)))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _TwoWay:
     """Variance parts of a seeds x sentences matrix's grand mean (crossed random effects).
 
@@ -188,11 +182,14 @@ class _TwoWay:
 def _resampled_means(y: np.ndarray, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
     """Grand mean of `y` under `n_resamples` draws: seeds with replacement, then sentences with replacement
     (one draw of sentence indices per resample, used within every drawn seed). Vectorised: a resample's
-    seed draw is a count vector c, so its per-sentence sums are c . y, and its sentence draw picks from those."""
+    seed draw is a count vector c, so its per-sentence sums are c . y, and its sentence draw picks from
+    those. (einsum, not a BLAS matmul: with few seeds, BLAS threads cost more than they save.)"""
     n, m = y.shape
-    per_sentence_sums = rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float) @ y
-    sentences = rng.integers(0, m, size=(n_resamples, m))
-    return np.take_along_axis(per_sentence_sums, sentences, axis=1).sum(axis=1) / (n * m)
+    seed_counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+    per_sentence_sums = np.einsum("bs,sj->bj", seed_counts, y)
+    picks = rng.integers(0, m, size=(n_resamples, m))
+    picks += np.arange(n_resamples)[:, None] * m
+    return np.take(per_sentence_sums, picks).sum(axis=1) / (n * m)
 
 
 def hierarchical_bootstrap(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray] | float,
@@ -272,7 +269,7 @@ def hierarchical_bootstrap(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarr
            "one-sample": f"{n_a} seeds against the fixed value {float(b) if fixed else 0:g}"}[design]
     note = (f"hierarchical bootstrap over seeds and {m} sentences, {n_resamples} resamples, {how}; "
             f"t-interval on the bias-corrected bootstrap standard error")
-    return Interval(diff, low, high, "hierarchical bootstrap", n_a, n_b, sd, note, design, float(df))
+    return Interval(diff, low, high, "hierarchical bootstrap", n_a, n_b, sd, note, design, float(df), se)
 
 
 # ---------------------------------------------------------------- choosing the test
@@ -295,7 +292,7 @@ def compare(a: Sequence[float], b: Sequence[float] | float, *, pairs: Sequence[t
         iv = welch(a, b, level=level)
         why = ("compared with a fixed number" if iv.design == "one-sample"
                else "the runs do not pair up on seed and training config, so Welch over the runs")
-    return Interval(iv.diff, iv.low, iv.high, iv.kind, iv.n_a, iv.n_b, iv.sd, f"{why}: {iv.note}", iv.design, iv.df)
+    return dataclasses.replace(iv, note=f"{why}: {iv.note}")
 
 
 # ---------------------------------------------------------------- verdicts
