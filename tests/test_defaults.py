@@ -36,7 +36,8 @@ def test_the_printed_command_names_a_rate_only_when_it_is_not_the_models_default
 
 
 def test_suites_use_the_models_rate():
-    spec = SuiteSpec(methods=["vanilla"], seeds=[0], train={"batch_size": 32, "lr": None})   # `suite` without --lr
+    args = build_parser().parse_args(["suite"])                  # no --lr: the CLI leaves it to the model
+    spec = SuiteSpec(methods=["vanilla"], seeds=[0], train={"batch_size": args.batch_size, "lr": args.lr})
     assert spec.train_config("vanilla", 0).lr == MINILM_LR
     assert SuiteSpec(methods=["vanilla"], seeds=[0], model="tiny").train_config("vanilla", 0).lr == TINY_LR
 
