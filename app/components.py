@@ -14,7 +14,7 @@ from app.formatting import fmt_duration, run_label, run_title
 from app.live import follow_run
 from app.nav import PAGES_DIR
 from app.run_views import show_curves, show_results
-from app.state import get_store
+from app.state import get_store, learning_of
 from engine import jobs
 from engine.methods.base import Method, Setting, SettingError
 from engine.runs import ACTIVE, Run, RunStore
@@ -45,7 +45,8 @@ def page_link(file_name: str, label: str, icon: str | None = None,
 
 def run_picker(label: str, key: str, filter_fn: Callable[[dict], bool] | None = None, multi: bool = False,
                default: str | list[str] | None = None, help: str | None = None) -> Any:
-    """Choose runs from the store by a readable label (method · dataset · model · seed · dev acc · id).
+    """Choose runs from the store by a readable label (method · dataset · model · seed · dev acc · id; a run
+    that did not learn says so, with its chance level).
 
     `filter_fn` gets each index row (a dict from `RunStore.list()`: id, kind, method, dataset, model,
     seed, status, dev_accuracy, ...) and keeps the run when it returns True. Returns the chosen run id
@@ -56,7 +57,7 @@ def run_picker(label: str, key: str, filter_fn: Callable[[dict], bool] | None = 
         st.info("No runs to choose from yet. Train one on the **Train** page (a tiny-model run takes under a "
                 "minute).")
         return [] if multi else None
-    labels = {row["id"]: run_label(row) for row in rows}
+    labels = {row["id"]: run_label(row, learning_of(row)) for row in rows}
     ids = list(labels)
     if key in st.session_state:  # drop choices that were deleted or filtered out since
         chosen = st.session_state[key]

@@ -63,11 +63,28 @@ def run_title(row: dict) -> str:
     return " · ".join(_what(row))
 
 
-def run_label(row: dict) -> str:
-    """One line that tells runs apart in a picker: method, dataset, model, seed, dev accuracy, id."""
+def learning_mark(learning: dict | None) -> str:
+    """`did not learn (chance 0.509)` for a run whose `learning_status` says it did not learn; else ''."""
+    if not learning or learning.get("learned") is not False:
+        return ""
+    return f"did not learn (chance {learning['chance_accuracy']:.3f})"
+
+
+def learned_text(learning: dict | None) -> str | None:
+    """The Runs table's `learned` cell: yes, no, or None when it cannot be told (not a finished train run)."""
+    if not learning or learning.get("learned") is None:
+        return None
+    return "yes" if learning["learned"] else "no"
+
+
+def run_label(row: dict, learning: dict | None = None) -> str:
+    """One line that tells runs apart in a picker: method, dataset, model, seed, dev accuracy (and, with the
+    run's `learning_status`, whether it stayed at chance), id."""
     parts = _what(row)
     if row.get("dev_accuracy") is not None:
         parts.append(f"dev {row['dev_accuracy']:.3f}")
+        if mark := learning_mark(learning):
+            parts.append(mark)
     elif row.get("status") not in (None, "done"):
         parts.append(row["status"])
     parts.append(row.get("id", "?"))

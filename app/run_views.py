@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from app.figures import accuracy_figure, comparison_figure, has_series, loss_figure
-from app.formatting import distinct_labels, fmt_acc, fmt_duration, short_dataset, short_model
+from app.formatting import distinct_labels, fmt_acc, fmt_duration, learned_text, short_dataset, short_model
+from engine.evaluate import learning_status
 from engine.runs import Run, RunStore
 
 LOSS_CAPTION = ("How to read it: the solid line is the training loss (averaged over a few steps), the dotted "
@@ -64,9 +65,14 @@ def show_results(run: Run, narrow: bool = False) -> None:
                  if isinstance(v, (int, float, str)) and k != "run_id"]
         st.dataframe(pd.DataFrame(table), hide_index=True)
         return
+    learning = learning_status(run)
+    if learning["learned"] is False:
+        st.warning(f"This run did not learn: {learning['reason']}. Its robustness numbers say nothing about its "
+                   "method; train longer or at a higher learning rate.", icon=":material/trending_flat:")
     cols = st.columns(3) + st.columns(3) if narrow else st.columns(5)
     cols[0].metric("Dev accuracy", fmt_acc(results.get("dev_accuracy")),
-                   help=f"accuracy on {results.get('dev_set', 'the dev set')} after training")
+                   help=f"accuracy on {results.get('dev_set', 'the dev set')} after training; chance (always "
+                        f"the majority class) is {fmt_acc(learning['chance_accuracy'])}")
     cols[1].metric("AdvGLUE-SST2 accuracy", fmt_acc(results.get("advglue_sst2_accuracy")),
                    help="accuracy on the 148 adversarial SST-2 sentences of AdvGLUE (only for SST-2 runs)")
     cols[2].metric("Steps", f"{results.get('steps', '–')} / {results.get('total_steps', '–')}")
@@ -74,7 +80,8 @@ def show_results(run: Run, narrow: bool = False) -> None:
                    help=f"whole run including evaluation: {fmt_duration(results.get('seconds'))}")
     cols[4].metric("Examples / s", results.get("train_examples_per_second", "–"), help=results.get("device"))
     shown = {"dev_accuracy", "advglue_sst2_accuracy", "steps", "total_steps", "train_seconds", "seconds",
-             "train_examples_per_second", "device", "run_id", "status", "method_summary", "dev_set"}
+             "train_examples_per_second", "device", "run_id", "status", "method_summary", "dev_set",
+             "chance_accuracy", "learned"}
     extra = {k: v for k, v in results.items() if k not in shown and isinstance(v, (int, float, str))}
     summary = results.get("method_summary") or {}
     if extra or summary:
@@ -91,14 +98,16 @@ def _plain(value: object) -> str:
 
 
 def results_table(rows: Sequence[dict], store: RunStore) -> pd.DataFrame:
-    """One line per run for comparison: what it was and how it did."""
+    """One line per run for comparison: what it was, how it did and whether it learned at all."""
     table = []
     for row in rows:
-        results = store.get(row["id"]).results if row["status"] == "done" else {}
+        run = store.get(row["id"])
+        results = run.results if row["status"] == "done" else {}
         table.append({"run": row["id"], "method": row.get("method") or row.get("kind"),
                       "dataset": short_dataset(row.get("dataset")), "model": short_model(row.get("model")),
-                      "seed": row.get("seed"), "status": row.get("status"),
-                      "dev acc": row.get("dev_accuracy"), "AdvGLUE-SST2 acc": row.get("advglue_sst2_accuracy"),
+                      "seed": row.get("seed"), "status": row.get("status"), "dev acc": row.get("dev_accuracy"),
+                      "learned": learned_text(learning_status(run)) if results else None,
+                      "AdvGLUE-SST2 acc": row.get("advglue_sst2_accuracy"),
                       "steps": results.get("steps"), "train s": results.get("train_seconds"),
                       "examples/s": results.get("train_examples_per_second")})
     return pd.DataFrame(table)

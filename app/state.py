@@ -12,7 +12,7 @@ import streamlit as st
 
 from engine.data import available_datasets
 from engine.paths import data_dir, runs_home
-from engine.runs import RunStore
+from engine.runs import Run, RunStore
 
 
 @st.cache_resource(show_spinner=False)
@@ -70,3 +70,13 @@ def active_counts() -> dict[str, int]:
     """How many runs are running and queued right now."""
     rows = get_store().list()
     return {status: sum(r["status"] == status for r in rows) for status in ("running", "queued")}
+
+
+def learning_of(row: dict) -> dict | None:
+    """Whether the run of an index row learned (`engine.evaluate.learning_status`), for a finished train run;
+    None for anything else."""
+    if row.get("kind") != "train" or row.get("status") != "done":
+        return None
+    from engine.evaluate import learning_status
+
+    return learning_status(Run(get_store().home / row["id"]))

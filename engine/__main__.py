@@ -57,9 +57,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not args.run_id:
         raise ValueError(f"`runs {args.action}` needs a RUN_ID")
     if args.action == "show":
+        from engine.evaluate import learning_status
+
         run = store.get(args.run_id)
         emit({"run_id": run.id, "path": str(run.dir), "config": run.config, "status": run.status,
-              "results": run.results, "artifacts": run.artifact_names(), "has_model": run.has_model()}, args.json)
+              "results": run.results, "learning": learning_status(run), "artifacts": run.artifact_names(),
+              "has_model": run.has_model()}, args.json)
     elif args.action == "export":
         out = store.export_zip(args.run_id, args.out or f"{args.run_id}.zip")
         emit({"run_id": args.run_id, "zip": str(out)}, args.json)

@@ -1,20 +1,42 @@
-"""Clean accuracy of a model on named evaluation sets, stored with the run so it is computed once."""
+"""Clean accuracy of a model on named evaluation sets, stored with the run so it is computed once, and
+whether a run learned at all (its dev accuracy against the chance level of its dev set)."""
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from engine.data import DataError, TextDataset, load_dataset, read_csv, split_train_dev
+from engine.data import DEV_SET, DataError, TextDataset, load_dataset, read_csv, split_train_dev
 from engine.device import pick_device
 from engine.inference import predict_probs
 from engine.runs import Run, RunStore, read_json, write_json
 
+LEARNED_MARGIN = 0.10   # a run learned when its dev accuracy is at least this far above chance
+_TOLERANCE = 1e-9       # so exactly LEARNED_MARGIN above chance counts, whatever the float rounding
 
-def score(probs: np.ndarray, labels: list[int]) -> dict[str, float]:
+
+def chance_accuracy(labels: Sequence[int]) -> float:
+    """The majority-class rate: the accuracy of always predicting the most common label."""
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return float(counts.max() / counts.sum()) if counts.sum() else 0.0
+
+
+def has_learned(dev_accuracy: float, chance: float) -> bool:
+    """Dev accuracy at least LEARNED_MARGIN above chance."""
+    return dev_accuracy >= chance + LEARNED_MARGIN - _TOLERANCE
+
+
+def score(probs: np.ndarray, labels: list[int]) -> dict[str, Any]:
+    """Accuracy, mean cross-entropy, size, the set's chance level and, per example in the set's order,
+    whether the prediction was right (so two runs' results pair up sentence by sentence)."""
     y = np.asarray(labels)
     picked = probs[np.arange(len(y)), y].clip(1e-12, 1.0)
-    return {"accuracy": float((probs.argmax(1) == y).mean()), "loss": float(-np.log(picked).mean()), "n": len(y)}
+    correct = probs.argmax(1) == y
+    return {"accuracy": float(correct.mean()), "loss": float(-np.log(picked).mean()), "n": len(y),
+            "chance_accuracy": chance_accuracy(labels), "correct": correct.astype(int).tolist()}
 
 
 def eval_set(config: dict, name: str, num_labels: int) -> TextDataset:
@@ -31,13 +53,15 @@ def eval_set(config: dict, name: str, num_labels: int) -> TextDataset:
     return data
 
 
-def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = False) -> dict[str, dict]:
-    """Accuracy of a finished run on each set; cached in the run's eval.json, computed only when missing."""
+def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = False,
+                 need_correct: bool = False) -> dict[str, dict]:
+    """Accuracy of a finished run on each set; cached in the run's eval.json, computed only when missing
+    (with `need_correct`, also when an entry stored before per-example correctness lacks `correct`)."""
     from engine.models import load_trained
 
     run = store.get(run_id)
     cached = read_json(run.dir / "eval.json", {})
-    missing = [s for s in sets if force or s not in cached]
+    missing = [s for s in sets if force or s not in cached or (need_correct and "correct" not in cached[s])]
     if missing:
         device = pick_device()
         model, tokenizer, method = load_trained(run.dir, device)
@@ -51,6 +75,49 @@ def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = Fa
 
 
 def record_eval(run: Run, name: str, result: dict) -> None:
+    """Store one set's `score` in the run's eval.json (the training loop's final evaluations)."""
     cached = read_json(run.dir / "eval.json", {})
     cached[name] = {**result, "computed": time.time()}
     write_json(run.dir / "eval.json", cached)
+
+
+# ---------------------------------------------------------------- did the run learn?
+
+def dev_set_name(config: dict) -> str:
+    """The set a train run's final dev accuracy is scored on: `heldout` for an uploaded CSV."""
+    dataset = config.get("dataset") or ""
+    return "heldout" if dataset.startswith("csv:") else DEV_SET.get(dataset, dataset)
+
+
+@functools.lru_cache(maxsize=32)
+def _dev_chance(dataset: str, dev_name: str, dev_fraction: float, seed: int) -> float:
+    if dev_name == "heldout":
+        return chance_accuracy(split_train_dev(load_dataset(dataset), dev_fraction, seed)[1].labels)
+    return chance_accuracy(load_dataset(dev_name).labels)
+
+
+def learning_status(run: Run) -> dict[str, Any]:
+    """Whether a finished train run learned: {chance_accuracy, dev_accuracy, learned, reason}.
+
+    `learned` is None when it cannot be told (no final dev accuracy, or the dev set cannot be read). Runs
+    trained before results.json stored `chance_accuracy` get it from their dev set's labels.
+    """
+    results = run.results
+    dev, chance = results.get("dev_accuracy"), results.get("chance_accuracy")
+    if dev is None:
+        return {"chance_accuracy": chance, "dev_accuracy": None, "learned": None,
+                "reason": "no final dev accuracy (not a finished training run)"}
+    if chance is None:
+        config = run.config
+        try:
+            chance = _dev_chance(config["dataset"], results.get("dev_set") or dev_set_name(config),
+                                 config.get("dev_fraction", 0.1), config.get("seed", 0))
+        except (DataError, OSError, KeyError) as err:
+            return {"chance_accuracy": None, "dev_accuracy": dev, "learned": None,
+                    "reason": f"chance level unknown: the dev set cannot be read ({err})"}
+    learned = has_learned(dev, chance)
+    points = 100 * (dev - chance)
+    reason = (f"dev {dev:.3f} is {points:.1f} points above chance {chance:.3f}" if learned else
+              f"dev {dev:.3f} is within {100 * LEARNED_MARGIN:.0f} points of chance {chance:.3f}" if points >= 0 else
+              f"dev {dev:.3f} is below chance {chance:.3f}")
+    return {"chance_accuracy": chance, "dev_accuracy": dev, "learned": learned, "reason": reason}

@@ -29,7 +29,7 @@ from engine.data import (
     split_train_dev,
 )
 from engine.device import autocast, describe, pick_device
-from engine.evaluate import record_eval, score
+from engine.evaluate import has_learned, record_eval, score
 from engine.inference import predict_probs
 from engine.methods import StepContext, make_method
 from engine.methods._tensors import DriftTracker
@@ -191,7 +191,9 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
         return results
 
     final = evaluate_dev(step, splits.dev)   # the whole dev set: `dev_size` only speeds up the curves
-    results.update(dev_set=splits.dev_name, dev_accuracy=final["accuracy"], dev_loss=final["loss"])
+    results.update(dev_set=splits.dev_name, dev_accuracy=final["accuracy"], dev_loss=final["loss"],
+                   chance_accuracy=final["chance_accuracy"],
+                   learned=has_learned(final["accuracy"], final["chance_accuracy"]))
     for name, data in splits.robustness.items():
         result = score(predict_probs(model, method, tokenizer, data.texts, config.max_length), data.labels)
         recorder.scalars(step, name, {"accuracy": result["accuracy"], "loss": result["loss"]})
@@ -207,7 +209,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     if run:
         record_eval(run, splits.dev_name, final)
         save_trained(model, tokenizer, hf_config, run.dir / "model")
-        say(f"done: dev accuracy {final['accuracy']:.4f}; model saved")
+        learned = "" if results["learned"] else f" (did not learn: chance is {final['chance_accuracy']:.4f})"
+        say(f"done: dev accuracy {final['accuracy']:.4f}{learned}; model saved")
     results.update(status="done", seconds=round(time.time() - started, 2))
     return results
 

@@ -2,8 +2,9 @@
 a stored config; one field table serves both, so a new config field is a new flag with nothing else to edit.
 
 Field `foo_bar` is flag `--foo-bar` with the field's default and help. A field that may be None takes -1
-for None. Two dict fields are mapped by hand: `settings` is given as repeated `--set KEY=VALUE`, and
-`corruption` as one JSON object (`--corruption '{"positions": ["bottom"], ...}'`).
+for None (for `lr`, None is the model's default rate). Two dict fields are mapped by hand: `settings` is
+given as repeated `--set KEY=VALUE`, and `corruption` as one JSON object
+(`--corruption '{"positions": ["bottom"], ...}'`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import shlex
 import typing
 from typing import Any
 
-from engine.train_config import TrainConfig
+from engine.train_config import TrainConfig, default_lr
 
 NONE = -1          # how a None-able number is written on the command line
 SETTINGS = "settings"
@@ -37,6 +38,11 @@ def flag(name: str) -> str:
 
 def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _default_for(f: dataclasses.Field, model: str) -> Any:
+    """The value a field takes when its flag is left out, for `model` (the learning rate depends on it)."""
+    return default_lr(model) if f.name == "lr" else _default(f)
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
@@ -116,12 +122,13 @@ def _text(value: Any) -> str:
 
 def train_command(config: dict[str, Any], **overrides: Any) -> str:
     """`python -m engine train ...` that trains `config` (with `overrides`) again: the method, every field
-    that differs from its default, and each method setting as --set."""
+    that differs from its default (for the learning rate: the model's default), and each method setting
+    as --set."""
     values = TrainConfig.from_dict({**config, **overrides}).to_dict()
     parts = ["python -m engine train", "--method", shlex.quote(values["method"])]
     for f, kind in _fields():
         value = values[f.name]
-        if f.name in (SETTINGS, "method") or value == _default(f):
+        if f.name in (SETTINGS, "method") or value == _default_for(f, values["model"]):
             continue
         if kind is bool:
             parts.append(flag(f.name) if value else flag("no_" + f.name))

@@ -20,7 +20,7 @@ with form:
     st.subheader("Method")
     method, settings = method_choice()
     st.subheader("Training")
-    budget = training_budget(uploaded=data.uploaded)
+    budget = training_budget(uploaded=data.uploaded, model=model.name)
     train_button(data, model, method, settings, budget)
 with panel:
     st.subheader("Your run")

@@ -196,7 +196,8 @@ def test_linear_cka_is_one_for_the_same_space_and_low_for_unrelated_ones():
     assert 0.2 < linear_cka(x, x + rng.normal(size=(500, 20))) < 0.9
 
 
-TINY = ["--model", "tiny", "--train-size", "32", "--batch-size", "16", "--eval-every", "1", "--dev-size", "32"]
+TINY = ["--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16", "--eval-every", "1",
+        "--dev-size", "32"]
 
 
 def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
@@ -252,7 +253,7 @@ def test_cancelling_a_grid_halfway_keeps_finished_runs_and_their_curves(run_home
     from engine.runs import RunStore
 
     store = RunStore(run_home)
-    spec = GridSpec(model="tiny", positions=["bottom", "top"], levels=[1], seeds=[0], train_size=32,
+    spec = GridSpec(model="tiny", positions=["bottom", "top"], levels=[1], seeds=[0], train_size=32, epochs=1,
                     batch_size=16, eval_every=1, dev_size=32)
     grid = store.create(grid_config(spec), kind="recover")
     state = {"stop": False}

@@ -22,8 +22,8 @@ def grid_home(tmp_path_factory) -> tuple[Path, str]:
 
     home = tmp_path_factory.mktemp("recovery_runs")
     store = RunStore(home)
-    spec = GridSpec(model="tiny", positions=["bottom", "top"], levels=[1], seeds=[0], train_size=32, batch_size=16,
-                    eval_every=1, dev_size=32)
+    spec = GridSpec(model="tiny", positions=["bottom", "top"], levels=[1], seeds=[0], train_size=32, epochs=1,
+                    batch_size=16, eval_every=1, dev_size=32)
     grid = store.create(grid_config(spec), kind="recover")
     results = jobs.execute(store, grid, lambda: False)
     assert results["status"] == "done", grid.log_text()

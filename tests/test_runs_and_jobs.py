@@ -189,8 +189,11 @@ def test_cli_train_eval_runs(run_home):
                home=run_home)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("run_id", "status", "dev_accuracy", "advglue_sst2_accuracy", "train_examples_per_second", "seconds"):
+    for key in ("run_id", "status", "dev_accuracy", "advglue_sst2_accuracy", "train_examples_per_second", "seconds",
+                "chance_accuracy", "learned"):
         assert key in result
+    assert result["chance_accuracy"] == pytest.approx(444 / 872)       # the SST-2 dev set's majority class
+    assert result["learned"] is (result["dev_accuracy"] >= result["chance_accuracy"] + 0.10)
     run_id = result["run_id"]
     ev = json.loads(cli("eval", run_id, "--sets", "sst2-dev,advglue-sst2", "--json", home=run_home).stdout)
     assert ev["results"]["sst2-dev"]["n"] == 872 and ev["results"]["advglue-sst2"]["n"] == 148
@@ -198,6 +201,8 @@ def test_cli_train_eval_runs(run_home):
     assert [r["id"] for r in listed] == [run_id]
     shown = json.loads(cli("runs", "show", run_id, "--json", home=run_home).stdout)
     assert Path(shown["path"]).is_dir()
+    assert {k: shown["learning"][k] for k in ("chance_accuracy", "dev_accuracy", "learned")} == \
+        {k: result[k] for k in ("chance_accuracy", "dev_accuracy", "learned")}
     assert cli("runs", "export", run_id, "--out", str(run_home / "r.zip"), home=run_home).returncode == 0
     assert cli("runs", "delete", run_id, "--json", home=run_home).returncode == 0
 

@@ -8,7 +8,7 @@ from app.components import job_panel, page_link, run_picker, status_badge
 from app.formatting import fmt_time, run_title
 from app.run_views import show_comparison, show_curves, show_results
 from app.runs.table import filter_rows, runs_frame, zip_bytes
-from app.state import get_store
+from app.state import get_store, learning_of
 from engine import jobs
 from engine.runs import ACTIVE, Run, RunError, RunStore
 
@@ -47,15 +47,21 @@ def runs_table(all_rows: list[dict]) -> set[str]:
     rows = filter_rows(all_rows, chosen, search)
     visible = {row["id"] for row in rows}
     st.session_state["runs-table-ids"] = [row["id"] for row in rows]
-    st.dataframe(runs_frame(rows), hide_index=True, key="runs-table", placeholder="–", on_select=open_selected,
-                 selection_mode="multi-row",
+    learning = {row["id"]: learning_of(row) for row in rows}
+    st.dataframe(runs_frame(rows, learning), hide_index=True, key="runs-table", placeholder="–",
+                 on_select=open_selected, selection_mode="multi-row",
                  column_config={"dev acc": st.column_config.NumberColumn(format="%.3f"),
+                                "learned": st.column_config.TextColumn(
+                                    help="yes when dev accuracy is at least 10 points above chance"),
+                                "chance": st.column_config.NumberColumn(
+                                    format="%.3f", help="majority-class rate of the dev set"),
                                 "AdvGLUE-SST2 acc": st.column_config.NumberColumn(format="%.3f"),
                                 "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
     st.caption(f"{len(rows)} of {len(all_rows)} runs shown, newest first; tick one row to see its details, several "
                f"to compare them. Dev accuracy is on the SST-2 dev set "
-               "(or the held-out part of an uploaded CSV); AdvGLUE-SST2 accuracy is on adversarial sentences, "
-               "the robustness score.")
+               "(or the held-out part of an uploaded CSV); a run learned when it is at least 10 points above "
+               "chance (the dev set's majority-class rate), and the robustness numbers of one that did not say "
+               "nothing about its method. AdvGLUE-SST2 accuracy is on adversarial sentences, the robustness score.")
     return visible
 
 

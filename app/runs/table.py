@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from app.formatting import short_dataset, short_model
+from app.formatting import learned_text, short_dataset, short_model
 from engine.runs import RunStore
 
-COLUMNS = ["id", "kind", "method", "dataset", "model", "seed", "status", "dev acc", "AdvGLUE-SST2 acc", "created"]
+COLUMNS = ["id", "kind", "method", "dataset", "model", "seed", "status", "dev acc", "learned", "chance",
+           "AdvGLUE-SST2 acc", "created"]
 
 
 def filter_rows(rows: Sequence[dict], chosen: Mapping[str, Sequence[str]], search: str = "") -> list[dict]:
@@ -28,11 +29,16 @@ def filter_rows(rows: Sequence[dict], chosen: Mapping[str, Sequence[str]], searc
             and (not search or search in row["id"].lower())]
 
 
-def runs_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """The index rows as the table shows them (short dataset/model names, local creation time)."""
+def runs_frame(rows: Sequence[dict], learning: Mapping[str, dict | None]) -> pd.DataFrame:
+    """The index rows as the table shows them (short dataset/model names, local creation time), with whether
+    each run learned and its dev set's chance level from `learning` (run id -> `learning_status`)."""
+    def chance(run_id: str) -> float | None:
+        return (learning.get(run_id) or {}).get("chance_accuracy")
+
     return pd.DataFrame([{"id": r["id"], "kind": r["kind"], "method": r["method"],
                           "dataset": short_dataset(r["dataset"]), "model": short_model(r["model"]),
                           "seed": r["seed"], "status": r["status"], "dev acc": r["dev_accuracy"],
+                          "learned": learned_text(learning.get(r["id"])), "chance": chance(r["id"]),
                           "AdvGLUE-SST2 acc": r["advglue_sst2_accuracy"],
                           "created": datetime.fromtimestamp(r["created"]) if r["created"] else None}
                          for r in rows], columns=COLUMNS)

@@ -17,7 +17,7 @@ from engine.methods import SettingError, registry
 from engine.models import known_models
 from engine.runs import ACTIVE
 from engine.train import environment
-from engine.train_config import ConfigError, TrainConfig
+from engine.train_config import ConfigError, TrainConfig, default_lr, default_lr_text
 
 UPLOAD = "Upload CSV"
 OTHER_MODEL = "other"
@@ -97,9 +97,9 @@ def method_choice() -> tuple[str, dict[str, Any]]:
     return method, settings
 
 
-def training_budget(uploaded: bool) -> dict[str, Any]:
-    """Size, epochs, batch, learning rate, seed, length, and (under Advanced) evaluation and regularisation:
-    TrainConfig's fields by name."""
+def training_budget(uploaded: bool, model: str) -> dict[str, Any]:
+    """Size, epochs, batch, learning rate (starting at `model`'s default), seed, length, and (under Advanced)
+    evaluation and regularisation: TrainConfig's fields by name."""
     whole = st.session_state.get("train-whole", False)
     c1, c2, c3 = st.columns([0.4, 0.3, 0.3])
     train_size = int(c1.number_input("Training examples", min_value=1, value=defaults.train_size, step=100,
@@ -111,9 +111,11 @@ def training_budget(uploaded: bool) -> dict[str, Any]:
                    help="Train on every example (67k for SST-2: hours on a CPU)."):
         train_size = None
     c1, c2, c3 = st.columns(3)
-    lr = float(c1.number_input("Learning rate", min_value=0.0, max_value=0.5, value=defaults.lr, step=1e-5,
-                               format="%g", key="train-lr", help="Peak AdamW learning rate (linear warm-up "
-                                                                 "then linear decay)."))
+    model_lr = default_lr(model)   # keyed by it, so choosing another model starts from that model's rate
+    lr = float(c1.number_input("Learning rate", min_value=0.0, max_value=0.5, value=model_lr, step=1e-5,
+                               format="%g", key=f"train-lr-{model_lr:g}",
+                               help=f"Peak AdamW learning rate (linear warm-up then linear decay). Starts at the "
+                                    f"model's default: {default_lr_text()}."))
     seed = int(c2.number_input("Seed", min_value=0, value=defaults.seed, key="train-seed",
                                help="Fixes the sample, the classifier head and the batch order."))
     max_length = int(c3.number_input("Max length", min_value=8, max_value=512, value=defaults.max_length,

@@ -1,6 +1,6 @@
 """`python -m engine recover`: run a corruption-then-recovery grid and print its metrics table.
 
-Example: python -m engine recover --positions bottom,top --layers 1,2,3 --seeds 0 --train-size 1000 --json
+Example: python -m engine recover --positions bottom,top --layers 1,2,3 --seeds 0 --json
 """
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import argparse
 
 from engine.cli import emit, run_foreground
 from engine.parsing import int_list, name_list
+from engine.train_config import default_lr_text
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -48,11 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=0.5, help="noise std as a multiple of each matrix's RMS")
     p.add_argument("--fraction", type=float, default=0.5, help="share of each weight matrix zeroed")
     p.add_argument("--seeds", default="0", help="comma list of seeds")
-    p.add_argument("--train-size", type=int, default=1000, help="-1 for the whole training set")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-4,
-                   help="1e-4 with batch 16: MiniLM learns SST-2 from 1,000 examples in one epoch")
+    p.add_argument("--train-size", type=int, default=2000, help="-1 for the whole training set")
+    p.add_argument("--epochs", type=int, default=2,
+                   help="2,000 x 2 at the default rate: MiniLM's clean baseline reaches about 0.84 dev accuracy")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default: the model's, {default_lr_text()})")
     p.add_argument("--eval-every", type=int, default=8, help="steps between dev evaluations (curve points)")
     p.add_argument("--dev-size", type=int, default=400, help="dev examples per evaluation; -1 for all")
     p.add_argument("--max-length", type=int, default=128)

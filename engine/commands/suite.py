@@ -9,6 +9,7 @@ import argparse
 
 from engine.cli import ProgressBar, emit, run_foreground
 from engine.parsing import name_list, seed_list
+from engine.train_config import default_lr_text
 
 SUMMARY_KEYS = ("run_id", "status", "n_items", "n_trained", "n_failed", "train_runs", "error")
 
@@ -23,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="minilm")
     p.add_argument("--dataset", default="sst2")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default: the model's, {default_lr_text()})")
     p.add_argument("--recipe", default="deepwordbug", help="attack recipe; `none` for no attacks")
     p.add_argument("--attack-dataset", default="sst2-dev")
     p.add_argument("--attack-n", type=int, default=100, help="attack the first N examples (0: no attacks)")
