@@ -309,3 +309,15 @@ def test_hierarchical_bootstrap_covers_when_the_effect_varies_by_sentence():
     boot, seed_level = _bootstrap_coverage(15, paired=True, sentence_effects=True)
     assert 0.93 <= boot <= 0.97
     assert seed_level < 0.90
+
+
+def test_unpaired_sides_share_the_sentence_draw():
+    """Both methods scored on the same sentences: difficulty they share cancels in the difference, so it
+    must not widen the interval (it would, twice over, if each side drew its own sentences)."""
+    rng = np.random.default_rng(16)
+    difficulty = rng.choice([0.05, 0.95], 150)
+    a = {s: (rng.random(150) < difficulty + rng.normal(0, 0.02)).astype(float) for s in range(5)}
+    b = {s: (rng.random(150) < difficulty - 0.02 + rng.normal(0, 0.02)).astype(float) for s in range(5)}
+    boot = stats.hierarchical_bootstrap(a, b, paired=False)
+    seed_level = stats.welch([a[s].mean() for s in a], [b[s].mean() for s in b])
+    assert boot.se == pytest.approx(seed_level.se, rel=0.25)
