@@ -207,13 +207,17 @@ def test_non_inferiority_needs_runs_and_spread():
 # ---------------------------------------------------------------- the bootstrap's resampling scheme
 
 def test_resampling_variance_matches_its_analytic_expectation():
-    """The correction is exact only if the resampling is the one `_TwoWay.bootstrap_expectation` describes:
-    seeds with replacement, then one sentence draw used within every drawn seed."""
+    """The correction is exact only if the resampling is the one `_Block.bootstrap_expectation` describes:
+    each side's seeds with replacement, then one sentence draw used within every drawn seed of both sides."""
     rng = np.random.default_rng(4)
-    y = (rng.random((4, 150)) < np.clip(rng.beta(2, 2, 150) + rng.normal(0, 0.05, (4, 1)), 0, 1)).astype(float)
-    resampled = stats._resampled_means(y, np.random.default_rng(0), 40_000)
-    assert resampled.mean() == pytest.approx(y.mean(), abs=1e-3)
-    assert resampled.var() == pytest.approx(stats._TwoWay.of(y).bootstrap_expectation, rel=0.03)
+    difficulty = rng.beta(2, 2, 150)
+    ya = (rng.random((4, 150)) < np.clip(difficulty + rng.normal(0, 0.05, (4, 1)), 0, 1)).astype(float)
+    yb = (rng.random((3, 150)) < np.clip(difficulty - 0.1 + rng.normal(0, 0.05, (3, 1)), 0, 1)).astype(float)
+    for block in (stats._Block((1.0,), (ya,)), stats._Block((1.0, -1.0), (ya, yb))):
+        resampled = block.resample(np.random.default_rng(0), 40_000)
+        estimate = sum(sign * y.mean() for sign, y in zip(block.signs, block.matrices))
+        assert resampled.mean() == pytest.approx(estimate, abs=1e-3)
+        assert resampled.var() == pytest.approx(block.bootstrap_expectation, rel=0.03)
 
 
 def test_bootstrap_variance_is_unbiased_for_the_crossed_variance():
@@ -222,4 +226,98 @@ def test_bootstrap_variance_is_unbiased_for_the_crossed_variance():
     a, b = _per_sentence(rng, 4, 0.55), _per_sentence(rng, 4, 0.5)
     iv = stats.hierarchical_bootstrap(a, b, paired=True, n_resamples=20_000)
     y = np.vstack([a[s] - b[s] for s in range(4)])
-    assert iv.se ** 2 == pytest.approx(stats._TwoWay.of(y).variance, rel=0.05)
+    assert iv.se ** 2 == pytest.approx(stats._Block((1.0,), (y,)).variance, rel=0.05)
+
+
+# ---------------------------------------------------------------- coverage on synthetic data with a known effect
+# Each test simulates experiments like the real ones (3 to 5 seeds per side), builds the interval with the
+# function under test and counts how often it holds the true difference: 95 % +- 2 points. The simulation
+# seed is fixed, so each test is deterministic.
+
+def _coverage(intervals: list[stats.Interval], truth: float) -> float:
+    return float(np.mean([iv.low <= truth <= iv.high for iv in intervals]))
+
+
+def test_paired_t_covers_95_percent():
+    """Seed-level accuracies with a seed effect both methods share (same training subset and init)."""
+    rng = np.random.default_rng(11)
+    intervals = []
+    for i in range(1500):
+        n = 3 + i % 3
+        shared = rng.normal(0, 0.02, n)
+        a, b = 0.80 + shared + rng.normal(0, 0.01, n), 0.78 + shared + rng.normal(0, 0.01, n)
+        intervals.append(stats.paired_t(a - b))
+    assert 0.93 <= _coverage(intervals, 0.02) <= 0.97
+
+
+def test_welch_covers_95_percent():
+    """Independent sides, unequal spread and unequal seed counts (3 to 5)."""
+    rng = np.random.default_rng(12)
+    intervals = []
+    for i in range(1500):
+        n_a, n_b = [(3, 3), (3, 5), (5, 4)][i % 3]
+        intervals.append(stats.welch(rng.normal(0.80, 0.02, n_a), rng.normal(0.78, 0.01, n_b)))
+    assert 0.93 <= _coverage(intervals, 0.02) <= 0.97
+
+
+def _experiment(rng: np.random.Generator, n: int, paired: bool, spread: tuple[float, float] = (0.03, 0.03),
+                sentence_effects: bool = False, m: int = 150,
+                effect: float = 0.04) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Per-sentence 0/1 scores of two methods over n seeds each: a per-sentence accuracy, plus a per-seed
+    offset (sd `spread` per side; when paired, b's offset is a's plus a little, as seeds that share a
+    training subset do), then Bernoulli noise per sentence. The true difference is `effect`.
+
+    sentence_effects: a fresh sample of sentences per experiment, each with its own difficulty shared by
+    every seed and both methods, and a method effect that varies by sentence (a fixes some sentences, b
+    others: effect +- 0.5); the true difference is then `effect` over the population of sentences."""
+    if sentence_effects:
+        base, delta = 0.25 + 0.5 * rng.random(m), effect + rng.choice([-0.5, 0.5], m)
+    else:
+        base, delta = np.full(m, 0.5), np.full(m, effect)
+    offset_a = rng.normal(0, spread[0], (n, 1))
+    offset_b = offset_a + rng.normal(0, 0.015, (n, 1)) if paired else rng.normal(0, spread[1], (n, 1))
+    a = rng.random((n, m)) < np.clip(base + delta / 2 + offset_a, 0, 1)
+    b = rng.random((n, m)) < np.clip(base - delta / 2 + offset_b, 0, 1)
+    return dict(enumerate(a.astype(float))), dict(enumerate(b.astype(float)))
+
+
+def _bootstrap_coverage(seed: int, paired: bool, **design) -> tuple[float, float]:
+    """Coverage of the bootstrap interval and of the t-interval over seed means, over 500 experiments."""
+    rng = np.random.default_rng(seed)
+    boot, seed_level = [], []
+    for i in range(500):
+        a, b = _experiment(rng, 3 + i % 3, paired, **design)
+        boot.append(stats.hierarchical_bootstrap(a, b, paired=paired, seed=i))
+        means_a, means_b = [a[s].mean() for s in a], [b[s].mean() for s in b]
+        seed_level.append(stats.paired_t(np.subtract(means_a, means_b)) if paired else stats.welch(means_a, means_b))
+    return _coverage(boot, 0.04), _coverage(seed_level, 0.04)
+
+
+def test_hierarchical_bootstrap_covers_95_percent_paired():
+    """Shared seeds and sentences: seed offsets plus sentence-level Bernoulli noise, 3 to 5 seeds."""
+    assert 0.93 <= _bootstrap_coverage(13, paired=True)[0] <= 0.97
+
+
+def test_hierarchical_bootstrap_covers_95_percent_unpaired():
+    """Seeds drawn apart, one method twice as unstable over seeds as the other, 3 to 5 seeds a side."""
+    assert 0.93 <= _bootstrap_coverage(14, paired=False, spread=(0.04, 0.02))[0] <= 0.97
+
+
+def test_hierarchical_bootstrap_covers_when_the_effect_varies_by_sentence():
+    """When the methods differ sentence by sentence, the sentence sample itself is a source of spread that
+    seeds cannot show: a t-interval over seed means misses the truth far too often; the bootstrap does not."""
+    boot, seed_level = _bootstrap_coverage(15, paired=True, sentence_effects=True)
+    assert 0.93 <= boot <= 0.97
+    assert seed_level < 0.90
+
+
+def test_unpaired_sides_share_the_sentence_draw():
+    """Both methods scored on the same sentences: difficulty they share cancels in the difference, so it
+    must not widen the interval (it would, twice over, if each side drew its own sentences)."""
+    rng = np.random.default_rng(16)
+    difficulty = rng.choice([0.05, 0.95], 150)
+    a = {s: (rng.random(150) < difficulty + rng.normal(0, 0.02)).astype(float) for s in range(5)}
+    b = {s: (rng.random(150) < difficulty - 0.02 + rng.normal(0, 0.02)).astype(float) for s in range(5)}
+    boot = stats.hierarchical_bootstrap(a, b, paired=False)
+    seed_level = stats.welch([a[s].mean() for s in a], [b[s].mean() for s in b])
+    assert boot.se == pytest.approx(seed_level.se, rel=0.25)
