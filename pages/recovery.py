@@ -24,10 +24,18 @@ matrices, or zeroing a share of their entries. Dev accuracy is measured every fe
 gives the recovery curves; the finished models are then compared layer by layer with the clean one and scored on
 AdvGLUE-SST2.
 
-**Metrics.** *Recovery ratio* = corrupted final accuracy / clean final accuracy of the same seed. *AUC* = area under
-the recovery curve divided by the steps it spans (the mean accuracy along the run: higher means it healed sooner).
-*Steps to 95 %* = the first evaluated step at which accuracy reached 95 % of the clean final accuracy (– if never).
-All are averaged over seeds, with the sample standard deviation as the spread.
+**Metrics.** *Recovery ratio* = (corrupted accuracy − chance) / (clean accuracy − chance), with the clean model of
+the same seed and chance = the dev set's majority-class rate: 1 is as good as the clean model, 0 no better than always
+answering the commonest label (a plain corrupted / clean ratio would call a model that learned nothing "66 %
+recovered"); raw accuracies are shown beside it. *AUC* = area under the recovery curve divided by the steps it spans
+(the mean accuracy along the run: higher means it healed sooner). *Steps to 95 %* = the first evaluated step at which
+accuracy reached 95 % of the clean final accuracy (– if never). All are averaged over seeds, with the sample standard
+deviation as the spread.
+
+**The verdict.** The seed is the unit: runs of one seed share their training data and clean baseline, so each seed's
+recovery is first averaged over the levels k, then the seeds are tested (recovery below 1 for bottom and for top, bottom
+below top paired by seed, and a per-seed slope of recovery over k below 0). Fewer than three usable seeds, or a clean
+baseline that did not learn, give no verdict.
 """
 
 st.title("Corruption & recovery")

@@ -12,7 +12,7 @@ from engine.corruption import CorruptionError, check_spec, corrupt, group_layers
 from engine.models import build_classifier
 from engine.recovery.analysis import linear_cka
 from engine.recovery.grid import GridSpec
-from engine.recovery.metrics import area_under_curve, steps_to_reach, summarise_by_label
+from engine.recovery.metrics import area_under_curve, chance_corrected_ratio, steps_to_reach, summarise_by_label
 
 
 def _scrambled_tiny(seed: int = 0) -> torch.nn.Module:
@@ -220,8 +220,9 @@ def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
         assert scored["sst2-dev"]["n"] == 872 and row["final_accuracy"] == scored["sst2-dev"]["accuracy"]
         assert row["advglue_sst2_accuracy"] == scored["advglue-sst2"]["accuracy"]
     assert rows["bottom-1"]["layer_set"] == [0] and rows["top-1"]["layer_set"] == [1]
-    assert rows["top-1"]["recovery_ratio"] == pytest.approx(rows["top-1"]["final_accuracy"]
-                                                             / rows["clean"]["final_accuracy"])
+    assert rows["top-1"]["chance_accuracy"] == pytest.approx(444 / 872)     # the SST-2 dev majority rate
+    expected = chance_corrected_ratio(rows["top-1"]["final_accuracy"], rows["clean"]["final_accuracy"], 444 / 872)
+    assert rows["top-1"]["recovery_ratio"] == (None if expected is None else pytest.approx(expected))
     assert data["clean"]["0"]["final_accuracy"] == rows["clean"]["final_accuracy"]
     # curves come from the evaluations recorded while training: one per step here (eval_every 1)
     run = store.get(rows["bottom-1"]["run_id"])

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from apptest_util import chart_titles, no_exception, page
 
@@ -47,16 +48,69 @@ def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
     assert curves[-1]["line"]["dash"] == "dash" and curves[0]["x"] == [1, 2]
     table = at.dataframe[-1].value
     assert list(table["group"]) == ["clean", "bottom-1", "top-1"]
-    assert table.loc[0, "recovery ratio"] == "1.000"
+    assert "recovery ratio (chance-corrected)" in table.columns and "final accuracy" in table.columns
     assert len(at.get("download_button")) == 2
-    # the tiny random model stays near chance in 2 steps: the page says the ratios mean nothing
+    # the tiny random model stays near chance in 2 steps: the page says the ratios mean nothing, gives no verdict
+    # and never concludes as the paper does
     assert any("did not learn the task" in w.value for w in at.warning)
-    assert any("k = 1: recovery ratio bottom" in m.value for m in at.markdown)
+    assert any(m.value == "**Healing claim on this grid: inconclusive**" for m in at.markdown)
+    assert not any("as the paper reports" in m.value for m in at.markdown)
+    # chance lines: the dev set's majority-class rate on the curves, and AdvGLUE-SST2's on its bars
+    assert chance_lines(at, 0) == pytest.approx([444 / 872])
+    adv = next(i for i, t in enumerate(titles) if "AdvGLUE" in t)
+    assert chance_lines(at, adv) == pytest.approx([444 / 872, 76 / 148])
 
     at.radio(key="rec-heat-metric").set_value("final_accuracy").run()
     assert any(t.startswith("Final dev accuracy by position") for t in chart_titles(no_exception(at)))
     at.toggle(key="rec-drift-relative").set_value(False).run()
     assert no_exception(at).get("plotly_chart")
+
+
+def chance_lines(at, index: int) -> list[float]:
+    """The heights of the chance lines (dash-dot or dotted horizontal lines) of the page's `index`-th chart."""
+    layout = json.loads(at.get("plotly_chart")[index].proto.spec)["layout"]
+    return [shape["y0"] for shape in layout.get("shapes", []) if shape["line"].get("dash") in ("dashdot", "dot")
+            and shape["y0"] == shape["y1"] and shape["line"].get("color") != "gray"]
+
+
+@pytest.fixture
+def synthetic_grids(run_home) -> dict[str, str]:
+    """Two grids written by hand (3 seeds, k = 1..3): one whose numbers support the claim, one whose clean
+    runs stayed at chance."""
+    from recovery_util import fake_grid
+    from test_healing import BOTTOM, TOP, accuracy_of
+
+    from engine.runs import RunStore
+
+    store = RunStore(run_home)
+    at_chance = fake_grid(store, accuracy_of({"bottom": BOTTOM, "top": TOP}, {0: 0.52, 1: 0.51, 2: 0.55}),
+                          seeds=[0, 1, 2])
+    learned = fake_grid(store, accuracy_of({"bottom": BOTTOM, "top": TOP}), seeds=[0, 1, 2])
+    return {"learned": learned.id, "at chance": at_chance.id}
+
+
+def test_the_claim_panel_concludes_from_the_per_seed_verdict(synthetic_grids):
+    at = no_exception(page("recovery.py").run())
+    assert at.selectbox(key="rec-grid").value == synthetic_grids["learned"]
+    overview = " ".join(m.value for m in at.markdown)
+    assert "reinit corruption of bottom and top layers, k = 1, 2, 3; seeds 0, 1, 2" in overview
+    assert "2,000 training examples x 2 epoch(s) at learning rate 0.0002, batch 32" in overview
+    assert any(m.value == "**Healing claim on this grid: supported**" for m in at.markdown)
+    assert any("recovered less than top-layer, as the paper reports" in m.value for m in at.markdown)
+    assert not at.warning
+    table = at.dataframe[-1].value.set_index("group")
+    from test_healing import BOTTOM
+
+    ratios = [BOTTOM[s][0] for s in range(3)]
+    assert table.loc["bottom-1", "recovery ratio (chance-corrected)"] == (f"{np.mean(ratios):.3f} ± "
+                                                                          f"{np.std(ratios, ddof=1):.3f}")
+    assert chance_lines(at, 0) == pytest.approx([444 / 872])
+
+    at.selectbox(key="rec-grid").set_value(synthetic_grids["at chance"]).run()
+    assert sum("did not learn the task" in w.value for w in no_exception(at).warning) == 3
+    assert any(m.value == "**Healing claim on this grid: inconclusive**" for m in at.markdown)
+    assert not any("as the paper reports" in m.value for m in at.markdown)
+    assert any("does not settle whether bottom-layer corruption hurts more" in m.value for m in at.markdown)
 
 
 @pytest.mark.parametrize("changes, message", [

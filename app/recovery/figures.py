@@ -3,7 +3,8 @@ level heat map, per-layer CKA and weight drift, and AdvGLUE next to clean accura
 
 They take the aggregates `engine.recovery` computes (means and spreads over seeds), so every number
 drawn here was computed in the engine. Colours: bottom-layer cells blue, top-layer cells orange, custom
-sets green, embeddings purple, darker for more corrupted layers; the clean baseline is dashed black.
+sets green, embeddings purple, darker for more corrupted layers; the clean baseline is dashed black;
+chance (the majority-class rate of the set an accuracy is measured on) is a dash-dot or dotted line.
 """
 from __future__ import annotations
 
@@ -14,17 +15,22 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 CLEAN_COLOR = "#1F2933"
+CHANCE_COLOR = "#B03A2E"
 _SCALES = {"bottom": "Blues", "top": "Oranges", "custom": "Greens", "embeddings": "Purples"}
 
 CAPTIONS = {
     "curves": "How to read it: dev accuracy measured every few steps while each model fine-tuned (mean over "
               "seeds). The dashed black line is the clean model, fine-tuned with the same data, steps and seeds; "
-              "the dotted grey line is 95 % of its final accuracy. A corrupted model that heals climbs to the "
-              "dashed line; the gap left at the end is what fine-tuning could not repair. Blue lines: bottom "
-              "layers corrupted, orange: top layers; darker means more layers.",
+              "the dotted grey line is 95 % of its final accuracy; the red dash-dot line is chance, the dev set's "
+              "majority-class rate (what always answering the commonest label scores; the curve points use a fixed "
+              "sample of the dev set, so they can sit a point or so off it). A corrupted model that heals climbs "
+              "to the dashed line; the gap left at the end is what fine-tuning could not repair. Blue lines: "
+              "bottom layers corrupted, orange: top layers; darker means more layers.",
     "heatmap": "How to read it: one square per corrupted group (row) and number of corrupted layers k (column), "
-               "coloured by the chosen metric averaged over seeds. Compare the bottom and top rows at the same k: "
-               "the paper reports that corrupting bottom layers hurts more, i.e. lower squares in the bottom row.",
+               "coloured by the chosen metric averaged over seeds. The recovery ratio is chance-corrected: "
+               "(accuracy - chance) / (clean accuracy - chance), so 1 is as good as the clean model and 0 no better "
+               "than always answering the majority class. The paper expects lower squares in the bottom row and "
+               "further right; whether this grid shows it is judged seed by seed in the Healing claim panel.",
     "cka": "How to read it: for each layer, how similar the recovered model's hidden states are to the clean "
            "fine-tuned model's on the same dev sentences (linear CKA: 1 = the same representation up to rotation "
            "and scale, 0 = unrelated). Solid lines are after fine-tuning, dotted lines the corrupted starting point; "
@@ -39,7 +45,9 @@ CAPTIONS = {
     "advglue": "How to read it: for each group, the left bar is dev accuracy and the right bar accuracy on "
                "AdvGLUE-SST2 (sentences written to fool models), both averaged over seeds, with the spread over "
                "seeds as whiskers. The dashed line is the clean model's AdvGLUE accuracy: bars below it mean the "
-               "healed model is less robust than the clean one.",
+               "healed model is less robust than the clean one. The dotted lines are chance, the majority-class "
+               "rate of each set: a model that learned nothing answers one label everywhere and scores about "
+               "that, so an AdvGLUE bar near its chance line says nothing about robustness.",
 }
 
 
@@ -78,8 +86,18 @@ def _band_text(std: Sequence[float | None] | None, n: int) -> list[str]:
     return [f" ± {s:.3f}" if s is not None else "" for s in std]
 
 
-def recovery_curves_figure(curves: Sequence[Mapping[str, Any]], height: int = 420) -> go.Figure:
-    """Dev accuracy against fine-tuning steps: one line per corrupted group and level, clean dashed."""
+def chance_line(fig: go.Figure, y: float | None, text: str, color: str = CHANCE_COLOR, dash: str = "dashdot",
+                position: str = "bottom left") -> None:
+    """A horizontal line at the accuracy of always answering the majority class."""
+    if y is not None:
+        fig.add_hline(y=y, line=dict(dash=dash, width=1.5, color=color), annotation_text=f"{text} {y:.3f}",
+                      annotation_position=position, annotation_font_color=color)
+
+
+def recovery_curves_figure(curves: Sequence[Mapping[str, Any]], chance: float | None = None,
+                           height: int = 420) -> go.Figure:
+    """Dev accuracy against fine-tuning steps: one line per corrupted group and level, clean dashed, and the
+    dev set's majority-class rate (`chance`) as a line."""
     fig = go.Figure()
     top = _max_k(curves)
     clean = [c for c in curves if c["position"] == "clean"]
@@ -96,12 +114,14 @@ def recovery_curves_figure(curves: Sequence[Mapping[str, Any]], height: int = 42
         target = 0.95 * clean[0]["mean"][-1]
         fig.add_hline(y=target, line=dict(dash="dot", width=1, color="gray"),
                       annotation_text="95 % of clean", annotation_position="bottom right")
+    chance_line(fig, chance, "chance (dev majority rate)")
     last = max((max(c["steps"]) for c in curves if c["steps"]), default=1)
     fig.update_xaxes(rangemode="tozero", tickformat="d", dtick=max(1, -(-last // 10)) if last <= 20 else None)
     return _layout(fig, "Recovery curves", "fine-tuning step", "dev accuracy", height)
 
 
-METRIC_NAMES = {"final_accuracy": "final dev accuracy", "recovery_ratio": "recovery ratio (corrupted / clean)",
+METRIC_NAMES = {"final_accuracy": "final dev accuracy",
+                "recovery_ratio": "recovery ratio ((acc - chance) / (clean - chance))",
                 "auc": "area under the recovery curve", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
                 "steps_to_95": "steps to 95 % of clean"}
 
@@ -179,8 +199,10 @@ def drift_figure(drift: Sequence[Mapping[str, Any]], relative: bool = True, heig
                                 "parameter group", y_title, height))
 
 
-def advglue_figure(summary: Sequence[Mapping[str, Any]], height: int = 420) -> go.Figure:
-    """Dev and AdvGLUE-SST2 accuracy of each group (means over seeds, spread as whiskers), clean first."""
+def advglue_figure(summary: Sequence[Mapping[str, Any]], chance: Mapping[str, float] | None = None,
+                   height: int = 420) -> go.Figure:
+    """Dev and AdvGLUE-SST2 accuracy of each group (means over seeds, spread as whiskers), clean first, with
+    each set's majority-class rate (`chance`: {"dev": ..., "advglue": ...}) as a dotted line."""
     entries = sorted(summary, key=lambda e: e["position"] != "clean")
     labels = [e["label"] for e in entries]
 
@@ -199,6 +221,9 @@ def advglue_figure(summary: Sequence[Mapping[str, Any]], height: int = 420) -> g
     if clean and clean.get("advglue_sst2_accuracy_mean") is not None:
         fig.add_hline(y=clean["advglue_sst2_accuracy_mean"], line=dict(dash="dash", color=CLEAN_COLOR, width=1.5),
                       annotation_text="clean AdvGLUE", annotation_position="top right")
+    chance = chance or {}
+    chance_line(fig, chance.get("dev"), "dev chance", "#4A6A8A", "dot", "top left")
+    chance_line(fig, chance.get("advglue"), "AdvGLUE chance", "#C0504D", "dot", "bottom left")
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1])
     return _layout(fig, "Are healed models less robust? AdvGLUE-SST2 next to dev accuracy", "group",

@@ -12,19 +12,13 @@ from app.components import cancel_button, page_link, run_picker, status_badge
 from app.formatting import fmt_duration
 from app.live import follow_run
 from app.recovery import figures as figs
+from app.recovery.claim import healing_panel
 from app.state import get_store
-from engine.recovery.views import (
-    GridView,
-    baseline_warning,
-    bottom_vs_top,
-    curves_by_label,
-    heatmap_table,
-    layers_by_label,
-    load_grid,
-)
+from engine.recovery.claims import describe_grid, grid_sentence, judge_grid, usable_seeds
+from engine.recovery.views import GridView, chance_lines, curves_by_label, heatmap_table, layers_by_label, load_grid
 from engine.runs import Run, RunError
 
-METRICS = {"recovery_ratio": "recovery ratio", "final_accuracy": "final accuracy", "auc": "AUC",
+METRICS = {"recovery_ratio": "recovery ratio (chance-corrected)", "final_accuracy": "final accuracy", "auc": "AUC",
            "steps_to_95": "steps to 95 %", "advglue_sst2_accuracy": "AdvGLUE-SST2"}
 
 
@@ -68,13 +62,9 @@ def overview(view: GridView, live: bool) -> None:
     """Status, progress, cancel, and the state of every planned run."""
     status = view.status
     state = status.get("status", "unknown")
-    spec = view.spec
-    detail = {"noise": f" (scale {spec.scale:g})",
-              "zero": f" (fraction {spec.fraction:g})"}.get(spec.corruption_kind, "")
     with st.container(border=True):
         top = st.columns([0.8, 0.2], vertical_alignment="center")
-        top[0].markdown(f"**{spec.corruption_kind}{detail} corruption · {spec.model} · {spec.dataset} · "
-                        f"seeds {', '.join(map(str, spec.seeds))} · {len(view.cells)} runs**  \n`{view.grid.id}`")
+        top[0].markdown(f"**{grid_sentence(describe_grid(view.grid, view.rows))}** {len(view.cells)} runs.")
         with top[1]:
             status_badge(state)
         done = sum(c["status"] == "done" for c in view.cells)
@@ -114,12 +104,13 @@ def results(view: GridView, live: bool) -> None:
     if not curves:
         st.info("No evaluations recorded yet: the first curve points appear a few steps into the first run.")
         return
-    st.plotly_chart(figs.recovery_curves_figure(curves), key=f"rec-curves-{live}")
+    chance = chance_lines(view)
+    st.plotly_chart(figs.recovery_curves_figure(curves, chance.get("dev")), key=f"rec-curves-{live}")
     st.caption(figs.CAPTIONS["curves"])
     summary = view.summary
-    warning = baseline_warning(view)
-    if warning:
-        st.warning(warning, icon=":material/warning:")
+    clean_notes = usable_seeds(view.rows)[1]      # clean baselines that failed or did not learn
+    for note in clean_notes:
+        st.warning(note, icon=":material/warning:")
     if not any(e["position"] != "clean" for e in summary):
         st.info("The heat map, layer probes, robustness and metrics table appear once a corrupted run has finished.")
         return
@@ -131,20 +122,7 @@ def results(view: GridView, live: bool) -> None:
         st.plotly_chart(figs.heatmap_figure(heatmap_table(summary, metric), metric), key=f"rec-heat-{live}")
         st.caption(figs.CAPTIONS["heatmap"])
     with right:
-        st.markdown("**Bottom or top: which hurt more?**")
-        verdicts = bottom_vs_top(summary)
-        if not verdicts:
-            st.caption("Needs a bottom and a top cell with the same k.")
-        for v in verdicts:
-            emb = " (+ embeddings)" if v["embeddings"] else ""
-            verdict = {"bottom": "bottom hurt more, as the paper reports",
-                       "top": "top hurt more, unlike the paper", "neither": "no difference"}[v["worse"]]
-            st.markdown(f"- k = {v['k']}{emb}: recovery ratio bottom **{v['bottom']:.3f}**, top **{v['top']:.3f}**: "
-                        f"{verdict}.")
-        seeds = min((v["seeds"] for v in verdicts), default=0)
-        if verdicts and seeds < 3:
-            st.caption(f"Averaged over {seeds} seed{'s' if seeds != 1 else ''}: differences of a point or two are "
-                       "within seed-to-seed noise; add seeds before drawing a conclusion.")
+        healing_panel(judge_grid(view.grid, view.rows), summary, clean_notes)
 
     a, b = st.columns(2, gap="medium")
     with a:
@@ -165,14 +143,16 @@ def results(view: GridView, live: bool) -> None:
             st.info("No weight drift yet: it is computed after each run finishes.")
 
     if any(e.get("advglue_sst2_accuracy_mean") is not None for e in summary):
-        st.plotly_chart(figs.advglue_figure(summary), key=f"rec-adv-{live}")
+        st.plotly_chart(figs.advglue_figure(summary, chance), key=f"rec-adv-{live}")
         st.caption(figs.CAPTIONS["advglue"])
 
-    st.markdown("**Metrics** (mean ± sample standard deviation over seeds; finished runs only)")
+    st.markdown("**Metrics** (mean ± sample standard deviation over seeds; finished runs only; recovery ratio = "
+                "(accuracy - chance) / (clean accuracy - chance), chance = the dev set's majority-class rate"
+                + (f" {chance['dev']:.3f}" if "dev" in chance else "") + ")")
     table = pd.DataFrame([{
         "group": e["label"], "k": e["layers"], "seeds": e["seeds"],
         "final accuracy": fmt(e["final_accuracy_mean"], e["final_accuracy_std"]),
-        "recovery ratio": fmt(e["recovery_ratio_mean"], e["recovery_ratio_std"]),
+        "recovery ratio (chance-corrected)": fmt(e["recovery_ratio_mean"], e["recovery_ratio_std"]),
         "AUC": fmt(e["auc_mean"], e["auc_std"]),
         "steps to 95 %": f"{fmt(e['steps_to_95_mean'], e['steps_to_95_std'], 0)} "
                          f"({e['reached_95']}/{e['seeds']} reached)",

@@ -1,10 +1,13 @@
 """Recovery metrics of each cell run, read from its dev-accuracy curve, and their means over seeds.
 
-A cell's numbers compare it with the clean baseline of the same seed: final accuracy over clean
-accuracy (the recovery ratio), the area under its curve, and the first step at 95 % of clean accuracy.
+A cell's numbers compare it with the clean baseline of the same seed: the chance-corrected recovery ratio
+(acc - chance) / (clean - chance), where chance is the majority-class rate of the dev set, so a model that
+learned nothing reads 0 rather than "66 % recovered"; the area under its curve; and the first step at 95 %
+of clean accuracy. Raw accuracies stay in every row beside the ratio.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,49 @@ import numpy as np
 from engine.runs import Run, RunStore
 
 TARGET_SHARE = 0.95       # "steps to 95 %": the first evaluation at >= 95 % of clean accuracy
+LEARNED_MARGIN = 0.10     # a clean baseline learned when its dev accuracy is at least this far above chance
+
+
+def chance_corrected_ratio(accuracy: float | None, clean: float | None, chance: float | None) -> float | None:
+    """(accuracy - chance) / (clean - chance): 1 = as good as the clean model, 0 = no better than always
+    answering the majority class. None when a number is missing or the clean model is not above chance
+    (then there is nothing to recover and the ratio would divide by zero or flip sign)."""
+    if accuracy is None or clean is None or chance is None or clean <= chance:
+        return None
+    return (accuracy - chance) / (clean - chance)
+
+
+def majority_rate(labels: list[int]) -> float:
+    """The accuracy of always answering the most common label."""
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return float(counts.max() / counts.sum()) if counts.sum() else 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def _set_chance(dataset: str, dev_name: str, dev_fraction: float, seed: int) -> float:
+    from engine.data import load_dataset, split_train_dev
+
+    if dev_name == "heldout":
+        return majority_rate(split_train_dev(load_dataset(dataset), dev_fraction, seed)[1].labels)
+    return majority_rate(load_dataset(dev_name).labels)
+
+
+def dev_chance(run: Run) -> float | None:
+    """The majority-class rate of the dev set the run's final accuracy was scored on (stored by training,
+    else counted from the dev set's labels); None when the dev set cannot be read."""
+    from engine.data import DEV_SET, DataError
+
+    stored = run.results.get("chance_accuracy")
+    if stored is not None:
+        return float(stored)
+    config = run.config
+    dataset = config.get("dataset") or ""
+    dev_name = run.results.get("dev_set") or ("heldout" if dataset.startswith("csv:")
+                                              else DEV_SET.get(dataset, dataset))
+    try:
+        return _set_chance(dataset, dev_name, config.get("dev_fraction", 0.1), config.get("seed", 0))
+    except (DataError, OSError, KeyError):
+        return None
 
 
 def dev_curve(run: Run) -> tuple[list[int], list[float]]:
@@ -44,16 +90,18 @@ def _row(child: Run, clean_final: dict[int, dict]) -> dict[str, Any]:
     steps, values = dev_curve(child)
     done = status.get("status") == "done"
     final = results.get("dev_accuracy") if done else None
+    chance = dev_chance(child) if done else None
     seed = config.get("seed")
     base = clean_final.get(seed, {})
     clean_acc = base.get("dev_accuracy")
     target = TARGET_SHARE * clean_acc if clean_acc is not None else None
+    learned = final >= chance + LEARNED_MARGIN if final is not None and chance is not None else None
     return {"run_id": child.id, "label": cell.get("label"), "position": cell.get("position"),
             "layers": cell.get("k"), "layer_set": cell.get("layers"), "embeddings": cell.get("embeddings"),
             "kind": (config.get("corruption") or {}).get("kind", "none"), "seed": seed,
             "status": status.get("status"), "steps": status.get("step"), "total_steps": status.get("total_steps"),
-            "final_accuracy": final, "clean_accuracy": clean_acc,
-            "recovery_ratio": final / clean_acc if final is not None and clean_acc else None,
+            "final_accuracy": final, "clean_accuracy": clean_acc, "chance_accuracy": chance, "learned": learned,
+            "recovery_ratio": chance_corrected_ratio(final, clean_acc, chance),
             "auc": area_under_curve(steps, values) if done else None,
             "steps_to_95": steps_to_reach(steps, values, target) if done else None,
             "advglue_sst2_accuracy": results.get("advglue_sst2_accuracy") if done else None,
@@ -76,8 +124,10 @@ def grid_rows(store: RunStore, grid: Run) -> list[dict[str, Any]]:
 
 
 def clean_baselines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The clean baseline of each seed: run id, dev and AdvGLUE accuracy."""
+    """The clean baseline of each seed: run id, dev accuracy (with its chance level and whether it learned)
+    and AdvGLUE accuracy."""
     return {str(r["seed"]): {"run_id": r["run_id"], "final_accuracy": r["final_accuracy"],
+                             "chance_accuracy": r["chance_accuracy"], "learned": r["learned"],
                              "advglue_sst2_accuracy": r["advglue_sst2_accuracy"], "status": r["status"]}
             for r in rows if r["position"] == "clean"}
 
