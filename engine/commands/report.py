@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="attack recipe to read (default: the suite's, else deepwordbug)")
     p.add_argument("--attack-dataset", help="default: the suite's, else sst2-dev")
     p.add_argument("--attack-n", type=int, help="default: the suite's, else 100")
-    p.add_argument("--grid", help="recovery grid run id for the Healing Powers claim (default: the newest done)")
+    p.add_argument("--grid", help="recovery grid run id for the Healing Powers claim (default: the newest finished)")
     p.add_argument("--fill", action="store_true", help="compute missing evaluations and attacks first")
     p.add_argument("--format", choices=["json", "markdown", "csv"], default="json")
     p.add_argument("--out", help="write the report here instead of stdout")
@@ -60,26 +60,33 @@ def report_inputs(store, args: argparse.Namespace):
                                default.n if args.attack_n is None else args.attack_n)
 
 
+def check_grid(store, grid_id: str | None) -> None:
+    """Refuse a --grid that names no recovery grid (exit 2 with the reason) before anything is computed."""
+    from engine.runs import RunError
+
+    if grid_id is None:
+        return
+    try:
+        grid = store.get(grid_id)
+    except RunError:
+        raise RunError(f"no recovery grid {grid_id} in {store.home}: list them with "
+                       "`python -m engine runs list`") from None
+    if grid.config.get("kind") != "recover":
+        raise RunError(f"run {grid_id} is a {grid.config.get('kind', 'train')} run, not a recovery grid")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.benchmark import (
-        build_report,
-        claims_table,
-        fill_missing,
-        latest_grid,
-        methods_table,
-        missing_work,
-        run_rows,
-        to_csv,
-        to_markdown,
-    )
+    from engine.benchmark import build_report, fill_missing, missing_work, run_rows
+    from engine.benchmark_export import claims_table, methods_table, to_csv, to_markdown
     from engine.runs import RunStore
 
     store = RunStore()
+    check_grid(store, args.grid)
     run_ids, attack = report_inputs(store, args)
     if args.fill:
         fill_missing(store, missing_work(run_rows(store, run_ids, attack)), attack, background=False,
                      say=lambda line: print(line, file=sys.stderr))
-    report = build_report(store, run_ids, attack, args.grid or latest_grid(store))
+    report = build_report(store, run_ids, attack, args.grid)
     if args.json or args.format == "json":
         text = json.dumps(report, default=str)
     elif args.format == "markdown":
