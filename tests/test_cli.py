@@ -63,7 +63,7 @@ def test_bad_flag_values_exit_2(args, capsys):
 
 
 def test_command_like_keeps_the_settings_only_for_the_runs_own_method(run_home):
-    from app.method_views import command_like
+    from app.methods.views import command_like
 
     run = RunStore(run_home).create(TrainConfig(method="rose-first", model="tiny", settings={"upper": 60.0},
                                                 weight_decay=0.0).to_dict())

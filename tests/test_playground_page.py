@@ -45,7 +45,7 @@ def marked(page: str, colour: str) -> str:
 def edited_characters(old: str, new: str) -> tuple[str, str]:
     """(characters taken out of the old text, characters put into the new one), letter by letter inside each
     changed word: what the diff view should highlight for a typo attack, worked out here with difflib alone."""
-    from engine.attacks import diff_tokens
+    from engine.attacks.diff import diff_tokens
 
     removed, added = "", ""
     for op, a, b in diff_tokens(old, new):
