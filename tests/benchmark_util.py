@@ -44,3 +44,12 @@ def fake_run(store: RunStore, method: str, seed: int, dev: float, advglue: float
     run.set_status("done")
     store.update_index(run)
     return run
+
+
+def count_every_run(monkeypatch) -> None:
+    """Count every run as learned: a tiny random BERT on 32 examples stays near chance, and the tests that call
+    this check how numbers are read and pooled, not whether a model learned."""
+    import engine.evaluate
+
+    monkeypatch.setattr(engine.evaluate, "learning_status", lambda run: {
+        "chance_accuracy": 0.5, "dev_accuracy": None, "learned": True, "reason": "counted by the test"})

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from benchmark_util import fake_run
+from benchmark_util import count_every_run, fake_run
 
 from engine import jobs, stats
 from engine.__main__ import main
@@ -73,12 +73,7 @@ def suite_store(tmp_path_factory) -> tuple[RunStore, str]:
 
 @pytest.fixture
 def tiny_runs_count(monkeypatch):
-    """Count the tiny suite's runs as learned: a tiny random BERT on 32 examples stays near chance, and the
-    tests that use this fixture check how numbers are read and pooled, not whether a model learned."""
-    import engine.evaluate
-
-    monkeypatch.setattr(engine.evaluate, "learning_status", lambda run: {
-        "chance_accuracy": 0.5, "dev_accuracy": None, "learned": True, "reason": "counted by the test"})
+    count_every_run(monkeypatch)
 
 
 # ---------------------------------------------------------------- rows by hand
