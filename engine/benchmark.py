@@ -97,7 +97,7 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
             row.update(attack_run=found.id, accuracy_under_attack=results.get("accuracy_under_attack"),
                        # no sentence the model got right: a success rate is undefined, not 0
                        attack_success_rate=results.get("success_rate") if attacked else None)
-            row["per_sentence"] += ["attack_success_rate", "accuracy_under_attack"]
+            row["per_sentence"].append("accuracy_under_attack")
     wanted = [m for m in METRICS if attack is not None or m in ("dev_accuracy", "advglue_sst2_accuracy")]
     if dev_name == "heldout":
         wanted.remove("advglue_sst2_accuracy")
@@ -110,9 +110,10 @@ def run_rows(store: RunStore, run_ids: list[str], attack: AttackSpec | None) -> 
 
 
 def sentence_results(store: RunStore, rows: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    """Per-sentence results of the counted runs, in the data set's order: AdvGLUE correctness (eval.json),
-    and from the attack, 1 where it failed (still right; over every sentence) and 1 where it succeeded (over
-    the sentences the model had right)."""
+    """Per-sentence results of the counted runs, in the data set's order: AdvGLUE correctness (eval.json), and
+    1 where the attack failed (the model is still right after it) over every attacked sentence. (The success
+    rate counts only the sentences a model had right, a different set per run, so it has no per-sentence
+    form here.)"""
     from engine.attacks.batch import read_results
 
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -130,10 +131,6 @@ def sentence_results(store: RunStore, rows: list[dict[str, Any]]) -> dict[str, d
                 records = []
             if records:
                 found["accuracy_under_attack"] = np.asarray([r["status"] == "failed" for r in records], float)
-                attacked = [r for r in records if r["status"] in ("succeeded", "failed")]
-                if attacked:
-                    found["attack_success_rate"] = np.asarray([r["status"] == "succeeded" for r in attacked],
-                                                              float)
         out[row["run_id"]] = found
     return out
 

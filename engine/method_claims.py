@@ -3,8 +3,9 @@
 A claim is a list of parts, each "method A above (or below) method B on a metric". A part compares two
 method rows trained alike (same training settings; for IM-BERT against EX-BERT also the same step size,
 vector field and layers); runs that did not learn are never in a row's numbers. The interval comes from
-engine.stats: a hierarchical bootstrap over seeds and sentences for AdvGLUE and attack metrics when every
-run has its per-sentence results, else a paired t-interval when both rows have the same seeds, else Welch.
+engine.stats: a hierarchical bootstrap over seeds and sentences for AdvGLUE accuracy and accuracy under
+attack when every run has its per-sentence results, else a paired t-interval when both rows have the same
+seeds, else Welch.
 Every part measured on AdvGLUE or an attack has a companion part on clean accuracy: the method's dev
 accuracy no more than one point below its comparator (non-inferiority), so a model that did not fit cannot
 win a robustness claim. An inconclusive part says how many seeds per side would likely settle it.
@@ -20,6 +21,7 @@ import numpy as np
 from engine import stats
 
 ROBUST_METRICS = ("advglue_sst2_accuracy", "attack_success_rate", "accuracy_under_attack")
+SENTENCE_METRICS = ("advglue_sst2_accuracy", "accuracy_under_attack")   # scored on one fixed sentence set
 CLEAN_MARGIN = 0.01      # a robustness gain may cost at most one point of clean dev accuracy
 METRIC_NAMES = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
                 "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
@@ -157,29 +159,28 @@ def part_interval(metric: str, a_runs: list[dict[str, Any]], b_runs: list[dict[s
                   sentences: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[stats.Interval, str]:
     """The interval of mean(a) - mean(b) and a note on the data it used.
 
-    Paired by seed when both sides have exactly the same seeds (each once); per sentence (hierarchical
-    bootstrap) for AdvGLUE and attack metrics when every run has its per-sentence results, with the
-    sentences paired too when they are the same sentences on both sides."""
+    Paired by seed when both sides have exactly the same seeds (each once). Per sentence (hierarchical
+    bootstrap) for AdvGLUE accuracy and accuracy under attack when every run has its per-sentence results on
+    the same sentences, paired when the seeds are. Not for the attack success rate: it counts only the
+    sentences each model had right, a different set per run, so it gets the seed-level test."""
     va = [float(r[metric]) for r in a_runs]
     vb = [float(r[metric]) for r in b_runs]
     seeds_a, seeds_b = _unique_seeds(a_runs), _unique_seeds(b_runs)
     paired = seeds_a is not None and seeds_a == seeds_b
-    if metric in ROBUST_METRICS:
+    note = ""
+    if metric in SENTENCE_METRICS:
         arrays = [sentences.get(r["run_id"], {}).get(metric) for r in (*a_runs, *b_runs)]
-        if all(x is not None for x in arrays):
-            if paired:
-                pa = {r["seed"]: sentences[r["run_id"]][metric] for r in a_runs}
-                pb = {r["seed"]: sentences[r["run_id"]][metric] for r in b_runs}
-            else:
-                pa = {i: sentences[r["run_id"]][metric] for i, r in enumerate(a_runs)}
-                pb = {i: sentences[r["run_id"]][metric] for i, r in enumerate(b_runs)}
-            # the attack success rate counts only the sentences each model got right: different sentence sets
-            same_sentences = paired and metric != "attack_success_rate" and len({len(x) for x in arrays}) == 1
-            return stats.compare(va, vb, per_sentence=(pa, pb), paired_sentences=same_sentences), ""
+        if all(x is not None for x in arrays) and len({len(x) for x in arrays}) == 1:
+            keys_a = [r["seed"] for r in a_runs] if paired else list(range(len(a_runs)))
+            keys_b = [r["seed"] for r in b_runs] if paired else list(range(len(b_runs)))
+            pa = {k: sentences[r["run_id"]][metric] for k, r in zip(keys_a, a_runs)}
+            pb = {k: sentences[r["run_id"]][metric] for k, r in zip(keys_b, b_runs)}
+            return stats.compare(va, vb, per_sentence=(pa, pb), paired_sentences=paired), ""
         missing = sum(x is None for x in arrays)
-        note = f"{missing} run(s) lack per-sentence results, so the interval covers seeds only"
-    else:
-        note = ""
+        note = (f"{missing} run(s) lack per-sentence results, so the interval covers seeds only" if missing else
+                "the runs were scored on different numbers of sentences, so the interval covers seeds only")
+    elif metric == "attack_success_rate":
+        note = "a success rate counts only the sentences each model had right, so the interval covers seeds only"
     if paired:
         by_seed_b = {r["seed"]: float(r[metric]) for r in b_runs}
         return stats.compare(va, vb, pairs=[(float(r[metric]), by_seed_b[r["seed"]]) for r in a_runs]), note
@@ -207,7 +208,7 @@ def judge_part(part: Part, groups: list[dict[str, Any]],
         effect = iv.diff
     needed = None
     if verdict == "inconclusive" and effect is not None and iv.sd:
-        needed = stats.seeds_needed(effect, iv.sd, iv.kind)
+        needed = stats.seeds_needed(effect, iv.sd, iv.kind, paired=iv.design != "two-sample")
     reason = f"{reason} ({iv.note})" if iv.note and iv.note not in reason else reason
     return {**out, "group_row": a["label"], "baseline_row": b["label"], "kind": iv.kind,
             "mean_a": float(np.mean([r[part.metric] for r in a_runs])),

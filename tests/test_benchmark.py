@@ -175,7 +175,7 @@ def test_a_robustness_gain_bought_with_clean_accuracy_is_not_supported():
                for s, d, a in ((0, 0.850, 0.40), (1, 0.852, 0.41), (2, 0.848, 0.42))]
     def im_bert(drop: float) -> list[dict]:
         return [row("im-bert", s, settings=IM_BERT, dev_accuracy=d - drop, advglue_sst2_accuracy=a)
-                for s, d, a in ((0, 0.851, 0.50), (1, 0.854, 0.51), (2, 0.847, 0.52))]
+                for s, d, a in ((0, 0.851, 0.50), (1, 0.854, 0.52), (2, 0.847, 0.51))]
     claims = judge(vanilla + im_bert(0.03))
     clean = part(claims, "dev accuracy: im-bert no more than 1 point below vanilla")
     assert part(claims, "AdvGLUE-SST2: im-bert above vanilla")["verdict"] == "supported"
@@ -264,9 +264,9 @@ def test_one_seed_gives_a_statement_and_no_verdict():
 # ---------------------------------------------------------------- which interval
 
 def test_paired_welch_or_bootstrap_is_chosen_from_the_runs(monkeypatch):
-    """Same seeds on both sides: paired t over seed-wise differences; different seeds: Welch; AdvGLUE and
-    attack numbers with every run's per-sentence results: the hierarchical bootstrap, sentences paired when they
-    are the same sentences; a run without them: back to the seed-level test, saying so."""
+    """Same seeds on both sides: paired t over seed-wise differences; different seeds: Welch; AdvGLUE accuracy
+    and accuracy under attack with every run's per-sentence results: the hierarchical bootstrap, paired when the
+    seeds are; a run without them, or the attack success rate: the seed-level test, saying so."""
     calls = []
     real = stats.compare
     monkeypatch.setattr(stats, "compare", lambda *a, **k: calls.append(k) or real(*a, **k))
@@ -294,11 +294,17 @@ def test_paired_welch_or_bootstrap_is_chosen_from_the_runs(monkeypatch):
     assert sorted(calls[-1]["per_sentence"][1]) == [0, 1, 2]     # unpaired: keyed by position, not by seed
     iv, note = part_interval(metric, a, b, {k: v for k, v in sentences.items() if k != b[0]["run_id"]})
     assert iv.kind == "paired t" and "1 run(s) lack per-sentence results" in note
+    under = "accuracy_under_attack"
+    a = seeds_rows("uegr", under, [0.5] * 3)
+    b = seeds_rows("vanilla", under, [0.6] * 3)
+    iv, _ = part_interval(under, a, b, {r["run_id"]: {under: rng.random(10).round()} for r in a + b})
+    assert iv.kind == "hierarchical bootstrap" and calls[-1]["paired_sentences"] is True
+    # the success rate counts a different set of sentences per run: seed level only, saying why
     success = "attack_success_rate"
-    a = seeds_rows("uegr", success, [0.5] * 3)
-    b = seeds_rows("vanilla", success, [0.6] * 3)
-    iv, _ = part_interval(success, a, b, {r["run_id"]: {success: np.ones(10)} for r in a + b})
-    assert iv.kind == "hierarchical bootstrap" and calls[-1]["paired_sentences"] is False
+    a = seeds_rows("uegr", success, [0.5, 0.52, 0.51])
+    b = seeds_rows("vanilla", success, [0.6, 0.61, 0.63])
+    iv, note = part_interval(success, a, b, {})
+    assert iv.kind == "paired t" and "only the sentences each model had right" in note
 
 
 def test_inconclusive_parts_say_how_many_seeds_would_settle_them():
