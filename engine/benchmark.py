@@ -1,18 +1,17 @@
-"""The benchmark report: runs grouped by method (mean and spread over seeds), and the seed papers' claims
-judged against those numbers.
+"""The benchmark report: runs grouped into method rows (mean and spread over seeds), and the seed papers'
+claims judged against those rows (engine.method_claims; the Healing claim from engine.recovery.claims).
 
-Everything here reads what runs stored (eval.json, finished attack runs, recovery grids); nothing is
-computed on the fly, except by `fill_missing`, which computes what a report lacks when asked. A metric a run
-lacks is None and counted as missing, never a zero. A claim's verdict
-comes from a 95 % Welch confidence interval of the difference of means over seeds: *supported* when the
-interval lies on the claimed side of zero, *not supported* when it lies on the other side (or at zero),
-*inconclusive* when it straddles zero or when there are too few seeds to measure the spread.
+Everything here reads what runs stored (eval.json, results.json, finished attack runs, recovery grids);
+nothing is computed on the fly, except by `fill_missing`, which computes what a report lacks when asked. A
+metric a run lacks is None and counted as missing, never a zero. A run that did not learn (dev accuracy
+within 10 points of its dev set's chance rate) is left out of every mean and claim and listed with the
+reason. A row never pools runs trained with different settings: a method whose runs differ is split into
+one row per setting, labelled by what differs.
 """
 from __future__ import annotations
 
-import csv
-import io
-import math
+import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,22 +23,8 @@ from engine.runs import ACTIVE, RunError, RunStore, read_json
 
 METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
            "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
-LEVEL = 0.95
-SCALE_NOTE = (
-    "These are small-scale replications: {models} instead of BERT-base or -large, a few thousand SST-2 sentences "
-    "and a couple of epochs instead of full GLUE training, one attack recipe on the first dev sentences, a handful "
-    "of seeds, on a CPU budget. AdvGLUE-SST2 has 148 sentences, so one sentence moves its accuracy by 0.7 points. "
-    "On a GPU with full data the models would reach the papers' accuracies (about 92-94 % on SST-2), differences "
-    "between methods would shrink in relative terms but be measured far more precisely, and more seeds would "
-    "narrow the intervals that decide the verdicts; a claim that is inconclusive here may well be settled there.")
-
-
-def scale_note(models: set[str | None]) -> str:
-    """SCALE_NOTE for the models a report covers."""
-    from engine.models import known_models
-
-    names = [known_models().get(m, m).split(" (")[0] for m in sorted(m for m in models if m)]
-    return SCALE_NOTE.format(models=" and ".join(names) or "all-MiniLM-L6-v2")
+ACCURACIES = ("dev_accuracy", "advglue_sst2_accuracy", "accuracy_under_attack")   # charts with a chance line
+MIN_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -58,12 +43,28 @@ class AttackSpec:
 
 # ---------------------------------------------------------------- one row per run
 
+def training_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What decides a trained model besides its method and seed (the training settings), and the method's
+    settings with their defaults filled in."""
+    from engine.suite import model_config
+
+    values = model_config(config)
+    settings = values.pop("settings")
+    for key in ("method", "seed"):
+        values.pop(key, None)
+    return values, settings
+
+
 def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str, Any]:
-    """A run's stored numbers; a metric it lacks is None and named in `missing`."""
+    """A run's stored numbers and whether it learned; a metric it lacks is None and named in `missing`.
+    `included`: the run counts in means and claims (finished, and not known to have failed to learn)."""
     from engine.attacks.batch import find_cached
+    from engine.evaluate import learning_status
 
     row: dict[str, Any] = {"run_id": run_id, "method": None, "seed": None, "status": "deleted",
-                           **{m: None for m in METRICS}, "attack_run": None, "missing": []}
+                           **{m: None for m in METRICS}, "attack_run": None, "missing": [], "included": False,
+                           "learned": None, "learning_reason": None, "chance_accuracy": None,
+                           "training": None, "settings": None, "per_sentence": []}
     try:
         run = store.get(run_id)
     except RunError:
@@ -74,13 +75,20 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
     if config.get("kind", "train") != "train":
         row["status"] = f"not a trained model ({config.get('kind')})"
         return row
+    row["training"], row["settings"] = training_settings(config)
     if status != "done":
         row["error"] = run.status.get("error")
         return row
+    learning = learning_status(run)
+    row.update(learned=learning["learned"], learning_reason=learning["reason"],
+               chance_accuracy=learning["chance_accuracy"], included=learning["learned"] is not False)
     evals = read_json(run.dir / "eval.json", {})
     dev_name = DEV_SET.get(config.get("dataset", ""), "heldout")
     row["dev_accuracy"] = evals.get(dev_name, {}).get("accuracy")
-    row["advglue_sst2_accuracy"] = evals.get("advglue-sst2", {}).get("accuracy")
+    advglue = evals.get("advglue-sst2", {})
+    row["advglue_sst2_accuracy"] = advglue.get("accuracy")
+    if "correct" in advglue:
+        row["per_sentence"].append("advglue_sst2_accuracy")
     if attack is not None:
         found = find_cached(store, attack.config_for(run.id))
         if found is not None:
@@ -89,6 +97,7 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
             row.update(attack_run=found.id, accuracy_under_attack=results.get("accuracy_under_attack"),
                        # no sentence the model got right: a success rate is undefined, not 0
                        attack_success_rate=results.get("success_rate") if attacked else None)
+            row["per_sentence"].append("accuracy_under_attack")
     wanted = [m for m in METRICS if attack is not None or m in ("dev_accuracy", "advglue_sst2_accuracy")]
     if dev_name == "heldout":
         wanted.remove("advglue_sst2_accuracy")
@@ -100,14 +109,33 @@ def run_rows(store: RunStore, run_ids: list[str], attack: AttackSpec | None) -> 
     return [run_row(store, run_id, attack) for run_id in run_ids]
 
 
-# ---------------------------------------------------------------- grouping by method
+def sentence_results(store: RunStore, rows: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-sentence results of the counted runs, in the data set's order: AdvGLUE correctness (eval.json), and
+    1 where the attack failed (the model is still right after it) over every attacked sentence. (The success
+    rate counts only the sentences a model had right, a different set per run, so it has no per-sentence
+    form here.)"""
+    from engine.attacks.batch import read_results
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (None with fewer than two values: one seed has no spread)."""
-    if not values:
-        return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for row in rows:
+        if not row["included"] or not row["per_sentence"]:
+            continue
+        found: dict[str, np.ndarray] = {}
+        if "advglue_sst2_accuracy" in row["per_sentence"]:
+            evals = read_json(store.get(row["run_id"]).dir / "eval.json", {})
+            found["advglue_sst2_accuracy"] = np.asarray(evals["advglue-sst2"]["correct"], dtype=float)
+        if row["attack_run"]:
+            try:
+                records = sorted(read_results(store.get(row["attack_run"])), key=lambda r: r.get("index", 0))
+            except RunError:   # the attack was deleted since the rows were read
+                records = []
+            if records:
+                found["accuracy_under_attack"] = np.asarray([r["status"] == "failed" for r in records], float)
+        out[row["run_id"]] = found
+    return out
 
+
+# ---------------------------------------------------------------- method rows, split by settings
 
 def method_order(methods: list[str]) -> list[str]:
     from engine.suite import default_methods
@@ -116,217 +144,198 @@ def method_order(methods: list[str]) -> list[str]:
     return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
-def values_by_method(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """{method: {metric: [value per finished run that has it]}}."""
-    out: dict[str, dict[str, list[float]]] = {}
+def _fmt_setting(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _varying(dicts: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for d in dicts for k in d})
+    return [k for k in keys if len({json.dumps(d.get(k), sort_keys=True) for d in dicts}) > 1]
+
+
+def group_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Method rows: the runs of one method trained with the same settings. A method whose runs differ gets
+    one row per setting, labelled by what differs (e.g. "vanilla (lr=0.0002)"). Each row: label, method,
+    training, settings, split_by, runs (every run row of it, counted or not)."""
+    buckets: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        if row["status"] == "done" and row["method"]:
-            bucket = out.setdefault(row["method"], {m: [] for m in METRICS})
-            for metric in METRICS:
-                if row[metric] is not None:
-                    bucket[metric].append(float(row[metric]))
-    return out
+        if row["method"] and row["training"] is not None:
+            key = (row["method"], json.dumps(row["training"], sort_keys=True),
+                   json.dumps(row["settings"], sort_keys=True))
+            buckets.setdefault(key, []).append(row)
+    groups = []
+    for method in method_order([k[0] for k in buckets]):
+        keys = [k for k in buckets if k[0] == method]
+        merged = [{**json.loads(k[1]), **json.loads(k[2])} for k in keys]
+        varying = _varying(merged)
+        mine = []
+        for key, values in zip(keys, merged):
+            split_by = ", ".join(f"{k}={_fmt_setting(values.get(k))}" for k in varying)
+            mine.append({"label": f"{method} ({split_by})" if split_by else method, "method": method,
+                         "training": json.loads(key[1]), "settings": json.loads(key[2]), "split_by": split_by,
+                         "runs": buckets[key]})
+        groups += sorted(mine, key=lambda g: g["split_by"])
+    for group in groups:
+        for row in group["runs"]:
+            row["row"] = group["label"]
+    return groups
 
 
-def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per method: finished runs, mean and spread of each metric, and what is failed or missing."""
-    values = values_by_method(rows)
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None with fewer than two values: one seed has no spread)."""
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per method row: counted runs, mean and spread of each metric, and what is failed, missing or
+    left out because it did not learn."""
     out = []
-    for method in method_order([r["method"] for r in rows if r["method"]]):
-        group = [r for r in rows if r["method"] == method]
-        done = [r for r in group if r["status"] == "done"]
-        row: dict[str, Any] = {"method": method, "n_runs": len(done),
-                               "seeds": sorted(r["seed"] for r in done if r["seed"] is not None),
-                               "n_failed": sum(r["status"] == "failed" for r in group),
-                               "n_unfinished": sum(r["status"] not in ("done", "failed") for r in group)}
+    for group in groups:
+        runs = group["runs"]
+        counted = [r for r in runs if r["included"]]
+        row: dict[str, Any] = {"method": group["label"], "method_name": group["method"],
+                               "split_by": group["split_by"], "training": group["training"],
+                               "settings": group["settings"], "n_runs": len(counted),
+                               "seeds": sorted(r["seed"] for r in counted if r["seed"] is not None),
+                               "seeds_tried": sorted({r["seed"] for r in runs if r["seed"] is not None}),
+                               "n_not_learned": sum(r["learned"] is False for r in runs),
+                               "n_failed": sum(r["status"] == "failed" for r in runs),
+                               "n_unfinished": sum(r["status"] not in ("done", "failed") for r in runs)}
         for metric in METRICS:
-            mean, std = mean_std(values.get(method, {}).get(metric, []))
-            row[metric], row[f"{metric}_std"] = mean, std
-            row[f"{metric}_n"] = len(values.get(method, {}).get(metric, []))
-            row[f"{metric}_missing"] = sum(metric in r["missing"] for r in done)
+            values = [float(r[metric]) for r in counted if r[metric] is not None]
+            row[metric], row[f"{metric}_std"] = mean_std(values)
+            row[f"{metric}_n"] = len(values)
+            row[f"{metric}_missing"] = sum(metric in r["missing"] for r in counted)
         out.append(row)
     deleted = [r for r in rows if r["status"] == "deleted"]
     if deleted:
-        out.append({"method": "(deleted runs)", "n_runs": 0, "seeds": [], "n_failed": 0,
-                    "n_unfinished": len(deleted), **{k: None for m in METRICS for k in (m, f"{m}_std")},
+        out.append({"method": "(deleted runs)", "method_name": None, "split_by": "", "training": None,
+                    "settings": None, "n_runs": 0, "seeds": [], "seeds_tried": [], "n_not_learned": 0,
+                    "n_failed": 0, "n_unfinished": len(deleted),
+                    **{k: None for m in METRICS for k in (m, f"{m}_std")},
                     **{f"{m}_{k}": 0 for m in METRICS for k in ("n", "missing")}})
     return out
 
 
-# ---------------------------------------------------------------- comparing two groups
+# ---------------------------------------------------------------- what the report says in words
 
-def compare(a: list[float], b: list[float] | float, higher_is_better: bool = True,
-            level: float = LEVEL) -> dict[str, Any]:
-    """Mean of `a` minus mean of `b` (a list of runs, or a fixed number), its Welch confidence interval,
-    and the verdict on "a is better than b"."""
-    from scipy import stats
-
-    fixed = isinstance(b, (int, float))
-    out: dict[str, Any] = {"mean_a": float(np.mean(a)) if a else None, "n_a": len(a),
-                           "mean_b": float(b) if fixed else (float(np.mean(b)) if b else None),
-                           "n_b": None if fixed else len(b), "diff": None, "ci_low": None, "ci_high": None}
-    if out["mean_a"] is None or out["mean_b"] is None:
-        return {**out, "verdict": "inconclusive", "reason": "no finished runs with this number on one side"}
-    out["diff"] = out["mean_a"] - out["mean_b"]
-    if len(a) < 2 or (not fixed and len(b) < 2):
-        return {**out, "verdict": "inconclusive",
-                "reason": "needs at least two seeds on each side to measure the spread"}
-    va = float(np.var(a, ddof=1)) / len(a)
-    vb = 0.0 if fixed else float(np.var(b, ddof=1)) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        half = 0.0
-    else:
-        df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1)) + (0 if fixed else vb ** 2 / (len(b) - 1)))
-        half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    out["ci_low"], out["ci_high"] = out["diff"] - half, out["diff"] + half
-    better_low, better_high = (out["ci_low"], out["ci_high"]) if higher_is_better else (-out["ci_high"], -out["ci_low"])
-    if better_low > 0:
-        verdict, reason = "supported", "the whole interval is on the claimed side"
-    elif better_high <= 0:
-        verdict, reason = "not supported", "the whole interval is on the other side, or at zero"
-    else:
-        verdict, reason = "inconclusive", "the interval includes zero: the spread over seeds is larger than the gap"
-    return {**out, "verdict": verdict, "reason": reason}
+def excluded_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished runs left out of every mean and claim because they did not learn, with the reason."""
+    return [{"run_id": r["run_id"], "method": r["method"], "seed": r["seed"], "row": r.get("row"),
+             "reason": f"did not learn: {r['learning_reason']}"} for r in rows if r["learned"] is False]
 
 
-def combine(verdicts: list[str]) -> str:
-    """A claim with several parts: supported only if every part is; not supported if any part is not."""
-    if verdicts and all(v == "supported" for v in verdicts):
-        return "supported"
-    return "not supported" if "not supported" in verdicts else "inconclusive"
-
-
-# ---------------------------------------------------------------- the claims
-
-@dataclass(frozen=True)
-class Part:
-    """One comparison a claim rests on: `group` is above `baseline` (a group, or a fixed number) on `metric`,
-    or below it when `below`."""
-    text: str
-    metric: str
-    group: str
-    baseline: str | float
-    below: bool = False
-
-
-@dataclass(frozen=True)
-class Claim:
-    key: str
-    paper: str
-    claim: str
-    paper_says: str
-    parts: tuple[Part, ...]
-    source: str = "methods"      # "methods": groups are methods; "recovery": groups of a recovery grid
-
-
-CLAIMS = (
-    Claim("im-bert", "IM-BERT (Kim, Park, Kim; EMNLP 2024)",
-          "Higher AdvGLUE accuracy than vanilla fine-tuning, without adversarial training.",
-          "about +8.3 points on AdvGLUE (BERT-base)",
-          (Part("AdvGLUE-SST2: im-bert above vanilla", "advglue_sst2_accuracy", "im-bert", "vanilla"),)),
-    Claim("rose", "ROSE (Jiang et al.; EMNLP 2022)",
-          "Selective fine-tuning is more adversarially robust than vanilla fine-tuning; the ensemble beats both "
-          "variants.", "ensemble above first- and second-order ROSE, all above vanilla on AdvGLUE",
-          (Part("AdvGLUE-SST2: rose-ensemble above vanilla", "advglue_sst2_accuracy", "rose-ensemble", "vanilla"),
-           Part("AdvGLUE-SST2: rose-ensemble above rose-first", "advglue_sst2_accuracy", "rose-ensemble",
-                "rose-first"),
-           Part("AdvGLUE-SST2: rose-ensemble above rose-second", "advglue_sst2_accuracy", "rose-ensemble",
-                "rose-second"))),
-    Claim("match-tuning", "Match-Tuning (Tong et al.; IJCAI 2022)",
-          "Better clean accuracy than vanilla fine-tuning and more robust to adversarial attacks.",
-          "+1.64 points on GLUE; lower attack success",
-          (Part("dev accuracy: match-tuning above vanilla", "dev_accuracy", "match-tuning", "vanilla"),
-           Part("attack success rate: match-tuning below vanilla", "attack_success_rate", "match-tuning",
-                "vanilla", below=True))),
-    Claim("uegr", "UEGR (Sun et al.; arXiv 2025)",
-          "Better generalisation and better robustness at once.",
-          "higher clean and adversarial accuracy than vanilla fine-tuning",
-          (Part("dev accuracy: uegr above vanilla", "dev_accuracy", "uegr", "vanilla"),
-           Part("AdvGLUE-SST2: uegr above vanilla", "advglue_sst2_accuracy", "uegr", "vanilla"))),
-    Claim("healing", "Healing Powers of BERT (Han, Zhang, Simion; arXiv 2024)",
-          "Corrupted models do not fully recover, and bottom-layer corruption hurts more than top-layer.",
-          "recovery below the clean model; bottom layers worse than top layers",
-          # judged per position: a pooled mean could hide one position that heals completely
-          (Part("bottom-layer corruption: recovery ratio below 1", "recovery_ratio", "bottom", 1.0, below=True),
-           Part("top-layer corruption: recovery ratio below 1", "recovery_ratio", "top", 1.0, below=True),
-           Part("recovery ratio: bottom-layer corruption below top-layer", "recovery_ratio", "bottom", "top",
-                below=True)),
-          source="recovery"),
-)
-
-
-def recovery_values(grid_rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Recovery ratios of a grid's finished bottom-layer and top-layer runs.
-
-    Each corrupted run (every k and seed) is one sample of its position, the grid's unit of replication."""
-    groups: dict[str, dict[str, list[float]]] = {g: {"recovery_ratio": []} for g in ("bottom", "top")}
-    for row in grid_rows:
-        if row.get("status") == "done" and row.get("position") in groups and row.get("recovery_ratio") is not None:
-            groups[row["position"]]["recovery_ratio"].append(row["recovery_ratio"])
-    return groups
-
-
-def judge(claim: Claim, values: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
-    """A claim's row: each part's numbers and verdict, and the claim's verdict."""
-    parts = []
-    for part in claim.parts:
-        a = values.get(part.group, {}).get(part.metric, [])
-        b = values.get(part.baseline, {}).get(part.metric, []) if isinstance(part.baseline, str) else part.baseline
-        result = compare(a, b, higher_is_better=not part.below)
-        if result["mean_a"] is None or result["mean_b"] is None:
-            absent = part.group if result["mean_a"] is None else part.baseline
-            result["reason"] = f"no finished {absent} runs with {METRICS.get(part.metric, part.metric)}"
-        parts.append({**asdict(part), **result})
-    return {"key": claim.key, "paper": claim.paper, "claim": claim.claim, "paper_says": claim.paper_says,
-            "verdict": combine([p["verdict"] for p in parts]), "parts": parts, "source": claim.source}
-
-
-def judge_all(method_values: dict[str, dict[str, list[float]]],
-              grid_rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    grid_values = recovery_values(grid_rows or [])
+def statements(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
+    """Plain-words warnings about the runs a report covers: rows split by settings, rows trained differently,
+    runs left out because they did not learn, too few seeds to decide anything."""
     out = []
-    for claim in CLAIMS:
-        row = judge(claim, grid_values if claim.source == "recovery" else method_values)
-        if claim.source == "recovery" and grid_rows is None:
-            for part in row["parts"]:
-                part["reason"] = "no finished recovery grid: run one on the Corruption & recovery page"
-        out.append(row)
+    for method in dict.fromkeys(g["method"] for g in groups):
+        mine = [g for g in groups if g["method"] == method]
+        if len(mine) > 1:
+            out.append(f"The {method} runs were trained with different settings, so they are not pooled: one row "
+                       f"per setting ({'; '.join(g['label'] for g in mine)}).")
+    trainings = {json.dumps(g["training"], sort_keys=True) for g in groups}
+    if len(trainings) > 1:
+        differ = _varying([g["training"] for g in groups])
+        out.append("The rows were trained with different settings (" + ", ".join(differ) + "): a claim compares "
+                   "only rows trained alike and refuses, naming the difference, where there are none.")
+    dropped = excluded_runs(rows)
+    if dropped:
+        out.append(f"{len(dropped)} run(s) did not learn and are left out of every mean and claim: "
+                   + "; ".join(f"{d['run_id']} ({d['method']} seed {d['seed']}, {d['reason']})" for d in dropped))
+    unknown = [r["run_id"] for r in rows if r["status"] == "done" and r["learned"] is None]
+    if unknown:
+        out.append(f"{len(unknown)} run(s) could not be checked for learning (no dev accuracy or chance rate "
+                   f"stored): {', '.join(unknown)}.")
+    counts = {g["label"]: sum(r["included"] for r in g["runs"]) for g in groups}
+    if counts and max(counts.values()) <= 1:
+        out.append("One seed per method row: there is no spread to measure, so no claim gets a verdict. "
+                   f"Run at least {MIN_SEEDS} seeds per method.")
+    elif any(n < MIN_SEEDS for n in counts.values()):
+        few = [f"{label} ({n})" for label, n in counts.items() if n < MIN_SEEDS]
+        out.append(f"Rows with fewer than {MIN_SEEDS} counted seeds cannot decide a claim: {', '.join(few)}.")
+    return out
+
+
+def scale_note(groups: list[dict[str, Any]], attack: AttackSpec | None) -> str:
+    """What these runs are, beside what the papers used; it claims nothing that was not measured."""
+    from engine.models import known_models
+
+    counted = [g for g in groups if any(r["included"] for r in g["runs"])]
+    if not counted:
+        return "No run counts in this report yet, so it measures nothing."
+
+    def values(key: str) -> str:
+        found = sorted({json.dumps(g["training"].get(key)) for g in counted})
+        return " / ".join(_fmt_setting(json.loads(v)) for v in found)
+
+    models = sorted({g["training"].get("model") for g in counted})
+    names = [known_models().get(m, m).split(" (")[0] for m in models]
+    sizes = sorted({g["training"].get("train_size") for g in counted}, key=lambda v: (v is None, v))
+    size_text = " / ".join("the whole training set" if s is None else str(s) for s in sizes)
+    seeds = sorted({sum(r["included"] for r in g["runs"]) for g in counted})
+    seed_text = " to ".join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))
+    text = (f"What was measured: {' and '.join(names)} fine-tuned on {size_text} "
+            f"{values('dataset').replace('sst2', 'SST-2')} examples for {values('epochs')} epoch(s) at learning "
+            f"rate {values('lr')} (batch {values('batch_size')}), {seed_text} counted seed(s) per method row; "
+            + ("dev accuracy on the SST-2 dev set (872 sentences), AdvGLUE-SST2 accuracy on its 148 sentences (one "
+               "sentence is 0.7 points)" if values("dataset") == "sst2" else "dev accuracy on each data set's "
+               "held-out split"))
+    text += (f", and {attack.recipe} on the first {attack.n} {attack.dataset} sentences. " if attack else ". ")
+    text += ("The papers fine-tuned BERT-base or larger on full GLUE training sets. These runs are small-scale "
+             "replications: their verdicts are about these runs only, not about the methods at the papers' scale.")
+    return text
+
+
+def chance_lines(rows: list[dict[str, Any]], attack: AttackSpec | None) -> dict[str, float]:
+    """Where a model that predicts one class for everything would sit on each accuracy chart: the dev set's
+    majority-class rate, the majority-class rate of the 148 AdvGLUE-SST2 sentences, and of the attacked
+    sentences (an attack cannot flip a constant prediction)."""
+    from engine.data import load_dataset
+    from engine.evaluate import chance_accuracy
+
+    counted = [r for r in rows if r["included"]]
+    out: dict[str, float] = {}
+    dev = Counter(r["chance_accuracy"] for r in counted if r["chance_accuracy"] is not None)
+    if dev:
+        out["dev_accuracy"] = float(dev.most_common(1)[0][0])
+    if any(r["advglue_sst2_accuracy"] is not None for r in counted):
+        out["advglue_sst2_accuracy"] = chance_accuracy(load_dataset("advglue-sst2").labels)
+    if attack is not None and any(r["accuracy_under_attack"] is not None for r in counted):
+        out["accuracy_under_attack"] = chance_accuracy(load_dataset(attack.dataset).labels[:attack.n])
     return out
 
 
 # ---------------------------------------------------------------- the report
 
-def latest_grid(store: RunStore) -> str | None:
-    rows = store.list(kind="recover", status="done")
-    return rows[0]["id"] if rows else None
-
-
 def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
                  grid_id: str | None = None) -> dict[str, Any]:
-    """The whole report: per-run rows, per-method rows, claims, and where each number came from."""
-    from engine.recovery.metrics import grid_rows
+    """The whole report: per-run rows, method rows, claims, what was left out and why, and the chance lines.
+    `grid_id`: the recovery grid for the Healing claim (None: the newest finished one)."""
+    from engine.method_claims import judge_methods
+    from engine.recovery.claims import judge_healing
+    from engine.stats import LEVEL
 
     rows = run_rows(store, list(dict.fromkeys(run_ids)), attack)   # a run named twice counts once
-    grid = None
-    if grid_id:
-        try:
-            grid = grid_rows(store, store.get(grid_id))
-        except RunError:
-            grid_id = None
-    configs = {(r.get("model"), r.get("train_size"), r.get("epochs")) for r in rows if r["status"] == "done"}
-    notes = [scale_note({r.get("model") for r in rows if r["status"] == "done"})]
-    if len(configs) > 1:
-        notes.append("The runs differ in model, training size or epochs: "
-                     + "; ".join(f"{m} {n} examples x {e} epochs" for m, n, e in sorted(configs, key=str))
-                     + ". Grouping them by method mixes those settings.")
-    return {"methods": aggregate(rows), "claims": judge_all(values_by_method(rows), grid), "runs": rows,
-            "attack": asdict(attack) if attack else None, "grid": grid_id, "level": LEVEL, "notes": notes}
+    groups = group_runs(rows)
+    healing = judge_healing(store, grid_id)
+    claims = [*judge_methods(groups, sentence_results(store, rows)), healing]
+    return {"methods": aggregate(groups, rows), "claims": claims, "runs": rows, "excluded": excluded_runs(rows),
+            "statements": statements(groups, rows), "scale_note": scale_note(groups, attack),
+            "chance": chance_lines(rows, attack), "attack": asdict(attack) if attack else None,
+            "grid": (healing.get("grid") or {}).get("id"), "level": LEVEL}
 
 
 def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Which finished runs lack a stored evaluation, and which lack the attack."""
-    evals = [r["run_id"] for r in rows if {"dev_accuracy", "advglue_sst2_accuracy"} & set(r["missing"])]
+    """Which finished runs lack a stored evaluation (or its per-sentence results), and which lack the attack."""
+    evals = [r["run_id"] for r in rows if {"dev_accuracy", "advglue_sst2_accuracy"} & set(r["missing"])
+             or (r["advglue_sst2_accuracy"] is not None and "advglue_sst2_accuracy" not in r["per_sentence"])]
     attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"] and not r["attack_run"]]
     return {"evaluations": evals, "attacks": attacks}
 
@@ -342,7 +351,7 @@ def fill_missing(store: RunStore, todo: dict[str, list[str]], attack: AttackSpec
     say = say or (lambda line: None)
     for run_id in todo["evaluations"]:
         say(f"evaluating {run_id}")
-        evaluate_run(store, run_id, ["sst2-dev", "advglue-sst2"])
+        evaluate_run(store, run_id, ["sst2-dev", "advglue-sst2"], need_correct=True)
     for run_id in todo["attacks"]:
         say(f"attacking {run_id} with {attack.recipe}")
         if background:
@@ -366,6 +375,56 @@ def attacks_under_way(store: RunStore, attack: AttackSpec) -> set[str]:
     return out
 
 
+# ---------------------------------------------------------------- seeds that would settle the open parts
+
+def extra_seed_suites(report: dict[str, Any]) -> list[tuple[Any, list[int]]]:
+    """Suites that would bring each method row of an inconclusive claim part up to the seeds it needs
+    (`seeds_needed`): the row's seeds plus new seed numbers (the smallest not tried yet), the same training
+    settings and the report's attack. The finished runs are reused by the suite, so only the new seeds train,
+    and the suite's report holds them all. Rows with the same seeds and default method settings share a suite.
+    Returns (SuiteSpec, the new seeds) pairs."""
+    from engine.methods import make_method
+    from engine.suite import SuiteSpec
+
+    needed: dict[str, int] = {}
+    for claim in report["claims"]:
+        for part in claim["parts"] if claim.get("source") == "methods" else ():
+            if part["verdict"] == "inconclusive" and part.get("seeds_needed"):
+                for label in (part["group_row"], part["baseline_row"]):
+                    needed[label] = max(needed.get(label, 0), part["seeds_needed"])
+    rows = {m["method"]: m for m in report["methods"]}
+    attack = report.get("attack")
+    plans: dict[tuple, dict[str, Any]] = {}
+    for label, total in needed.items():
+        row = rows[label]
+        if row["n_runs"] >= total:
+            continue
+        new, seed = [], 0
+        while len(new) < total - row["n_runs"]:
+            if seed not in row["seeds_tried"]:
+                new.append(seed)
+            seed += 1
+        own = row["settings"] if row["settings"] != make_method(row["method_name"]).settings else None
+        seeds = sorted([*row["seeds_tried"], *new])
+        key = (json.dumps(row["training"], sort_keys=True), tuple(seeds),
+               (row["method_name"], json.dumps(own, sort_keys=True)) if own is not None else None)
+        plan = plans.setdefault(key, {"methods": [], "seeds": seeds, "new": new, "training": row["training"],
+                                      "settings": own})
+        plan["methods"].append(row["method_name"])
+    suites = []
+    for plan in plans.values():
+        train = {k: v for k, v in plan["training"].items() if k not in ("train_size", "epochs", "model", "dataset")}
+        if plan["settings"] is not None:
+            train["settings"] = plan["settings"]
+        t = plan["training"]
+        suites.append((SuiteSpec(methods=method_order(plan["methods"]), seeds=plan["seeds"],
+                                 train_size=t["train_size"], epochs=t["epochs"], model=t["model"],
+                                 dataset=t["dataset"], recipe=attack["recipe"] if attack else None,
+                                 attack_dataset=attack["dataset"] if attack else "sst2-dev",
+                                 attack_n=attack["n"] if attack else 0, train=train), plan["new"]))
+    return suites
+
+
 # ---------------------------------------------------------------- curves and exports
 
 def budget_curve(results: list[dict[str, Any]], budgets: list[int]) -> list[float]:
@@ -382,14 +441,15 @@ def budget_curve(results: list[dict[str, Any]], budgets: list[int]) -> list[floa
 
 
 def budget_curves(store: RunStore, rows: list[dict[str, Any]], points: int = 41) -> dict[str, Any]:
-    """Accuracy under attack against query budget, per method: mean and spread over the runs' stored attacks."""
+    """Accuracy under attack against query budget, per method row: mean and spread over the stored attacks of
+    the runs that count (a run that did not learn is left out here too)."""
     from engine.attacks.batch import read_results
 
     per_run = {}
     for row in rows:
-        if row.get("attack_run"):
+        if row.get("attack_run") and row["included"]:
             try:
-                per_run[row["run_id"]] = (row["method"], read_results(store.get(row["attack_run"])))
+                per_run[row["run_id"]] = (row.get("row") or row["method"], read_results(store.get(row["attack_run"])))
             except RunError:  # the attack was deleted since the rows were read
                 continue
     top = max((r["queries"] for _, results in per_run.values() for r in results), default=0)
@@ -400,74 +460,3 @@ def budget_curves(store: RunStore, rows: list[dict[str, Any]], points: int = 41)
     return {"budgets": budgets, "methods": {
         m: {"mean": np.mean(c, axis=0).tolist(), "std": np.std(c, axis=0, ddof=1).tolist() if len(c) > 1 else None,
             "n": len(c)} for m, c in methods.items()}}
-
-
-def fmt_value(mean: float | None, std: float | None, points: bool = True) -> str:
-    if mean is None:
-        return "missing"
-    scale = 100 if points else 1
-    text = f"{mean * scale:.1f}" if points else f"{mean:.3f}"
-    if std is None:
-        return text
-    return text + (f" ± {std * scale:.1f}" if points else f" ± {std:.3f}")
-
-
-def part_numbers(part: dict[str, Any]) -> str:
-    """One line of numbers for a claim part: both means, the gap and its interval, in points."""
-    percent = part["metric"] != "recovery_ratio"
-    scale, unit = (100, " points") if percent else (1, "")
-    def num(v):
-        return "–" if v is None else (f"{v * scale:.1f}" if percent else f"{v:.3f}")
-    text = f"{part['group']} {num(part['mean_a'])} (n={part['n_a']}) vs "
-    text += (f"{part['baseline']} {num(part['mean_b'])} (n={part['n_b']})" if part["n_b"] is not None
-             else num(part["mean_b"]))
-    if part["diff"] is not None:
-        text += f": {part['diff'] * scale:+.{1 if percent else 3}f}{unit}"
-    if part["ci_low"] is not None:
-        digits = 1 if percent else 3
-        text += f", 95 % CI [{part['ci_low'] * scale:+.{digits}f}, {part['ci_high'] * scale:+.{digits}f}]"
-    return text
-
-
-def methods_table(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The methods rows as display/CSV records (accuracies in points, mean ± std)."""
-    return [{"method": m["method"], "runs": m["n_runs"], "seeds": ",".join(map(str, m["seeds"])),
-             "failed": m["n_failed"], "unfinished": m["n_unfinished"],
-             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std")) for metric, label in METRICS.items()}}
-            for m in report["methods"]]
-
-
-def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"paper": c["paper"], "claim": c["claim"], "paper says": c["paper_says"], "verdict": c["verdict"],
-             "our numbers": "; ".join(part_numbers(p) for p in c["parts"]),
-             "why": "; ".join(f"{p['text']}: {p['verdict']} ({p['reason']})" for p in c["parts"])}
-            for c in report["claims"]]
-
-
-def to_csv(records: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else ["method"])
-    writer.writeheader()
-    writer.writerows(records)
-    return buffer.getvalue()
-
-
-def _markdown_table(records: list[dict[str, Any]]) -> str:
-    if not records:
-        return "_no rows_\n"
-    head = list(records[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r[h]).replace("|", "\\|") for h in head) + " |" for r in records]
-    return "\n".join(lines) + "\n"
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    attack = report.get("attack")
-    lines = ["# RobustLab benchmark", "",
-             "Accuracies in points (mean ± sample standard deviation over seeds)"
-             + (f"; attack: {attack['recipe']} on the first {attack['n']} {attack['dataset']} sentences." if attack
-                else "."), "", "## Methods", "", _markdown_table(methods_table(report)), "## Claims", "",
-             f"Verdicts from {int(report['level'] * 100)} % Welch confidence intervals of the difference of means.",
-             "", _markdown_table(claims_table(report)), "## Scale", ""]
-    lines += [note + "\n" for note in report["notes"]]
-    return "\n".join(lines)

@@ -9,8 +9,10 @@ import streamlit as st
 
 from app.benchmark.results import claims_tab, export_tab, methods_tab, missing_panel, report_notes
 from app.benchmark.selection import choose_selection, reproduce
+from app.benchmark.suite import extra_seeds_panel
 from app.state import get_store
-from engine.benchmark import LEVEL, build_report, latest_grid, scale_note
+from engine.benchmark import build_report
+from engine.stats import LEVEL
 from engine.suite import list_suites
 
 ABOUT = f"""
@@ -18,15 +20,22 @@ ABOUT = f"""
 what was stored when it was evaluated: **clean dev accuracy** (SST-2 dev, 872 sentences), **AdvGLUE-SST2 accuracy**
 (148 human-checked adversarial sentences), and a batch attack's **success rate** (share of correctly classified
 sentences the attack flips) and **accuracy under attack** (share still right after the attack). Numbers are
-means over seeds with the sample standard deviation; every seed is also drawn as a dot.
+means over seeds with the sample standard deviation; every seed is also drawn as a dot, and every accuracy chart
+draws the chance line (a model predicting one class for everything). A run whose dev accuracy is within 10 points
+of chance did not learn: it is listed, and left out of every number and claim. Runs of one method trained with
+different settings are never pooled: each setting gets its own row.
 
 **How a claim is judged.** For each comparison a claim rests on, the difference of the two means gets a
-{int(LEVEL * 100)} % Welch confidence interval from the seed-to-seed spread. *Supported*: the whole interval is on
-the claimed side. *Not supported*: it is entirely on the other side. *Inconclusive*: it straddles zero (the spread is
-larger than the gap), or there are fewer than two seeds to measure the spread. A claim with several parts is
-supported only if every part is.
+{int(LEVEL * 100)} % confidence interval: a paired t-interval over seed-wise differences when both methods' runs
+share seeds and training settings, Welch otherwise, and for AdvGLUE and attack numbers a hierarchical bootstrap
+that resamples seeds and then sentences. *Supported*: the whole interval is on the claimed side. *Not supported*:
+it is entirely on the other side. *Inconclusive*: it straddles zero, a side has fewer than 3 seeds, or neither
+side varies; such a part says how many seeds would likely settle it. Every robustness part comes with a clean
+part: dev accuracy no more than 1 point below the comparator, so a model that did not fit cannot win a robustness
+claim. A claim with several parts is supported only if every part is.
 
-**Scale.** {scale_note({'minilm'})}
+**Scale.** The papers fine-tuned BERT-base or larger on full GLUE training sets; the runs here are small. The note
+under the claims says exactly what they are; a verdict is about these runs, not the methods at the papers' scale.
 """
 
 st.title("Benchmark")
@@ -38,9 +47,12 @@ with st.expander("What is compared, and how a claim is judged", icon=":material/
     st.markdown(ABOUT)
 with st.expander("Reproduce: run a suite", icon=":material/replay:", expanded=first_visit):
     reproduce()
+    extra_seeds_slot = st.container()   # filled once the report below says which seeds are needed
 
 selection = choose_selection()   # stops the page when there is nothing to compare
-report = build_report(store, selection.run_ids, selection.attack, latest_grid(store))
+report = build_report(store, selection.run_ids, selection.attack)
+with extra_seeds_slot:
+    extra_seeds_panel(report)
 missing_panel(selection, report)
 report_notes(report)
 tab_results, tab_claims, tab_export = st.tabs(["Methods", "Claims", "Export"])

@@ -1,19 +1,23 @@
-"""The benchmark: comparing methods over seeds (Welch intervals, verdicts), grouping runs by method, judging the
-papers' claims, suites that train, evaluate and attack every (method, seed) and reuse finished work, and the
-`suite` and `report` commands."""
+"""The benchmark: method rows (split by training settings, runs that did not learn left out), the papers' claims
+with their clean-accuracy parts and the interval each part uses (paired t, Welch, hierarchical bootstrap), the
+seeds that would settle an open part, suites that train, evaluate and attack every (method, seed) and reuse
+finished work, and the `suite` and `report` commands."""
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import shutil
 import statistics
+from typing import Any
 
+import numpy as np
 import pytest
-from scipy import stats
+from benchmark_util import count_every_run, fake_run
 
-from engine import jobs
+from engine import jobs, stats
 from engine.__main__ import main
 from engine.attacks.batch import find_cached
 from engine.attacks.recipes import AttackError
@@ -24,14 +28,15 @@ from engine.benchmark import (
     budget_curve,
     budget_curves,
     build_report,
-    combine,
-    compare,
-    judge_all,
-    methods_table,
+    excluded_runs,
+    extra_seed_suites,
+    group_runs,
     missing_work,
-    to_csv,
-    to_markdown,
+    scale_note,
+    statements,
 )
+from engine.benchmark_export import methods_table, to_csv, to_markdown
+from engine.method_claims import CLAIMS, ROBUST_METRICS, combine, judge_methods, part_interval
 from engine.runs import RunStore
 from engine.suite import (
     SuiteError,
@@ -51,18 +56,6 @@ METHOD_KEYS = ("method", "n_runs", "dev_accuracy", "dev_accuracy_std", "advglue_
                "advglue_sst2_accuracy_std", "attack_success_rate", "attack_success_rate_std")
 
 
-def row(method: str | None, seed: int | None, status: str = "done", **metrics: float | None) -> dict:
-    """A run row shaped like run_row's: the metrics not given are None (and missing, for a finished run)."""
-    values = {m: metrics.get(m) for m in METRICS}
-    missing = [m for m, v in values.items() if v is None] if status == "done" else []
-    return {"run_id": f"{method}-{seed}-{status}", "method": method, "seed": seed, "status": status, **values,
-            "missing": missing}
-
-
-def by_method(rows: list[dict]) -> dict[str, dict]:
-    return {r["method"]: r for r in rows}
-
-
 def run_suite(store: RunStore, spec: SuiteSpec):
     """Record a suite and run it to its end in this process."""
     suite = store.create(suite_config(spec), kind="suite")
@@ -78,63 +71,52 @@ def suite_store(tmp_path_factory) -> tuple[RunStore, str]:
     return store, run_suite(store, SuiteSpec(**SPEC)).id
 
 
-# ---------------------------------------------------------------- comparing groups
-
-def test_clear_gain_is_supported_and_its_interval_matches_welch():
-    a, b = [0.90, 0.91, 0.93], [0.80, 0.82, 0.81]
-    result = compare(a, b)
-    assert result["verdict"] == "supported" and result["ci_low"] > 0
-    assert result["diff"] == pytest.approx(statistics.mean(a) - statistics.mean(b))
-    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert (result["n_a"], result["n_b"]) == (3, 3)
+@pytest.fixture
+def tiny_runs_count(monkeypatch):
+    count_every_run(monkeypatch)
 
 
-def test_clear_loss_is_not_supported():
-    result = compare([0.80, 0.82, 0.81], [0.90, 0.91, 0.93])
-    assert result["verdict"] == "not supported" and result["ci_high"] < 0
+# ---------------------------------------------------------------- rows by hand
+
+TRAINING = {"model": "tiny", "dataset": "sst2", "train_size": 32, "epochs": 1, "lr": 2e-4, "batch_size": 16}
+IM_BERT = {"h": 1.0, "K": 2, "gamma": 0.5, "field": "residual", "exact_grad": False, "layers": [-1]}
+EX_BERT = {"h": 0.5, "field": "residual", "layers": [-1]}
+_ids = itertools.count()
 
 
-def test_spread_over_seeds_makes_the_same_gap_inconclusive():
-    wide = compare([0.80, 0.90, 0.70], [0.78, 0.86, 0.70])
-    narrow = compare([0.801, 0.800, 0.799], [0.781, 0.780, 0.779])
-    assert wide["diff"] == pytest.approx(narrow["diff"]) == pytest.approx(0.02)
-    assert wide["verdict"] == "inconclusive" and wide["ci_low"] < 0 < wide["ci_high"]
-    assert "spread" in wide["reason"]
-    assert narrow["verdict"] == "supported" and narrow["ci_low"] > 0
+def row(method: str | None, seed: int | None, status: str = "done", learned: bool | None = True,
+        settings: dict | None = None, per_sentence: tuple[str, ...] = (), **values: Any) -> dict:
+    """A run row shaped like run_row's. Metrics not given are None (and missing, for a finished run); other
+    keyword arguments are training settings that differ from TRAINING."""
+    metrics = {m: values.pop(m, None) for m in METRICS}
+    done = status == "done"
+    return {"run_id": f"{method}-{seed}-{next(_ids)}", "method": method, "seed": seed, "status": status,
+            **metrics, "missing": [m for m, v in metrics.items() if v is None] if done else [],
+            "included": done and learned is not False, "learned": learned if done else None,
+            "learning_reason": "dev 0.520 is within 10 points of chance 0.509" if learned is False else "ok",
+            "chance_accuracy": 0.509 if done else None, "attack_run": None,
+            "training": {**TRAINING, **values} if method else None, "settings": settings or {},
+            "per_sentence": list(per_sentence)}
 
 
-def test_one_seed_per_side_is_inconclusive():
-    result = compare([0.9], [0.5])
-    assert result["verdict"] == "inconclusive" and "seeds" in result["reason"]
-    assert result["diff"] == pytest.approx(0.4) and result["ci_low"] is None and result["ci_high"] is None
-    assert compare([0.9, 0.91, 0.92], [0.5])["verdict"] == "inconclusive"
-    empty = compare([], [0.5, 0.6])
-    assert empty["verdict"] == "inconclusive" and empty["mean_a"] is None and empty["diff"] is None
+def seeds_rows(method: str, metric: str, values: list[float], first_seed: int = 0, **extra: Any) -> list[dict]:
+    return [row(method, first_seed + i, **{metric: v}, **extra) for i, v in enumerate(values)]
 
 
-def test_lower_is_better_direction():
-    """Attack success rate: a group clearly below the baseline supports a "lower" claim, one above refutes it."""
-    low, high = [0.30, 0.31, 0.32], [0.50, 0.52, 0.51]
-    assert compare(low, high, higher_is_better=False)["verdict"] == "supported"
-    assert compare(high, low, higher_is_better=False)["verdict"] == "not supported"
-    assert compare(low, high)["verdict"] == "not supported"
+def by_method(rows: list[dict]) -> dict[str, dict]:
+    return {r["method"]: r for r in rows}
 
 
-def test_fixed_baseline_is_a_one_sample_interval():
-    a = [0.60, 0.63, 0.61]
-    result = compare(a, 1.0, higher_is_better=False)
-    assert result["verdict"] == "supported" and result["n_b"] is None and result["mean_b"] == 1.0
-    ci = stats.ttest_1samp(a, 1.0).confidence_interval(0.95)
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx((ci.low - 1.0, ci.high - 1.0))
-    assert compare([0.99, 1.01, 1.0], 1.0, higher_is_better=False)["verdict"] == "inconclusive"
+def claim(claims: list[dict], key: str) -> dict:
+    return next(c for c in claims if c["key"] == key)
 
 
-def test_zero_spread_groups():
-    """Identical groups with no spread: no gain, so not supported; a real gap with no spread is supported."""
-    same = compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
-    assert same["verdict"] == "not supported" and same["ci_low"] == same["ci_high"] == 0.0
-    assert compare([0.6, 0.6], [0.5, 0.5])["verdict"] == "supported"
+def part(claims: list[dict], text: str) -> dict:
+    return next(p for c in claims for p in c["parts"] if p["text"] == text)
+
+
+def judge(rows: list[dict], sentences: dict | None = None) -> list[dict]:
+    return judge_methods(group_runs(rows), sentences or {})
 
 
 def test_combine_verdicts():
@@ -144,8 +126,6 @@ def test_combine_verdicts():
     assert combine([]) == "inconclusive"
 
 
-# ---------------------------------------------------------------- grouping by method
-
 def test_aggregate_means_spread_failed_missing_and_deleted():
     rows = [row("vanilla", 0, dev_accuracy=0.80, advglue_sst2_accuracy=0.50, attack_success_rate=0.6,
                 accuracy_under_attack=0.3),
@@ -153,9 +133,9 @@ def test_aggregate_means_spread_failed_missing_and_deleted():
             row("vanilla", 2, dev_accuracy=0.82, advglue_sst2_accuracy=0.54, attack_success_rate=0.5,
                 accuracy_under_attack=0.4),
             row("vanilla", 3, "failed"), row("vanilla", 4, "running"),
-            row("im-bert", 0, dev_accuracy=0.7),
+            row("im-bert", 0, dev_accuracy=0.7, settings=IM_BERT),
             row(None, None, "deleted")]
-    methods = aggregate(rows)
+    methods = aggregate(group_runs(rows), rows)
     assert [m["method"] for m in methods] == ["vanilla", "im-bert", "(deleted runs)"]
     vanilla, im_bert, deleted = methods
     assert (vanilla["n_runs"], vanilla["n_failed"], vanilla["n_unfinished"], vanilla["seeds"]) == (3, 1, 1, [0, 1, 2])
@@ -170,40 +150,205 @@ def test_aggregate_means_spread_failed_missing_and_deleted():
     assert deleted["n_runs"] == 0 and deleted["n_unfinished"] == 1 and deleted["dev_accuracy"] is None
 
 
-# ---------------------------------------------------------------- the claims
+# ---------------------------------------------------------------- claims as the papers state them
 
-def claim(claims: list[dict], key: str) -> dict:
-    return next(c for c in claims if c["key"] == key)
+def test_every_robustness_part_has_a_clean_non_inferiority_part():
+    for c in CLAIMS:
+        parts = list(c.parts)
+        for p in parts:
+            if p.metric in ROBUST_METRICS:
+                clean = [q for q in parts if q.test == "non-inferiority" and (q.group, q.baseline) ==
+                         (p.group, p.baseline)]
+                assert len(clean) == 1, (c.key, p.text)
+                assert clean[0].metric == "dev_accuracy" and clean[0].margin == pytest.approx(0.01)
+                assert clean[0].matched == p.matched
+    texts = {c.key: [p.text for p in c.parts if p.test == "superiority"] for c in CLAIMS}
+    assert {"AdvGLUE-SST2: rose-first above vanilla", "AdvGLUE-SST2: rose-second above vanilla",
+            "AdvGLUE-SST2: rose-ensemble above vanilla"} <= set(texts["rose"])
+    assert "AdvGLUE-SST2: im-bert above ex-bert" in texts["im-bert"]
 
 
-def test_claims_judged_from_method_values_and_a_recovery_grid():
-    values = {"vanilla": {"advglue_sst2_accuracy": [0.50, 0.52, 0.51]},
-              "im-bert": {"advglue_sst2_accuracy": [0.60, 0.62, 0.61]},
-              "rose-second": {"advglue_sst2_accuracy": [0.53, 0.54, 0.52]},
-              "rose-ensemble": {"advglue_sst2_accuracy": [0.58, 0.59, 0.60]}}
-    grid = [{"position": "clean", "status": "done", "recovery_ratio": 1.0},
-            *({"position": "bottom", "status": "done", "recovery_ratio": r} for r in (0.60, 0.62, 0.61)),
-            *({"position": "top", "status": "done", "recovery_ratio": r} for r in (0.90, 0.92, 0.91)),
-            {"position": "bottom", "status": "failed", "recovery_ratio": 5.0}]
-    claims = judge_all(values, grid)
-    assert [c["key"] for c in claims] == ["im-bert", "rose", "match-tuning", "uegr", "healing"]
-    assert claim(claims, "im-bert")["verdict"] == "supported"
-    rose = claim(claims, "rose")
-    assert rose["verdict"] == "inconclusive"
-    assert [p["verdict"] for p in rose["parts"]] == ["supported", "inconclusive", "supported"]
-    assert "rose-first" in rose["parts"][1]["reason"]
-    assert claim(claims, "match-tuning")["verdict"] == "inconclusive"
-    healing = claim(claims, "healing")
-    assert healing["verdict"] == "supported", healing["parts"]
-    assert [p["n_a"] for p in healing["parts"]] == [3, 3, 3]   # the failed grid row is left out
-    healed_top = [{**r, "recovery_ratio": 1.0 + 0.01 * i} if r["position"] == "top" else r for i, r in enumerate(grid)]
-    healing = claim(judge_all(values, healed_top), "healing")   # top layers heal completely: the claim fails
-    assert healing["verdict"] == "not supported"
-    assert [p["verdict"] for p in healing["parts"]] == ["supported", "not supported", "supported"]
+def test_a_robustness_gain_bought_with_clean_accuracy_is_not_supported():
+    """IM-BERT far above vanilla on AdvGLUE but 3 points below it on dev: the clean part fails, so the claim
+    does; 0.2 points below (within the 1-point margin, tight spread) passes."""
+    vanilla = [row("vanilla", s, dev_accuracy=d, advglue_sst2_accuracy=a)
+               for s, d, a in ((0, 0.850, 0.40), (1, 0.852, 0.41), (2, 0.848, 0.42))]
+    def im_bert(drop: float) -> list[dict]:
+        return [row("im-bert", s, settings=IM_BERT, dev_accuracy=d - drop, advglue_sst2_accuracy=a)
+                for s, d, a in ((0, 0.851, 0.50), (1, 0.854, 0.52), (2, 0.847, 0.51))]
+    claims = judge(vanilla + im_bert(0.03))
+    clean = part(claims, "dev accuracy: im-bert no more than 1 point below vanilla")
+    assert part(claims, "AdvGLUE-SST2: im-bert above vanilla")["verdict"] == "supported"
+    assert clean["verdict"] == "not supported" and clean["test"] == "non-inferiority" and clean["margin"] == 0.01
+    assert clean["kind"] == "paired t" and clean["diff"] == pytest.approx(-0.03 + 0.0006667, abs=1e-6)
+    assert claim(claims, "im-bert")["verdict"] == "not supported"
+    clean = part(judge(vanilla + im_bert(0.002)), "dev accuracy: im-bert no more than 1 point below vanilla")
+    assert clean["verdict"] == "supported", clean
 
-    without = claim(judge_all(values, None), "healing")
-    assert without["verdict"] == "inconclusive"
-    assert all("no finished recovery grid" in p["reason"] for p in without["parts"])
+
+def test_im_bert_is_compared_with_an_ex_bert_of_the_same_step_size_and_field():
+    vanilla = seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+    im_bert = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+                         settings=IM_BERT)
+    ex_default = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
+                            settings=EX_BERT)
+    refused = part(judge(vanilla + im_bert + ex_default), "AdvGLUE-SST2: im-bert above ex-bert")
+    assert refused["verdict"] == "inconclusive" and refused["kind"] == "none" and refused["n_a"] == 0
+    assert refused["reason"].startswith("refused") and "h 1.0 vs 0.5" in refused["reason"]
+    ex_same = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
+                         settings={**EX_BERT, "h": 1.0})
+    claims = judge(vanilla + im_bert + ex_default + ex_same)
+    judged = part(claims, "AdvGLUE-SST2: im-bert above ex-bert")
+    assert judged["kind"] != "none" and judged["baseline_row"] == "ex-bert (h=1)"
+    assert judged["mean_b"] == pytest.approx(0.46)
+    assert part(claims, "dev accuracy: im-bert no more than 1 point below ex-bert")["baseline_row"] == "ex-bert (h=1)"
+
+
+# ---------------------------------------------------------------- bad input: mixed settings, not learned, one seed
+
+def test_a_method_trained_with_different_settings_is_split_and_claims_use_the_matching_row():
+    rows = (seeds_rows("vanilla", "dev_accuracy", [0.80, 0.81, 0.82])
+            + seeds_rows("vanilla", "dev_accuracy", [0.60, 0.61, 0.62], lr=1e-4)
+            + seeds_rows("uegr", "dev_accuracy", [0.83, 0.84, 0.85]))
+    groups = group_runs(rows)
+    methods = by_method(aggregate(groups, rows))
+    assert list(methods) == ["vanilla (lr=0.0001)", "vanilla (lr=0.0002)", "uegr"]
+    assert methods["vanilla (lr=0.0001)"]["dev_accuracy"] == pytest.approx(0.61)
+    assert methods["vanilla (lr=0.0002)"]["dev_accuracy"] == pytest.approx(0.81)
+    said = " ".join(statements(groups, rows))
+    assert "vanilla runs were trained with different settings" in said and "not pooled" in said
+    uegr = part(judge_methods(groups, {}), "dev accuracy: uegr above vanilla")
+    assert uegr["baseline_row"] == "vanilla (lr=0.0002)" and uegr["mean_b"] == pytest.approx(0.81)
+
+    other = seeds_rows("vanilla", "dev_accuracy", [0.80, 0.81, 0.82]) + seeds_rows(
+        "uegr", "dev_accuracy", [0.83, 0.84, 0.85], lr=5e-5)
+    refused = part(judge(other), "dev accuracy: uegr above vanilla")
+    assert refused["verdict"] == "inconclusive" and refused["mean_a"] is None
+    assert "refused" in refused["reason"] and "lr 5e-05 vs 0.0002" in refused["reason"]
+    assert any("lr" in s for s in statements(group_runs(other), other))
+
+
+def test_runs_that_did_not_learn_are_left_out_of_every_mean_and_claim():
+    rows = (seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+            + [row("vanilla", 3, learned=False, dev_accuracy=0.52, advglue_sst2_accuracy=0.70)]
+            + seeds_rows("uegr", "advglue_sst2_accuracy", [0.44, 0.45, 0.46], dev_accuracy=0.85))
+    groups = group_runs(rows)
+    vanilla = by_method(aggregate(groups, rows))["vanilla"]
+    assert (vanilla["n_runs"], vanilla["n_not_learned"], vanilla["seeds"]) == (3, 1, [0, 1, 2])
+    assert vanilla["advglue_sst2_accuracy"] == pytest.approx(0.41) and vanilla["dev_accuracy"] == pytest.approx(0.85)
+    claims = judge_methods(groups, {})
+    advglue = part(claims, "AdvGLUE-SST2: uegr above vanilla")
+    assert (advglue["n_b"], advglue["mean_b"]) == (3, pytest.approx(0.41))
+    dropped = rows[3]["run_id"]
+    assert any(dropped in s and "within 10 points of chance" in s for s in claim(claims, "uegr")["statements"])
+    assert excluded_runs(rows) == [{"run_id": dropped, "method": "vanilla", "seed": 3, "row": "vanilla",
+                                    "reason": "did not learn: dev 0.520 is within 10 points of chance 0.509"}]
+    assert any(dropped in s and "left out" in s for s in statements(groups, rows))
+    only_failed = seeds_rows("uegr", "advglue_sst2_accuracy", [0.44, 0.45, 0.46]) + [
+        row("vanilla", s, learned=False, advglue_sst2_accuracy=0.7) for s in range(3)]
+    nothing = part(judge(only_failed), "AdvGLUE-SST2: uegr above vanilla")
+    assert nothing["verdict"] == "inconclusive" and "3 did not learn" in nothing["reason"]
+
+
+def test_one_seed_gives_a_statement_and_no_verdict():
+    rows = [row("vanilla", 0, dev_accuracy=0.80, advglue_sst2_accuracy=0.40),
+            row("uegr", 0, dev_accuracy=0.90, advglue_sst2_accuracy=0.60)]
+    groups = group_runs(rows)
+    assert any("One seed per method row" in s for s in statements(groups, rows))
+    uegr = claim(judge_methods(groups, {}), "uegr")
+    assert uegr["verdict"] == "inconclusive"
+    assert all(p["verdict"] == "inconclusive" and p["seeds_needed"] is None for p in uegr["parts"])
+    assert any("Fewer than 3 seeds" in s for s in uegr["statements"])
+
+
+# ---------------------------------------------------------------- which interval
+
+def test_paired_welch_or_bootstrap_is_chosen_from_the_runs(monkeypatch):
+    """Same seeds on both sides: paired t over seed-wise differences; different seeds: Welch; AdvGLUE accuracy
+    and accuracy under attack with every run's per-sentence results: the hierarchical bootstrap, paired when the
+    seeds are; a run without them, or the attack success rate: the seed-level test, saying so."""
+    calls = []
+    real = stats.compare
+    monkeypatch.setattr(stats, "compare", lambda *a, **k: calls.append(k) or real(*a, **k))
+    a = seeds_rows("uegr", "dev_accuracy", [0.80, 0.82, 0.84])
+    b = seeds_rows("vanilla", "dev_accuracy", [0.79, 0.80, 0.83])
+    iv, _ = part_interval("dev_accuracy", a, b, {})
+    assert iv.kind == "paired t" and calls[-1]["pairs"] == [(0.80, 0.79), (0.82, 0.80), (0.84, 0.83)]
+    shifted = seeds_rows("vanilla", "dev_accuracy", [0.79, 0.80, 0.83], first_seed=5)
+    iv, _ = part_interval("dev_accuracy", a, shifted, {})
+    assert iv.kind == "Welch" and "pairs" not in calls[-1] and "per_sentence" not in calls[-1]
+
+    metric = "advglue_sst2_accuracy"
+    a = seeds_rows("uegr", metric, [0.5, 0.5, 0.5], per_sentence=(metric,))
+    b = seeds_rows("vanilla", metric, [0.4, 0.4, 0.4], per_sentence=(metric,))
+    rng = np.random.default_rng(0)
+    sentences = {r["run_id"]: {metric: (rng.random(148) < 0.5).astype(float)} for r in a + b}
+    iv, note = part_interval(metric, a, b, sentences)
+    assert iv.kind == "hierarchical bootstrap" and calls[-1]["paired_sentences"] is True and note == ""
+    per_a, per_b = calls[-1]["per_sentence"]
+    assert sorted(per_a) == sorted(per_b) == [0, 1, 2]
+    assert per_a[1] is sentences[a[1]["run_id"]][metric]
+    other = seeds_rows("vanilla", metric, [0.4] * 3, first_seed=5, per_sentence=(metric,))
+    iv, _ = part_interval(metric, a, other, {**sentences, **{r["run_id"]: {metric: np.ones(148)} for r in other}})
+    assert iv.kind == "hierarchical bootstrap" and calls[-1]["paired_sentences"] is False
+    assert sorted(calls[-1]["per_sentence"][1]) == [0, 1, 2]     # unpaired: keyed by position, not by seed
+    iv, note = part_interval(metric, a, b, {k: v for k, v in sentences.items() if k != b[0]["run_id"]})
+    assert iv.kind == "paired t" and "1 run(s) lack per-sentence results" in note
+    under = "accuracy_under_attack"
+    a = seeds_rows("uegr", under, [0.5] * 3)
+    b = seeds_rows("vanilla", under, [0.6] * 3)
+    iv, _ = part_interval(under, a, b, {r["run_id"]: {under: rng.random(10).round()} for r in a + b})
+    assert iv.kind == "hierarchical bootstrap" and calls[-1]["paired_sentences"] is True
+    # the success rate counts a different set of sentences per run: seed level only, saying why
+    success = "attack_success_rate"
+    a = seeds_rows("uegr", success, [0.5, 0.52, 0.51])
+    b = seeds_rows("vanilla", success, [0.6, 0.61, 0.63])
+    iv, note = part_interval(success, a, b, {})
+    assert iv.kind == "paired t" and "only the sentences each model had right" in note
+
+
+def test_inconclusive_parts_say_how_many_seeds_would_settle_them():
+    noisy = judge(seeds_rows("uegr", "dev_accuracy", [0.80, 0.86, 0.83])
+                  + seeds_rows("vanilla", "dev_accuracy", [0.81, 0.82, 0.815]))
+    open_part = part(noisy, "dev accuracy: uegr above vanilla")
+    assert open_part["verdict"] == "inconclusive" and open_part["kind"] == "paired t"
+    assert open_part["seeds_needed"] == stats.seeds_needed(open_part["diff"], open_part["sd"], "paired t")
+    assert isinstance(open_part["seeds_needed"], int) and open_part["seeds_needed"] >= 3
+    clear = part(judge(seeds_rows("uegr", "dev_accuracy", [0.90, 0.91, 0.92])
+                       + seeds_rows("vanilla", "dev_accuracy", [0.80, 0.81, 0.81])), "dev accuracy: uegr above vanilla")
+    assert clear["verdict"] == "supported" and clear["seeds_needed"] is None
+
+
+def test_extra_seeds_are_new_seed_numbers_for_the_rows_that_need_them():
+    rows = (seeds_rows("uegr", "dev_accuracy", [0.80, 0.86, 0.83])
+            + [row("uegr", 3, learned=False, dev_accuracy=0.5)]
+            + seeds_rows("vanilla", "dev_accuracy", [0.81, 0.82, 0.815]))
+    groups = group_runs(rows)
+    report = {"claims": judge_methods(groups, {}), "methods": aggregate(groups, rows),
+              "attack": {"recipe": "deepwordbug", "dataset": "sst2-dev", "n": 50}}
+    needed = part(report["claims"], "dev accuracy: uegr above vanilla")["seeds_needed"]
+    assert needed and needed > 4
+    suites = extra_seed_suites(report)
+    by_methods = {tuple(spec.methods): (spec, new) for spec, new in suites}
+    assert set(by_methods) == {("vanilla", "uegr")} or set(by_methods) == {("vanilla",), ("uegr",)}
+    for spec, new in suites:
+        for method in spec.methods:
+            tried = {"uegr": {0, 1, 2, 3}, "vanilla": {0, 1, 2}}[method]
+            assert set(new).isdisjoint(tried) and set(spec.seeds) == tried | set(new)
+            assert len(new) == needed - 3      # three counted runs already: the not-learned one does not count
+        assert (spec.model, spec.train_size, spec.epochs, spec.train["lr"]) == ("tiny", 32, 1, 2e-4)
+        assert (spec.recipe, spec.attack_n) == ("deepwordbug", 50)
+        spec.check()
+    assert extra_seed_suites({**report, "claims": []}) == []
+
+
+def test_scale_note_says_what_was_measured_and_nothing_more():
+    rows = seeds_rows("vanilla", "dev_accuracy", [0.80, 0.81, 0.82])
+    note = scale_note(group_runs(rows), ATTACK)
+    assert "92" not in note and "would reach" not in note
+    assert "tiny random BERT" in note and "32 SST-2 examples" in note and "1 epoch" in note
+    assert "learning rate 0.0002" in note and "3 counted seed(s)" in note and "deepwordbug" in note
+    assert "BERT-base or larger" in note
 
 
 def test_budget_curve_counts_failed_and_late_successes():
@@ -273,7 +418,7 @@ def test_suite_trains_evaluates_and_attacks_every_item(suite_store):
         assert attack is not None and attack.id == item["attack_run"] and attack.results["n"] == 2
 
 
-def test_report_of_a_suite(suite_store):
+def test_report_of_a_suite(suite_store, tiny_runs_count):
     store, suite_id = suite_store
     report = build_report(store, suite_train_runs(store, store.get(suite_id)), ATTACK)
     assert missing_work(report["runs"]) == {"evaluations": [], "attacks": []}
@@ -332,7 +477,7 @@ def test_identical_suite_reuses_every_run_and_attack(suite_store, monkeypatch, c
     assert {kind: {r["id"] for r in store.list(kind=kind)} for kind in ("train", "attack")} == before
 
 
-def test_report_with_a_failed_and_a_deleted_run(suite_store, tmp_path, monkeypatch, capsys):
+def test_report_with_a_failed_and_a_deleted_run(suite_store, tiny_runs_count, tmp_path, monkeypatch, capsys):
     """On a copy of the suite's store: a deleted run is a "deleted" row, a failed one counts in n_failed, and
     neither brings a zero into the means; `report --json --runs` prints the same report as one JSON line."""
     source, suite_id = suite_store
@@ -373,7 +518,7 @@ def test_report_with_a_failed_and_a_deleted_run(suite_store, tmp_path, monkeypat
     assert len(printed["claims"]) == 5 and all(c["verdict"] for c in printed["claims"])
 
 
-def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(suite_store, tmp_path):
+def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(suite_store, tiny_runs_count, tmp_path):
     """Naming a run twice must not narrow the spread; an attack that skipped every sentence (the model was wrong on
     all of them) has no success rate, which must read as missing, not as a perfect 0."""
     from engine.benchmark import run_row
@@ -383,7 +528,7 @@ def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(
     ids = suite_train_runs(source, source.get(suite_id))
     report = build_report(source, [ids[0], ids[0], ids[2]], ATTACK)
     assert by_method(report["methods"])["vanilla"]["n_runs"] == 2
-    assert "tiny random BERT" in report["notes"][0]
+    assert "tiny random BERT" in report["scale_note"]
 
     shutil.copytree(source.home, tmp_path / "runs")
     store = RunStore(tmp_path / "runs")
@@ -432,3 +577,33 @@ def test_report_fill_computes_only_what_is_missing(suite_store, tmp_path, monkey
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert missing_work(printed["runs"]) == {"evaluations": [], "attacks": []}
     assert len(store.list(kind="attack")) == attacks_before + 1
+
+
+def test_report_json_states_mixed_settings_runs_that_did_not_learn_and_one_seed(run_home, capsys):
+    """Bad input reaches `report --json` as plain statements, and no verdict is built on it."""
+    store = RunStore(run_home)
+    ids = [fake_run(store, "vanilla", 0, 0.82, 0.40).id, fake_run(store, "vanilla", 1, 0.55, 0.60).id,
+           fake_run(store, "uegr", 0, 0.85, 0.45, lr=1e-4).id, fake_run(store, "uegr", 1, 0.86, 0.46, lr=3e-4).id]
+    assert main(["report", "--json", "--runs", ",".join(ids), "--recipe", "none"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    said = " ".join(printed["statements"])
+    assert "uegr runs were trained with different settings" in said
+    assert f"{ids[1]} (vanilla seed 1, did not learn" in said
+    assert "One seed per method row" in said
+    assert printed["excluded"] == [{"run_id": ids[1], "method": "vanilla", "seed": 1, "row": "vanilla",
+                                    "reason": printed["excluded"][0]["reason"]}]
+    assert "did not learn" in printed["excluded"][0]["reason"]
+    assert [m["method"] for m in printed["methods"]] == ["vanilla", "uegr (lr=0.0001)", "uegr (lr=0.0003)"]
+    assert all(p["verdict"] == "inconclusive" for c in printed["claims"] for p in c["parts"])
+    assert printed["chance"]["dev_accuracy"] == pytest.approx(444 / 872)
+    assert 0.45 < printed["chance"]["advglue_sst2_accuracy"] < 0.55
+
+
+def test_report_grid_must_name_a_recovery_grid(run_home, capsys):
+    store = RunStore(run_home)
+    run_id = fake_run(store, "vanilla", 0, 0.82, 0.40).id
+    assert main(["report", "--json", "--runs", run_id, "--grid", "nope"]) == 2
+    captured = capsys.readouterr()
+    assert "no recovery grid nope" in captured.err and captured.out == ""
+    assert main(["report", "--json", "--runs", run_id, "--grid", run_id]) == 2
+    assert "not a recovery grid" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The Benchmark page through AppTest: a tiny suite recorded by the real job is compared and its claims judged;
-an empty store, a bad suite, runs chosen by hand, a deleted run and a suite queued from the page."""
+an empty store, a bad suite, runs chosen by hand, a deleted run and a suite queued from the page; runs written
+by hand for a run that did not learn, chance lines and the button that queues the seeds an open claim needs."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from apptest_util import chart_titles, no_exception, page
+from benchmark_util import count_every_run, fake_run
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,7 @@ def suite_home(tmp_path_factory) -> tuple[Path, str]:
 
 
 def test_page_compares_a_recorded_suite_and_judges_the_claims(suite_home, monkeypatch):
+    count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
     home, suite_id = suite_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
     at = no_exception(page("benchmark.py").run())
@@ -71,6 +74,7 @@ def test_empty_store_and_impossible_suites_get_clear_messages(run_home):
 
 
 def test_runs_chosen_by_hand_and_missing_attacks(suite_home, monkeypatch):
+    count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
     home, _ = suite_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
     at = page("benchmark.py")
@@ -86,6 +90,7 @@ def test_runs_chosen_by_hand_and_missing_attacks(suite_home, monkeypatch):
 
 
 def test_a_deleted_run_is_shown_as_deleted_not_as_zero(suite_home, tmp_path, monkeypatch):
+    count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
     from engine.runs import RunStore
     from engine.suite import suite_train_runs
 
@@ -144,6 +149,7 @@ def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypat
 def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, monkeypatch):
     """A run without its stored evaluation reads *missing* (never 0) until the button computes just that; another
     recipe than the suite's shows as a missing attack to queue."""
+    count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
     from engine import jobs
     from engine.runs import RunStore
     from engine.suite import suite_train_runs
@@ -171,4 +177,74 @@ def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, 
     assert any("4 attack(s) queued or running" in i.value for i in no_exception(at).info)
     assert not any("lack the pruthi attack" in w.value for w in at.warning)
     for row in queued:
+        jobs.cancel(store, row["id"])
+
+
+def chart_spec(at: AppTest, title: str) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"] == title)
+
+
+def hand_written_runs(home: Path) -> dict[str, list[str]]:
+    """Vanilla and UEGR, seeds 0-2, all learned, plus one UEGR run (seed 3) that did not learn."""
+    from engine.runs import RunStore
+
+    store = RunStore(home)
+    ids = {"vanilla": [fake_run(store, "vanilla", s, d, a, lr=2e-4).id
+                       for s, d, a in ((0, 0.80, 0.40), (1, 0.86, 0.42), (2, 0.83, 0.41))],
+           "uegr": [fake_run(store, "uegr", s, d, a, lr=2e-4).id
+                    for s, d, a in ((0, 0.81, 0.43), (1, 0.82, 0.45), (2, 0.815, 0.44))]}
+    ids["not learned"] = [fake_run(store, "uegr", 3, 0.52, 0.70, lr=2e-4).id]
+    return ids
+
+
+def open_runs(methods: list[str]) -> AppTest:
+    at = page("benchmark.py")
+    at.session_state["bench-source"] = "Runs I choose"
+    at.run()
+    at.multiselect(key="bench-whole").set_value(methods)
+    at.selectbox(key="bench-recipe-read").set_value("none").run()
+    return no_exception(at)
+
+
+def test_claims_tab_leaves_out_a_run_that_did_not_learn(run_home):
+    """The run is named with its reason on the Claims tab, counted nowhere (3 UEGR runs, not 4), and its AdvGLUE
+    0.70 pulls no mean up; the charts draw the chance lines."""
+    ids = hand_written_runs(run_home)
+    at = open_runs(["vanilla", "uegr"])
+    dropped = ids["not learned"][0]
+    claims_tab = next(t for t in at.tabs if t.label == "Claims")
+    warnings = [w.value for w in claims_tab.warning]
+    assert any(dropped in w and "did not learn" in w and "within 10 points of chance" in w for w in warnings)
+    table = methods_frame(at)
+    assert list(table["method"]) == ["vanilla", "uegr"] and list(table["runs"]) == [3, 3]
+    assert list(table["did not learn"]) == [0, 1]
+    assert table["AdvGLUE-SST2 accuracy"][1].startswith("44.0")
+    markdown = " ".join(m.value for m in claims_tab.markdown)
+    assert "uegr 44.0 (n=3) vs vanilla 41.0 (n=3)" in markdown
+    assert "dev accuracy: uegr no more than 1 point below vanilla" in markdown
+    assert "Seeds needed:" in markdown
+    dev_lines = [s["y0"] for s in chart_spec(at, "clean dev accuracy")["layout"]["shapes"]]
+    assert dev_lines == [pytest.approx(444 / 872 * 100)]
+    advglue_lines = [s["y0"] for s in chart_spec(at, "AdvGLUE-SST2 accuracy")["layout"]["shapes"]]
+    assert len(advglue_lines) == 1 and 45 < advglue_lines[0] < 55
+
+
+def test_the_extra_seeds_an_open_claim_needs_are_queued_in_one_click(run_home):
+    from engine import jobs
+    from engine.runs import RunStore
+    from engine.suite import SuiteSpec
+
+    hand_written_runs(run_home)
+    at = open_runs(["vanilla", "uegr"])
+    assert any("new seeds 4" in m.value for m in at.markdown)   # uegr tried seed 3 already: new ones start at 4
+    at.button(key="bench-extra-seeds").click().run()
+    no_exception(at)
+    store = RunStore(run_home)
+    suites = store.list(kind="suite")
+    assert suites and any("Queued" in s.value for s in at.success)
+    for row in suites:
+        spec = SuiteSpec.from_dict(store.get(row["id"]).config)
+        assert spec.train["lr"] == 2e-4 and spec.model == "tiny" and spec.recipe is None
+        assert {0, 1, 2} <= set(spec.seeds) and max(spec.seeds) >= 4
         jobs.cancel(store, row["id"])

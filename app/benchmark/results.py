@@ -1,5 +1,6 @@
-"""The Benchmark report on the page: what is missing (and the button that computes it), the report's notes,
-and its three tabs: methods, claims, export. Every number comes from engine.benchmark."""
+"""The Benchmark report on the page: what is missing (and the button that computes it), what the report
+warns about (rows split by settings, runs that did not learn, too few seeds), and its three tabs: methods,
+claims, export. Every number comes from engine.benchmark."""
 from __future__ import annotations
 
 import json
@@ -10,16 +11,11 @@ import streamlit as st
 from app.benchmark import figures as figs
 from app.benchmark.selection import Selection
 from app.state import get_store
-from engine.benchmark import (
-    LEVEL,
-    METRICS,
-    AttackSpec,
-    attacks_under_way,
-    budget_curves,
+from engine.benchmark import METRICS, AttackSpec, attacks_under_way, budget_curves, fill_missing, missing_work
+from engine.benchmark_export import (
     claims_table,
-    fill_missing,
+    excluded_table,
     methods_table,
-    missing_work,
     part_numbers,
     to_csv,
     to_markdown,
@@ -45,7 +41,8 @@ def missing_panel(selection: Selection, report: dict) -> None:
         return
     parts = []
     if todo["evaluations"]:
-        parts.append(f"{len(todo['evaluations'])} run(s) lack a stored dev or AdvGLUE evaluation")
+        parts.append(f"{len(todo['evaluations'])} run(s) lack a stored dev or AdvGLUE evaluation (or its "
+                     "per-sentence results)")
     if todo["attacks"]:
         parts.append(f"{len(todo['attacks'])} run(s) lack the {attack.recipe} attack on {attack.n} {attack.dataset} "
                      "sentences")
@@ -60,10 +57,11 @@ def missing_panel(selection: Selection, report: dict) -> None:
 
 
 def report_notes(report: dict) -> None:
-    """The report's warnings (the scale note goes under the claims) and the runs left out of the numbers."""
-    for note in report["notes"][1:]:
-        st.warning(note, icon=":material/warning:")
-    failed = [r for r in report["runs"] if r["status"] not in ("done",)]
+    """The report's statements (rows split by settings, runs that did not learn, too few seeds), and the runs
+    not in the numbers because they are not finished (those that did not learn are in the statements)."""
+    for statement in report["statements"]:
+        st.warning(statement, icon=":material/warning:")
+    failed = [r for r in report["runs"] if r["status"] != "done"]
     if failed:
         st.caption("Not in the numbers: " + "; ".join(f"`{r['run_id']}` ({r['status']})" for r in failed))
 
@@ -73,7 +71,8 @@ def methods_tab(report: dict, attack: AttackSpec | None) -> None:
     rows = report["runs"]
     st.dataframe(pd.DataFrame(methods_table(report)), hide_index=True, width="stretch")
     st.caption("Accuracies and rates in points: mean ± sample standard deviation over seeds (no ± with one seed). "
-               "*missing* means no stored number, never zero." +
+               "*missing* means no stored number, never zero. Runs that did not learn are not in any number; a "
+               "method trained with different settings has one row per setting. Dashed red lines: chance." +
                (f" Attack: {attack.recipe}, first {attack.n} {attack.dataset} sentences, 2000 queries per sentence."
                 if attack else " No attack chosen."))
     colors = figs.method_colors([m["method"] for m in report["methods"]])
@@ -86,23 +85,34 @@ def methods_tab(report: dict, attack: AttackSpec | None) -> None:
                 st.info(f"No stored {title} for these runs.")
     curves = budget_curves(get_store(), rows)
     if curves["methods"]:
-        st.plotly_chart(figs.budget_figure(curves, colors), key="bench-budget")
+        st.plotly_chart(figs.budget_figure(curves, colors, report["chance"]), key="bench-budget")
         st.caption("Read off how robust each method is for an attacker with a smaller budget: a sentence counts as "
                    "correct at budget q if the model was right and the attack failed or needed more than q queries. "
                    "Bands: ± one standard deviation over seeds.")
     with st.expander("Every run"):
-        st.dataframe(pd.DataFrame([{"run": r["run_id"], "method": r["method"], "seed": r["seed"],
+        st.dataframe(pd.DataFrame([{"run": r["run_id"], "row": r.get("row") or r["method"], "seed": r["seed"],
                                     "status": r["status"],
+                                    "learned": {True: "yes", False: "no", None: "–"}[r["learned"]],
                                     **{t: "missing" if r[m] is None else f"{r[m] * 100:.1f}"
                                        for m, t in METRICS.items()},
                                     "missing": ", ".join(r["missing"])} for r in rows]),
                      hide_index=True, width="stretch")
+    if report["excluded"]:
+        with st.expander(f"Runs left out: {len(report['excluded'])} did not learn"):
+            st.dataframe(pd.DataFrame(excluded_table(report)), hide_index=True, width="stretch")
 
 
 def claims_tab(report: dict) -> None:
-    """Each paper's claim with its verdict, and every comparison it rests on with the numbers."""
-    st.caption(f"Each paper's headline claim beside what these runs show. Verdicts use {int(LEVEL * 100)} % "
-               "confidence intervals over seeds; small-scale replications (see the note at the end).")
+    """Each paper's claim with its verdict, every comparison it rests on with the numbers and the interval
+    used, what was left out, and for an open part the seeds that would likely settle it."""
+    st.caption(f"Each paper's headline claim beside what these runs show. Verdicts use {int(report['level'] * 100)} "
+               "% confidence intervals (paired t, Welch or a hierarchical bootstrap: each part says which); every "
+               "robustness part comes with a clean-accuracy part. Small-scale replications (see the note at the "
+               "end).")
+    if report["excluded"]:
+        st.warning(f"{len(report['excluded'])} run(s) did not learn and are left out of every claim: "
+                   + "; ".join(f"`{e['run_id']}` ({e['method']} seed {e['seed']}): {e['reason']}"
+                               for e in report["excluded"]), icon=":material/block:")
     for claim in report["claims"]:
         with st.container(border=True):
             head = st.columns([0.75, 0.25], vertical_alignment="center")
@@ -112,13 +122,24 @@ def claims_tab(report: dict) -> None:
                 st.badge(claim["verdict"], icon=icon, color=color)
             for part in claim["parts"]:
                 part_icon = VERDICT_STYLE[part["verdict"]][1]
-                st.markdown(f"{part_icon} {part['text']}: {part_numbers(part)}  \n"
-                            f"<small>{part['verdict']}: {part['reason']}</small>", unsafe_allow_html=True)
+                needed = (f"<br><b>Seeds needed:</b> about {part['seeds_needed']} per side would likely settle it "
+                          "(power 0.8, same test); queue them from **Reproduce**." if part.get("seeds_needed") else "")
+                st.markdown(f"{part_icon} {part['text']}: {part_numbers(part, report['level'])}  \n"
+                            f"<small>{part['verdict']}: {part['reason']}{needed}</small>", unsafe_allow_html=True)
+            for statement in claim.get("statements", []):
+                st.caption(statement)
             if claim["source"] == "recovery":
-                grid_id = report["grid"]
-                st.caption(f"From recovery grid `{grid_id}` (the newest finished one; each corrupted run is one "
-                           "sample)." if grid_id else "Run a grid on the Corruption & recovery page to judge this.")
-    st.info(report["notes"][0], icon=":material/science:")
+                st.caption(grid_caption(claim.get("grid")))
+    st.info(report["scale_note"], icon=":material/science:")
+
+
+def grid_caption(grid: dict | None) -> str:
+    """Which recovery grid the Healing claim was judged on, in words."""
+    if not grid:
+        return "Run a grid on the Corruption & recovery page to judge this."
+    described = ", ".join(f"{key} {grid[key]}" for key in ("corruption", "levels", "seeds", "train_size", "epochs")
+                          if grid.get(key) is not None)
+    return f"From recovery grid `{grid['id']}`" + (f" ({described})." if described else ".")
 
 
 def export_tab(report: dict, selection: Selection) -> None:

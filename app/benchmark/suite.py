@@ -1,5 +1,6 @@
-"""The Benchmark page's two suite pieces: the Reproduce panel that queues a suite, and the live overview of
-one suite's progress (what each method and seed uses, trained or reused, attacked or not)."""
+"""The Benchmark page's suite pieces: the Reproduce panel that queues a suite, the button that queues the extra
+seeds the open claim parts need, and the live overview of one suite's progress (what each method and seed
+uses, trained or reused, attacked or not)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -10,6 +11,7 @@ from app.formatting import fmt_duration
 from app.live import follow_run
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
+from engine.benchmark import extra_seed_suites
 from engine.methods import registry
 from engine.models import known_models
 from engine.parsing import seed_list
@@ -56,6 +58,31 @@ def reproduce_form() -> str | None:
         st.success(f"Queued suite {run.id}. It keeps going if you leave this page; follow it below.")
         return run.id
     return None
+
+
+def extra_seeds_panel(report: dict) -> list[str]:
+    """The seeds that would likely settle the inconclusive claim parts (their `seeds_needed`), and one button
+    that queues them: a suite per set of methods and settings, with new seed numbers, the same training
+    settings and the same attack. Returns the ids of the suites it queued."""
+    suites = extra_seed_suites(report)
+    if not suites:
+        return []
+    st.markdown("**More seeds for the open claims.** At the observed effects and spread, these seeds would likely "
+                "settle the inconclusive parts (power 0.8, same test):")
+    for spec, new in suites:
+        st.markdown(f"- {', '.join(spec.methods)}: new seeds {', '.join(map(str, new))} ({spec.model}, "
+                    f"{spec.train_size} examples x {spec.epochs} epochs; the suite reuses seeds "
+                    f"{', '.join(str(s) for s in spec.seeds if s not in new) or 'none'})")
+    if not st.button("Queue the extra seeds", icon=":material/add_task:", key="bench-extra-seeds"):
+        return []
+    try:
+        queued = [submit_suite(get_store(), spec).id for spec, _ in suites]
+    except ValueError as err:
+        st.error(f"These seeds cannot be queued: {err}", icon=":material/error:")
+        return []
+    st.success(f"Queued {len(queued)} suite(s): {', '.join(queued)}. Each reuses the finished runs and trains only "
+               "the new seeds; choose it under **Suite** to see the report with them.")
+    return queued
 
 
 def _cost_text(spec: SuiteSpec) -> str:

@@ -76,17 +76,8 @@ def check_grid(store, grid_id: str | None) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.benchmark import (
-        build_report,
-        claims_table,
-        fill_missing,
-        latest_grid,
-        methods_table,
-        missing_work,
-        run_rows,
-        to_csv,
-        to_markdown,
-    )
+    from engine.benchmark import build_report, fill_missing, missing_work, run_rows
+    from engine.benchmark_export import claims_table, methods_table, to_csv, to_markdown
     from engine.runs import RunStore
 
     store = RunStore()
@@ -95,7 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.fill:
         fill_missing(store, missing_work(run_rows(store, run_ids, attack)), attack, background=False,
                      say=lambda line: print(line, file=sys.stderr))
-    report = build_report(store, run_ids, attack, args.grid or latest_grid(store))
+    report = build_report(store, run_ids, attack, args.grid)
     if args.json or args.format == "json":
         text = json.dumps(report, default=str)
     elif args.format == "markdown":

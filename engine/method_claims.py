@@ -1,0 +1,249 @@
+"""The seed papers' claims about methods, judged against a benchmark's rows.
+
+A claim is a list of parts, each "method A above (or below) method B on a metric". A part compares two
+method rows trained alike (same training settings; for IM-BERT against EX-BERT also the same step size,
+vector field and layers); runs that did not learn are never in a row's numbers. The interval comes from
+engine.stats: a hierarchical bootstrap over seeds and sentences for AdvGLUE accuracy and accuracy under
+attack when every run has its per-sentence results, else a paired t-interval when both rows have the same
+seeds, else Welch.
+Every part measured on AdvGLUE or an attack has a companion part on clean accuracy: the method's dev
+accuracy no more than one point below its comparator (non-inferiority), so a model that did not fit cannot
+win a robustness claim. An inconclusive part says how many seeds per side would likely settle it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import stats
+
+ROBUST_METRICS = ("advglue_sst2_accuracy", "attack_success_rate", "accuracy_under_attack")
+SENTENCE_METRICS = ("advglue_sst2_accuracy", "accuracy_under_attack")   # scored on one fixed sentence set
+CLEAN_MARGIN = 0.01      # a robustness gain may cost at most one point of clean dev accuracy
+METRIC_NAMES = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
+                "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
+EULER_DEFINING = ("h", "field", "layers")   # what makes an EX-BERT the explicit twin of an IM-BERT
+
+
+@dataclass(frozen=True)
+class Part:
+    """One comparison a claim rests on: `group` above `baseline` on `metric` (below it when `below`), or for a
+    non-inferiority part, `group` no more than `margin` below `baseline`. `matched`: method settings both rows
+    must share."""
+    text: str
+    metric: str
+    group: str
+    baseline: str
+    below: bool = False
+    test: str = "superiority"
+    margin: float | None = None
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    paper: str
+    claim: str
+    paper_says: str
+    parts: tuple[Part, ...]
+
+
+def with_clean_checks(parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    """The parts, each one measured on AdvGLUE or an attack followed by the clean-accuracy non-inferiority
+    part for the same two methods (once per pair)."""
+    out: list[Part] = []
+    checked: set[tuple[str, str]] = set()
+    for part in parts:
+        out.append(part)
+        if part.metric in ROBUST_METRICS and (part.group, part.baseline) not in checked:
+            checked.add((part.group, part.baseline))
+            out.append(Part(f"dev accuracy: {part.group} no more than {CLEAN_MARGIN * 100:g} point below "
+                            f"{part.baseline}", "dev_accuracy", part.group, part.baseline,
+                            test="non-inferiority", margin=CLEAN_MARGIN, matched=part.matched))
+    return tuple(out)
+
+
+def _above(metric: str, group: str, baseline: str, matched: tuple[str, ...] = ()) -> Part:
+    label = {"advglue_sst2_accuracy": "AdvGLUE-SST2", "dev_accuracy": "dev accuracy"}.get(metric, METRIC_NAMES[metric])
+    return Part(f"{label}: {group} above {baseline}", metric, group, baseline, matched=matched)
+
+
+CLAIMS = (
+    Claim("im-bert", "IM-BERT (Kim, Park, Kim; EMNLP 2024)",
+          "Higher AdvGLUE accuracy than vanilla fine-tuning and than the explicit EX-BERT, without adversarial "
+          "training.",
+          "about +8.3 points on AdvGLUE over vanilla (BERT-base); the implicit step beats the explicit one with "
+          "the same step size",
+          with_clean_checks((_above("advglue_sst2_accuracy", "im-bert", "vanilla"),
+                             _above("advglue_sst2_accuracy", "im-bert", "ex-bert", matched=EULER_DEFINING)))),
+    Claim("rose", "ROSE (Jiang et al.; EMNLP 2022)",
+          "Selective fine-tuning is more adversarially robust than vanilla fine-tuning; the ensemble beats both "
+          "variants.", "first-order, second-order and ensemble ROSE each above vanilla on AdvGLUE; the ensemble "
+          "above both variants",
+          with_clean_checks((_above("advglue_sst2_accuracy", "rose-first", "vanilla"),
+                             _above("advglue_sst2_accuracy", "rose-second", "vanilla"),
+                             _above("advglue_sst2_accuracy", "rose-ensemble", "vanilla"),
+                             _above("advglue_sst2_accuracy", "rose-ensemble", "rose-first"),
+                             _above("advglue_sst2_accuracy", "rose-ensemble", "rose-second")))),
+    Claim("match-tuning", "Match-Tuning (Tong et al.; IJCAI 2022)",
+          "Better clean accuracy than vanilla fine-tuning and more robust to adversarial attacks.",
+          "+1.64 points on GLUE; lower attack success",
+          with_clean_checks((_above("dev_accuracy", "match-tuning", "vanilla"),
+                             Part("attack success rate: match-tuning below vanilla", "attack_success_rate",
+                                  "match-tuning", "vanilla", below=True)))),
+    Claim("uegr", "UEGR (Sun et al.; arXiv 2025)",
+          "Better generalisation and better robustness at once.",
+          "higher clean and adversarial accuracy than vanilla fine-tuning",
+          with_clean_checks((_above("dev_accuracy", "uegr", "vanilla"),
+                             _above("advglue_sst2_accuracy", "uegr", "vanilla")))),
+)
+
+
+def combine(verdicts: list[str]) -> str:
+    """A claim with several parts: supported only if every part is; not supported if any part is not."""
+    if verdicts and all(v == "supported" for v in verdicts):
+        return "supported"
+    return "not supported" if "not supported" in verdicts else "inconclusive"
+
+
+# ---------------------------------------------------------------- which two rows a part compares
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    return [f"{key} {a.get(key)!r} vs {b.get(key)!r}" for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key)]
+
+
+def _counted(group: Mapping[str, Any], metric: str) -> list[dict[str, Any]]:
+    """A row's runs that count for a metric: finished, learned (or not known to have failed to), with the number."""
+    return [r for r in group["runs"] if r.get("included") and r.get(metric) is not None]
+
+
+def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, dict | None, str]:
+    """The two rows a part compares: trained with the same settings (and sharing `part.matched` method
+    settings); among several such pairs, the one with the most runs. Without a pair: (None, None, why)."""
+    mine = [g for g in groups if g["method"] == part.group and _counted(g, part.metric)]
+    theirs = [g for g in groups if g["method"] == part.baseline and _counted(g, part.metric)]
+    for side, name in ((mine, part.group), (theirs, part.baseline)):
+        if not side:
+            left_out = [r for g in groups if g["method"] == name for r in g["runs"] if r.get("learned") is False]
+            why = f"no finished {name} runs with {METRIC_NAMES.get(part.metric, part.metric)}"
+            if left_out:
+                why += f" that learned ({len(left_out)} did not learn and are left out)"
+            return None, None, why
+    pairs = [(a, b) for a in mine for b in theirs if a["training"] == b["training"]
+             and all(a["settings"].get(k) == b["settings"].get(k) for k in part.matched)]
+    if not pairs:
+        a, b = mine[0], theirs[0]
+        diff = _differences(a["training"], b["training"]) + [
+            f"{k} {a['settings'].get(k)!r} vs {b['settings'].get(k)!r}" for k in part.matched
+            if a["settings"].get(k) != b["settings"].get(k)]
+        return None, None, (f"refused: no {part.group} and {part.baseline} runs trained with the same settings "
+                            f"({part.group} vs {part.baseline}: {'; '.join(diff)})")
+    a, b = max(pairs, key=lambda p: (min(len(_counted(p[0], part.metric)), len(_counted(p[1], part.metric))),
+                                     len(_counted(p[0], part.metric)) + len(_counted(p[1], part.metric))))
+    return a, b, ""
+
+
+# ---------------------------------------------------------------- the interval of one part
+
+def _unique_seeds(runs: list[dict[str, Any]]) -> list[int] | None:
+    seeds = [r.get("seed") for r in runs]
+    return sorted(seeds) if None not in seeds and len(set(seeds)) == len(seeds) else None
+
+
+def part_interval(metric: str, a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]],
+                  sentences: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[stats.Interval, str]:
+    """The interval of mean(a) - mean(b) and a note on the data it used.
+
+    Paired by seed when both sides have exactly the same seeds (each once). Per sentence (hierarchical
+    bootstrap) for AdvGLUE accuracy and accuracy under attack when every run has its per-sentence results on
+    the same sentences, paired when the seeds are. Not for the attack success rate: it counts only the
+    sentences each model had right, a different set per run, so it gets the seed-level test."""
+    va = [float(r[metric]) for r in a_runs]
+    vb = [float(r[metric]) for r in b_runs]
+    seeds_a, seeds_b = _unique_seeds(a_runs), _unique_seeds(b_runs)
+    paired = seeds_a is not None and seeds_a == seeds_b
+    note = ""
+    if metric in SENTENCE_METRICS:
+        arrays = [sentences.get(r["run_id"], {}).get(metric) for r in (*a_runs, *b_runs)]
+        if all(x is not None for x in arrays) and len({len(x) for x in arrays}) == 1:
+            keys_a = [r["seed"] for r in a_runs] if paired else list(range(len(a_runs)))
+            keys_b = [r["seed"] for r in b_runs] if paired else list(range(len(b_runs)))
+            pa = {k: sentences[r["run_id"]][metric] for k, r in zip(keys_a, a_runs)}
+            pb = {k: sentences[r["run_id"]][metric] for k, r in zip(keys_b, b_runs)}
+            return stats.compare(va, vb, per_sentence=(pa, pb), paired_sentences=paired), ""
+        missing = sum(x is None for x in arrays)
+        note = (f"{missing} run(s) lack per-sentence results, so the interval covers seeds only" if missing else
+                "the runs were scored on different numbers of sentences, so the interval covers seeds only")
+    elif metric == "attack_success_rate":
+        note = "a success rate counts only the sentences each model had right, so the interval covers seeds only"
+    if paired:
+        by_seed_b = {r["seed"]: float(r[metric]) for r in b_runs}
+        return stats.compare(va, vb, pairs=[(float(r[metric]), by_seed_b[r["seed"]]) for r in a_runs]), note
+    return stats.compare(va, vb), note
+
+
+def judge_part(part: Part, groups: list[dict[str, Any]],
+               sentences: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """A part's row: the rows it compares, their means, the interval, the verdict and, when inconclusive,
+    the seeds per side that would likely settle it."""
+    out: dict[str, Any] = {**asdict(part), "matched": list(part.matched), "kind": "none", "mean_a": None,
+                           "mean_b": None, "n_a": 0, "n_b": 0, "diff": None, "ci_low": None, "ci_high": None,
+                           "sd": None, "seeds_needed": None, "group_row": None, "baseline_row": None}
+    a, b, why = choose_rows(part, groups)
+    if a is None:
+        return {**out, "verdict": "inconclusive", "reason": why}
+    a_runs, b_runs = _counted(a, part.metric), _counted(b, part.metric)
+    iv, note = part_interval(part.metric, a_runs, b_runs, sentences)
+    higher = not part.below
+    if part.test == "non-inferiority":
+        verdict, reason = stats.non_inferiority(iv, part.margin, higher_is_better=higher)
+        effect = None if iv.diff is None else iv.diff + (part.margin if higher else -part.margin)
+    else:
+        verdict, reason = stats.verdict(iv, higher_is_better=higher)
+        effect = iv.diff
+    needed = None
+    if verdict == "inconclusive" and effect is not None and iv.sd:
+        needed = stats.seeds_needed(effect, iv.sd, iv.kind, paired=iv.design != "two-sample")
+    reason = f"{reason} ({iv.note})" if iv.note and iv.note not in reason else reason
+    return {**out, "group_row": a["label"], "baseline_row": b["label"], "kind": iv.kind,
+            "mean_a": float(np.mean([r[part.metric] for r in a_runs])),
+            "mean_b": float(np.mean([r[part.metric] for r in b_runs])), "n_a": iv.n_a, "n_b": iv.n_b,
+            "diff": iv.diff, "ci_low": iv.low, "ci_high": iv.high, "sd": iv.sd, "verdict": verdict,
+            "reason": reason + (f"; {note}" if note else ""), "seeds_needed": needed}
+
+
+def judge_claim(claim: Claim, groups: list[dict[str, Any]],
+                sentences: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """A claim's row: each part judged, the claim's verdict, and plain-words statements about the runs used."""
+    parts = [judge_part(part, groups, sentences) for part in claim.parts]
+    statements = []
+    used = {label for p in parts for label in (p["group_row"], p["baseline_row"]) if label}
+    for group in groups:
+        if group["label"] in used:
+            dropped = [r for r in group["runs"] if r.get("learned") is False]
+            if dropped:
+                statements.append(f"{len(dropped)} {group['label']} run(s) did not learn and are left out: "
+                                  + "; ".join(f"{r['run_id']} ({r['learning_reason']})" for r in dropped))
+    split = sorted({p["group_row"] for p in parts if p["group_row"] and p["group_row"] != p["group"]}
+                   | {p["baseline_row"] for p in parts if p["baseline_row"] and p["baseline_row"] != p["baseline"]})
+    if split:
+        statements.append("Runs of one method were trained with different settings; this claim uses the rows "
+                          + ", ".join(split) + ".")
+    statements += [f"{p['text']}: {p['reason']}" for p in parts if p["reason"].startswith("refused")]
+    few = sorted({p["text"] for p in parts if p["kind"] != "none" and min(p["n_a"], p["n_b"]) < 3})
+    if few:
+        statements.append("Fewer than 3 seeds on a side, so no verdict: " + "; ".join(few) + ".")
+    return {"key": claim.key, "paper": claim.paper, "claim": claim.claim, "paper_says": claim.paper_says,
+            "verdict": combine([p["verdict"] for p in parts]), "parts": parts, "source": "methods",
+            "statements": statements}
+
+
+def judge_methods(groups: list[dict[str, Any]],
+                  sentences: Mapping[str, Mapping[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Every method claim judged on the benchmark's rows (`groups`: label, method, training, settings, runs)."""
+    return [judge_claim(claim, groups, sentences) for claim in CLAIMS]
