@@ -26,6 +26,8 @@ CLEAN_MARGIN = 0.01      # a robustness gain may cost at most one point of clean
 METRIC_NAMES = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
                 "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
 EULER_DEFINING = ("h", "field", "layers")   # what makes an EX-BERT the explicit twin of an IM-BERT
+VANILLA_TWIN = ("EX-BERT with h = 1 and the residual field is vanilla BERT exactly, so the vanilla runs are "
+                "this IM-BERT's explicit control")
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,13 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
             return None, None, why
     pairs = [(a, b) for a in mine for b in theirs if a["training"] == b["training"]
              and all(a["settings"].get(k) == b["settings"].get(k) for k in part.matched)]
+    if not pairs and part.baseline == "ex-bert":
+        twins = [(a, b) for a in mine if is_vanilla_when_explicit(a["settings"])
+                 for b in groups if b["method"] == "vanilla" and _counted(b, part.metric)
+                 and a["training"] == b["training"]]
+        if twins:
+            a, b = _most_runs(twins, part.metric)
+            return a, b, VANILLA_TWIN
     if not pairs:
         a, b = mine[0], theirs[0]
         diff = _differences(a["training"], b["training"]) + [
@@ -143,9 +152,18 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
             if a["settings"].get(k) != b["settings"].get(k)]
         return None, None, (f"refused: no {part.group} and {part.baseline} runs trained with the same settings "
                             f"({part.group} vs {part.baseline}: {'; '.join(diff)})")
-    a, b = max(pairs, key=lambda p: (min(len(_counted(p[0], part.metric)), len(_counted(p[1], part.metric))),
-                                     len(_counted(p[0], part.metric)) + len(_counted(p[1], part.metric))))
+    a, b = _most_runs(pairs, part.metric)
     return a, b, ""
+
+
+def _most_runs(pairs: list[tuple[dict, dict]], metric: str) -> tuple[dict, dict]:
+    return max(pairs, key=lambda p: (min(len(_counted(p[0], metric)), len(_counted(p[1], metric))),
+                                     len(_counted(p[0], metric)) + len(_counted(p[1], metric))))
+
+
+def is_vanilla_when_explicit(settings: Mapping[str, Any]) -> bool:
+    """An IM-BERT whose explicit twin is vanilla BERT: x + 1 * (Layer(x) - x) = Layer(x) on every layer."""
+    return settings.get("h") == 1 and settings.get("field") == "residual"
 
 
 # ---------------------------------------------------------------- the interval of one part
@@ -197,8 +215,10 @@ def judge_part(part: Part, groups: list[dict[str, Any]],
     a, b, why = choose_rows(part, groups)
     if a is None:
         return {**out, "verdict": "inconclusive", "reason": why}
+    note = why
     a_runs, b_runs = _counted(a, part.metric), _counted(b, part.metric)
-    iv, note = part_interval(part.metric, a_runs, b_runs, sentences)
+    iv, data_note = part_interval(part.metric, a_runs, b_runs, sentences)
+    note = "; ".join(n for n in (note, data_note) if n)
     higher = not part.below
     if part.test == "non-inferiority":
         verdict, reason = stats.non_inferiority(iv, part.margin, higher_is_better=higher)

@@ -192,9 +192,15 @@ def test_im_bert_is_compared_with_an_ex_bert_of_the_same_step_size_and_field():
                          settings=IM_BERT)
     ex_default = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
                             settings=EX_BERT)
-    refused = part(judge(vanilla + im_bert + ex_default), "AdvGLUE-SST2: im-bert above ex-bert")
+    im_bert_small_step = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+                                    settings={**IM_BERT, "h": 0.75})
+    refused = part(judge(vanilla + im_bert_small_step + ex_default), "AdvGLUE-SST2: im-bert above ex-bert")
     assert refused["verdict"] == "inconclusive" and refused["kind"] == "none" and refused["n_a"] == 0
-    assert refused["reason"].startswith("refused") and "h 1.0 vs 0.5" in refused["reason"]
+    assert refused["reason"].startswith("refused") and "h 0.75 vs 0.5" in refused["reason"]
+    # h = 1 with the residual field: the explicit step x + (Layer(x) - x) is vanilla BERT, so vanilla is the twin
+    twin = part(judge(vanilla + im_bert + ex_default), "AdvGLUE-SST2: im-bert above ex-bert")
+    assert twin["baseline_row"] == "vanilla" and twin["mean_b"] == pytest.approx(0.41)
+    assert "vanilla BERT exactly" in twin["reason"] and twin["diff"] == pytest.approx(0.10)
     ex_same = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
                          settings={**EX_BERT, "h": 1.0})
     claims = judge(vanilla + im_bert + ex_default + ex_same)

@@ -60,28 +60,15 @@ def report_inputs(store, args: argparse.Namespace):
                                default.n if args.attack_n is None else args.attack_n)
 
 
-def check_grid(store, grid_id: str | None) -> None:
-    """Refuse a --grid that names no recovery grid (exit 2 with the reason) before anything is computed."""
-    from engine.runs import RunError
-
-    if grid_id is None:
-        return
-    try:
-        grid = store.get(grid_id)
-    except RunError:
-        raise RunError(f"no recovery grid {grid_id} in {store.home}: list them with "
-                       "`python -m engine runs list`") from None
-    if grid.config.get("kind") != "recover":
-        raise RunError(f"run {grid_id} is a {grid.config.get('kind', 'train')} run, not a recovery grid")
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.benchmark import build_report, fill_missing, missing_work, run_rows
     from engine.benchmark_export import claims_table, methods_table, to_csv, to_markdown
+    from engine.recovery.claims import find_grid
     from engine.runs import RunStore
 
     store = RunStore()
-    check_grid(store, args.grid)
+    if args.grid:
+        find_grid(store, args.grid)   # an unknown --grid exits 2 before anything is computed
     run_ids, attack = report_inputs(store, args)
     if args.fill:
         fill_missing(store, missing_work(run_rows(store, run_ids, attack)), attack, background=False,
