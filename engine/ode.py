@@ -300,7 +300,8 @@ def top_singular(fn, x: torch.Tensor, mask: torch.Tensor, steps: int = 6, seed: 
 
 def effective_lambda(call: LayerCall, v: torch.Tensor, mask: torch.Tensor,
                      step_jv: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """h lambda along direction v: the Rayleigh quotient <v, h J_F v> / <v, v>, per sentence.
+    """The Rayleigh quotient <v, h J_F v> / <v, v> along direction v, per sentence: h lambda when v is an
+    eigenvector of J_F, otherwise only a stand-in for it (the amplification plot's x-value, labelled so).
 
     An explicit step is x + h F(x), so h J_F v = J_step v - v reuses the step's graph (`step_jv`).
     """
@@ -314,8 +315,9 @@ def effective_lambda(call: LayerCall, v: torch.Tensor, mask: torch.Tensor,
 
 def layer_spectra(model: nn.Module, batch: dict[str, torch.Tensor], steps: int = 6,
                   calls: list[LayerCall] | None = None) -> dict[str, np.ndarray]:
-    """Per sentence and layer (B, L): top singular value of the step's Jacobian and h*lambda along its top
-    direction; per layer (L,): h and the scheme (explicit or implicit)."""
+    """Per sentence and layer (B, L): top singular value of the step's Jacobian and the Rayleigh quotient of
+    h J_F along its top singular vector (`h_lambda`, see `effective_lambda`); per layer (L,): h and the scheme
+    (explicit or implicit)."""
     mask = batch["attention_mask"]
     sv, hlam, hs, schemes = [], [], [], []
     for call in calls if calls is not None else layer_calls(model, batch):
