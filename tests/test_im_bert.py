@@ -172,7 +172,7 @@ def test_growth_of_a_scaling_model_is_the_scale(tokenizer):
         model.bert.encoder.layer[i] = Linear(torch.eye(32) * 0.5)
     batch = ode.sentence_batch(tokenizer, ["one sentence here", "another"])
     clean, _ = ode.trajectory(model, batch)
-    g = ode.growth(model, batch, ode.gaussian_delta(clean[0], batch["attention_mask"], 1e-2), clean)
+    g, _ = ode.growth(model, batch, ode.gaussian_delta(clean[0], batch["attention_mask"], 1e-2), clean)
     np.testing.assert_allclose(g, [[0.5, 0.25]] * 2, rtol=1e-5)
 
 

@@ -60,7 +60,8 @@ def describe_grid(grid: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
     dev accuracy."""
     config = grid.config
     kind = config.get("corruption_kind", "reinit")
-    corruption = {"noise": f"noise (scale {config.get('scale')})",
+    corruption = {"reinit": f"reinit ({config.get('init', 'kaiming-normal')} weights)",
+                  "noise": f"noise (scale {config.get('scale')})",
                   "zero": f"zero (fraction {config.get('fraction')})"}.get(kind, kind)
     clean = {str(r["seed"]): r["final_accuracy"] for r in rows if r["position"] == "clean"}
     chances = {r["chance_accuracy"] for r in rows if r["chance_accuracy"] is not None}
