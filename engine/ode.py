@@ -219,18 +219,18 @@ def clean_pass(model: nn.Module, batch: dict[str, torch.Tensor]) -> CleanPass:
     first, final = np.full(len(layers), np.nan), np.full(len(layers), np.nan)
     try:
         for _, c in implicit:
-            c.track, c.token_mask = True, batch["attention_mask"]
+            c.track = True
         with torch.no_grad():
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                         output_hidden_states=True)
         for i, c in implicit:
-            if c.last_residuals is not None:
-                first[i], final[i] = c.last_residuals
+            if c.last_trajectory:
+                first[i], final[i] = c.last_trajectory[0], c.last_trajectory[-1]
     finally:
         for h in handles:
             h.remove()
         for _, c in implicit:
-            c.track, c.token_mask, c.last_residuals = False, None, None
+            c.track, c.last_trajectory = False, None
     return CleanPass(sorted(calls, key=lambda c: c.index), list(out.hidden_states), out.logits, first, final)
 
 
