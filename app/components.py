@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -150,8 +150,9 @@ def _progress_text(status: dict, step: int, total: int) -> str:
 
 # ---------------------------------------------------------------- method settings
 
-def settings_form(method_cls: type[Method], key: str) -> dict[str, Any]:
-    """Inputs for a method's `settings_spec`, with each setting's help and allowed range.
+def settings_form(method_cls: type[Method], key: str, start: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Inputs for a method's `settings_spec`, with each setting's help and allowed range, each starting at
+    `start`'s value (a preset's) or the setting's default (give another `key` with another `start`).
 
     Returns {name: value}, each parsed by the engine's `Setting.parse`; a value outside its range gets an
     error under its input and is returned as typed, so `make_method` / `TrainConfig.check()` refuses it
@@ -164,7 +165,7 @@ def settings_form(method_cls: type[Method], key: str) -> dict[str, Any]:
     columns = st.columns(2)
     for i, setting in enumerate(method_cls.settings_spec):
         with columns[i % 2]:
-            raw = _setting_input(setting, f"{key}-{method_cls.name}-{setting.name}")
+            raw = _setting_input(setting, f"{key}-{method_cls.name}-{setting.name}", (start or {}).get(setting.name))
             try:  # say at once when a value is outside its range (e.g. the open end of (0, 1])
                 values[setting.name] = setting.parse(raw)
             except SettingError as err:
@@ -173,10 +174,10 @@ def settings_form(method_cls: type[Method], key: str) -> dict[str, Any]:
     return values
 
 
-def _setting_input(setting: Setting, key: str) -> Any:
+def _setting_input(setting: Setting, key: str, start: Any = None) -> Any:
     label = setting.name.replace("_", " ")
     help_text = f"{setting.help}  \nAllowed: {setting.range_text()}; default {setting.default}."
-    default = setting.default
+    default = setting.default if start is None else setting.parse(start)
     if setting.choices:
         choices = list(setting.choices)
         return st.selectbox(label, choices, index=choices.index(default) if default in choices else 0,

@@ -85,7 +85,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     emit({name: {"title": cls.title, "summary": cls.summary_line,
                  "settings": {s.name: {"default": s.default, "range": s.range_text(), "help": s.help}
-                              for s in cls.settings_spec}}
+                              for s in cls.settings_spec},
+                 "presets": {p.name: {"source": p.source, "settings": dict(p.settings), "training": dict(p.training)}
+                             for p in cls.presets}}
           for name, cls in registry().items()}, args.json)
     return 0
 

@@ -8,7 +8,8 @@ sit on it:
 - `LoadedModel`, a finished run's model shared between threads (attacks, attribution, the Playground):
   one lock around each forward pass, because Captum's layer hooks would otherwise leak into another
   thread's forward pass, and an LRU cache of logits, because an attack asks for the same text many
-  times. It runs in full precision, so an attack's scores are exact and repeatable.
+  times (bypassed for a method whose logits depend on the rest of the batch). It runs in full precision, so
+  an attack's scores are exact and repeatable.
 """
 from __future__ import annotations
 
@@ -110,7 +111,16 @@ class LoadedModel:
     def logits(self, texts: list[str], should_stop: Callable[[], bool] | None = None,
                batch_size: int = 64) -> np.ndarray:
         """Logits (N, C) in input order. Cached texts are not recomputed; the rest go through
-        `batched_logits` once each. `should_stop` is checked before each batch."""
+        `batched_logits` once each. `should_stop` is checked before each batch. A method whose logits depend
+        on the rest of the batch (Match-Tuning's in-batch mode) gets every query computed as asked: no cache,
+        no merging of repeated texts."""
+        if self.method.batch_dependent_logits:
+            rows = batched_logits(self.model, self.method, self.tokenizer, list(texts), self.max_length, batch_size,
+                                  lock=self.lock, should_stop=should_stop)
+            with self._cache_lock:
+                self.stats["texts"] += len(texts)
+                self.stats["forward_texts"] += len(texts)
+            return rows if len(texts) else np.zeros((0, len(self.label_names)), dtype=np.float32)
         out: list[np.ndarray | None] = [None] * len(texts)
         todo: dict[str, list[int]] = {}
         with self._cache_lock:

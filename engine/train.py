@@ -121,7 +121,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     dev = splits.dev.sample(config.dev_size, 0)
     drift = DriftTracker(model)   # every method's per-layer weight drift, so the pages can compare them
     optimizer = method.make_optimizer(model, config.lr, config.weight_decay, (0.9, config.adam_beta2))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    warmup_steps = int(config.warmup_ratio * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     rng = np.random.default_rng(config.seed)
     if run:
         run.set_status("running", total_steps=total_steps, step=0, device=describe(device), started=time.time())
@@ -140,7 +141,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             tick = time.perf_counter()
             model.train()
             ctx = StepContext(step + 1, total_steps, epoch, device, recorder,
-                              record_now=(step % record_every == 0 or step + 1 == total_steps))
+                              record_now=(step % record_every == 0 or step + 1 == total_steps),
+                              lr_warmup_steps=warmup_steps)
             with autocast(device):
                 loss, scalars = method.training_loss(model, batch, ctx)
             loss.backward()

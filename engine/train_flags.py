@@ -5,6 +5,10 @@ Field `foo_bar` is flag `--foo-bar` with the field's default and help. A field t
 for None (for `lr`, None is the model's default rate). Two dict fields are mapped by hand: `settings` is
 given as repeated `--set KEY=VALUE`, and `corruption` as one JSON object
 (`--corruption '{"positions": ["bottom"], ...}'`).
+
+`--set preset=NAME` expands one of the method's presets (`Method.presets`): its method settings, and the
+optimiser options its source fixes (`PRESET_TRAINING_FIELDS`). Whatever is given explicitly, another `--set`
+or a flag, wins over the preset; the stored config holds the expanded numbers, not the preset's name.
 """
 from __future__ import annotations
 
@@ -20,6 +24,16 @@ from engine.train_config import TrainConfig, default_lr
 NONE = -1          # how a None-able number is written on the command line
 SETTINGS = "settings"
 JSON_FIELDS = ("corruption",)
+PRESET = "preset"  # the --set key that names a preset
+GIVEN = "given_train_flags"   # namespace attribute: the fields whose flags were given on the command line
+
+
+class _Given(argparse.Action):
+    """Stores a flag's value and notes that it was given, so a preset never overrides what a person typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, GIVEN, {*getattr(namespace, GIVEN, ()), self.dest})
 
 
 def _fields() -> list[tuple[dataclasses.Field, Any]]:
@@ -52,16 +66,19 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         default = _default(f)
         if f.name == SETTINGS:
             parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                                help="a method setting, repeatable (see `python -m engine methods`)")
+                                help="a method setting, repeatable; preset=NAME sets a named group of settings "
+                                     "(and the optimiser options its source fixes) that other flags override "
+                                     "(see `python -m engine methods`)")
         elif f.name in JSON_FIELDS:
-            parser.add_argument(flag(f.name), type=json_object, default=default, metavar="JSON",
+            parser.add_argument(flag(f.name), type=json_object, default=default, metavar="JSON", action=_Given,
                                 help=f"{help_text}; a JSON object, or null (default: {none or default})")
         elif kind is bool:
             parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{help_text} (default: {default})")
         else:
             shown = f"{none}, or {NONE}" if default is None else f"{default}; {NONE}: {none}" if none else default
-            parser.add_argument(flag(f.name), type=kind, default=default, help=f"{help_text} (default: {shown})")
+            parser.add_argument(flag(f.name), type=kind, default=default, action=_Given,
+                                help=f"{help_text} (default: {shown})")
 
 
 def json_object(text: str) -> dict[str, Any] | None:
@@ -96,17 +113,35 @@ def typed_settings(method: str, values: dict[str, Any]) -> dict[str, Any]:
     return {k: specs[k].parse(v) if k in specs else v for k, v in values.items()}
 
 
+def with_preset(values: dict[str, Any], name: str, given: set[str]) -> dict[str, Any]:
+    """TrainConfig `values` with the preset `name` of their method filled in: its settings under the settings
+    already there, its training options into every field not in `given`."""
+    from engine.methods import SettingError, registry
+
+    cls = registry().get(values["method"])
+    if cls is None:
+        raise SettingError(f"unknown method {values['method']!r}; known: {', '.join(registry())}")
+    preset = cls.preset(name)
+    out = {**values, SETTINGS: {**preset.settings, **values[SETTINGS]}}
+    out.update({k: v for k, v in preset.training.items() if k not in given})
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the `train` flags describe."""
+    """The TrainConfig the `train` flags describe (with `--set preset=NAME` expanded)."""
     values: dict[str, Any] = {}
+    sets = parse_sets(args.set)
+    preset = sets.pop(PRESET, None)
     for f, _kind in _fields():
         if f.name == SETTINGS:
-            values[SETTINGS] = typed_settings(args.method, parse_sets(args.set))
+            values[SETTINGS] = typed_settings(args.method, sets)
             continue
         value = getattr(args, f.name)
         if f.metadata.get("none") and value == NONE:
             value = None
         values[f.name] = value
+    if preset is not None:
+        values = with_preset(values, preset, getattr(args, GIVEN, set()))
     return TrainConfig(**values)
 
 

@@ -18,9 +18,9 @@ with form:
     st.subheader("Model")
     model = model_choice()
     st.subheader("Method")
-    method, settings = method_choice()
+    method, preset, settings = method_choice()
     st.subheader("Training")
-    budget = training_budget(uploaded=data.uploaded, model=model.name)
+    budget = training_budget(uploaded=data.uploaded, model=model.name, preset=preset)
     train_button(data, model, method, settings, budget)
 with panel:
     st.subheader("Your run")

@@ -13,13 +13,14 @@ from app.state import dataset_availability, get_store
 from app.train.uploads import accept_upload
 from engine import jobs
 from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
-from engine.methods import SettingError, registry
+from engine.methods import Method, Preset, SettingError, registry
 from engine.models import known_models
 from engine.runs import ACTIVE
 from engine.train import environment
 from engine.train_config import ConfigError, TrainConfig, default_lr, default_lr_text
 
 UPLOAD = "Upload CSV"
+NO_PRESET = "none"
 OTHER_MODEL = "other"
 defaults = TrainConfig()
 
@@ -87,39 +88,72 @@ def model_choice() -> Choice:
     return Choice(model, model_problem)
 
 
-def method_choice() -> tuple[str, dict[str, Any]]:
-    """The fine-tuning method and its settings."""
+def method_choice() -> tuple[str, Preset | None, dict[str, Any]]:
+    """The fine-tuning method, its preset (if it has presets and one is chosen) and its settings, which start
+    at the preset's values."""
     methods = registry()
     method = st.selectbox("Fine-tuning method", list(methods), key="train-method",
                           format_func=lambda m: methods[m].title)
     st.caption(methods[method].summary_line)
-    settings = settings_form(methods[method], key="train-settings")
-    return method, settings
+    preset = preset_choice(methods[method])
+    settings = settings_form(methods[method], key=_keyed("train-settings", preset),
+                             start=preset.settings if preset else None)
+    return method, preset, settings
 
 
-def training_budget(uploaded: bool, model: str) -> dict[str, Any]:
+def preset_choice(method_cls: type[Method]) -> Preset | None:
+    """One of the method's named presets, or none (RobustLab's defaults), and where its numbers come from."""
+    if not method_cls.presets:
+        return None
+    names = [NO_PRESET, *(p.name for p in method_cls.presets)]
+    name = st.selectbox("Preset", names, key=f"train-preset-{method_cls.name}",
+                        format_func=lambda n: "none: RobustLab's defaults" if n == NO_PRESET else n,
+                        help="A preset fills in the settings below and the training options its source fixes "
+                             "(learning rate, batch, weight decay, warm-up, Adam beta2, clipping, length), never "
+                             "the budget or the seed. Anything you change afterwards wins.")
+    if name == NO_PRESET:
+        return None
+    preset = method_cls.preset(name)
+    fixed = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in preset.training.items())
+    st.caption(f"From {preset.source}." + (f" Training options it sets: {fixed}." if fixed else ""))
+    return preset
+
+
+def _keyed(key: str, preset: Preset | None) -> str:
+    """A widget key per preset, so choosing a preset starts its inputs at the preset's values."""
+    return key if preset is None else f"{key}-{preset.name}"
+
+
+def training_budget(uploaded: bool, model: str, preset: Preset | None = None) -> dict[str, Any]:
     """Size, epochs, batch, learning rate (starting at `model`'s default), seed, length, and (under Advanced)
-    evaluation and regularisation: TrainConfig's fields by name."""
+    evaluation and regularisation: TrainConfig's fields by name. A preset's training options are the starting
+    values of the inputs it concerns; those with no input here (Adam beta2, clipping) are passed on as they are."""
+    start = {"batch_size": defaults.batch_size, "lr": default_lr(model), "max_length": defaults.max_length,
+             "warmup_ratio": defaults.warmup_ratio, "weight_decay": defaults.weight_decay,
+             **(preset.training if preset else {})}
     whole = st.session_state.get("train-whole", False)
     c1, c2, c3 = st.columns([0.4, 0.3, 0.3])
     train_size = int(c1.number_input("Training examples", min_value=1, value=defaults.train_size, step=100,
                                      key="train-size", disabled=whole,
                                      help="A seeded random sample of the training set."))
     epochs = int(c2.number_input("Epochs", min_value=1, max_value=100, value=defaults.epochs, key="train-epochs"))
-    batch_size = int(c3.number_input("Batch size", min_value=1, value=defaults.batch_size, key="train-batch"))
+    batch_size = int(c3.number_input("Batch size", min_value=1, value=start["batch_size"],
+                                     key=_keyed("train-batch", preset)))
     if st.checkbox("Use the whole training set", key="train-whole",
                    help="Train on every example (67k for SST-2: hours on a CPU)."):
         train_size = None
     c1, c2, c3 = st.columns(3)
-    model_lr = default_lr(model)   # keyed by it, so choosing another model starts from that model's rate
-    lr = float(c1.number_input("Learning rate", min_value=0.0, max_value=0.5, value=model_lr, step=1e-5,
-                               format="%g", key=f"train-lr-{model_lr:g}",
+    start_lr = start["lr"]   # keyed by it, so choosing another model starts from that model's rate
+    lr = float(c1.number_input("Learning rate", min_value=0.0, max_value=0.5, value=start_lr, step=1e-5,
+                               format="%g", key=_keyed(f"train-lr-{start_lr:g}", preset),
                                help=f"Peak AdamW learning rate (linear warm-up then linear decay). Starts at the "
-                                    f"model's default: {default_lr_text()}."))
+                                    f"preset's rate if one is chosen, else the model's default: "
+                                    f"{default_lr_text()}."))
     seed = int(c2.number_input("Seed", min_value=0, value=defaults.seed, key="train-seed",
                                help="Fixes the sample, the classifier head and the batch order."))
-    max_length = int(c3.number_input("Max length", min_value=8, max_value=512, value=defaults.max_length,
-                                     key="train-maxlen", help="Tokens per sentence; longer ones are cut."))
+    max_length = int(c3.number_input("Max length", min_value=8, max_value=512, value=start["max_length"],
+                                     key=_keyed("train-maxlen", preset),
+                                     help="Tokens per sentence; longer ones are cut."))
     with st.expander("Advanced"):
         c1, c2 = st.columns(2)
         eval_every = int(c1.number_input("Evaluate every (steps)", min_value=0, value=defaults.eval_every,
@@ -127,13 +161,14 @@ def training_budget(uploaded: bool, model: str) -> dict[str, Any]:
         dev_size = int(c2.number_input("Dev examples per evaluation", min_value=0, value=0, key="train-dev-size",
                                        help="0: the whole dev set. A cap makes the evaluations during training "
                                             "faster; the final score always uses the whole dev set."))
-        warmup = float(c1.slider("Warm-up share of steps", 0.0, 0.5, defaults.warmup_ratio, 0.05,
-                                 key="train-warmup"))
+        warmup = float(c1.slider("Warm-up share of steps", 0.0, 0.5, start["warmup_ratio"], 0.05,
+                                 key=_keyed("train-warmup", preset)))
         weight_decay = float(c2.number_input("Weight decay", min_value=0.0, max_value=1.0,
-                                             value=defaults.weight_decay, step=0.01, key="train-wd"))
+                                             value=start["weight_decay"], step=0.01,
+                                             key=_keyed("train-wd", preset)))
         dev_fraction = float(c1.slider("Held-out share of an uploaded CSV", 0.05, 0.5, defaults.dev_fraction,
                                        0.05, key="train-dev-fraction", disabled=not uploaded))
-    return {"train_size": train_size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+    return {**start, "train_size": train_size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
             "max_length": max_length, "eval_every": eval_every, "dev_size": dev_size or None,
             "warmup_ratio": warmup, "weight_decay": weight_decay, "dev_fraction": dev_fraction}
 

@@ -104,6 +104,8 @@ class Attacker:
         self.wrapper = FastModelWrapper(loaded, self.should_stop)
         self.attack = self.recipe.build(self.wrapper)
         _apply_budget(self.attack, budget)
+        # TextAttack caches each text's result; logits that depend on the batch must be recomputed every time
+        self.attack.goal_function.use_cache = not loaded.method.batch_dependent_logits
         self._observe(self.attack)
         self._progress = Progress()
         self._started = 0.0

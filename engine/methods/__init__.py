@@ -9,9 +9,9 @@ import pkgutil
 from functools import lru_cache
 from typing import Any
 
-from engine.methods.base import Method, Setting, SettingError, StepContext
+from engine.methods.base import Method, Preset, Setting, SettingError, StepContext
 
-__all__ = ["Method", "Setting", "SettingError", "StepContext", "registry", "make_method"]
+__all__ = ["Method", "Preset", "Setting", "SettingError", "StepContext", "registry", "make_method"]
 
 
 @lru_cache(maxsize=1)

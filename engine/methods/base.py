@@ -7,7 +7,8 @@ nothing overridden.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -63,6 +64,29 @@ class Setting:
         return value
 
 
+# The training options a preset may set: the optimiser's, which a method's source fixes together with its
+# settings. The budget (examples, epochs), the data, the model and the seed belong to the study, never to a preset.
+PRESET_TRAINING_FIELDS = ("lr", "batch_size", "weight_decay", "warmup_ratio", "adam_beta2", "grad_clip", "max_length")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of values taken from one source (e.g. the official README's SST-2 row), so a run can say
+    "as the authors trained it" in one word. `settings` are method settings; `training` the TrainConfig fields
+    the source fixes, limited to PRESET_TRAINING_FIELDS. A value given explicitly (a `--set` or a flag, a field
+    changed on the Train page) wins over the preset's."""
+    name: str
+    source: str                                   # where the numbers come from, in words
+    settings: Mapping[str, Any]
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        stray = sorted(set(self.training) - set(PRESET_TRAINING_FIELDS))
+        if stray:
+            raise ValueError(f"preset {self.name} sets {', '.join(stray)}; a preset may set only "
+                             f"{', '.join(PRESET_TRAINING_FIELDS)}")
+
+
 @dataclass
 class StepContext:
     """What a hook may look at: where training is, and where to record."""
@@ -72,6 +96,7 @@ class StepContext:
     device: torch.device
     recorder: Any
     record_now: bool = False    # True on steps where heavy artifacts should be recorded
+    lr_warmup_steps: int = 0    # steps the learning rate warms up over (the scheduler's)
 
 
 class Method:
@@ -81,6 +106,7 @@ class Method:
     title = "Vanilla fine-tuning"
     summary_line = "Plain cross-entropy fine-tuning with AdamW: the baseline every robust method is compared to."
     settings_spec: tuple[Setting, ...] = ()
+    presets: ClassVar[tuple[Preset, ...]] = ()      # named settings from the method's sources (`--set preset=NAME`)
     # what the method records into the run: {artifact name: array keys it always holds}; a test trains every
     # registered method and checks it writes exactly these (the loop's own records: train.LOOP_ARTIFACTS)
     artifacts: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -94,6 +120,15 @@ class Method:
                                f"its settings: {', '.join(known) or 'none'}")
         self.settings = {name: spec.parse(settings.get(name, spec.default)) for name, spec in known.items()}
         self.check_settings()
+
+    @classmethod
+    def preset(cls, name: str) -> Preset:
+        """The preset called `name`; SettingError naming the method's presets otherwise."""
+        for preset in cls.presets:
+            if preset.name == name:
+                return preset
+        raise SettingError(f"method {cls.name} has no preset {name!r}; its presets: "
+                           f"{', '.join(p.name for p in cls.presets) or 'none'}")
 
     def check_settings(self) -> None:
         """Cross-setting checks (e.g. a lower quantile above the upper one)."""
@@ -126,6 +161,12 @@ class Method:
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    @property
+    def batch_dependent_logits(self) -> bool:
+        """True when a text's logits depend on the other texts in its batch: then no per-text cache may
+        serve them (`engine.inference.LoadedModel` recomputes every query)."""
+        return False
 
     def extra_evaluation(self, model: nn.Module, encoded, batch_size: int,
                          device: torch.device) -> dict[str, float]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from engine.methods._tensors import describe_tensors, dropout_rates, rose_candidates
-from engine.methods.base import Method, Setting, SettingError, StepContext, param_groups
+from engine.methods.base import Method, Preset, Setting, SettingError, StepContext, param_groups
 
 SECOND_ORDER_COEF = 0.1   # the official code hard-codes (1 - beta1) = 0.1
 
@@ -182,24 +182,59 @@ class MaskedAdamW(torch.optim.Optimizer):
         return loss
 
 
-# ---------------------------------------------------------------- the methods
+# ---------------------------------------------------------------- settings and presets
+# Each help text names the source of its default: the official README / scripts, or RobustLab's own choice
+# (docs/methods.md has the reasons).
 
-def _upper(default: float) -> Setting:
-    return Setting("upper", default, "Upper percentile of the risk: tensors riskier than this are frozen for the "
-                   "step (the official SST-2 runs keep 30-60%).", low=0, high=100)
+README = "the official ROSE README (github.com/jiangllan/ROSE)"
+# The README's per-task table, SST-2 column: (learning rate, upper) per variant and backbone.
+README_SST2 = {"rose-first": {"base": (2e-5, 60.0), "large": (4e-5, 70.0)},
+               "rose-second": {"base": (1e-4, 30.0), "large": (1e-5, 50.0)},
+               "rose-ensemble": {"base": (5e-5, 40.0), "large": (1e-5, 70.0)}}
+# What the README's run scripts (runs/run_train_sparse_*.sh) fix for every task; warm-up and clipping are the
+# HF Trainer defaults the scripts leave in place. Epochs (10) and seed (8910) are the study's budget, not set.
+README_TRAINING = {"batch_size": 32, "weight_decay": 0.01, "adam_beta2": 0.98, "max_length": 128,
+                   "warmup_ratio": 0.0, "grad_clip": 1.0}
+FOLLOW_LR_WARMUP = -1
 
 
-LOWER = Setting("lower", 0.0, "Lower percentile of the risk: tensors below it are frozen too (0 in every "
-                "released run).", low=0, high=100)
+def _upper(variant: str, default: float) -> Setting:
+    base, large = (README_SST2[variant][size][1] for size in ("base", "large"))
+    return Setting("upper", default, f"Upper percentile of the risk: tensors riskier than this are frozen for the "
+                   f"step. Default {default:g}: RobustLab's choice for the 48 tensors of a 6-layer MiniLM. {README} "
+                   f"trains SST-2 with {base:g} (RoBERTa-base) and {large:g} (RoBERTa-large): presets "
+                   f"readme-sst2-base and readme-sst2-large.", low=0, high=100)
+
+
+LOWER = Setting("lower", 0.0, "Lower percentile of the risk: tensors below it are frozen too. 0: the official "
+                "README and every released script.", low=0, high=100)
 KL_DROPOUT = Setting("kl_dropout", 0.1, "Dropout rate (hidden and attention) of the two passes whose "
-                     "disagreement is the first-order risk.", low=0, high=1, high_open=True)
-GAMMA = Setting("gamma", 0.5, "Weight of the first-order mask in the ensemble; 0.5 gives masks of 0, 0.5 and 1.",
-                low=0, high=1)
+                     "disagreement is the first-order risk. 0.1: the official README and scripts.",
+                     low=0, high=1, high_open=True)
+GAMMA = Setting("gamma", 0.5, "Weight of the first-order mask in the ensemble; 0.5 gives masks of 0, 0.5 and 1. "
+                "0.5: the official README's ensemble command.", low=0, high=1)
+WARMUP = Setting("warmup_steps", FOLLOW_LR_WARMUP, "Steps before masking starts: every tensor is updated until "
+                 "then. -1 (default): the learning rate's warm-up steps, as in the official code, where one "
+                 "num_warmup_steps sets both (0 in the released scripts, which have no warm-up).",
+                 low=FOLLOW_LR_WARMUP)
 TENSOR_KEYS = ("name", "layer", "module")
+STEP_KEYS = ("step", "mask", "warmup")     # warmup: 1 at a step inside the mask warm-up (nothing frozen)
 FIRST_KEYS = ("first_score", "first_low", "first_high")
 SECOND_KEYS = ("second_score", "second_low", "second_high")
-WARMUP = Setting("warmup_steps", 0, "Steps before masking starts (every tensor is updated until then; 0 in the "
-                 "released runs).", low=0)
+
+
+def readme_presets(variant: str) -> tuple[Preset, ...]:
+    """The README's SST-2 settings for `variant`, one preset per backbone, each setting every method setting
+    (so a preset never depends on RobustLab's defaults) and the optimiser options the scripts fix."""
+    settings = {"lower": 0.0, "warmup_steps": FOLLOW_LR_WARMUP}
+    if variant != "rose-second":
+        settings["kl_dropout"] = 0.1
+    if variant == "rose-ensemble":
+        settings["gamma"] = 0.5
+    return tuple(Preset(f"readme-sst2-{size}", f"{README}, SST-2 with RoBERTa-{size}: lr {lr:g}, upper {upper:g}; "
+                        f"batch 32, weight decay 0.01, Adam beta2 0.98, max length 128 and no warm-up from its "
+                        f"run scripts", {**settings, "upper": upper}, {"lr": lr, **README_TRAINING})
+                 for size, (lr, upper) in README_SST2[variant].items())
 
 
 class _Rose(Method):
@@ -218,6 +253,7 @@ class _Rose(Method):
         self.fast_kl = True                               # use the one-backward shortcut when it is exact
         self.keep_sum, self.keep_steps = 0.0, 0
         self.level_counts = np.zeros(3)      # tensors at mask 0, 0.5 (in between), 1 over all steps
+        self.warmup_used: int | None = None   # the mask warm-up in steps, once training has started
 
     def check_settings(self) -> None:
         if self.settings["lower"] >= self.settings["upper"]:
@@ -282,7 +318,8 @@ class _Rose(Method):
                 mask = (1.0 - gamma) * second_mask + gamma * mask
             else:
                 mask = second_mask
-        if ctx.step <= self.settings["warmup_steps"]:
+        warmup = ctx.step <= self.mask_warmup_steps(ctx)
+        if warmup:
             mask = torch.ones(len(self.params))
         self.optimizer.set_mask(self.params, mask)
         values = mask.numpy().astype(np.float32)
@@ -291,7 +328,13 @@ class _Rose(Method):
         self.level_counts += [np.sum(values == 0), np.sum((values > 0) & (values < 1)), np.sum(values == 1)]
         if ctx.step == 1:
             ctx.recorder.put("rose_tensors", **describe_tensors(self.names))
-        ctx.recorder.append("rose", ctx.step, mask=values, **record)
+        ctx.recorder.append("rose", ctx.step, mask=values, warmup=np.int8(warmup), **record)
+
+    def mask_warmup_steps(self, ctx: StepContext) -> int:
+        """Steps before masking starts: the setting, or (-1) the learning rate's warm-up."""
+        steps = self.settings["warmup_steps"]
+        self.warmup_used = ctx.lr_warmup_steps if steps == FOLLOW_LR_WARMUP else steps
+        return self.warmup_used
 
     @torch.no_grad()
     def _second_order_mask(self) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -316,7 +359,8 @@ class _Rose(Method):
         if not self.keep_steps:
             return {}
         total = max(self.level_counts.sum(), 1)
-        out = {"mean_keep_fraction": round(self.keep_sum / self.keep_steps, 4), "tensors": len(self.params)}
+        out = {"mean_keep_fraction": round(self.keep_sum / self.keep_steps, 4), "tensors": len(self.params),
+               "mask_warmup_steps": self.warmup_used}
         if self.first_order and self.second_order:
             out.update(share_frozen=round(self.level_counts[0] / total, 4),
                        share_half=round(self.level_counts[1] / total, 4),
@@ -330,8 +374,9 @@ class RoseFirst(_Rose):
     summary_line = ("Freezes, each step, the weight tensors whose gradient of the disagreement between two "
                     "dropout passes is largest: updates that chase dropout-fragile features are skipped.")
     first_order = True
-    settings_spec = (_upper(70.0), LOWER, KL_DROPOUT, WARMUP)
-    artifacts = {"rose": ("step", "mask", *FIRST_KEYS), "rose_tensors": TENSOR_KEYS}
+    settings_spec = (_upper("rose-first", 70.0), LOWER, KL_DROPOUT, WARMUP)
+    presets = readme_presets("rose-first")
+    artifacts = {"rose": (*STEP_KEYS, *FIRST_KEYS), "rose_tensors": TENSOR_KEYS}
 
 
 class RoseSecond(_Rose):
@@ -340,8 +385,9 @@ class RoseSecond(_Rose):
     summary_line = ("Freezes, each step, the weight tensors whose new gradient departs most from their Adam "
                     "momentum: erratic updates are skipped. One forward pass, almost free.")
     second_order = True
-    settings_spec = (_upper(50.0), LOWER, WARMUP)
-    artifacts = {"rose": ("step", "mask", *SECOND_KEYS), "rose_tensors": TENSOR_KEYS}
+    settings_spec = (_upper("rose-second", 50.0), LOWER, WARMUP)
+    presets = readme_presets("rose-second")
+    artifacts = {"rose": (*STEP_KEYS, *SECOND_KEYS), "rose_tensors": TENSOR_KEYS}
 
 
 class RoseEnsemble(_Rose):
@@ -351,8 +397,9 @@ class RoseEnsemble(_Rose):
                     "by only one risk takes a half step.")
     first_order = True
     second_order = True
-    settings_spec = (_upper(80.0), LOWER, KL_DROPOUT, GAMMA, WARMUP)
-    artifacts = {"rose": ("step", "mask", *FIRST_KEYS, *SECOND_KEYS), "rose_tensors": TENSOR_KEYS}
+    settings_spec = (_upper("rose-ensemble", 80.0), LOWER, KL_DROPOUT, GAMMA, WARMUP)
+    presets = readme_presets("rose-ensemble")
+    artifacts = {"rose": (*STEP_KEYS, *FIRST_KEYS, *SECOND_KEYS), "rose_tensors": TENSOR_KEYS}
 
 
 METHODS = {"rose-first": RoseFirst, "rose-second": RoseSecond, "rose-ensemble": RoseEnsemble}
