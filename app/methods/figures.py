@@ -66,9 +66,18 @@ def module_layer_heatmap(values: np.ndarray, layer: np.ndarray, module: np.ndarr
     return _layout(fig, title, height=110 + 34 * len(modules), x_title=None)
 
 
-def risk_histogram(scores: np.ndarray, kept: np.ndarray, low: float, high: float, title: str,
+# the mask a tensor got at a step, as the histograms colour it
+APPLIED_PARTS = (("updated (full step)", lambda m: m == 1, "#2166ac"),
+                 ("half step", lambda m: (m > 0) & (m < 1), "#fdb863"),
+                 ("frozen", lambda m: m == 0, "#b2182b"))
+
+
+def risk_histogram(scores: np.ndarray, applied: np.ndarray, low: float, high: float, title: str,
                    log: bool = False) -> go.Figure:
-    """Histogram of one step's risk scores, kept and frozen tensors stacked, quantile thresholds drawn in."""
+    """Histogram of one step's risk scores, stacked by the mask each tensor actually got at that step
+    (`applied`: 1 updated, 0 frozen, in between a half step); the risk's quantile band drawn in. The colour
+    is the applied mask, not this risk's band: during the mask warm-up nothing is frozen, and in the
+    ensemble a tensor outside one band takes a half step."""
     values = np.log10(np.clip(scores, 1e-30, None)) if log else scores
     finite = values[np.isfinite(values)]
     fig = go.Figure()
@@ -76,10 +85,10 @@ def risk_histogram(scores: np.ndarray, kept: np.ndarray, low: float, high: float
         lo, hi = float(finite.min()), float(finite.max())
         size = (hi - lo) / 24 if hi > lo else 1.0
         bins = dict(start=lo - size / 2, end=hi + size, size=size)
-        fig.add_trace(go.Histogram(x=values[kept], xbins=bins, name="updated (inside the band)",
-                                   marker_color="#2166ac"))
-        fig.add_trace(go.Histogram(x=values[~kept], xbins=bins, name="frozen (outside the band)",
-                                   marker_color="#b2182b"))
+        for name, part, color in APPLIED_PARTS:
+            hit = part(applied)
+            if hit.any():
+                fig.add_trace(go.Histogram(x=values[hit], xbins=bins, name=name, marker_color=color))
     for value, label, side in ((low, "lower", "top left"), (high, "upper", "top right")):
         if np.isfinite(value):
             x = np.log10(max(value, 1e-30)) if log else value

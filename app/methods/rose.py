@@ -39,6 +39,9 @@ def draw(run: Run) -> None:
     orders = [(name, key, log) for name, key, log in (("First-order risk", "first", True),
                                                        ("Second-order risk", "second", False))
               if f"{key}_score" in rec]
+    in_warmup = "warmup" in rec and bool(rec["warmup"][index])   # runs before the warm-up record lack it
+    if in_warmup:
+        st.info(f"Step {int(steps[index])} is inside the mask warm-up: every tensor was updated, whatever its risk.")
     cols = st.columns(len(orders))
     for col, (name, key, log) in zip(cols, orders):
         scores = rec[f"{key}_score"][index]
@@ -48,13 +51,13 @@ def draw(run: Run) -> None:
                         "update, so every tensor is kept.")
                 continue
             low, high = float(rec[f"{key}_low"][index]), float(rec[f"{key}_high"][index])
-            kept = (scores >= low) & (scores <= high)
-            st.plotly_chart(fm.risk_histogram(scores, kept, low, high, f"{name} at step {int(steps[index])}", log),
-                            key=f"rose-hist-{key}")
+            title = f"{name} at step {int(steps[index])}" + (" (mask warm-up)" if in_warmup else "")
+            st.plotly_chart(fm.risk_histogram(scores, masks[index], low, high, title, log), key=f"rose-hist-{key}")
     st.caption("How to read it: each bar counts weight tensors by their risk score at the chosen step (first-order "
                "risk on a log scale: it spans orders of magnitude). The dashed lines are the lower and upper "
-               "percentiles over all tensors; blue tensors between them were updated, red ones outside were "
-               "frozen. The ensemble combines both panels.")
+               "percentiles of this risk over all tensors. The colours are the mask each tensor actually got at "
+               "that step: blue updated, red frozen, and in the ensemble orange for a half step (outside one of "
+               "the two bands). During the mask warm-up every tensor is blue, whatever its risk.")
 
     if "first_score" in rec and "second_score" in rec:
         st.subheader("The ensemble's soft mask")
