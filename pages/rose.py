@@ -24,7 +24,11 @@ with st.expander("What ROSE does, in plain words", expanded=True):
         "- **Ensemble** averages the two decisions: flagged by both risks means frozen, by one means half a step.\n\n"
         "All tensors' risks are ranked together; only those between the *lower* and *upper* percentile are "
         "updated. A frozen tensor keeps its momentum for later steps. No adversarial examples are needed, yet the "
-        "paper reports clearly better robustness to adversarial text.")
+        "paper reports clearly better robustness to adversarial text.\n\n"
+        "Masking starts once the learning rate has warmed up (the official code uses one number for both); until "
+        "then every tensor is updated. The Train page offers the official README's SST-2 settings as presets "
+        "(found for RoBERTa-base and -large); RobustLab's own defaults suit the 48 tensors of a 6-layer MiniLM. "
+        "Where each number comes from: docs/methods.md.")
 
 run = choose_run(rose.ROSE_METHODS, key="rose-run")
 show_run(run, rose.draw)

@@ -255,3 +255,16 @@ def test_cli_rejects_bad_input(own_store, capsys):
     assert "query budget" in capsys.readouterr().err
     assert main(["attack", target.id, "--recipe", "textfooler-nope", "--json"]) == 2
     assert main(["attack", "no-such-run", "--json"]) == 2
+
+
+@pytest.mark.parametrize("inference, cached", [("in-batch", False), ("bypass", True)])
+def test_textattack_caches_no_logits_that_depend_on_the_batch(inference, cached):
+    """TextAttack keeps each text's model output; Match-Tuning's in-batch logits change with the batch, so its
+    attacks must ask the model every time."""
+    from engine.methods import make_method
+    from engine.models import build_classifier, load_tokenizer
+
+    method = make_method("match-tuning", {"inference": inference})
+    model = method.prepare_model(build_classifier("tiny", 2, seed=0)).eval()
+    attacker = Attacker(LoadedModel(model, load_tokenizer("tiny"), method), "deepwordbug", Budget(50, 1.0))
+    assert attacker.attack.goal_function.use_cache is cached

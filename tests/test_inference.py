@@ -98,3 +98,24 @@ def test_a_model_that_is_not_bert_is_refused_clearly():
         encoder_parts(torch.nn.Linear(4, 2))
     with pytest.raises(NotBertError):
         word_embeddings(torch.nn.Linear(4, 2))
+
+
+def test_in_batch_match_tuning_logits_depend_on_the_batch_and_are_never_cached(tokenizer):
+    """Match-Tuning predicting in-batch: a text's logits change with its batch, so LoadedModel must compute every
+    query as asked (no cache hit, no merging of a repeated text), while the bypass mode is cached as usual."""
+    model, method = tiny("match-tuning", {"inference": "in-batch", "temperature": 1.0})
+    assert method.batch_dependent_logits
+    loaded = LoadedModel(model, tokenizer, method, label_names=["neg", "pos"])
+    pair = TEXTS[:2]
+    alone = loaded.logits(pair)
+    crowded = loaded.logits(pair + TEXTS[2:])
+    assert np.abs(alone - crowded[:2]).max() > 1e-2                     # same texts, other batch, other logits
+    again = loaded.logits([pair[0], *pair])                             # a repeated text stays in the batch
+    np.testing.assert_array_equal(again, batched_logits(model, method, tokenizer, [pair[0], *pair], 128, 64))
+    asked = len(pair) + len(TEXTS) + 3
+    assert loaded.stats == {"texts": asked, "cache_hits": 0, "forward_texts": asked}
+    assert loaded.logits([]).shape == (0, 2)
+    bypass = LoadedModel(model, tokenizer, make_method("match-tuning"), label_names=["neg", "pos"])
+    bypass.logits(pair)
+    bypass.logits(pair)
+    assert not bypass.method.batch_dependent_logits and bypass.stats["cache_hits"] == 2

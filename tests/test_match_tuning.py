@@ -134,3 +134,25 @@ def test_train_save_and_load_round_trip(run_home):
     assert {"final_diag_mass", "different_label_mass"} <= set(results["method_summary"])
     model, _, method = assert_reloads_as_trained(run.dir)
     assert isinstance(model.bert.pooler, MatchPooler) and method.name == "match-tuning"
+
+
+def initial_diag_mass(settings: dict) -> float:
+    """The diagonal mass of the probe matrix recorded before the first step (the summary's initial_diag_mass)."""
+    torch.manual_seed(0)
+    method = make_method("match-tuning", settings)
+    model = method.prepare_model(build_classifier("tiny", 2, seed=0))
+    method.training_loss(model, encode(sentences(8, 0), [0, 1] * 4),
+                         StepContext(1, 10, 0, torch.device("cpu"), Recorder(None)))
+    return method.first["diag_mass"]
+
+
+def test_temperature_and_projection_start_are_settings_that_move_the_initial_diagonal_mass():
+    from engine.__main__ import build_parser
+    from engine.train_flags import config_from_args
+
+    words = ["train", "--method", "match-tuning", "--set", "temperature=0.3", "--set", "dense_init=random"]
+    assert config_from_args(build_parser().parse_args(words)).settings == {"temperature": 0.3, "dense_init": "random"}
+    # the tiny model's [CLS] vectors are nearly alike, so only a small tau separates them; the order is the point
+    pooler = [initial_diag_mass({"temperature": t, "dense_init": "pooler"}) for t in (1e-2, 1e-3, 1e-4)]
+    assert pooler[0] < pooler[1] < pooler[2]
+    assert initial_diag_mass({"temperature": 1e-4, "dense_init": "random"}) != pooler[2]

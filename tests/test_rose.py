@@ -29,16 +29,18 @@ def batch(seed: int, size: int = 8, length: int = 12) -> dict[str, torch.Tensor]
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 2, (size,), generator=g)}
 
 
-def ctx(step: int, recorder: Recorder, record_now: bool = False) -> StepContext:
+def ctx(step: int, recorder: Recorder, record_now: bool = False, lr_warmup_steps: int = 0) -> StepContext:
     return StepContext(step=step, total_steps=10, epoch=0, device=torch.device("cpu"), recorder=recorder,
-                       record_now=record_now)
+                       record_now=record_now, lr_warmup_steps=lr_warmup_steps)
 
 
 class Stepper:
     """The training loop's step for one method (loss, backward, clip, before_step, step), in pieces."""
 
-    def __init__(self, name: str, settings: dict | None = None, weight_decay: float = 0.01) -> None:
+    def __init__(self, name: str, settings: dict | None = None, weight_decay: float = 0.01,
+                 lr_warmup_steps: int = 0) -> None:
         torch.manual_seed(0)
+        self.lr_warmup_steps = lr_warmup_steps
         self.method = make_method(name, settings)
         self.model = self.method.prepare_model(tiny())
         self.model.train()
@@ -47,7 +49,7 @@ class Stepper:
 
     def until_step(self, step: int) -> StepContext:
         """Forward/backward/clip/before_step of this step; the caller runs optimizer.step()."""
-        c = ctx(step, self.recorder, record_now=True)
+        c = ctx(step, self.recorder, record_now=True, lr_warmup_steps=self.lr_warmup_steps)
         loss, _ = self.method.training_loss(self.model, batch(step), c)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -202,11 +204,100 @@ def test_ensemble_mask_is_half_first_plus_half_second():
 
 
 def test_warmup_keeps_everything():
-    run = Stepper("rose-second", {"upper": 30, "warmup_steps": 3})
+    run = Stepper("rose-second", {"upper": 30, "warmup_steps": 3}, lr_warmup_steps=1)   # the setting wins
     for step in range(1, 5):
         run.full_step(step)
-    masks = run.recorder.series("rose")["mask"]
-    assert masks[:3].min() == 1.0 and masks[3].min() == 0.0
+    rec = run.recorder.series("rose")
+    assert rec["mask"][:3].min() == 1.0 and rec["mask"][3].min() == 0.0
+    assert rec["warmup"].tolist() == [1, 1, 1, 0]
+
+
+def test_mask_warmup_defaults_to_the_learning_rate_warmup():
+    """As in the official code, one number of warm-up steps: the mask waits for the scheduler's warm-up."""
+    assert make_method("rose-second").settings["warmup_steps"] == -1
+    run = Stepper("rose-second", {"upper": 30}, lr_warmup_steps=3)
+    for step in range(1, 5):
+        run.full_step(step)
+    rec = run.recorder.series("rose")
+    assert rec["mask"][:3].min() == 1.0 and rec["mask"][3].min() == 0.0 and rec["warmup"].tolist() == [1, 1, 1, 0]
+    assert run.method.summary()["mask_warmup_steps"] == 3
+
+
+def test_a_run_masks_after_its_learning_rate_warmup(run_home):
+    """Through the real loop: 8 steps with a 25 % warm-up leave the first 2 unmasked, and the summary says 2."""
+    from engine.runs import RunStore
+    from engine.train import train
+    from engine.train_config import TrainConfig
+
+    config = TrainConfig(model="tiny", method="rose-second", settings={"upper": 30}, train_size=64, batch_size=8,
+                         epochs=1, dev_size=16, warmup_ratio=0.25, eval_every=8)
+    run = RunStore(run_home).create(config.to_dict())
+    results = train(config, run)
+    rose = run.artifact("rose")
+    assert rose["warmup"].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert rose["mask"][:2].min() == 1.0 and rose["mask"][2:].min(1).max() == 0.0   # every later step freezes
+    assert results["method_summary"]["mask_warmup_steps"] == 2
+
+
+# ---------------------------------------------------------------- presets
+
+# The official README's SST-2 column (lr, upper) per variant and backbone, copied here by hand so the test
+# does not read the numbers it checks from the module it checks.
+README_SST2 = {("rose-first", "base"): (2e-5, 60.0), ("rose-second", "base"): (1e-4, 30.0),
+               ("rose-ensemble", "base"): (5e-5, 40.0), ("rose-first", "large"): (4e-5, 70.0),
+               ("rose-second", "large"): (1e-5, 50.0), ("rose-ensemble", "large"): (1e-5, 70.0)}
+
+
+def train_args(*words: str):
+    from engine.__main__ import build_parser
+    from engine.train_flags import config_from_args
+
+    return config_from_args(build_parser().parse_args(["train", *words]))
+
+
+@pytest.mark.parametrize("method, size", sorted(README_SST2))
+def test_a_preset_loads_the_readme_numbers(method, size):
+    lr, upper = README_SST2[method, size]
+    config = train_args("--method", method, "--set", f"preset=readme-sst2-{size}")
+    assert config.lr == lr and config.settings["upper"] == upper and config.settings["lower"] == 0.0
+    assert (config.batch_size, config.weight_decay, config.adam_beta2, config.max_length, config.warmup_ratio,
+            config.grad_clip) == (32, 0.01, 0.98, 128, 0.0, 1.0)          # the README's run scripts
+    assert config.settings.get("kl_dropout", 0.1) == 0.1 and config.settings.get("gamma", 0.5) == 0.5
+    assert config.settings["warmup_steps"] == -1
+    assert f"RoBERTa-{size}" in make_method(method).preset(f"readme-sst2-{size}").source
+    config.check()
+    make_method(method, config.settings)
+
+
+def test_an_explicit_value_wins_over_the_preset():
+    config = train_args("--method", "rose-ensemble", "--set", "upper=55", "--set", "preset=readme-sst2-base",
+                        "--lr", "3e-5", "--adam-beta2", "0.999")   # 0.999 is the flag's default, typed all the same
+    assert config.settings["upper"] == 55.0 and config.lr == 3e-5 and config.adam_beta2 == 0.999
+    assert config.settings["gamma"] == 0.5 and config.batch_size == 32 and config.warmup_ratio == 0.0  # the rest
+
+
+def test_an_unknown_preset_names_the_known_ones():
+    with pytest.raises(SettingError, match="readme-sst2-base, readme-sst2-large"):
+        train_args("--method", "rose-first", "--set", "preset=nope")
+    with pytest.raises(SettingError, match="no preset 'x'; its presets: none"):
+        train_args("--method", "vanilla", "--set", "preset=x")
+
+
+# ---------------------------------------------------------------- the page's histograms
+
+def test_risk_histogram_colours_by_the_applied_mask():
+    """Tensors outside the band but inside the mask warm-up were updated, and the figure says so; the ensemble's
+    half steps are their own colour."""
+    from app.methods.figures import risk_histogram
+
+    def counts(applied: np.ndarray) -> dict[str, int]:
+        fig = risk_histogram(scores, applied, 0.0, 0.4, "t")
+        return {trace.name: len(trace.x) for trace in fig.data}
+
+    scores = np.array([0.1, 0.2, 0.3, 0.5, 0.9])                        # two above the upper threshold 0.4
+    assert counts(np.ones(5)) == {"updated (full step)": 5}              # warm-up: nothing frozen
+    assert counts(np.array([1, 1, 1, 0, 0.0])) == {"updated (full step)": 3, "frozen": 2}
+    assert counts(np.array([1, 0.5, 1, 0.5, 0])) == {"updated (full step)": 2, "half step": 2, "frozen": 1}
 
 
 # ---------------------------------------------------------------- settings
