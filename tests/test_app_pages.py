@@ -114,6 +114,23 @@ def test_good_csv_upload_is_kept_and_previewed(run_home):
         accept_upload(b"text,label\ngood,1\nbad,0\n", "tiny.csv")
 
 
+def test_a_preset_fills_the_train_page_and_a_change_wins(run_home):
+    """Choosing ROSE's README preset starts the method settings and the optimiser inputs at its numbers;
+    a value changed afterwards stays as typed; no preset leaves RobustLab's defaults."""
+    at = no_exception(page("train.py").run())
+    at.selectbox(key="train-method").set_value("rose-second").run()
+    assert no_exception(at).number_input(key="train-settings-rose-second-upper").value == 50.0
+    at.selectbox(key="train-preset-rose-second").set_value("readme-sst2-base").run()
+    upper = no_exception(at).number_input(key="train-settings-readme-sst2-base-rose-second-upper")
+    assert upper.value == 30.0
+    assert at.number_input(key="train-lr-0.0001-readme-sst2-base").value == 1e-4
+    assert at.number_input(key="train-batch-readme-sst2-base").value == 32
+    assert at.slider(key="train-warmup-readme-sst2-base").value == 0.0
+    assert any("RoBERTa-base" in c for c in texts(at, "caption"))
+    upper.set_value(35.0).run()
+    assert no_exception(at).number_input(key="train-settings-readme-sst2-base-rose-second-upper").value == 35.0
+
+
 def test_settings_form_renders_each_kind_of_setting():
     def script() -> None:
         import streamlit as st
