@@ -1,7 +1,7 @@
 """Match-Tuning: perturbation and interpolation from in-batch instances (Tong et al., IJCAI 2022).
 
-Follows the official core snippet (github.com/tongshoujie/MATCH-TUNING, code.py) and docs methods.md
-section 3: the last-layer [CLS] vectors c_i go through a new hid->hid `dense` projection (no
+Follows the official core snippet (github.com/tongshoujie/MATCH-TUNING, code.py) and docs/methods.md
+(Match-Tuning): the last-layer [CLS] vectors c_i go through a new hid->hid `dense` projection (no
 activation), h_i = W c_i + b; the matching matrix M = softmax_row(H H^T / tau) mixes the batch,
 h~_i = sum_j M_ij h_j, and the classifier predicts from h~_i with ordinary cross-entropy.
 

@@ -231,7 +231,8 @@ def readme_presets(variant: str) -> tuple[Preset, ...]:
         settings["kl_dropout"] = 0.1
     if variant == "rose-ensemble":
         settings["gamma"] = 0.5
-    return tuple(Preset(f"readme-sst2-{size}", f"{README}, SST-2 with RoBERTa-{size}: lr {lr:g}, upper {upper:g}; "
+    return tuple(Preset(f"readme-sst2-{size}", f"{README}, SST-2 trained on RoBERTa-{size} (not tuned for MiniLM): "
+                        f"lr {lr:g}, upper {upper:g}; "
                         f"batch 32, weight decay 0.01, Adam beta2 0.98, max length 128 and no warm-up from its "
                         f"run scripts", {**settings, "upper": upper}, {"lr": lr, **README_TRAINING})
                  for size, (lr, upper) in README_SST2[variant].items())
