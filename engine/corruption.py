@@ -3,11 +3,16 @@
 A corruption spec is a plain dict, stored in `TrainConfig.corruption`, so a run can always rebuild its
 corrupted starting point (for weight drift) from its config alone:
 
-    {"layers": [0, 1], "embeddings": False, "kind": "reinit", "scale": 0.5, "fraction": 0.5, "seed": 0}
+    {"layers": [0, 1], "embeddings": False, "kind": "reinit", "init": "kaiming-normal", "seed": 0}
 
 Kinds:
-- `reinit` (the paper's): every LayerNorm weight <- 1 and bias <- 0; every Linear (and, with
-  embeddings, every embedding table) weight <- Kaiming normal (fan_in, ReLU gain); every Linear bias <- 0.
+- `reinit`: every LayerNorm weight <- 1 and bias <- 0; every Linear (and, with embeddings, every
+  embedding table) weight re-drawn by `init`:
+  - `kaiming-normal` (the default): N(0, 2 / fan_in), Kaiming normal with the ReLU gain; Linear biases <- 0;
+  - `linear-default`: what `nn.Linear.reset_parameters` draws, Kaiming uniform with a = sqrt(5), i.e.
+    U(+-1/sqrt(fan_in)), variance 1 / (3 fan_in), a sixth of the former; Linear biases U(+-1/sqrt(fan_in)).
+  The paper's own recipe was not available: LayerNorm weights set to 1 and Kaiming re-initialisation come
+  from a secondary summary of it; biases, fan_in and the gain are RobustLab's choices (docs/methods.md).
 - `noise`: every weight matrix (Linear weights, embedding tables) gets Gaussian noise whose standard
   deviation is `scale` times that matrix's own root-mean-square, so one scale means the same thing for
   every matrix. LayerNorm parameters and biases are left alone.
@@ -19,6 +24,7 @@ same model gives bit-identical weights. Layers are 0-based (layer 0 is the one n
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +34,19 @@ from torch import nn
 from engine.models import encoder_parts
 
 KINDS: dict[str, str] = {
-    "reinit": "LayerNorm to 1/0, linear weights re-initialised with Kaiming, biases to 0 (the paper's)",
-    "noise": "Gaussian noise on the weight matrices, scale x each matrix's RMS",
-    "zero": "a fraction of the entries of each weight matrix set to 0",
+    "reinit": "LayerNorm to 1/0, weight matrices re-initialised, biases reset (RobustLab's reconstruction after "
+              "a secondary summary of the Healing Powers paper)",
+    "noise": "Gaussian noise on the weight matrices, scale x each matrix's RMS (RobustLab's own variant)",
+    "zero": "a fraction of the entries of each weight matrix set to 0 (RobustLab's own variant)",
+}
+# Where the reinit recipe comes from, said in full where a person chooses it (the page's help, the CLI).
+REINIT_SOURCE = ("The Healing Powers paper's own recipe was not available. A secondary summary of it says LayerNorm "
+                 "weights are set to 1 and the other weights re-initialised with Kaiming initialisation; the "
+                 "LayerNorm and Linear biases, fan_in and the ReLU gain are RobustLab's choices (docs/methods.md).")
+INITS: dict[str, str] = {
+    "kaiming-normal": "Kaiming normal, N(0, 2/fan_in), biases 0 (RobustLab's reading of \"Kaiming\")",
+    "linear-default": "nn.Linear's default, U(±1/√fan_in) for weights and biases: a sixth of the "
+                      "Kaiming-normal variance",
 }
 POSITIONS: tuple[str, ...] = ("bottom", "top")
 
@@ -45,6 +61,7 @@ class Target:
     name: str
     role: str   # layernorm_weight, layernorm_bias, linear_weight, linear_bias, embedding
     param: nn.Parameter
+    fan_in: int | None = None   # a Linear's input width: the bound of its default bias init
 
 
 def model_layer_count(name: str) -> int:
@@ -88,6 +105,11 @@ def check_spec(spec: dict[str, Any], num_layers: int) -> dict[str, Any]:
     if not layers and not embeddings:
         raise CorruptionError("nothing to corrupt: choose at least one layer or the embeddings")
     out = {"layers": layers, "embeddings": embeddings, "kind": kind, "seed": int(spec.get("seed", 0))}
+    if kind == "reinit":
+        init = spec.get("init", "kaiming-normal")
+        if init not in INITS:
+            raise CorruptionError(f"re-initialisation must be one of {', '.join(INITS)} (got {init!r})")
+        out["init"] = init
     if kind == "noise":
         scale = float(spec.get("scale", 0.5))
         if not scale > 0:
@@ -118,10 +140,11 @@ def targets(model: nn.Module, spec: dict[str, Any]) -> list[Target]:
                 roles = {"weight": "embedding"}
             else:
                 continue
+            fan_in = module.in_features if isinstance(module, nn.Linear) else None
             for attr, role in roles.items():
                 param = getattr(module, attr, None)
                 if isinstance(param, nn.Parameter):
-                    out.append(Target(names[id(param)], role, param))
+                    out.append(Target(names[id(param)], role, param, fan_in))
     return out
 
 
@@ -133,12 +156,10 @@ def _apply(target: Target, spec: dict[str, Any], gen: torch.Generator) -> bool:
     if kind == "reinit":
         if role == "layernorm_weight":
             p.fill_(1.0)
-        elif role in ("layernorm_bias", "linear_bias"):
+        elif role == "layernorm_bias":
             p.zero_()
         else:
-            fresh = torch.empty(p.shape, dtype=torch.float32)
-            nn.init.kaiming_normal_(fresh, mode="fan_in", nonlinearity="relu", generator=gen)
-            p.copy_(fresh)
+            p.copy_(_redrawn(target, spec["init"], gen))
         return True
     if not matrix:
         return False
@@ -152,6 +173,19 @@ def _apply(target: Target, spec: dict[str, Any], gen: torch.Generator) -> bool:
     return True
 
 
+def _redrawn(target: Target, init: str, gen: torch.Generator) -> torch.Tensor:
+    """A fresh value for a weight matrix or a Linear bias under `init` (float32, drawn from `gen`)."""
+    fresh = torch.empty(target.param.shape, dtype=torch.float32)
+    if init == "kaiming-normal":
+        if target.role == "linear_bias":
+            return fresh.zero_()
+        return nn.init.kaiming_normal_(fresh, mode="fan_in", nonlinearity="relu", generator=gen)
+    if target.role == "linear_bias":           # nn.Linear.reset_parameters: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        bound = 1 / math.sqrt(target.fan_in)
+        return nn.init.uniform_(fresh, -bound, bound, generator=gen)
+    return nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=gen)
+
+
 def corrupt(model: nn.Module, spec: dict[str, Any]) -> str:
     """Corrupt the selected parameters of `model` in place (seeded); returns a one-line description."""
     _, layers = encoder_parts(model)
@@ -160,7 +194,7 @@ def corrupt(model: nn.Module, spec: dict[str, Any]) -> str:
     touched = [t for t in targets(model, spec) if _apply(t, spec, gen)]
     where = describe_selection(spec, len(layers))
     values = sum(t.param.numel() for t in touched)
-    detail = {"reinit": "", "noise": f" (scale {spec.get('scale', 0):g})",
+    detail = {"reinit": f" ({spec.get('init')})", "noise": f" (scale {spec.get('scale', 0):g})",
               "zero": f" (fraction {spec.get('fraction', 0):g})"}[spec["kind"]]
     return (f"{spec['kind']}{detail} of {where}: {len(touched)} tensors, {values:,} values, "
             f"seed {spec['seed']}")

@@ -249,8 +249,7 @@ def judge_claim(claim: Claim, groups: list[dict[str, Any]],
             if dropped:
                 statements.append(f"{len(dropped)} {group['label']} run(s) did not learn and are left out: "
                                   + "; ".join(f"{r['run_id']} ({r['learning_reason']})" for r in dropped))
-    split = sorted({p["group_row"] for p in parts if p["group_row"] and p["group_row"] != p["group"]}
-                   | {p["baseline_row"] for p in parts if p["baseline_row"] and p["baseline_row"] != p["baseline"]})
+    split = sorted(g["label"] for g in groups if g["label"] in used and g["label"] != g["method"])
     if split:
         statements.append("Runs of one method were trained with different settings; this claim uses the rows "
                           + ", ".join(split) + ".")

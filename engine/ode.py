@@ -2,11 +2,14 @@
 
 Everything the ODE stability page shows is computed here:
 - the test equation x' = lambda x under explicit and implicit Euler (pure numpy, instant);
-- perturbation growth across layers g_l = ||x_l(e + delta) - x_l(e)|| / ||delta|| for Gaussian and
-  one-step FGM perturbations of the initial value x_0 (the embedding output);
+- perturbation growth across layers for Gaussian and one-step FGM perturbations delta of the initial
+  value x_0 (the embedding output), scale-free (||dx_l|| / ||x_l||) / (||delta|| / ||x_0||) and absolute
+  ||dx_l|| / ||delta||, where dx_l = x_l(e + delta) - x_l(e); only the scale-free one can compare models
+  whose hidden states differ in size;
 - each layer's top Jacobian singular value (Lanczos, i.e. accelerated power iteration, on J^T J with
-  autograd), and an effective eigenvalue of its vector field, to place the layer on the amplification
-  curves;
+  autograd), and the Rayleigh quotient of its vector field's Jacobian h J_F along that top singular
+  vector: a stand-in for h lambda that places the layer on the amplification curves (it is an eigenvalue
+  only when that vector is an eigenvector);
 - the implicit solver's residual per layer (IM-BERT runs);
 - hidden-state divergence per layer between a sentence and a perturbed copy.
 Probe results are stored with the run (artifacts/probe.npz) so a page computes them once.
@@ -27,8 +30,10 @@ from torch import nn
 from engine.methods.im_bert import connections, math_attention
 from engine.models import encoder_parts
 
-PROBE_VERSION = 3
+PROBE_VERSION = 4          # 4: scale-free growth beside the absolute one
 PROBE_SET = "advglue-sst2"
+# per layer, for the Gaussian and the FGM perturbation: absolute growth, then scale-free growth (`growth_of`)
+GROWTH_KEYS = ("growth", "relative_growth", "growth_fgm", "relative_growth_fgm")
 
 
 # ---------------------------------------------------------------- the test equation x' = lambda x
@@ -136,15 +141,30 @@ def fgm_delta(model: nn.Module, batch: dict[str, torch.Tensor], labels: torch.Te
     return _scaled(grad.detach(), x0, batch["attention_mask"], scale)
 
 
+def growth_of(clean: list[torch.Tensor], noisy: list[torch.Tensor], delta: torch.Tensor, mask: torch.Tensor
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Per sentence and layer l = 1..L, (B, L) each, from the clean and perturbed trajectories [x_0, ..., x_L]:
+
+    - absolute growth ||dx_l|| / ||delta||, which also moves when a model's hidden states are larger or smaller;
+    - scale-free growth (||dx_l|| / ||x_l||) / (||delta|| / ||x_0||), the perturbation's share of the hidden
+      state relative to its share at the start, which rescaling any x_l leaves unchanged.
+    """
+    start = _norms(delta, mask).clamp_min(1e-30) / _norms(clean[0], mask).clamp_min(1e-30)
+    absolute, relative = [], []
+    for a, b in zip(clean[1:], noisy[1:]):
+        moved = _norms(b - a, mask)
+        absolute.append(moved / _norms(delta, mask).clamp_min(1e-30))
+        relative.append(moved / _norms(a, mask).clamp_min(1e-30) / start)
+    return torch.stack(absolute, 1).cpu().numpy(), torch.stack(relative, 1).cpu().numpy()
+
+
 @torch.no_grad()
 def growth(model: nn.Module, batch: dict[str, torch.Tensor], delta: torch.Tensor,
-           clean: list[torch.Tensor] | None = None) -> np.ndarray:
-    """g_l = ||x_l(e + delta) - x_l(e)|| / ||delta|| per sentence and layer l = 1..L: (B, L)."""
-    mask = batch["attention_mask"]
+           clean: list[torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute and scale-free growth (`growth_of`) of the perturbation delta of x_0 through the model."""
     clean = clean if clean is not None else trajectory(model, batch)[0]
     noisy, _ = trajectory(model, batch, delta)
-    base = _norms(delta, mask).clamp_min(1e-30)
-    return torch.stack([_norms(b - a, mask) / base for a, b in zip(clean[1:], noisy[1:])], 1).cpu().numpy()
+    return growth_of(clean, noisy, delta, batch["attention_mask"])
 
 
 # ---------------------------------------------------------------- per-layer Jacobians
@@ -199,18 +219,18 @@ def clean_pass(model: nn.Module, batch: dict[str, torch.Tensor]) -> CleanPass:
     first, final = np.full(len(layers), np.nan), np.full(len(layers), np.nan)
     try:
         for _, c in implicit:
-            c.track, c.token_mask = True, batch["attention_mask"]
+            c.track = True
         with torch.no_grad():
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                         output_hidden_states=True)
         for i, c in implicit:
-            if c.last_residuals is not None:
-                first[i], final[i] = c.last_residuals
+            if c.last_trajectory:
+                first[i], final[i] = c.last_trajectory[0], c.last_trajectory[-1]
     finally:
         for h in handles:
             h.remove()
         for _, c in implicit:
-            c.track, c.token_mask, c.last_residuals = False, None, None
+            c.track, c.last_trajectory = False, None
     return CleanPass(sorted(calls, key=lambda c: c.index), list(out.hidden_states), out.logits, first, final)
 
 
@@ -280,7 +300,8 @@ def top_singular(fn, x: torch.Tensor, mask: torch.Tensor, steps: int = 6, seed: 
 
 def effective_lambda(call: LayerCall, v: torch.Tensor, mask: torch.Tensor,
                      step_jv: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """h lambda along direction v: the Rayleigh quotient <v, h J_F v> / <v, v>, per sentence.
+    """The Rayleigh quotient <v, h J_F v> / <v, v> along direction v, per sentence: h lambda when v is an
+    eigenvector of J_F, otherwise only a stand-in for it (the amplification plot's x-value, labelled so).
 
     An explicit step is x + h F(x), so h J_F v = J_step v - v reuses the step's graph (`step_jv`).
     """
@@ -294,8 +315,9 @@ def effective_lambda(call: LayerCall, v: torch.Tensor, mask: torch.Tensor,
 
 def layer_spectra(model: nn.Module, batch: dict[str, torch.Tensor], steps: int = 6,
                   calls: list[LayerCall] | None = None) -> dict[str, np.ndarray]:
-    """Per sentence and layer (B, L): top singular value of the step's Jacobian and h*lambda along its top
-    direction; per layer (L,): h and the scheme (explicit or implicit)."""
+    """Per sentence and layer (B, L): top singular value of the step's Jacobian and the Rayleigh quotient of
+    h J_F along its top singular vector (`h_lambda`, see `effective_lambda`); per layer (L,): h and the scheme
+    (explicit or implicit)."""
     mask = batch["attention_mask"]
     sv, hlam, hs, schemes = [], [], [], []
     for call in calls if calls is not None else layer_calls(model, batch):
@@ -341,7 +363,7 @@ def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
             yield c, idx, {k: v.to(device) for k, v in batch.items()}
 
     n = len(texts)
-    per = {key: {} for key in ("growth", "growth_fgm", "jacobian_top_sv", "h_lambda")}
+    per = {key: {} for key in (*GROWTH_KEYS, "jacobian_top_sv", "h_lambda")}
     firsts, finals = [], []
     for c, idx, batch in chunks(list(range(n))):
         mask = batch["attention_mask"]
@@ -349,8 +371,10 @@ def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
         y = torch.tensor([labels[i] for i in idx], device=device) if labels is not None else clean.logits.argmax(-1)
         gauss = growth(model, batch, gaussian_delta(clean.states[0], mask, scale, seed + c), clean.states)
         fgm = growth(model, batch, fgm_delta(model, batch, y, clean.states[0], scale), clean.states)
+        measured = dict(zip(GROWTH_KEYS, (*gauss, *fgm)))
         for row, i in enumerate(idx):
-            per["growth"][i], per["growth_fgm"][i] = gauss[row], fgm[row]
+            for key, values in measured.items():
+                per[key][i] = values[row]
         firsts.append(clean.residual_first)
         finals.append(clean.residual_final)
     for _, idx, batch in chunks(list(range(min(jacobian_n, n)))):
@@ -360,8 +384,8 @@ def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
     arrays = {key: np.stack([values[i] for i in sorted(values)]) for key, values in per.items()}
     return {**{key: value.mean(0) for key, value in arrays.items()},
             "solver_residual": np.mean(finals, 0), "solver_residual_first": np.mean(firsts, 0),
-            "h": spectra["h"], "scheme": spectra["scheme"], "growth_per_sentence": arrays["growth"],
-            "growth_fgm_per_sentence": arrays["growth_fgm"], "jacobian_top_sv_per_sentence": arrays["jacobian_top_sv"],
+            "h": spectra["h"], "scheme": spectra["scheme"],
+            **{f"{key}_per_sentence": arrays[key] for key in (*GROWTH_KEYS, "jacobian_top_sv")},
             "n_sentences": np.array(n), "jacobian_sentences": np.array(min(jacobian_n, n))}
 
 
@@ -407,8 +431,7 @@ def probe_json(run, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
     return {"run_id": run.id, "method": run.config.get("method"), "settings": run.config.get("settings", {}),
             "n_sentences": int(arrays["n_sentences"]), "jacobian_sentences": int(arrays["jacobian_sentences"]),
-            "growth": listed("growth"),
-            "growth_fgm": listed("growth_fgm"), "jacobian_top_sv": listed("jacobian_top_sv"),
+            **{key: listed(key) for key in GROWTH_KEYS}, "jacobian_top_sv": listed("jacobian_top_sv"),
             "h_lambda": listed("h_lambda"), "h": listed("h"), "scheme": listed("scheme"),
             "solver_residual": listed("solver_residual"), "seconds": round(float(arrays["seconds"]), 3),
             "load_seconds": round(float(arrays.get("load_seconds", np.nan)), 3)}

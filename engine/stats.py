@@ -35,7 +35,7 @@ class Interval:
     diff: float | None        # mean(a) - mean(b); None when a side has no data
     low: float | None         # None when the spread cannot be measured (fewer than two runs on a side)
     high: float | None
-    kind: str                 # "paired t" | "Welch" | "hierarchical bootstrap" | "none"
+    kind: str                 # "paired t" | "Welch" | "one-sample t" | "hierarchical bootstrap" | "none"
     n_a: int                  # runs (seeds) on each side; n_b is 0 when b is a fixed number
     n_b: int
     sd: float | None          # the per-seed spread the test used: sd of seed-wise differences (paired), the
@@ -96,8 +96,9 @@ def welch(a: Sequence[float], b: Sequence[float] | float, level: float = LEVEL) 
     if n_a == 0 or (not fixed and n_b == 0):
         return _none(n_a, n_b, "no finished runs with this number on one side", design)
     diff = float(xa.mean() - (float(b) if fixed else xb.mean()))
+    kind = "one-sample t" if fixed else "Welch"
     if n_a < 2 or (not fixed and n_b < 2):
-        return Interval(diff, None, None, "Welch", n_a, n_b, None,
+        return Interval(diff, None, None, kind, n_a, n_b, None,
                         "needs at least two runs on each side to measure the spread", design)
     va = _sd(xa) ** 2
     if fixed:
@@ -110,7 +111,7 @@ def welch(a: Sequence[float], b: Sequence[float] | float, level: float = LEVEL) 
         df = (ea + eb) ** 2 / (ea ** 2 / (n_a - 1) + eb ** 2 / (n_b - 1)) if ea + eb > 0 else float(n_a + n_b - 2)
         note = f"Welch t over per-run values ({n_a} vs {n_b} runs)"
     low, high = _t_interval(diff, se, df, level)
-    return Interval(diff, low, high, "Welch", n_a, n_b, sd, note, design, float(df), se)
+    return Interval(diff, low, high, kind, n_a, n_b, sd, note, design, float(df), se)
 
 
 # ---------------------------------------------------------------- hierarchical bootstrap over seeds and sentences
@@ -401,11 +402,11 @@ def seeds_needed(diff: float, sd: float, kind: str, power: float = 0.8, level: f
     all of the spread as shrinking with seeds; the part due to the sentence sample does not, so when the
     sentences' shared spread is large the figure is a lower bound.
     """
-    if kind not in ("paired t", "Welch", "hierarchical bootstrap"):
+    if kind not in ("paired t", "Welch", "one-sample t", "hierarchical bootstrap"):
         raise ValueError(f"unknown interval kind {kind!r}")
     if diff == 0 or sd <= 0 or not (math.isfinite(diff) and math.isfinite(sd)):
         return None
-    two_sample = not (paired if paired is not None else kind == "paired t")
+    two_sample = not (paired if paired is not None else kind in ("paired t", "one-sample t"))
     for n in range(MIN_RUNS, max_seeds + 1):
         if t_power(abs(diff), sd, n, two_sample, level) >= power:
             return n

@@ -2,7 +2,7 @@
 # icon: :material/waves:
 # section: Methods
 # order: 40
-"""ODE stability: why an implicit Euler step damps perturbations (IM-BERT), from the test equation to
+"""ODE stability: when an implicit Euler step damps perturbations (IM-BERT), from the test equation to
 trained models and live sentences. Layout only; the numbers come from engine.ode."""
 import streamlit as st
 
@@ -10,8 +10,10 @@ from app.ode.panels import euler_steps, live_sentences, model_probes
 
 st.title("ODE stability")
 st.caption("A residual layer x + F(x) is one **explicit** Euler step of an ODE. IM-BERT replaces it by an "
-           "**implicit** step, z = x + h F(z), solved by a few gradient steps, which damps perturbations of "
-           "the input instead of amplifying them. Start with the test equation, then look inside trained models.")
+           "**implicit** step, z = x + h F(z), solved by a few descent steps on its residual. The implicit step "
+           "damps a perturbation where the field's Jacobian has eigenvalues with negative real part, and can "
+           "amplify it where the real part is positive, so whether a model's layers damp is measured here, not "
+           "assumed. Start with the test equation, then look inside trained models.")
 teach, models_tab, live = st.tabs(["1 · The test equation", "2 · Inside trained models", "3 · Live sentences"])
 
 with teach:

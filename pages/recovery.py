@@ -18,9 +18,11 @@ corrupting the top ones: the lower layers hold basic linguistic features that a 
 
 **What a grid does here.** For every seed it fine-tunes the clean model once (the baseline), then, with exactly the
 same data, steps and seed, one model per corrupted group: the bottom *k* or top *k* encoder layers (layer 0 is next to
-the embeddings), a custom set, or the embeddings alone. Corruption kinds: the paper's (LayerNorm weights to 1 and
-biases to 0, linear weights re-drawn with Kaiming initialisation, biases to 0), Gaussian noise on the weight
-matrices, or zeroing a share of their entries. Dev accuracy is measured every few steps while each model trains, which
+the embeddings), a custom set, or the embeddings alone. Corruption kinds: *reinit*, RobustLab's reconstruction of
+the paper's recipe after a secondary summary of it, as the paper's own was not available (LayerNorm weights to 1 and
+biases to 0, weight matrices re-drawn with Kaiming-normal initialisation or at `nn.Linear`'s default scale, a sixth of
+that variance); and two of RobustLab's own, Gaussian noise on the weight matrices or zeroing a share of their
+entries. Dev accuracy is measured every few steps while each model trains, which
 gives the recovery curves; the finished models are then compared layer by layer with the clean one and scored on
 AdvGLUE-SST2.
 

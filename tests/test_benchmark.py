@@ -201,6 +201,8 @@ def test_im_bert_is_compared_with_an_ex_bert_of_the_same_step_size_and_field():
     twin = part(judge(vanilla + im_bert + ex_default), "AdvGLUE-SST2: im-bert above ex-bert")
     assert twin["baseline_row"] == "vanilla" and twin["mean_b"] == pytest.approx(0.41)
     assert "vanilla BERT exactly" in twin["reason"] and twin["diff"] == pytest.approx(0.10)
+    assert not any("different settings" in s for s in claim(judge(vanilla + im_bert + ex_default),
+                                                             "im-bert")["statements"])
     ex_same = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
                          settings={**EX_BERT, "h": 1.0})
     claims = judge(vanilla + im_bert + ex_default + ex_same)
@@ -225,6 +227,8 @@ def test_a_method_trained_with_different_settings_is_split_and_claims_use_the_ma
     assert "vanilla runs were trained with different settings" in said and "not pooled" in said
     uegr = part(judge_methods(groups, {}), "dev accuracy: uegr above vanilla")
     assert uegr["baseline_row"] == "vanilla (lr=0.0002)" and uegr["mean_b"] == pytest.approx(0.81)
+    assert "this claim uses the rows vanilla (lr=0.0002)." in " ".join(claim(judge_methods(groups, {}),
+                                                                              "uegr")["statements"])
 
     other = seeds_rows("vanilla", "dev_accuracy", [0.80, 0.81, 0.82]) + seeds_rows(
         "uegr", "dev_accuracy", [0.83, 0.84, 0.85], lr=5e-5)

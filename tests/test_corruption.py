@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.corruption import CorruptionError, check_spec, corrupt, group_layers, targets
+from engine.corruption import INITS, KINDS, CorruptionError, check_spec, corrupt, group_layers, targets
 from engine.models import build_classifier
 from engine.recovery.analysis import linear_cka
 from engine.recovery.grid import GridSpec
@@ -57,6 +57,46 @@ def test_reinit_changes_the_selected_layer_as_the_paper_says_and_nothing_else():
             assert abs(new.mean().item()) < 0.1 * math.sqrt(2 / fan_in) * 5
     # every kind of parameter in the layer is covered
     assert set(roles.values()) == {"layernorm_weight", "layernorm_bias", "linear_weight", "linear_bias"}
+
+
+def _linear_weights_and_biases(model, spec) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The corrupted layers' Linear weights and biases after `corrupt(model, spec)`."""
+    roles = _touched_names(model, spec)
+    corrupt(model, spec)
+    params = dict(model.named_parameters())
+    return ([params[n].detach() for n, r in roles.items() if r == "linear_weight"],
+            [params[n].detach() for n, r in roles.items() if r == "linear_bias"])
+
+
+def _fan_in_variance(tensors: list[torch.Tensor], fan_ins: list[int]) -> float:
+    """Variance times fan_in, pooled over tensors of different widths (each entry has mean 0 by construction)."""
+    return float(torch.cat([t.flatten().double().pow(2) * f for t, f in zip(tensors, fan_ins)]).mean())
+
+
+def test_linear_default_reinit_draws_as_nn_linear_does_and_kaiming_normal_has_six_times_its_variance():
+    spec = {"layers": [0, 1], "kind": "reinit", "seed": 3}
+    default_w, default_b = _linear_weights_and_biases(_scrambled_tiny(), {**spec, "init": "linear-default"})
+    kaiming_w, kaiming_b = _linear_weights_and_biases(_scrambled_tiny(), spec)       # kaiming-normal by default
+    fan_ins = [w.shape[1] for w in default_w]
+    torch.manual_seed(0)                       # freshly built nn.Linear layers of the same shapes: the reference
+    fresh = [torch.nn.Linear(w.shape[1], w.shape[0]) for w in default_w]
+    reference_w = _fan_in_variance([f.weight.detach() for f in fresh], fan_ins)
+    reference_b = _fan_in_variance([f.bias.detach() for f in fresh], fan_ins)
+    assert reference_w == pytest.approx(1 / 3, rel=0.05)           # U(±1/sqrt(fan_in)): variance 1 / (3 fan_in)
+    assert _fan_in_variance(default_w, fan_ins) == pytest.approx(reference_w, rel=0.05)
+    assert _fan_in_variance(default_b, fan_ins) == pytest.approx(reference_b, rel=0.2)   # few biases: looser
+    assert all(w.abs().max() <= 1 / math.sqrt(w.shape[1]) for w in default_w)           # uniform's bounds
+    assert all(b.abs().max() <= 1 / math.sqrt(f) and b.abs().min() > 0 for b, f in zip(default_b, fan_ins))
+    ratio = _fan_in_variance(kaiming_w, fan_ins) / _fan_in_variance(default_w, fan_ins)
+    assert ratio == pytest.approx(6.0, rel=0.05)                   # N(0, 2/fan_in) against 1 / (3 fan_in)
+    assert all(torch.all(b == 0) for b in kaiming_b)
+
+
+def test_corruption_labels_say_where_each_recipe_comes_from():
+    assert "RobustLab's reconstruction after a secondary summary" in KINDS["reinit"]
+    assert "paper's)" not in KINDS["reinit"]
+    assert all("RobustLab's own variant" in KINDS[k] for k in ("noise", "zero"))
+    assert set(INITS) == {"kaiming-normal", "linear-default"}
 
 
 def test_embeddings_alone_reset_the_embedding_tables_and_their_layernorm():
@@ -128,6 +168,7 @@ def test_corruption_is_reproducible_from_the_spec_and_seed():
     ({"layers": [0], "kind": "zero", "fraction": 1.5}, r"in \[0, 1\]"),
     ({"layers": [0], "kind": "zero", "fraction": -0.1}, r"in \[0, 1\]"),
     ({"layers": [0], "kind": "melt"}, "corruption kind must be one of"),
+    ({"layers": [0], "init": "xavier"}, "re-initialisation must be one of kaiming-normal, linear-default"),
 ])
 def test_bad_specs_are_refused_with_the_reason(spec, message):
     with pytest.raises(CorruptionError, match=message):
@@ -148,6 +189,7 @@ def test_layer_groups_and_k_larger_than_the_model():
     ({"seeds": []}, "the grid is empty: give at least one seed"),
     ({"corruption_kind": "noise", "scale": 0.0}, "noise scale must be > 0"),
     ({"corruption_kind": "zero", "fraction": 2.0}, r"fraction of weights to zero must be in \[0, 1\]"),
+    ({"init": "xavier"}, "re-initialisation must be one of kaiming-normal, linear-default"),
     ({"positions": ["custom"]}, "custom position needs at least one layer"),
     ({"positions": ["custom"], "custom_layers": [4]}, "custom layer 4 does not exist"),
     ({"epochs": 0}, "epochs must be at least 1"),
@@ -168,7 +210,10 @@ def test_grid_cells_put_the_clean_baseline_first_for_each_seed():
     assert labels[7] == ("clean", 1) and len(cells) == 14
     assert cells[3].layers == (1,) and cells[1].layers == (0,)
     assert cells[0].corruption_spec(spec) is None
-    assert cells[4].corruption_spec(spec) == {"layers": [0, 1], "embeddings": False, "kind": "reinit", "seed": 0}
+    assert cells[4].corruption_spec(spec) == {"layers": [0, 1], "embeddings": False, "kind": "reinit",
+                                              "init": "kaiming-normal", "seed": 0}
+    linear = GridSpec(model="tiny", levels=[1], init="linear-default")
+    assert linear.cells(num_layers=2)[1].corruption_spec(linear)["init"] == "linear-default"
 
 
 def test_recovery_metrics():
@@ -204,7 +249,8 @@ def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     from engine.__main__ import main
     from engine.runs import RunStore, read_json
 
-    code = main(["recover", "--positions", "bottom,top", "--layers", "1", "--seeds", "0", *TINY, "--json"])
+    code = main(["recover", "--positions", "bottom,top", "--layers", "1", "--seeds", "0", "--init", "linear-default",
+                 *TINY, "--json"])
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(out) == 1
     data = json.loads(out[0])
@@ -228,7 +274,8 @@ def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     run = store.get(rows["bottom-1"]["run_id"])
     dev_steps = sorted({m["step"] for m in run.metrics() if m["split"] == "dev" and m["name"] == "accuracy"})
     assert dev_steps == [1, 2]
-    assert "corrupted before training: reinit of layer 0 of 2" in run.log_text()
+    assert "corrupted before training: reinit (linear-default) of layer 0 of 2" in run.log_text()
+    assert store.get(data["grid_id"]).config["init"] == "linear-default"
     # probes: CKA per hidden state (embeddings + 2 layers) and drift per group
     probes = run.artifact("recovery")
     assert list(probes["layer_names"]) == ["embeddings", "layer 0", "layer 1"]

@@ -157,9 +157,12 @@ def test_the_row_names_the_grid_and_its_budget(store):
     assert (grid["train_size"], grid["epochs"], grid["lr"], grid["model"]) == (2000, 2, 2e-4, "minilm")
     assert grid["clean_accuracy"] == {"0": 0.85, "1": 0.82, "2": 0.84}
     assert "2,000 training examples x 2 epoch(s) at learning rate 0.0002" in row["statements"][1]
-    assert judge_healing(store, older.id)["grid"]["corruption"] == "reinit"
+    assert judge_healing(store, older.id)["grid"]["corruption"] == "reinit (kaiming-normal weights)"
     view = judge_grid(older, grid_rows(store, older))
-    assert view["statements"][0].startswith(f"Recovery grid {older.id} (done): reinit corruption")
+    assert view["statements"][0].startswith(f"Recovery grid {older.id} (done): reinit (kaiming-normal weights) "
+                                            "corruption")
+    linear = fake_grid(store, accuracy_of({"bottom": BOTTOM, "top": TOP}), seeds=[0], init="linear-default")
+    assert "reinit (linear-default weights) corruption" in judge_grid(linear, grid_rows(store, linear))["statements"][0]
 
 
 def test_no_grid_and_unknown_grids(store):

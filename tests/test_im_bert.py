@@ -11,7 +11,7 @@ from torch import nn
 
 from engine import ode
 from engine.methods import SettingError, make_method
-from engine.methods.im_bert import EulerConnection, connections
+from engine.methods.im_bert import EulerConnection, SolverDivergedError, check_not_diverging, connections, real_tokens
 from engine.models import ModelError, build_classifier, load_tokenizer
 
 
@@ -110,6 +110,88 @@ def test_implicit_step_matches_closed_form_on_a_linear_layer(field, exact, gamma
     assert not torch.allclose(explicit(x)[0], closed, atol=1e-3)          # K = 0 stops at the explicit step
 
 
+def test_exact_step_is_scaled_to_the_layer():
+    """The exact gradient (I - h J_F)^T r is scaled per token by ||r_t||^2 / ||g_t||^2: for a layer whose
+    Jacobian is a multiple of the identity one step of 1 lands on the implicit solution, however large it is."""
+    x = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for scale in (0.2, 3.0, 40.0):
+        a = torch.eye(6, dtype=torch.float64) * scale
+        conn = EulerConnection(Linear(a), h=0.7, iterations=1, gamma=1.0, field="layer", exact_grad=True,
+                               implicit=True, line_search=False)
+        with torch.no_grad():
+            z = conn(x)[0]
+        torch.testing.assert_close(z, x / (1 - 0.7 * scale), rtol=1e-12, atol=1e-12)
+
+
+def _random_bert_layer(std: float = 0.3) -> nn.Module:
+    """A small BertLayer whose weights are drawn large enough that the implicit equation is hard to solve."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    torch.manual_seed(0)
+    layer = BertLayer(BertConfig(hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                                 attn_implementation="eager")).eval()
+    with torch.no_grad():
+        for p in layer.parameters():
+            if p.dim() == 2:
+                p.normal_(0, std)
+    return layer
+
+
+def _solver_trajectory(**settings) -> list[float]:
+    """Relative residual at z^0 .. z^8 of one implicit step (h = 1, residual field) on the fixed random layer,
+    for a batch of 3 with padding in the second sentence."""
+    x = torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(3, 1, 1, 7)
+    mask[1, ..., 5:] = torch.finfo(torch.float32).min          # the encoder's additive mask: 2 padding tokens
+    conn = EulerConnection(_random_bert_layer(), **{"h": 1.0, "iterations": 8, "gamma": 0.5, "field": "residual",
+                                                    "exact_grad": False, "implicit": True, **settings})
+    conn.track = True
+    with torch.no_grad():
+        conn(x, mask)
+    return conn.last_trajectory
+
+
+def test_exact_solver_residual_decreases_on_a_fixed_random_layer():
+    """The exact-gradient solver at its default step and line search: every step lowers the relative residual,
+    and 8 steps cut it by more than a factor of 4. The same layer with a fixed step of 1 (no line search) does
+    not fall monotonically, so this layer is hard enough for the line search to matter."""
+    exact = _solver_trajectory(exact_grad=True)
+    assert len(exact) == 9
+    assert all(b < a for a, b in zip(exact, exact[1:])), exact
+    assert exact[-1] < exact[0] / 4
+    fixed = _solver_trajectory(exact_grad=True, gamma=1.0, line_search=False)
+    assert any(b > a for a, b in zip(fixed, fixed[1:])), fixed
+
+
+def test_cheap_solver_with_line_search_never_grows_where_a_fixed_step_does():
+    cheap = _solver_trajectory()
+    assert all(b < a for a, b in zip(cheap, cheap[1:])), cheap
+    assert _solver_trajectory(gamma=1.0, line_search=False)[-1] > cheap[0]     # fixed step 1: no better than z^0
+
+
+def test_residuals_are_measured_on_real_tokens_only():
+    """The solver reads which tokens are real from the encoder's additive mask (eager (B,1,1,T) or SDPA
+    (B,1,T,T)); with no mask every token is real."""
+    x = torch.zeros(2, 4, 3)
+    low = torch.finfo(torch.float32).min
+    eager = torch.tensor([0.0, 0.0, low, low]).view(1, 1, 1, 4).expand(2, 1, 1, 4).clone()
+    eager[0] = 0
+    expected = torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0]]).unsqueeze(-1)
+    assert torch.equal(real_tokens((eager,), {}, x), expected)
+    assert torch.equal(real_tokens((), {"attention_mask": eager.expand(2, 1, 4, 4)}, x), expected)
+    assert torch.equal(real_tokens((None,), {}, x), torch.ones(2, 4, 1))
+
+
+def test_a_growing_residual_is_refused_with_a_clear_message():
+    converged = np.array([[0.5, 0.1, 0.02], [np.nan] * 3])      # layer 1 is not converted
+    check_not_diverging(converged, 3)
+    with pytest.raises(SolverDivergedError, match=r"step 7: in layer 0 .* grew from 0.5 .* to 0.6 after K = 2"):
+        check_not_diverging(np.array([[0.5, 0.1, 0.6]]), 7)
+    with pytest.raises(SolverDivergedError, match="nan"):
+        check_not_diverging(np.array([[0.5, np.nan]]), 1)
+
+
 def test_exact_gradient_trains_through_the_unrolled_solver():
     model = make_method("im-bert", {"exact_grad": True}).prepare_model(build_classifier("tiny", 2, 0)).train()
     loss = model(**_batch()).logits.sum()
@@ -172,7 +254,7 @@ def test_growth_of_a_scaling_model_is_the_scale(tokenizer):
         model.bert.encoder.layer[i] = Linear(torch.eye(32) * 0.5)
     batch = ode.sentence_batch(tokenizer, ["one sentence here", "another"])
     clean, _ = ode.trajectory(model, batch)
-    g = ode.growth(model, batch, ode.gaussian_delta(clean[0], batch["attention_mask"], 1e-2), clean)
+    g, _ = ode.growth(model, batch, ode.gaussian_delta(clean[0], batch["attention_mask"], 1e-2), clean)
     np.testing.assert_allclose(g, [[0.5, 0.25]] * 2, rtol=1e-5)
 
 
@@ -222,9 +304,38 @@ def test_training_records_the_solver_residual(im_run):
     _, run = im_run
     art = run.artifact("im_residual")
     assert list(art["step"]) == [1, 2, 3]
-    assert art["final"].shape == (3, 2) and np.isfinite(art["final"]).all()
-    assert (art["final"] <= art["first"] + 1e-9).all()   # the corrector reduces the predictor's residual here
+    k = run.results["method_summary"]["K"]
+    assert art["per_iteration"].shape == (3, 2, k + 1) and np.isfinite(art["per_iteration"]).all()
+    np.testing.assert_array_equal(art["first"], art["per_iteration"][..., 0])
+    np.testing.assert_array_equal(art["final"], art["per_iteration"][..., -1])
+    assert (np.diff(art["per_iteration"], axis=-1) <= 0).all()   # the line search never lets it grow
     assert any(r["name"] == "im_residual" for r in run.metrics())
+
+
+def test_summary_has_the_final_relative_residual(im_run):
+    """The mean over layers of the residual after K steps, at the last (recorded) step."""
+    _, run = im_run
+    summary = run.results["method_summary"]
+    assert summary["final_relative_residual"] == pytest.approx(float(run.artifact("im_residual")["final"][-1].mean()))
+    assert summary["extra_layer_calls_per_layer"] == run.results["method_summary"]["K"] + 1
+
+
+def test_a_diverging_solver_stops_the_run_with_the_message(run_home):
+    """A fixed step of 1 at h = 4 (no line search) makes layer 0's residual grow on the tiny model: the run
+    fails at its first step with the solver's message as its error, and saves no model."""
+    from engine.jobs import execute
+    from engine.runs import RunStore
+    from engine.train_config import TrainConfig
+
+    store = RunStore(run_home)
+    config = TrainConfig(model="tiny", method="im-bert", train_size=32, epochs=1, batch_size=16, dev_size=32,
+                         settings={"h": 4.0, "gamma": 1.0, "line_search": False, "K": 4})
+    run = store.create(config.to_dict())
+    assert execute(store, run, lambda: False)["status"] == "failed"
+    status = store.get(run.id).status
+    assert status["status"] == "failed" and status.get("step", 0) <= 1
+    assert "SolverDivergedError: IM-BERT's implicit solver diverged at training step 1: in layer 0" in status["error"]
+    assert not (run.dir / "model").exists()
 
 
 def test_saved_run_reloads_with_the_same_predictions(im_run):

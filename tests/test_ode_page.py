@@ -49,15 +49,31 @@ def test_figures_draw_what_they_are_given():
     fig = figs.stability_figure(ode.stability_grid(3.0, 41), complex(-1.5, 0.5))
     stars = [d for d in fig.data if d.type == "scatter"]
     assert [tuple(d.x) for d in stars] == [(-1.5,), (-1.5,)]
-    probe = {"growth": [0.9, 0.8], "growth_fgm": [1.1, 1.2], "jacobian_top_sv": [1.5, 4.0], "h_lambda": [-0.5, 3.2],
+    probe = {"growth": [0.9, 0.8], "growth_fgm": [1.1, 1.2], "relative_growth": [0.7, 0.6],
+             "relative_growth_fgm": [0.5, 0.4], "jacobian_top_sv": [1.5, 4.0], "h_lambda": [-0.5, 3.2],
              "scheme": ["implicit", "explicit"], "solver_residual": [0.01, None]}
-    fig = figs.growth_figure({"a": probe})
-    assert list(fig.data[0].y) == [1.0, 0.9, 0.8] and fig.layout.yaxis.type == "log"
+    fig = figs.growth_figure({"a": probe})                   # scale-free unless asked
+    assert [list(d.y) for d in fig.data] == [[1.0, 0.7, 0.6], [1.0, 0.5, 0.4]] and fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.title.text == "(||Δx_l|| / ||x_l||) / (||δ|| / ||x_0||)"
+    fig = figs.growth_figure({"a": probe}, scale_free=False)
+    assert [list(d.y) for d in fig.data] == [[1.0, 0.9, 0.8], [1.0, 1.1, 1.2]]
+    assert fig.layout.yaxis.title.text == "||Δx_l|| / ||δ||" and fig.layout.title.text.endswith("absolute")
     fig = figs.amplification_figure({"a": probe})
     assert fig.layout.xaxis.range[1] >= 3.2 and fig.layout.yaxis.range[1] >= 4.0
     assert list(fig.data[-1].marker.symbol) == ["diamond", "circle"]
+    assert "Rayleigh quotient" in fig.layout.xaxis.title.text and "singular vector" in fig.layout.xaxis.title.text
     rows = figs.summary_rows({"a": probe}, {"a": {"dev_accuracy": 0.8}})
-    assert rows[0]["growth at last layer (FGM)"] == 1.2 and rows[0]["solver residual (max)"] == 0.01
+    assert rows[0]["scale-free growth at last layer (FGM)"] == 0.4
+    assert rows[0]["absolute growth at last layer (FGM)"] == 1.2
+    assert rows[0]["solver residual (max)"] == 0.01
+
+
+def test_captions_say_what_each_plot_shows_and_claim_no_damping():
+    lower = "A lower line means the perturbation is a smaller part of that layer's hidden state."
+    assert lower in figs.CAPTIONS["growth"]
+    assert "hidden states are smaller overall" in figs.CAPTIONS["growth_absolute"]
+    assert "not a measured eigenvalue" in figs.CAPTIONS["amplification"]
+    assert not any("damps" in figs.CAPTIONS[k] for k in ("growth", "growth_absolute", "amplification"))
 
 
 # ---------------------------------------------------------------- the page
@@ -110,14 +126,18 @@ def test_page_probes_runs_and_compares_sentences(two_runs, monkeypatch):
     no_exception(at.run())
     charts = at.get("plotly_chart")
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
-    assert "Perturbation growth across layers" in titles
+    assert "Perturbation growth across layers, scale-free" in titles
     assert "Where each layer sits on the amplification curves" in titles
     assert "Implicit solver residual per layer over training" in titles
     assert "How far the perturbed sentence drifts, layer by layer" in titles
     table = at.dataframe[0].value
-    assert len(table) == 2 and table["growth at last layer (Gaussian)"].notna().all()
+    assert len(table) == 2 and table["scale-free growth at last layer (Gaussian)"].notna().all()
+    assert table["absolute growth at last layer (Gaussian)"].notna().all()
     assert "probe" in store.get(im).artifact_names()        # stored with the run, computed once
     assert not at.error
+    at.toggle(key="ode-growth-absolute").set_value(True).run()     # the absolute view, one click away
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in no_exception(at).get("plotly_chart")]
+    assert "Perturbation growth across layers, absolute" in titles and not at.error
 
     at.text_input(key="ode-live-pert").set_value("   ").run()
     assert any("tokenises to nothing" in e for e in texts(no_exception(at), "error"))

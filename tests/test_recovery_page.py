@@ -93,7 +93,7 @@ def test_the_claim_panel_concludes_from_the_per_seed_verdict(synthetic_grids):
     at = no_exception(page("recovery.py").run())
     assert at.selectbox(key="rec-grid").value == synthetic_grids["learned"]
     overview = " ".join(m.value for m in at.markdown)
-    assert "reinit corruption of bottom and top layers, k = 1, 2, 3; seeds 0, 1, 2" in overview
+    assert "reinit (kaiming-normal weights) corruption of bottom and top layers, k = 1, 2, 3; seeds 0, 1, 2" in overview
     assert "2,000 training examples x 2 epoch(s) at learning rate 0.0002, batch 32" in overview
     assert any(m.value == "**Healing claim on this grid: supported**" for m in at.markdown)
     assert any("recovered less than top-layer, as the paper reports" in m.value for m in at.markdown)
@@ -140,6 +140,16 @@ def test_bad_grids_get_a_clear_message_and_cannot_be_queued(run_home, changes, m
     assert at.button(key="rec-queue").disabled
 
 
+def test_the_corruption_choice_says_where_the_recipe_comes_from(run_home):
+    at = no_exception(page("recovery.py").run())
+    kind = at.radio(key="rec-kind")
+    assert "RobustLab's reconstruction after a secondary summary" in kind.options[0]
+    assert "own recipe was not available" in kind.help
+    assert "nn.Linear's default" in " ".join(at.radio(key="rec-init").options)
+    kind.set_value("noise").run()
+    assert not [r for r in no_exception(at).radio if r.key == "rec-init"]     # re-initialisation only
+
+
 def test_a_valid_grid_says_how_many_runs_it_is(run_home):
     at = no_exception(page("recovery.py").run())
     at.radio(key="rec-model").set_value("tiny").run()
@@ -160,12 +170,14 @@ def test_queue_a_grid_from_the_page_and_cancel_it(run_home):
     at.number_input(key="rec-train").set_value(64).run()
     at.number_input(key="rec-batch").set_value(16).run()
     at.number_input(key="rec-dev").set_value(16).run()
+    at.radio(key="rec-init").set_value("linear-default").run()
     at.button(key="rec-queue").click().run()
     assert any("Queued grid" in s.value for s in no_exception(at).success)
     store = RunStore(run_home)
     (row,) = store.list(kind="recover")
     grid = store.get(row["id"])
     assert [c["label"] for c in grid.config["cells"]] == ["clean", "bottom-1"]
+    assert grid.config["init"] == "linear-default"
     deadline = time.time() + 240
     while grid.status.get("status") == "queued" and time.time() < deadline:
         time.sleep(0.5)          # the worker installs its cancel handler before it reports running

@@ -145,7 +145,7 @@ def test_seeds_needed_power_holds_in_simulation():
 def test_seeds_needed_for_uses_the_interval_design():
     paired = stats.Interval(0.02, 0.0, 0.04, "hierarchical bootstrap", 5, 5, 0.03, "", "paired", 4.0)
     unpaired = stats.Interval(0.02, 0.0, 0.04, "hierarchical bootstrap", 5, 5, 0.03, "", "two-sample", 8.0)
-    fixed = stats.Interval(0.02, 0.0, 0.04, "Welch", 5, 0, 0.03, "", "one-sample", 4.0)
+    fixed = stats.Interval(0.02, 0.0, 0.04, "one-sample t", 5, 0, 0.03, "", "one-sample", 4.0)
     assert stats.seeds_needed_for(paired) == stats.seeds_needed(0.02, 0.03, "paired t")
     assert stats.seeds_needed_for(fixed) == stats.seeds_needed(0.02, 0.03, "paired t")
     assert stats.seeds_needed_for(unpaired) == stats.seeds_needed(0.02, 0.03, "Welch")

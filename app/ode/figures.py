@@ -26,15 +26,23 @@ CAPTIONS = {
                "shrinks, red: grows; the black line is exactly 1). Explicit Euler is stable only inside the "
                "small disc around -1; implicit Euler is stable everywhere outside the disc around +1, so the "
                "whole left half-plane (Re lambda < 0). The star is your h lambda.",
-    "growth": "How to read it: the size of a small perturbation of the embeddings after each layer, divided by "
-              "its starting size (1 at layer 0, log scale). Solid lines are random Gaussian perturbations, "
-              "dashed ones a worst-case one-step gradient (FGM) perturbation; a line that stays lower means the "
-              "model damps perturbations more.",
-    "amplification": "How to read it: the two curves are the per-step amplification predicted for a real "
-                     "eigenvalue, |1 + h lambda| for an explicit step and 1/|1 - h lambda| for an implicit one. "
-                     "Each marker is one layer (L1, L2, ...): across, its measured h lambda along its most "
-                     "amplified direction; up, its measured top Jacobian singular value. Markers near their "
-                     "curve behave as the linear theory says; high markers amplify the worst perturbation.",
+    "growth": "How to read it: after each layer l, the share a small perturbation of the embeddings takes of "
+              "the hidden state, ||Δx_l|| / ||x_l||, divided by its share at the start, ||δ|| / ||x_0|| (1 at "
+              "layer 0, log scale). Solid lines are random Gaussian perturbations, dashed ones a one-step "
+              "gradient (FGM) perturbation. A lower line means the perturbation is a smaller part of that "
+              "layer's hidden state.",
+    "growth_absolute": "How to read it: after each layer l, the size of a small perturbation of the embeddings, "
+                       "||Δx_l||, divided by its starting size ||δ|| (1 at layer 0, log scale). Solid lines are "
+                       "random Gaussian perturbations, dashed ones a one-step gradient (FGM) perturbation. A lower "
+                       "line means a smaller perturbation in absolute size, which also happens when a model's "
+                       "hidden states are smaller overall.",
+    "amplification": "How to read it: the two curves are the per-step amplification of a perturbation along a "
+                     "real eigenvalue λ, |1 + hλ| for an explicit step and 1/|1 − hλ| for an implicit one. Each "
+                     "marker is one layer (L1, L2, ...): up, the top singular value of its Jacobian (how much it "
+                     "stretches the perturbation it stretches most); across, the Rayleigh quotient "
+                     "⟨v, hJ_F v⟩ / ⟨v, v⟩ of its vector field's Jacobian along that top singular vector v. That "
+                     "quotient equals hλ only when v is an eigenvector, so it places a layer on the curves "
+                     "approximately; it is not a measured eigenvalue.",
     "residual": "How to read it: how far the implicit solver is from solving its equation, ||z - x - h F(z)|| / "
                 "||z|| after its K steps, per layer, on a fixed training batch (log scale). Falling or flat "
                 "low lines mean the IM-connection really computes an implicit step; lines near 1 mean it does not.",
@@ -122,14 +130,23 @@ def stability_figure(grid: Mapping[str, np.ndarray], z: complex, height: int = 3
 
 # ---------------------------------------------------------------- model panel
 
-def growth_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str] | None = None,
+GROWTH_VIEWS = {   # scale_free -> (Gaussian key, FGM key, axis title, figure title)
+    True: ("relative_growth", "relative_growth_fgm", "(||Δx_l|| / ||x_l||) / (||δ|| / ||x_0||)",
+           "Perturbation growth across layers, scale-free"),
+    False: ("growth", "growth_fgm", "||Δx_l|| / ||δ||", "Perturbation growth across layers, absolute"),
+}
+
+
+def growth_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str] | None = None, scale_free: bool = True,
                   height: int = 420) -> go.Figure:
-    """Perturbation growth g_l against layer l, Gaussian (solid) and FGM (dashed), one colour per run."""
+    """Perturbation growth against layer l, Gaussian (solid) and FGM (dashed), one colour per run: scale-free
+    (each layer's share of its hidden state) or absolute."""
     colors = colors or run_colors(probes)
+    gauss, fgm, axis, title = GROWTH_VIEWS[scale_free]
     fig = go.Figure()
     for label, p in probes.items():
         color = colors[label]
-        for key, dash, kind in (("growth", "solid", "Gaussian"), ("growth_fgm", "dash", "FGM")):
+        for key, dash, kind in ((gauss, "solid", "Gaussian"), (fgm, "dash", "FGM")):
             values = [1.0, *p[key]]
             fig.add_trace(go.Scatter(x=list(range(len(values))), y=values, mode="lines+markers",
                                      name=f"{label} · {kind}",
@@ -138,15 +155,15 @@ def growth_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str] | Non
                                                    "<extra></extra>"))
     fig.add_hline(y=1, line=dict(color="gray", dash="dot", width=1))
     fig.update_xaxes(title_text="layer l (0 = embeddings)", dtick=1)
-    ticks = _log_ticks([1.0, *[v for p in probes.values() for k in ("growth", "growth_fgm") for v in p[k]]])
-    fig.update_yaxes(title_text="||x_l(e+δ) − x_l(e)|| / ||δ||", type="log", tickvals=ticks,
-                     ticktext=[f"{t:g}" for t in ticks])
-    return _layout(fig, "Perturbation growth across layers", height)
+    ticks = _log_ticks([1.0, *[v for p in probes.values() for k in (gauss, fgm) for v in p[k]]])
+    fig.update_yaxes(title_text=axis, type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    return _layout(fig, title, height)
 
 
 def amplification_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str] | None = None,
                          height: int = 460) -> go.Figure:
-    """Analytic amplification curves with each layer's measured (h lambda, top singular value) on top."""
+    """Analytic amplification curves over real h lambda, with each layer on top at (Rayleigh quotient of h J_F
+    along its top singular vector, top singular value): an approximate place, not a measured eigenvalue."""
     colors = colors or run_colors(probes)
     points = list(probes.items())
     xs = [v for _, p in points for v in p["h_lambda"] if v is not None]
@@ -170,11 +187,12 @@ def amplification_figure(probes: Mapping[str, Mapping], colors: Mapping[str, str
                         symbol=["diamond" if s == "implicit" else "circle" for s in schemes],
                         line=dict(color="black", width=1)),
             customdata=schemes,
-            hovertemplate=f"{label}<br>%{{text}} (%{{customdata}})<br>hλ %{{x:.3g}}<br>top σ %{{y:.3g}}"
-                          "<extra></extra>"))
+            hovertemplate=f"{label}<br>%{{text}} (%{{customdata}})<br>Rayleigh quotient %{{x:.3g}}<br>"
+                          "top σ %{y:.3g}<extra></extra>"))
     fig.add_hline(y=1, line=dict(color="gray", dash="dot", width=1))
-    fig.update_xaxes(title_text="h λ along the layer's most amplified direction (Rayleigh quotient)", range=[lo, hi])
-    fig.update_yaxes(title_text="amplification per layer", range=[0, ymax])
+    fig.update_xaxes(title_text="curves: real hλ · markers: Rayleigh quotient ⟨v, hJ_F v⟩ / ⟨v, v⟩ along the top "
+                                "singular vector v", range=[lo, hi])
+    fig.update_yaxes(title_text="curves: amplification per step · markers: top singular value", range=[0, ymax])
     return _layout(fig, "Where each layer sits on the amplification curves", height, legend_y=-0.28)
 
 
@@ -231,8 +249,10 @@ def summary_rows(probes: Mapping[str, Mapping], results: Mapping[str, Mapping]) 
         res = results.get(label, {})
         finite = [v for v in p.get("solver_residual") or [] if v is not None]
         rows.append({"run": label, "dev acc": res.get("dev_accuracy"), "AdvGLUE acc": res.get("advglue_sst2_accuracy"),
-                     "growth at last layer (Gaussian)": p["growth"][-1],
-                     "growth at last layer (FGM)": p["growth_fgm"][-1],
+                     "scale-free growth at last layer (Gaussian)": p["relative_growth"][-1],
+                     "scale-free growth at last layer (FGM)": p["relative_growth_fgm"][-1],
+                     "absolute growth at last layer (Gaussian)": p["growth"][-1],
+                     "absolute growth at last layer (FGM)": p["growth_fgm"][-1],
                      "max top σ": max(p["jacobian_top_sv"]),
                      "solver residual (max)": max(finite) if finite else None,
                      "probe seconds": p.get("seconds")})

@@ -113,8 +113,11 @@ def model_probes() -> None:
             residuals[label] = art
     if chosen and probes:
         colors = figs.run_colors(probes)
-        st.plotly_chart(figs.growth_figure(probes, colors), key="ode-growth")
-        st.caption(figs.CAPTIONS["growth"])
+        absolute = st.toggle("absolute growth ||Δx_l|| / ||δ|| instead of scale-free", key="ode-growth-absolute",
+                             help="Absolute growth also falls when a model's hidden states are smaller overall, "
+                                  "so two models can rank either way on it; the scale-free view divides that out.")
+        st.plotly_chart(figs.growth_figure(probes, colors, scale_free=not absolute), key="ode-growth")
+        st.caption(figs.CAPTIONS["growth_absolute" if absolute else "growth"])
         st.plotly_chart(figs.amplification_figure(probes, colors), key="ode-amp")
         st.caption(figs.CAPTIONS["amplification"])
         if residuals:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.state import get_store
 from engine import jobs
-from engine.corruption import KINDS, model_layer_count
+from engine.corruption import INITS, KINDS, REINIT_SOURCE, model_layer_count
 from engine.models import known_models
 from engine.parsing import int_list
 from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config
@@ -33,6 +33,7 @@ def new_grid_form() -> None:
                         levels=int_list(corruption["levels"], "k"),
                         custom_layers=int_list(corruption["custom"], "the custom layer set"),
                         embeddings=corruption["embeddings"], corruption_kind=corruption["kind"],
+                        init=corruption["init"],
                         scale=float(corruption["scale"]), fraction=float(corruption["fraction"]),
                         seeds=int_list(budget["seeds"], "Seeds"), train_size=int(budget["train_size"]),
                         epochs=int(budget["epochs"]), batch_size=int(budget["batch_size"]), lr=float(budget["lr"]),
@@ -66,16 +67,24 @@ def _corruption_inputs() -> dict:
     custom_text = st.text_input(f"Custom layer set (0 to {layers_total - 1})", "", key="rec-custom",
                                 help="Used by the custom position. Comma-separated layer indices, e.g. 1, 3.")
     embeddings = st.checkbox("Also corrupt the embeddings in every cell", key="rec-emb")
-    kind = st.radio("Corruption", list(KINDS), key="rec-kind", format_func=lambda k: f"{k}: {KINDS[k]}")
-    scale, fraction = 0.5, 0.5
-    if kind == "noise":
+    kind = st.radio("Corruption", list(KINDS), key="rec-kind", format_func=lambda k: f"{k}: {KINDS[k]}",
+                    help=f"**reinit**: {REINIT_SOURCE} **noise** and **zero** are RobustLab's own variants, not "
+                         "the paper's.")
+    scale, fraction, init = 0.5, 0.5, "kaiming-normal"
+    if kind == "reinit":
+        init = st.radio("Re-initialise weight matrices with", list(INITS), horizontal=True, key="rec-init",
+                        format_func=lambda k: f"{k}: {INITS[k]}",
+                        help="The summary the recipe follows says only \"Kaiming\". kaiming-normal draws with the "
+                             "ReLU gain; linear-default draws as a freshly built nn.Linear does, at a sixth of "
+                             "that variance.")
+    elif kind == "noise":
         scale = st.number_input("Noise scale (std as a multiple of each matrix's RMS)", value=0.5, step=0.1,
                                 format="%g", key="rec-scale")
     elif kind == "zero":
         fraction = st.number_input("Fraction of each weight matrix to set to 0", value=0.5, step=0.05,
                                    format="%g", key="rec-fraction")
     return {"model": model, "positions": positions, "levels": levels_text, "custom": custom_text,
-            "embeddings": embeddings, "kind": kind, "scale": scale, "fraction": fraction}
+            "embeddings": embeddings, "kind": kind, "init": init, "scale": scale, "fraction": fraction}
 
 
 def _budget_inputs(model: str) -> dict:

@@ -20,7 +20,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
                     positions=name_list(args.positions),
                     levels=int_list(args.layers, "--layers"),
                     custom_layers=int_list(args.custom_layers, "--custom-layers"),
-                    embeddings=args.embeddings, corruption_kind=args.kind, scale=args.scale, fraction=args.fraction,
+                    embeddings=args.embeddings, corruption_kind=args.kind, init=args.init, scale=args.scale,
+                    fraction=args.fraction,
                     seeds=int_list(args.seeds, "--seeds"),
                     train_size=None if args.train_size == -1 else args.train_size, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
@@ -45,7 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", default="1,2,3", help="levels k for bottom/top: how many layers to corrupt")
     p.add_argument("--custom-layers", default="", help="layer indices (0-based) for the custom position")
     p.add_argument("--embeddings", action="store_true", help="also corrupt the embeddings in every cell")
-    p.add_argument("--kind", default="reinit", choices=["reinit", "noise", "zero"])
+    p.add_argument("--kind", default="reinit", choices=["reinit", "noise", "zero"],
+                   help="reinit: LayerNorm to 1/0, weights re-initialised (RobustLab's reconstruction after a "
+                        "secondary summary of the Healing Powers paper); noise and zero: RobustLab's own variants")
+    p.add_argument("--init", default="kaiming-normal", choices=["kaiming-normal", "linear-default"],
+                   help="reinit only: kaiming-normal, N(0, 2/fan_in) with biases 0; linear-default, nn.Linear's own "
+                        "init, U(+-1/sqrt(fan_in)) for weights and biases (a sixth of the variance)")
     p.add_argument("--scale", type=float, default=0.5, help="noise std as a multiple of each matrix's RMS")
     p.add_argument("--fraction", type=float, default=0.5, help="share of each weight matrix zeroed")
     p.add_argument("--seeds", default="0", help="comma list of seeds")

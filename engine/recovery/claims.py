@@ -60,7 +60,8 @@ def describe_grid(grid: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
     dev accuracy."""
     config = grid.config
     kind = config.get("corruption_kind", "reinit")
-    corruption = {"noise": f"noise (scale {config.get('scale')})",
+    corruption = {"reinit": f"reinit ({config.get('init', 'kaiming-normal')} weights)",
+                  "noise": f"noise (scale {config.get('scale')})",
                   "zero": f"zero (fraction {config.get('fraction')})"}.get(kind, kind)
     clean = {str(r["seed"]): r["final_accuracy"] for r in rows if r["position"] == "clean"}
     chances = {r["chance_accuracy"] for r in rows if r["chance_accuracy"] is not None}
@@ -154,12 +155,9 @@ def _empty_part(key: str, metric: str, group: str, baseline: str | float, reason
 def _part(key: str, metric: str, group: str, baseline: str | float, iv: stats.Interval, mean_a: float | None,
           mean_b: float | None, unit: str) -> dict[str, Any]:
     """A claim part from its interval ("a below b" is the claim): verdict, reason, and for an open part the
-    seeds that would settle it (one-sample and paired t both test seed values against a number, so both use
-    the paired formula)."""
+    seeds that would settle it."""
     verdict, reason = stats.verdict(iv, higher_is_better=False)
-    needed = None
-    if verdict == "inconclusive" and iv.diff and iv.sd:
-        needed = stats.seeds_needed(iv.diff, iv.sd, "paired t")
+    needed = stats.seeds_needed_for(iv) if verdict == "inconclusive" else None
     return {**_empty_part(key, metric, group, baseline, ""), "kind": iv.kind, "mean_a": mean_a, "mean_b": mean_b,
             "n_a": iv.n_a, "n_b": iv.n_b, "diff": iv.diff, "ci_low": iv.low, "ci_high": iv.high,
             "verdict": verdict, "reason": f"{reason}; the seed is the unit: {unit}; {iv.note}",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.corruption import KINDS, CorruptionError, check_spec, group_layers, model_layer_count
+from engine.corruption import INITS, KINDS, CorruptionError, check_spec, group_layers, model_layer_count
 from engine.recovery.analysis import analyse_cell
 from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_label
 from engine.runs import Run, RunStore
@@ -83,6 +83,7 @@ class GridSpec:
     corruption_kind: str = "reinit"   # not `kind`: that key of a run config is the job kind
     scale: float = 0.5                # noise: std as a multiple of each matrix's RMS
     fraction: float = 0.5             # zero: share of each weight matrix set to 0
+    init: str = "kaiming-normal"      # reinit: how weight matrices are re-drawn (engine.corruption.INITS)
     seeds: list[int] = field(default_factory=lambda: [0])
     train_size: int | None = 2000     # 2,000 x 2 at MiniLM's default rate: clean dev 0.845 (seed 0); 2,000 x 1
     epochs: int = 2                   # stays under 0.80 at every rate tried (docs/defaults.md)
@@ -107,7 +108,8 @@ class GridSpec:
 
     def corruption_fields(self) -> dict[str, Any]:
         kind = self.corruption_kind
-        return {"kind": kind, **({"scale": self.scale} if kind == "noise" else {}),
+        return {"kind": kind, **({"init": self.init} if kind == "reinit" else {}),
+                **({"scale": self.scale} if kind == "noise" else {}),
                 **({"fraction": self.fraction} if kind == "zero" else {})}
 
     def check(self, num_layers: int) -> None:
@@ -140,6 +142,8 @@ class GridSpec:
             problems.append("each seed should appear once")
         if self.corruption_kind not in KINDS:
             problems.append(f"corruption kind must be one of {', '.join(KINDS)} (got {self.corruption_kind!r})")
+        elif self.corruption_kind == "reinit" and self.init not in INITS:
+            problems.append(f"re-initialisation must be one of {', '.join(INITS)} (got {self.init!r})")
         elif self.corruption_kind == "noise" and not self.scale > 0:
             problems.append(f"noise scale must be > 0 (got {self.scale:g})")
         elif self.corruption_kind == "zero" and not 0 <= self.fraction <= 1:
@@ -232,7 +236,8 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
     steps_per_cell = math.ceil(len(load_splits(first).train) / spec.batch_size) * spec.epochs
     total = steps_per_cell * len(cells)
     run.set_status(step=0, total_steps=total, cells_total=len(cells), cells_done=0)
-    run.log(f"recovery grid: {len(cells)} runs of {steps_per_cell} steps; {spec.corruption_kind} corruption; "
+    run.log(f"recovery grid: {len(cells)} runs of {steps_per_cell} steps; {spec.corruption_kind} corruption"
+            f"{f' ({spec.init})' if spec.corruption_kind == 'reinit' else ''}; "
             f"seeds {spec.seeds}")
     clean: dict[int, Run] = {}
     outcomes: list[str] = []
