@@ -31,6 +31,7 @@ from engine.data import (
 from engine.device import autocast, describe, pick_device
 from engine.evaluate import has_learned, record_eval, score
 from engine.inference import predict_probs
+from engine.input_gradient import PROBE_SIZE, input_gradient_norm
 from engine.methods import StepContext, make_method
 from engine.methods._tensors import DriftTracker
 from engine.models import build_classifier, load_tokenizer, save_trained
@@ -130,7 +131,10 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     def evaluate_dev(step: int, data: TextDataset = dev) -> dict[str, float]:
         probs = predict_probs(model, method, tokenizer, data.texts, config.max_length)
         result = score(probs, data.labels)
-        recorder.scalars(step, "dev", {"accuracy": result["accuracy"], "loss": result["loss"]})
+        sensitivity = input_gradient_norm(model, method, tokenizer, dev.texts[:PROBE_SIZE], dev.labels[:PROBE_SIZE],
+                                          config.max_length)   # the same sentences every time, every method
+        recorder.scalars(step, "dev", {"accuracy": result["accuracy"], "loss": result["loss"],
+                                       "input_grad_norm": sensitivity})
         return result
 
     step, seen, train_seconds, cancelled = 0, 0, 0.0, False

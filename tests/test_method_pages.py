@@ -88,13 +88,39 @@ def test_rose_page_shows_masks_risks_shares_and_drift_against_vanilla(method_run
 
 def test_uegr_page_shows_saliency_selection_and_loss_terms(method_runs):
     at = no_exception(page("uegr.py").run())
-    titles = [f["layout"]["title"]["text"] for f in charts(at)]
+    figures = charts(at)
+    titles = [f["layout"]["title"]["text"] for f in figures]
     assert "Saliency of the encoder's weights at step 3 (sampled elements)" in titles
     assert {"Share of each layer's weights selected", "Share of each kind of weight selected",
-            "Clean loss, adversarial loss and sub-model disagreement", "Input-gradient norm"} <= set(titles)
+            "Share of the encoder's weights selected and moved",
+            "Clean loss, adversarial loss and sub-model disagreement"} <= set(titles)
+    hist = figures[titles.index("Saliency of the encoder's weights at step 3 (sampled elements)")]
+    assert hist["layout"]["xaxis"]["title"]["text"] == "log10 saliency |θ·g|"    # the default, taylor
+    moved = figures[titles.index("Share of the encoder's weights selected and moved")]
+    selected, actual = (values(trace["y"]) for trace in moved["data"])
+    assert np.all(actual <= selected + 1e-6)
     at.select_slider(key="uegr-step").set_value(1).run()
     titles = [f["layout"]["title"]["text"] for f in charts(no_exception(at))]
     assert "Saliency of the encoder's weights at step 1 (sampled elements)" in titles
+
+
+def test_uegr_input_gradient_chart_overlays_a_vanilla_run(method_runs):
+    at = no_exception(page("uegr.py").run())
+    assert at.selectbox(key="uegr-vanilla").value == method_runs["vanilla"]      # trained alike: first
+    chart = next(f for f in charts(at) if f["layout"]["title"]["text"] == "Input-gradient norm at each dev evaluation")
+    assert [t["name"] for t in chart["data"]] == [f"uegr · {method_runs['uegr']}",
+                                                   f"vanilla · {method_runs['vanilla']}"]
+    assert all(len(values(t["y"])) == 3 and np.all(values(t["y"]) > 0) for t in chart["data"])   # 2 evals + final
+    at.selectbox(key="uegr-vanilla").set_value("none").run()
+    chart = next(f for f in charts(no_exception(at)) if f["layout"]["title"]["text"].startswith("Input-gradient"))
+    assert len(chart["data"]) == 1
+
+
+def test_uegr_input_gradient_chart_says_when_there_is_no_vanilla_run(method_runs, monkeypatch):
+    monkeypatch.setattr("app.methods.uegr.vanilla_runs_with", lambda *_args: [])
+    at = no_exception(page("uegr.py").run())
+    assert "No finished vanilla run has recorded the input-gradient norm" in texts(at, "info")
+    assert "--method vanilla" in texts(at, "code")
 
 
 def test_match_page_animates_the_matrix_and_reports_both_modes(method_runs):
@@ -126,7 +152,7 @@ def test_a_page_follows_a_run_while_it_trains(method_runs):
         assert at.selectbox(key="uegr-run").value == live.id
         assert any(b.label == "Cancel run" for b in at.button)
         titles = [f["layout"]["title"]["text"] for f in charts(at)]
-        assert "Input-gradient norm" in titles
+        assert "Share of the encoder's weights selected and moved" in titles
     finally:
         live.set_status("cancelled")
         store.update_index(live)

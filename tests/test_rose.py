@@ -11,7 +11,8 @@ from torch import nn
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods._tensors import dropout_rates, rose_candidates
 from engine.methods.base import param_groups
-from engine.methods.rose import MaskedAdamW, band_mask, second_order_risk, symmetric_kl
+from engine.methods.masked_optimizer import MaskedAdamW
+from engine.methods.rose import band_mask, second_order_risk, symmetric_kl
 from engine.models import build_classifier
 from engine.recorder import Recorder
 

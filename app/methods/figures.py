@@ -142,17 +142,22 @@ def drift_final_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> go.
 
 # ---------------------------------------------------------------- UEGR
 
-def saliency_histogram(bins: np.ndarray, selected: np.ndarray, other: np.ndarray, step: int) -> go.Figure:
-    """Log-saliency histogram of one recorded step: selected and unselected elements stacked."""
+SALIENCY_FORMULAS = {"taylor": "|θ·g|", "fisher": "g² (Fisher)"}   # UEGR's `saliency` setting -> what it scores
+
+
+def saliency_histogram(bins: np.ndarray, selected: np.ndarray, other: np.ndarray, step: int,
+                       saliency: str) -> go.Figure:
+    """Log-saliency histogram of one recorded step: selected and unselected elements stacked; the axis names
+    the run's saliency (`taylor` or `fisher`)."""
     centers = (bins[:-1] + bins[1:]) / 2
     width = float(bins[1] - bins[0])
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=centers, y=other, width=width, name="not selected (gradient zeroed)",
+    fig.add_trace(go.Bar(x=centers, y=other, width=width, name="not selected (not moved this step)",
                          marker_color="#bdbdbd"))
     fig.add_trace(go.Bar(x=centers, y=selected, width=width, name="selected (updated)", marker_color="#2166ac"))
     fig.update_layout(barmode="stack", bargap=0)
     return _layout(fig, f"Saliency of the encoder's weights at step {step} (sampled elements)",
-                   x_title="log10 saliency |θ·g|", y_title="elements")
+                   x_title=f"log10 saliency {SALIENCY_FORMULAS.get(saliency, saliency)}", y_title="elements")
 
 
 def fraction_heatmap(steps: np.ndarray, fractions: np.ndarray, groups: np.ndarray, labels: list[str],

@@ -1,14 +1,26 @@
-"""UEGR on the page: the saliency of the weights at one step, where the updates go, how stable the selection
-is, the forward stage's loss terms and the input-gradient norm."""
+"""UEGR on the page: the saliency of the weights at one step, where the updates go (selected and actually
+moved), how stable the selection is, the forward stage's loss terms and the input-gradient norm beside a
+vanilla run's."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
+from app.figures import comparison_figure, has_series
+from app.formatting import run_label
 from app.methods import figures as fm
-from app.methods.views import artifact, step_slider
+from app.methods.views import artifact, command_like, step_slider, vanilla_runs_with
 from app.run_views import show_curves, show_results
+from engine.input_gradient import PROBE_SIZE
+from engine.methods.uegr import UEGR
 from engine.runs import Run
+
+NO_VANILLA = "none"
+
+
+def run_settings(run: Run) -> dict:
+    """The run's UEGR settings, defaults filled in."""
+    return {**{s.name: s.default for s in UEGR.settings_spec}, **(run.config.get("settings") or {})}
 
 
 def draw(run: Run) -> None:
@@ -17,17 +29,21 @@ def draw(run: Run) -> None:
     if not rec or not tensors:
         st.info("Nothing recorded yet: saliency is recorded on about 40 steps of a run, starting with the first.")
         return
-    rho = float((run.config.get("settings") or {}).get("rho", 0.5))
+    settings = run_settings(run)
+    rho = float(settings["rho"])
     steps = rec["step"]
 
     st.subheader("Saliency at one step")
     index = step_slider("Recorded step", steps, key="uegr-step")
     st.plotly_chart(fm.saliency_histogram(tensors["saliency_bins"], rec["hist_selected"][index],
-                                          rec["hist_other"][index], int(steps[index])), key="uegr-hist")
-    st.caption("How to read it: how many weights (a fixed sample of each matrix) have each saliency, on a log "
-               "scale: one step right is ten times more salient. Blue weights were in their matrix's top ρ and were "
-               "updated; grey ones had their gradient zeroed. Saliencies span many orders of magnitude, so a "
-               "small share of weights carries most of the expected change.")
+                                          rec["hist_other"][index], int(steps[index]), settings["saliency"]),
+                    key="uegr-hist")
+    measure = ("|θ·g|, weight times gradient" if settings["saliency"] == "taylor"
+               else "g², the squared gradient (a diagonal Fisher estimate)")
+    st.caption(f"How to read it: how many weights (a fixed sample of each matrix) have each saliency ({measure}), "
+               "on a log scale: one step right is ten times more salient. Blue weights were in their matrix's top ρ "
+               "and were updated; grey ones sat this step out and did not move. Saliencies span many orders of "
+               "magnitude, so a small share of weights carries most of the expected change.")
 
     st.subheader("Where the updates go")
     layer_names = [f"layer {i}" for i in tensors["layer"]]
@@ -44,6 +60,15 @@ def draw(run: Run) -> None:
                f"each recorded step. With scope = tensor every matrix updates exactly ρ = {rho:g} of its weights, so "
                "the maps are flat; with scope = global the budget moves to wherever saliency is highest, and the "
                "colours show where.")
+    if "overall_moved" in rec:
+        st.plotly_chart(fm.curves_figure(steps, {"selected": rec["overall_fraction"], "moved": rec["overall_moved"]},
+                                         "Share of the encoder's weights selected and moved", "share of elements"),
+                        key="uegr-moved")
+        st.caption("How to read it: at each recorded step, the share of the encoder's weight elements selected for "
+                   "the update, and the share whose value actually changed in that step (weights compared before "
+                   "and after it). An unselected weight gets no gradient, no momentum-driven step and no weight "
+                   "decay, so 'moved' never exceeds 'selected'; it is lower where the learning rate is still 0 "
+                   "(the first warm-up step) or an update is too small to change a weight's float value.")
     st.plotly_chart(fm.frequency_figure(tensors["frequency_bins"], tensors["frequency_hist"],
                                         int(tensors["records"]), rho), key="uegr-frequency")
     st.caption("How to read it: for a fixed sample of weights, how often each was selected across the recorded "
@@ -65,18 +90,39 @@ def draw(run: Run) -> None:
                    "much. The JS divergence (right axis) is how much the sub-models disagree: near 0 at the start, "
                    "when every sub-model answers about 50/50, it grows as the model becomes confident; the loss "
                    "term keeps it small.")
-        if "input_grad_norm" in curves:
-            st.plotly_chart(fm.curves_figure(curves["step"], {"‖∇ₑ L‖": curves["input_grad_norm"]},
-                                             "Input-gradient norm", "per-example norm", window),
-                            key="uegr-input-grad")
-            st.caption("How to read it: how strongly the loss reacts to a small change of the input embeddings "
-                       "(the norm of its gradient, per sentence). An untrained classifier reacts to nothing, so the "
-                       "line rises while the model learns; watch where it levels off. A lower plateau means a model "
-                       "less sensitive to small input perturbations: the gradient regularisation the paper claims "
-                       "for the forward stage.")
-        else:
-            st.info("This run made no adversarial step (n_adv = 0), so no input-gradient norm was measured.")
+    input_gradient_chart(run)
 
     st.subheader("Training curves")
     show_curves(run, key="uegr-")
     show_results(run)
+
+
+def input_gradient_chart(run: Run) -> None:
+    """The run's input-gradient norm at each dev evaluation, beside a chosen finished vanilla run's."""
+    st.subheader("Input-gradient norm")
+    rows = run.metrics()
+    if not has_series(rows, "dev", "input_grad_norm"):
+        st.info("No input-gradient norm recorded yet: it is measured at each dev evaluation, the first about a "
+                "quarter of the way through training (runs from before it was recorded have none).")
+        return
+    vanillas = vanilla_runs_with(run, "dev", "input_grad_norm")
+    labels = {r.id: run_label({**r.config, **r.results, "id": r.id}) for r in vanillas}
+    chosen = st.selectbox("Vanilla run to compare with", [*labels, NO_VANILLA], key="uegr-vanilla",
+                          format_func=lambda i: labels.get(i, "none"),
+                          help="Finished vanilla runs that recorded the input-gradient norm; those trained like "
+                               "this run (same data, model, seed, size, epochs and batch) come first.")
+    curves = {f"uegr · {run.id}": rows}
+    if chosen != NO_VANILLA:
+        curves[f"vanilla · {chosen}"] = next(r for r in vanillas if r.id == chosen).metrics()
+    figure = comparison_figure(curves, "dev", "input_grad_norm", "Input-gradient norm at each dev evaluation")
+    st.plotly_chart(figure.update_yaxes(title_text="‖∇ₑ L‖ per sentence"), key="uegr-input-grad")
+    if not vanillas:
+        st.info("No finished vanilla run has recorded the input-gradient norm, so there is no line to compare with. "
+                "A vanilla run trained like this one:")
+        st.code(command_like(run, "vanilla"), language="bash")
+    st.caption(f"How to read it: at each dev evaluation, the mean over the same {PROBE_SIZE} dev sentences of "
+               "‖∇ₑ L‖, the norm of the gradient of the sentence's loss with respect to its word embeddings (eval "
+               "mode, no dropout): how strongly the loss reacts to a small change of the input. Every method "
+               "records it the same way. An untrained classifier reacts to nothing, so the line rises while the "
+               "model learns. A line below vanilla's means a model less sensitive to small input perturbations: "
+               "the gradient regularisation the paper claims for the forward stage.")

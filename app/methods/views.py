@@ -1,6 +1,6 @@
 """Streamlit glue shared by the method pages (ROSE, UEGR, Match-Tuning): choosing a run of the page's
 method (or saying how to make one), redrawing while the run trains, reading its recorded arrays, and
-finding the vanilla run to compare with."""
+finding the vanilla runs to compare with."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app.components import job_panel, page_link, run_picker
+from app.figures import has_series
 from app.live import follow_run, is_active
 from app.state import get_store
 from engine import train_flags
@@ -103,22 +104,35 @@ def artifact(run: Run, name: str) -> dict[str, np.ndarray]:
         return {}
 
 
-def vanilla_twin(run: Run) -> Run | None:
-    """The newest finished vanilla run trained like `run` (same dataset, model, seed, size, epochs, batch),
-    preferring one that recorded its weight drift."""
+TRAINED_ALIKE = ("dataset", "model", "seed", "train_size", "epochs", "batch_size")
+
+
+def _finished_vanilla(run: Run) -> tuple[list[Run], list[Run]]:
+    """The finished vanilla runs, newest first: those trained like `run` (same dataset, model, seed, size,
+    epochs, batch), and the others."""
     store = get_store()
-    config = run.config
-    same = ("dataset", "model", "seed", "train_size", "epochs", "batch_size")
-    found = []
+    alike, others = [], []
     for row in store.list(kind="train", method="vanilla", status="done"):
         try:
             other = store.get(row["id"])
         except RunError:
             continue
-        if all(other.config.get(k) == config.get(k) for k in same):
-            found.append(other)
+        same = all(other.config.get(k) == run.config.get(k) for k in TRAINED_ALIKE)
+        (alike if same else others).append(other)
+    return alike, others
+
+
+def vanilla_twin(run: Run) -> Run | None:
+    """The newest finished vanilla run trained like `run`, preferring one that recorded its weight drift."""
+    found, _ = _finished_vanilla(run)
     with_drift = [r for r in found if (Path(r.dir) / "artifacts" / "drift.npz").exists()]
     return (with_drift or found or [None])[0]
+
+
+def vanilla_runs_with(run: Run, split: str, name: str) -> list[Run]:
+    """The finished vanilla runs that recorded the scalar `split`/`name`: those trained like `run` first."""
+    alike, others = _finished_vanilla(run)
+    return [r for r in alike + others if has_series(r.metrics(), split, name)]
 
 
 def step_slider(label: str, steps: np.ndarray, key: str, help: str | None = None) -> int:

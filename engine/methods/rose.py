@@ -3,8 +3,8 @@
 
 Every step, each candidate weight tensor (names containing "layer" and "weight": 8 per BERT layer)
 gets one risk score; tensors whose score lies outside the [lower, upper] global quantile band are
-frozen for that step. The freeze is done by a masked AdamW: a frozen tensor sees its own momentum as
-its gradient, so it does not move and its momentum is kept.
+frozen for that step. The freeze is done by the masked AdamW of `masked_optimizer` (shared with UEGR): a
+frozen tensor sees its own momentum as its gradient, so it does not move and its momentum is kept.
 
 - first order: risk = ||grad of the symmetric KL between two dropout passes||, not added to the loss;
 - second order: risk = |(1 - beta1) ||g|| / ||m_prev|| - 1| from the clipped CE gradient and Adam's momentum;
@@ -24,6 +24,7 @@ from torch import nn
 
 from engine.methods._tensors import describe_tensors, dropout_rates, rose_candidates
 from engine.methods.base import Method, Preset, Setting, SettingError, StepContext, param_groups
+from engine.methods.masked_optimizer import MaskedAdamW
 
 SECOND_ORDER_COEF = 0.1   # the official code hard-codes (1 - beta1) = 0.1
 
@@ -127,59 +128,6 @@ class KLGradientNorms:
 
     def clear(self) -> None:
         self.inputs, self.grads, self.ratio, self.tokens, self.active = {}, {}, None, None, False
-
-
-# ---------------------------------------------------------------- the masked optimizer
-
-class MaskedAdamW(torch.optim.Optimizer):
-    """AdamW with one mask value mu in [0, 1] per tensor (ROSE's SparseAdamW).
-
-    For a tensor with mask mu: g~ = mu g + (1 - mu) m; m and v are updated with g~; the step and the
-    decoupled weight decay are scaled by mu. With mu = 1 (every tensor that is not a candidate) this is
-    torch's AdamW operation for operation (decay first, bias-corrected denominator), so vanilla and ROSE
-    differ only by the mask. (The official code puts eps before the bias correction and decays after
-    the step; both differences are below the noise of one step.)
-    """
-
-    def __init__(self, params: list[dict], lr: float, betas: tuple[float, float], eps: float = 1e-8) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=0.0))
-        self.mask: dict[nn.Parameter, float] = {}
-
-    def set_mask(self, params: list[nn.Parameter], values: torch.Tensor | list[float]) -> None:
-        self.mask = {p: float(v) for p, v in zip(params, values)}
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                mu = self.mask.get(p, 1.0)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                state["step"] += 1
-                grad = p.grad
-                if mu != 1.0:
-                    grad = grad.mul(mu).add_(exp_avg, alpha=1.0 - mu)
-                if wd != 0.0 and mu != 0.0:
-                    p.mul_(1.0 - lr * wd * mu)
-                exp_avg.lerp_(grad, 1.0 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                if mu == 0.0:
-                    continue
-                bias_correction1 = 1.0 - beta1 ** state["step"]
-                bias_correction2 = 1.0 - beta2 ** state["step"]
-                step_size = lr / bias_correction1
-                denom = (exp_avg_sq.sqrt() / bias_correction2 ** 0.5).add_(eps)
-                p.addcdiv_(exp_avg, denom, value=-step_size * mu)
-        return loss
 
 
 # ---------------------------------------------------------------- settings and presets
