@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.paths import PROJECT_ROOT, nltk_data_dir
+from engine.user_text import quoted
 
 # NLTK corpus -> the attack recipes that cannot run without it (see offline-resources.md).
 RECIPES_NEEDING = {
@@ -76,19 +77,28 @@ def minilm_status() -> ModelStatus:
 
 
 def custom_model_problem(name: str) -> str | None:
-    """Why a typed model (local folder or hub id) cannot be used, or None when it may be tried."""
+    """Why a typed model (local folder or hub id) cannot be used, or None when it may be tried. The text is
+    checked before the file system is asked (a long paste made `is_dir` raise `File name too long`)."""
+    from engine.models import model_name_problem
+
     name = name.strip()
     if not name:
         return "type a local model folder or a Hugging Face hub id"
+    if problem := model_name_problem(name):
+        return problem
     path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").exists():
-            return f"the folder {path} has no config.json, so it is not a transformers model folder"
-        return None
+    try:
+        is_folder = path.is_dir()
+        has_config = is_folder and (path / "config.json").exists()
+    except OSError as err:
+        return f"the folder {quoted(str(path))} cannot be read: {err.strerror}"
+    if is_folder:
+        return None if has_config else (f"the folder {quoted(str(path))} has no config.json, so it is not a "
+                                        "transformers model folder")
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:
-        return f"there is no folder {path}"
+        return f"there is no folder {quoted(str(path))}"
     if any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return (f"{name!r} is not a local folder and the hub is offline (HF_HUB_OFFLINE=1); "
+        return (f"{quoted(name)} is not a local folder and the hub is offline (HF_HUB_OFFLINE=1); "
                 "use minilm, tiny or a local folder")
     return None
 

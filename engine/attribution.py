@@ -20,6 +20,7 @@ import torch
 
 from engine.inference import LoadedModel
 from engine.models import NotBertError, word_embeddings
+from engine.user_text import quoted
 
 EXPLAINERS = {"ig": "Integrated gradients", "gxi": "Gradient × input", "attention": "Attention"}
 IG_STEPS = 32
@@ -40,11 +41,15 @@ class FittedText:
     total_tokens: int = 0
     kept_tokens: int = 0
     removed_controls: int = 0
+    long_words: list[int] = field(default_factory=list)   # lengths of words read whole as the unknown token
 
     def notices(self) -> list[str]:
         out = []
         if self.removed_controls:
             out.append(f"Removed {self.removed_controls} control character(s) (invisible codes that are not text).")
+        for chars in self.long_words:
+            out.append(f"A word of {chars:,} characters was read as one unknown token [UNK]: the tokenizer does not "
+                       f"split a word longer than {LONG_WORD_CHARS} characters, so the model sees none of it.")
         if self.truncated:
             out.append(f"The text is {self.total_tokens:,} word pieces long; the model reads at most "
                        f"{self.kept_tokens:,}, so only the first {len(self.text):,} of {self.original_chars:,} "
@@ -53,18 +58,22 @@ class FittedText:
 
 
 _KEEP_CONTROLS = {"\t", "\n", "\r"}
+LONG_WORD_CHARS = 100   # BERT's WordPiece reads a longer word as one [UNK] (max_input_chars_per_word)
 
 
 def fit_text(tokenizer, text: str, max_length: int) -> FittedText:
     """Drop control characters (keeping tabs and newlines, and keeping zero-width and direction marks,
-    which are real text), then cut the text where the model's `max_length` word pieces end."""
+    which are real text), then cut the text where the model's `max_length` word pieces end; note the words
+    too long for the tokenizer, which become one [UNK] each."""
     cleaned = "".join(c for c in text if c in _KEEP_CONTROLS or unicodedata.category(c) != "Cc")
     removed = len(text) - len(cleaned)
     enc = tokenizer(cleaned, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
                     verbose=False)
     offsets = enc["offset_mapping"]
     keep = max(1, max_length - tokenizer.num_special_tokens_to_add())
-    fitted = FittedText(cleaned, len(text), False, len(offsets), min(len(offsets), keep), removed)
+    fitted = FittedText(cleaned, len(text), False, len(offsets), min(len(offsets), keep), removed,
+                        [end - start for token, (start, end) in zip(enc["input_ids"][:keep], offsets[:keep])
+                         if token == tokenizer.unk_token_id and end - start > LONG_WORD_CHARS])
     if len(offsets) > keep:
         fitted.text = cleaned[:offsets[keep - 1][1]].rstrip()
         fitted.truncated = True
@@ -127,7 +136,7 @@ def explain(loaded: LoadedModel, text: str, how: str = "ig", target: int | None 
     `target` defaults to the predicted class. Raises AttributionError for empty text or an unknown method.
     """
     if how not in EXPLAINERS:
-        raise AttributionError(f"unknown attribution method {how!r}; choose one of {', '.join(EXPLAINERS)}")
+        raise AttributionError(f"unknown attribution method {quoted(how)}; choose one of {', '.join(EXPLAINERS)}")
     if not text.strip():
         raise AttributionError("there is no text to explain")
     tok = loaded.tokenizer

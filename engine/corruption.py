@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from engine.models import encoder_parts
+from engine.user_text import quoted
 
 KINDS: dict[str, str] = {
     "reinit": "LayerNorm to 1/0, weight matrices re-initialised, biases reset (RobustLab's reconstruction after "
@@ -72,16 +73,17 @@ def model_layer_count(name: str) -> int:
         return tiny_config(2).num_hidden_layers
     from transformers import AutoConfig
 
+    folder_or_id = resolve(name)
     try:
-        return int(AutoConfig.from_pretrained(resolve(name), trust_remote_code=False).num_hidden_layers)
+        return int(AutoConfig.from_pretrained(folder_or_id, trust_remote_code=False).num_hidden_layers)
     except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read the number of layers of model {name!r}: {err}") from err
+        raise ModelError(f"cannot read the number of layers of model {quoted(name)}: {err}") from err
 
 
 def group_layers(position: str, k: int, num_layers: int) -> list[int]:
     """The layer indices of the bottom k or top k layers of an encoder with `num_layers` layers."""
     if position not in POSITIONS:
-        raise CorruptionError(f"position must be one of {', '.join(POSITIONS)} (got {position!r})")
+        raise CorruptionError(f"position must be one of {', '.join(POSITIONS)} (got {quoted(position)})")
     if not 1 <= k <= num_layers:
         why = "is larger than the number of layers" if k > num_layers else "must be at least 1"
         raise CorruptionError(f"k={k} {why}: the model has {num_layers} layers, so k must be 1..{num_layers}")
@@ -92,11 +94,11 @@ def check_spec(spec: dict[str, Any], num_layers: int) -> dict[str, Any]:
     """A validated, normalised copy of a spec; raises CorruptionError naming the bad field."""
     kind = spec.get("kind", "reinit")
     if kind not in KINDS:
-        raise CorruptionError(f"corruption kind must be one of {', '.join(KINDS)} (got {kind!r})")
+        raise CorruptionError(f"corruption kind must be one of {', '.join(KINDS)} (got {quoted(kind)})")
     try:
         layers = sorted({int(i) for i in spec.get("layers", [])})
     except (TypeError, ValueError):
-        raise CorruptionError(f"layers must be whole layer indices (got {spec.get('layers')!r})") from None
+        raise CorruptionError(f"layers must be whole layer indices (got {quoted(spec.get('layers'))})") from None
     bad = [i for i in layers if not 0 <= i < num_layers]
     if bad:
         raise CorruptionError(f"layer {bad[0]} does not exist: the model has {num_layers} layers, "
@@ -108,7 +110,7 @@ def check_spec(spec: dict[str, Any], num_layers: int) -> dict[str, Any]:
     if kind == "reinit":
         init = spec.get("init", "kaiming-normal")
         if init not in INITS:
-            raise CorruptionError(f"re-initialisation must be one of {', '.join(INITS)} (got {init!r})")
+            raise CorruptionError(f"re-initialisation must be one of {', '.join(INITS)} (got {quoted(init)})")
         out["init"] = init
     if kind == "noise":
         scale = float(spec.get("scale", 0.5))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from engine.paths import data_dir, runs_home
+from engine.user_text import quoted
 
 MAX_CSV_BYTES = 25 * 1024 * 1024
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
@@ -128,7 +129,7 @@ def load_dataset(name: str) -> TextDataset:
     if name.startswith("csv:"):
         return read_csv(name[4:])
     if name not in REGISTRY:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)} or csv:PATH")
+        raise DataError(f"unknown dataset {quoted(name)}; known: {', '.join(REGISTRY)} or csv:PATH")
     spec = REGISTRY[name]
     root = data_dir()
     if (root / spec.local_file).exists():
@@ -136,11 +137,11 @@ def load_dataset(name: str) -> TextDataset:
     where = (f"Put the file at {root / spec.local_file} (run `make setup`, which links ../shared/data as data/, "
              f"or set ROBUSTLAB_DATA to a folder holding sst2/ and advglue/).")
     if _hub_offline():
-        raise DataError(f"dataset {name!r} is not in the data folder {root} and the hub is off. {where}")
+        raise DataError(f"dataset {quoted(name)} is not in the data folder {root} and the hub is off. {where}")
     try:
         return _load_from_hub(spec)
     except Exception as err:  # no network, missing builder, ...
-        raise DataError(f"dataset {name!r} is not in the data folder {root} and could not be loaded from the "
+        raise DataError(f"dataset {quoted(name)} is not in the data folder {root} and could not be loaded from the "
                         f"Hugging Face hub ({type(err).__name__}). {where}") from err
 
 

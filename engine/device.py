@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from engine.user_text import quoted
+
 DEVICE_VARIABLE = "ROBUSTLAB_DEVICE"
 
 
@@ -33,12 +35,12 @@ def _named(name: str, source: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise DeviceError(f"{source} {name!r} is not a device name (use auto, cpu, cuda, cuda:N or mps)") from err
+        raise DeviceError(f"{source} {quoted(name)} is not a device name (use auto, cpu, cuda, cuda:N or mps)") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"{source} {name!r} asks for CUDA, which this machine does not have")
+        raise DeviceError(f"{source} {quoted(name)} asks for CUDA, which this machine does not have")
     mps = getattr(torch.backends, "mps", None)
     if device.type == "mps" and not (mps is not None and mps.is_available()):
-        raise DeviceError(f"{source} {name!r} asks for Apple MPS, which this machine does not have")
+        raise DeviceError(f"{source} {quoted(name)} asks for Apple MPS, which this machine does not have")
     return device
 
 

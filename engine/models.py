@@ -16,10 +16,13 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from engine.user_text import is_invisible, quoted
+
 if TYPE_CHECKING:
     from transformers import BertConfig
 
 WEIGHTS_FILE = "model.safetensors"
+PATH_BYTES, NAME_BYTES = 4096, 255     # the longest path and folder name a Linux or macOS file system takes
 
 
 class ModelError(ValueError):
@@ -66,10 +69,24 @@ def known_models() -> dict[str, str]:
             "tiny": "tiny random BERT (2 layers, hidden 32) with the MiniLM tokenizer; for tests and demos"}
 
 
+def model_name_problem(name: str) -> str | None:
+    """Why a typed model name cannot be a folder or hub id, judged from the text alone (before the file system,
+    which raises `File name too long` on a long paste), or None."""
+    if any(is_invisible(ch) or ch in "\t\n\r" for ch in name):
+        return f"the model name {quoted(name)} contains control or invisible characters; type it again"
+    too_long = [part for part in name.split("/") if len(part.encode()) > NAME_BYTES]
+    if len(name.encode()) > PATH_BYTES or too_long:
+        return (f"the model name {quoted(name)} is too long for a folder or hub id (a path holds at most "
+                f"{PATH_BYTES:,} bytes, and each folder name in it {NAME_BYTES})")
+    return None
+
+
 def resolve(name: str) -> str:
-    """A model name to a local folder or hub id."""
+    """A model name to a local folder or hub id; ModelError for a name no folder or hub id can have."""
     if name in ("minilm", "tiny"):
         return str(minilm_path())
+    if problem := model_name_problem(name):
+        raise ModelError(problem)
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser().resolve())
     return name
@@ -82,15 +99,16 @@ def _hub_offline() -> bool:
 
 def _friendly(name: str, err: Exception) -> ModelError:
     where = "the hub is offline" if _hub_offline() else "it could not be fetched from the Hugging Face hub"
-    return ModelError(f"model {name!r} is not a known name ({', '.join(known_models())}) or a local folder, "
+    return ModelError(f"model {quoted(name)} is not a known name ({', '.join(known_models())}) or a local folder, "
                       f"and {where}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
 
 
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
+    folder_or_id = resolve(name)   # outside the try: its ModelError already says what is wrong
     try:
-        return AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(folder_or_id, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise _friendly(name, err) from err
 
@@ -109,9 +127,10 @@ def build_classifier(name: str, num_labels: int, seed: int = 0) -> torch.nn.Modu
     torch.manual_seed(seed)
     if name == "tiny":
         return AutoModelForSequenceClassification.from_config(tiny_config(num_labels))
+    folder_or_id = resolve(name)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            resolve(name), num_labels=num_labels, use_safetensors=True, trust_remote_code=False)
+            folder_or_id, num_labels=num_labels, use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise _friendly(name, err) from err
 

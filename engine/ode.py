@@ -29,6 +29,7 @@ from torch import nn
 
 from engine.methods.im_bert import connections, math_attention
 from engine.models import encoder_parts
+from engine.user_text import quoted
 
 PROBE_VERSION = 4          # 4: scale-free growth beside the absolute one
 PROBE_SET = "advglue-sst2"
@@ -82,7 +83,8 @@ def sentence_batch(tokenizer, texts: list[str], max_length: int = 128) -> dict[s
     for text in texts:
         real = tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
         if not str(text).strip() or not real:
-            raise ValueError(f"the sentence {text!r} tokenises to nothing; type a sentence with at least one word")
+            raise ValueError(f"the sentence {quoted(text)} tokenises to nothing; type a sentence with at least one "
+                             f"word")
     enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 

@@ -2,6 +2,8 @@
 what to type instead."""
 from __future__ import annotations
 
+from engine.user_text import quoted
+
 
 def name_list(text: str) -> list[str]:
     """`vanilla, uegr` -> ["vanilla", "uegr"]; empty parts are dropped."""
@@ -13,7 +15,7 @@ def int_list(text: str, what: str) -> list[int]:
     try:
         return [int(v) for v in name_list(text)]
     except ValueError:
-        raise ValueError(f"{what} takes whole numbers separated by commas (got {text!r})") from None
+        raise ValueError(f"{what} takes whole numbers separated by commas (got {quoted(text)})") from None
 
 
 def seed_list(text: str) -> list[int]:
@@ -21,4 +23,4 @@ def seed_list(text: str) -> list[int]:
     try:
         return [int(part) for part in name_list(text)]
     except ValueError:
-        raise ValueError(f"seeds are whole numbers separated by commas, like 0,1,2 (got {text!r})") from None
+        raise ValueError(f"seeds are whole numbers separated by commas, like 0,1,2 (got {quoted(text)})") from None

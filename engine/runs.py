@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine.paths import runs_home
+from engine.user_text import quoted
 
 ACTIVE = ("queued", "running")
 WORKER_GONE = ("the worker process ended without finishing (killed or crashed); everything it recorded before that "
@@ -224,7 +225,7 @@ class RunStore:
     def get(self, run_id: str) -> Run:
         run = Run(self.home / run_id)
         if not run_id or "/" in run_id or run_id.startswith(".") or not (run.dir / "config.json").exists():
-            raise RunError(f"no run {run_id!r} in {self.home}; `python -m engine runs list` shows the runs")
+            raise RunError(f"no run {quoted(run_id)} in {self.home}; `python -m engine runs list` shows the runs")
         self._reconcile_one(run)
         return run
 

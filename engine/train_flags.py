@@ -20,6 +20,7 @@ import typing
 from typing import Any
 
 from engine.train_config import TrainConfig, default_lr
+from engine.user_text import quoted
 
 NONE = -1          # how a None-able number is written on the command line
 SETTINGS = "settings"
@@ -86,9 +87,9 @@ def json_object(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {quoted(text)}") from None
     if value is not None and not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"takes a JSON object or null (got {text!r})")
+        raise argparse.ArgumentTypeError(f"takes a JSON object or null (got {quoted(text)})")
     return value
 
 
@@ -97,7 +98,7 @@ def parse_sets(values: list[str]) -> dict[str, str]:
     out = {}
     for item in values:
         if "=" not in item:
-            raise ValueError(f"--set takes key=value (got {item!r})")
+            raise ValueError(f"--set takes key=value (got {quoted(item)})")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -120,7 +121,7 @@ def with_preset(values: dict[str, Any], name: str, given: set[str]) -> dict[str,
 
     cls = registry().get(values["method"])
     if cls is None:
-        raise SettingError(f"unknown method {values['method']!r}; known: {', '.join(registry())}")
+        raise SettingError(f"unknown method {quoted(values['method'])}; known: {', '.join(registry())}")
     preset = cls.preset(name)
     out = {**values, SETTINGS: {**preset.settings, **values[SETTINGS]}}
     out.update({k: v for k, v in preset.training.items() if k not in given})

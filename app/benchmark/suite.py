@@ -9,6 +9,7 @@ import streamlit as st
 from app.components import cancel_button, status_badge
 from app.formatting import fmt_duration
 from app.live import follow_run
+from app.plain_text import markdown_text
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.benchmark import extra_seed_suites
@@ -49,7 +50,7 @@ def reproduce_form() -> str | None:
                          attack_n=int(attack_n), reuse=reuse)
         config = suite_config(spec)
     except ValueError as err:   # SuiteError, ConfigError, SettingError: each says what to change
-        st.error(f"This suite cannot run: {err}", icon=":material/error:")
+        st.error(f"This suite cannot run: {markdown_text(str(err))}", icon=":material/error:")
     else:
         st.info(_cost_text(spec), icon=":material/schedule:")
     if st.button("Run the suite", type="primary", disabled=config is None, icon=":material/play_arrow:",
@@ -78,7 +79,7 @@ def extra_seeds_panel(report: dict) -> list[str]:
     try:
         queued = [submit_suite(get_store(), spec).id for spec, _ in suites]
     except ValueError as err:
-        st.error(f"These seeds cannot be queued: {err}", icon=":material/error:")
+        st.error(f"These seeds cannot be queued: {markdown_text(str(err))}", icon=":material/error:")
         return []
     st.success(f"Queued {len(queued)} suite(s): {', '.join(queued)}. Each reuses the finished runs and trains only "
                "the new seeds; choose it under **Suite** to see the report with them.")

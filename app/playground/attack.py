@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.formatting import fmt_duration
 from app.live import poll
+from app.plain_text import markdown_text
 from app.playground import text_views
 from app.playground.attack_session import LiveAttack
 from app.playground.model_choice import run_heading
@@ -16,6 +17,7 @@ from engine.attacks.recipes import RECIPES, AttackError, recipe_table
 from engine.attribution import EXPLAINERS, AttributionError, FittedText
 from engine.models import ModelError
 from engine.runs import RunError
+from engine.user_text import shown
 
 STATUS_TEXT = {"succeeded": ("The prediction flipped.", "green"), "failed": ("The model held.", "blue"),
                "skipped": ("Skipped.", "gray"), "cancelled": ("Cancelled.", "orange")}
@@ -65,7 +67,7 @@ def attack_panel(run_ids: list[str], fitted: FittedText | None, gold: dict | Non
             budget.check()
             models = {run_id: loaded_model(run_id) for run_id in run_ids}
         except (AttackError, ModelError, RunError) as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(markdown_text(str(err)), icon=":material/error:")
         else:
             st.session_state["pg-live"] = LiveAttack(models, fitted.text, recipe, budget,
                                                      gold["label"] if gold else None).start()
@@ -99,7 +101,7 @@ def _live_view(live: LiveAttack) -> None:
                 st.success(f"{STATUS_TEXT[state.outcome.status][0]} {state.outcome.queries} queries.")
                 continue
             if state.error:
-                st.error(state.error)
+                st.error(markdown_text(state.error))
                 continue
             if state.started is None:
                 st.caption("Waiting for the first model to finish…")
@@ -123,15 +125,15 @@ def _live_view(live: LiveAttack) -> None:
 def attack_results(live: LiveAttack) -> None:
     """Per model: what happened, original against adversarial text, probabilities and saliency before/after."""
     snap = live.snapshot()
-    st.markdown(f"**Attack with {RECIPES[live.recipe].title}** on: _{live.text[:120]}_"
-                + ("…" if len(live.text) > 120 else "") + f" · {fmt_duration(snap.elapsed)}")
+    st.markdown(f"**Attack with {RECIPES[live.recipe].title}** on: _{markdown_text(shown(live.text, 120))}_"
+                f" · {fmt_duration(snap.elapsed)}")
     columns = st.columns(len(snap.runs), gap="large")
     for column, (run_id, state) in zip(columns, snap.runs.items()):
         with column:
             if len(snap.runs) > 1:
                 st.markdown(f"**{run_heading(run_id)}**")
             if state.error:
-                st.error(state.error, icon=":material/error:")
+                st.error(markdown_text(state.error), icon=":material/error:")
                 continue
             outcome = state.outcome
             if outcome is None:

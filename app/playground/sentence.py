@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.plain_text import markdown_text
 from app.playground.models import loaded_model
 from engine.attribution import FittedText, fit_text
 from engine.data import DataError, load_dataset
@@ -57,11 +58,11 @@ def sentence_input(run_id: str) -> tuple[FittedText | None, dict | None]:
     try:
         model = loaded_model(run_id)
     except (ModelError, RunError) as err:
-        st.error(str(err))
+        st.error(markdown_text(str(err)))
         return None, None
     fitted = fit_text(model.tokenizer, raw, model.max_length)
     for notice in fitted.notices():
-        st.warning(notice, icon=":material/content_cut:")
+        st.warning(markdown_text(notice), icon=":material/content_cut:")
     if not fitted.text.strip():
         st.info("Nothing readable is left once control characters are removed.")
         return None, None

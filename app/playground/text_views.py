@@ -14,6 +14,7 @@ import streamlit as st
 
 from engine.attacks.diff import diff_chars, diff_tokens
 from engine.attribution import Attribution
+from engine.user_text import codepoint
 
 POSITIVE = (234, 120, 20)     # orange: pushes toward the explained class
 NEGATIVE = (47, 111, 179)     # blue: pushes away from it
@@ -65,14 +66,10 @@ def _visible(text: str, marked: bool) -> str:
     out = []
     for ch in text:
         if marked and unicodedata.category(ch) in ("Cf", "Mn") and not ch.isspace():
-            out.append(f'<span style="color:#b45309" title="{_codepoint(ch)}">⸱</span>')
+            out.append(f'<span style="color:#b45309" title="{codepoint(ch)}">⸱</span>')
         else:
             out.append(html.escape(ch))
     return "".join(out)
-
-
-def _codepoint(ch: str) -> str:
-    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
 
 
 # ---------------------------------------------------------------- saliency
@@ -144,7 +141,7 @@ def _similar(a: str, b: str) -> bool:
 
 def _char_tip(old: str, new: str, word_tip: str) -> str:
     """The word's change, plus the code point of every non-ASCII character put in (homoglyphs, invisibles)."""
-    notes = [word_tip] + [f"new {_codepoint(ch)}" for ch in dict.fromkeys(new) if not ch.isascii()]
+    notes = [word_tip] + [f"new {codepoint(ch)}" for ch in dict.fromkeys(new) if not ch.isascii()]
     return "; ".join(notes)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.plain_text import markdown_text
 from app.state import get_store
 from engine import jobs
 from engine.corruption import INITS, KINDS, REINIT_SOURCE, model_layer_count
@@ -40,7 +41,7 @@ def new_grid_form() -> None:
                         eval_every=int(budget["eval_every"]), dev_size=int(budget["dev_size"]))
         config = grid_config(spec)
     except ValueError as err:   # GridError, CorruptionError, ConfigError: each says what to change
-        st.error(f"This grid cannot run: {err}", icon=":material/error:")
+        st.error(f"This grid cannot run: {markdown_text(str(err))}", icon=":material/error:")
     else:
         cells = config["cells"]
         clean = sum(c["position"] == "clean" for c in cells)

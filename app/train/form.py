@@ -9,6 +9,7 @@ import streamlit as st
 
 from app.checks import custom_model_problem, data_folder_help
 from app.components import settings_form
+from app.plain_text import markdown_text
 from app.state import dataset_availability, get_store
 from app.train.uploads import accept_upload
 from engine import jobs
@@ -27,7 +28,8 @@ defaults = TrainConfig()
 
 @dataclass
 class Choice:
-    """What was chosen (a dataset or model name for TrainConfig) and why it cannot be used, if it cannot."""
+    """What was chosen (a dataset or model name for TrainConfig) and why it cannot be used, if it cannot (as
+    Markdown, anything typed or uploaded in it shown as text)."""
     name: str
     problem: str | None
     uploaded: bool = False
@@ -56,11 +58,11 @@ def data_choice() -> Choice:
             try:
                 summary = accept_upload(uploaded.getvalue(), uploaded.name)
             except DataError as err:
-                data_problem = f"{uploaded.name} cannot be used: {err}"
+                data_problem = markdown_text(f"{uploaded.name} cannot be used: {err}")
                 st.error(data_problem, icon=":material/error:")
             else:
                 dataset = summary.dataset_name
-                st.success(f"{uploaded.name}: {summary.rows:,} rows, {summary.num_labels} classes.")
+                st.success(f"{markdown_text(uploaded.name)}: {summary.rows:,} rows, {summary.num_labels} classes.")
                 rows_col, counts_col = st.columns([0.7, 0.3])
                 rows_col.dataframe(summary.preview, hide_index=True)
                 counts_col.dataframe(summary.class_counts, hide_index=True)
@@ -80,7 +82,8 @@ def model_choice() -> Choice:
     if model_choice == OTHER_MODEL:
         model = st.text_input("Model folder or hub id", key="train-model-path",
                               placeholder="/path/to/model-folder or org/model-name").strip()
-        model_problem = custom_model_problem(model)
+        problem = custom_model_problem(model)
+        model_problem = markdown_text(problem) if problem else None
         if model_problem and model:
             st.warning(model_problem)
     else:
@@ -187,7 +190,7 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
             try:
                 config.check()
             except (ConfigError, SettingError) as err:
-                problem = str(err)
+                problem = markdown_text(str(err))
         if problem:
             st.error(f"Not started: {problem}.", icon=":material/block:")
         else:

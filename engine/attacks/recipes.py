@@ -21,6 +21,7 @@ import torch
 from engine.attacks.wrapper import FastModelWrapper, import_textattack
 from engine.inference import LoadedModel
 from engine.models import word_embeddings
+from engine.user_text import quoted
 
 
 class AttackError(ValueError):
@@ -292,7 +293,7 @@ def recipe_table() -> list[dict[str, Any]]:
 def get_recipe(name: str) -> Recipe:
     """A recipe that can run now; AttackError naming what is missing otherwise."""
     if name not in RECIPES:
-        raise AttackError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        raise AttackError(f"unknown recipe {quoted(name)}; known: {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     missing = recipe.missing()
     if missing:

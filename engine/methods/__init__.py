@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.methods.base import Method, Preset, Setting, SettingError, StepContext
+from engine.user_text import quoted
 
 __all__ = ["Method", "Preset", "Setting", "SettingError", "StepContext", "registry", "make_method"]
 
@@ -28,5 +29,5 @@ def registry() -> dict[str, type[Method]]:
 def make_method(name: str, settings: dict[str, Any] | None = None) -> Method:
     methods = registry()
     if name not in methods:
-        raise SettingError(f"unknown method {name!r}; known: {', '.join(methods)}")
+        raise SettingError(f"unknown method {quoted(name)}; known: {', '.join(methods)}")
     return methods[name](settings)

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from engine.user_text import quoted
+
 
 class SettingError(ValueError):
     """A method setting is outside its range; the message names the range."""
@@ -53,9 +55,9 @@ class Setting:
             else:
                 value = kind(value)
         except (TypeError, ValueError):
-            raise SettingError(f"setting {self.name}={value!r} should be a {kind.__name__}") from None
+            raise SettingError(f"setting {self.name}={quoted(value)} should be a {kind.__name__}") from None
         if self.choices and value not in self.choices:
-            raise SettingError(f"setting {self.name}={value!r} must be {self.range_text()}")
+            raise SettingError(f"setting {self.name}={quoted(value)} must be {self.range_text()}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
             too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
@@ -127,7 +129,7 @@ class Method:
         for preset in cls.presets:
             if preset.name == name:
                 return preset
-        raise SettingError(f"method {cls.name} has no preset {name!r}; its presets: "
+        raise SettingError(f"method {cls.name} has no preset {quoted(name)}; its presets: "
                            f"{', '.join(p.name for p in cls.presets) or 'none'}")
 
     def check_settings(self) -> None:

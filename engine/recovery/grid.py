@@ -22,6 +22,7 @@ from engine.recovery.analysis import analyse_cell
 from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_label
 from engine.runs import Run, RunStore
 from engine.train_config import default_lr
+from engine.user_text import quoted
 
 GRID_POSITIONS: dict[str, str] = {
     "bottom": "the k layers next to the embeddings",
@@ -117,7 +118,7 @@ class GridSpec:
         problems: list[str] = []
         unknown = [p for p in self.positions if p not in GRID_POSITIONS]
         if unknown:
-            problems.append(f"unknown position {unknown[0]!r}; choose from {', '.join(GRID_POSITIONS)}")
+            problems.append(f"unknown position {quoted(unknown[0])}; choose from {', '.join(GRID_POSITIONS)}")
         if not self.positions:
             problems.append("the grid is empty: choose at least one position (bottom, top, custom or embeddings)")
         if any(p in ("bottom", "top") for p in self.positions):
@@ -141,9 +142,9 @@ class GridSpec:
         if len(set(self.seeds)) != len(self.seeds):
             problems.append("each seed should appear once")
         if self.corruption_kind not in KINDS:
-            problems.append(f"corruption kind must be one of {', '.join(KINDS)} (got {self.corruption_kind!r})")
+            problems.append(f"corruption kind must be one of {', '.join(KINDS)} (got {quoted(self.corruption_kind)})")
         elif self.corruption_kind == "reinit" and self.init not in INITS:
-            problems.append(f"re-initialisation must be one of {', '.join(INITS)} (got {self.init!r})")
+            problems.append(f"re-initialisation must be one of {', '.join(INITS)} (got {quoted(self.init)})")
         elif self.corruption_kind == "noise" and not self.scale > 0:
             problems.append(f"noise scale must be > 0 (got {self.scale:g})")
         elif self.corruption_kind == "zero" and not 0 <= self.fraction <= 1:
