@@ -12,13 +12,14 @@ import re
 from engine.user_text import visible
 
 WORD_JOINER = "\u2060"   # zero width, no glyph: splits a pattern without changing what is seen
-# backslash-escaped anywhere: links and images, emphasis, code, HTML, entities, LaTeX, strike-through, tables
-INLINE_MARKS = frozenset("\\`*_[]<>$~&|#!")
+# backslash-escaped anywhere: links, images and :color[...] (all open with "["), emphasis, code, HTML,
+# entities, LaTeX, strike-through, tables
+INLINE_MARKS = frozenset("\\`*_[<$~&|")
 # Streamlit links bare URLs and e-mail addresses and turns :material/x: and :streamlit: into icons after the
 # escapes are undone, so a word joiner goes where such a pattern would start.
 PATTERN_START = re.compile(r"(?<=:)(?=//|[\w+-])|(?<=@)(?=\w)|(?i:(?<=www))(?=\.)")
-# a list item, block quote or setext underline at the start of a line
-LINE_START = re.compile(r"^(\s*)([-+=]|\d+[.)])", re.MULTILINE)
+# a heading, block quote, list item or setext underline at the start of a line
+LINE_START = re.compile(r"^(\s*)([-+=#>]|\d+[.)])", re.MULTILINE)
 
 
 def markdown_text(text: str) -> str:

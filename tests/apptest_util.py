@@ -1,11 +1,12 @@
-"""Helpers shared by the AppTest page tests: load a page, fail on any exception it raised, read its texts and
-the titles of its charts.
+"""Helpers shared by the AppTest page tests: load a page, fail on any exception it raised, read its texts (as
+written, or as a reader sees escaped Markdown) and the titles of its charts.
 
 Import it as `apptest_util`, not `tests.apptest_util`: flair installs a top-level `tests` package that shadows
 this folder (see browser_util)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -28,6 +29,11 @@ def no_exception(at: AppTest) -> AppTest:
 def texts(at, kind: str) -> list[str]:
     """The values of every element of one kind (title, info, error, caption, ...)."""
     return [str(e.value) for e in getattr(at, kind)]
+
+
+def read_as(markdown: str) -> str:
+    """What a reader sees of Markdown made by `app.plain_text.markdown_text`: escapes undone, word joiners gone."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def chart_titles(at: AppTest) -> list[str]:

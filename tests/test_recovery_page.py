@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_util import chart_titles, no_exception, page
+from apptest_util import chart_titles, no_exception, page, read_as
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120  # seconds for one script run: the first run imports torch and transformers
@@ -135,7 +135,7 @@ def test_bad_grids_get_a_clear_message_and_cannot_be_queued(run_home, changes, m
             at.number_input(key=key).set_value(value).run()
         else:
             at.text_input(key=key).set_value(value).run()
-    errors = " ".join(e.value for e in no_exception(at).error)
+    errors = " ".join(read_as(e.value) for e in no_exception(at).error)
     assert message in errors
     assert at.button(key="rec-queue").disabled
 
