@@ -40,13 +40,13 @@ def your_run() -> None:
     every other active run."""
     rows = get_store().list()
     run_id = followed_run({row["id"] for row in rows})
-    offered = None
     if run_id:
         job_panel(run_id, stacked=True)
-    else:
-        offered = next((row for row in rows if row["kind"] == "train" and row["status"] in ACTIVE), None)
-        offer(offered)
-    other_active_runs({run_id, offered and offered["id"]})
+        other_active_runs({run_id})
+        return
+    offered = next((row for row in rows if row["kind"] == "train" and row["status"] in ACTIVE), None)
+    offer(offered)
+    other_active_runs({offered["id"]} if offered else set())
 
 
 def offer(row: dict | None) -> None:
@@ -60,7 +60,7 @@ def offer(row: dict | None) -> None:
     st.button("Follow it", key="train-follow", icon=":material/visibility:", on_click=follow, args=(row["id"],))
 
 
-def other_active_runs(shown: set[str | None]) -> None:
+def other_active_runs(shown: set[str]) -> None:
     """The queued or running runs not already shown, re-read every 5 s while there are any."""
     store = get_store()
     poll(lambda: [row for row in store.list() if row["status"] in ACTIVE and row["id"] not in shown],
