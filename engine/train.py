@@ -9,7 +9,8 @@ import math
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,11 @@ import torch
 import transformers
 from transformers import get_linear_schedule_with_warmup
 
+from engine.corruption import CorruptionError, check_spec, corrupt, model_layer_count
 from engine.data import (
     DEV_SET,
     ROBUSTNESS_SETS,
+    DataError,
     TextDataset,
     bucketed_batches,
     encode_dataset,
@@ -28,13 +31,13 @@ from engine.data import (
     load_dataset,
     split_train_dev,
 )
-from engine.device import autocast, describe, pick_device
+from engine.device import DeviceError, autocast, describe, pick_device
 from engine.evaluate import has_learned, record_eval, score
 from engine.inference import predict_probs
 from engine.input_gradient import PROBE_SIZE, input_gradient_norm
-from engine.methods import StepContext, make_method
+from engine.methods import SettingError, StepContext, make_method
 from engine.methods._tensors import DriftTracker
-from engine.models import build_classifier, load_tokenizer, save_trained
+from engine.models import ModelError, build_classifier, load_tokenizer, save_trained
 from engine.recorder import Recorder
 from engine.runs import Run
 from engine.train_config import ConfigError, TrainConfig
@@ -44,11 +47,31 @@ LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 
 
 def preflight(config: TrainConfig) -> None:
-    """Everything that can be refused before a run is created: settings, the model name, the data files."""
+    """Everything that can be refused before a run is created: the hyperparameters and method settings, the
+    device, the model, the settings and the corruption against the model's depth, the data files. Each refusal
+    is a ConfigError whose reasons name the field at fault, so the command line can name the flag."""
     config.check()
-    pick_device(config.device)
-    load_tokenizer(config.model)
-    load_splits(config)
+    with _refusing("device", DeviceError):
+        pick_device(config.device)
+    with _refusing("model", ModelError):
+        load_tokenizer(config.model)
+        num_layers = model_layer_count(config.model)
+    with _refusing("settings", SettingError):
+        make_method(config.method, config.settings).check_layers(num_layers)
+    if config.corruption:
+        with _refusing("corruption", CorruptionError):
+            check_spec(config.corruption, num_layers)
+    with _refusing("dataset", DataError):
+        load_splits(config)
+
+
+@contextmanager
+def _refusing(field: str, error: type[Exception]) -> Iterator[None]:
+    """An `error` raised inside becomes a ConfigError that blames `field`."""
+    try:
+        yield
+    except error as err:
+        raise ConfigError((field, str(err))) from err
 
 
 @dataclass
@@ -71,7 +94,8 @@ def load_splits(config: TrainConfig) -> Splits:
         robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(config.dataset, [])}
     train = train.sample(config.train_size, config.seed)
     if config.batch_size > len(train):
-        raise ConfigError(f"batch size {config.batch_size} is larger than the {len(train)} training examples")
+        raise ConfigError(("batch_size", f"batch size {config.batch_size} is larger than the {len(train)} "
+                                         f"training examples"))
     return Splits(train, dev, dev_name, robustness)
 
 
@@ -105,8 +129,6 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     hf_config = base.config
     say = run.log if run else (lambda _msg: None)
     if config.corruption:
-        from engine.corruption import corrupt
-
         say(f"corrupted before training: {corrupt(base, config.corruption)}")
     model = method.prepare_model(base).to(device)
     recorder = Recorder(run)

@@ -11,6 +11,7 @@ from app.checks import custom_model_problem, data_folder_help
 from app.components import settings_form
 from app.state import dataset_availability, get_store
 from app.train.uploads import accept_upload
+from app.train.your_run import follow
 from engine import jobs
 from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
 from engine.methods import Method, Preset, SettingError, registry
@@ -192,5 +193,5 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
             st.error(f"Not started: {problem}.", icon=":material/block:")
         else:
             run = jobs.submit(store, {**config.to_dict(), "environment": environment()})
-            st.session_state["train-run-id"] = run.id
+            follow(run.id)
             st.toast(f"Run {run.id} queued", icon=":material/play_arrow:")

@@ -221,6 +221,9 @@ class _EulerMethod(Method):
         if len(set(layers)) != len(layers):
             raise SettingError(f"setting layers={layers} lists a layer twice")
 
+    def check_layers(self, num_layers: int) -> None:
+        self.layer_indices(num_layers)
+
     def layer_indices(self, n_layers: int) -> list[int]:
         wanted = self.settings["layers"]
         if wanted == [-1]:                     # the default: every layer (a list default cannot know the depth)
