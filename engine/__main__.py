@@ -20,7 +20,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.train import environment, preflight
 
     config = config_from_args(args)
-    preflight(config)
+    splits = preflight(config)
+    config = config.fitted_to(splits.pool)   # the stored config says how many examples train
+    for note in splits.notes:
+        print(f"note: {note}", file=sys.stderr)
     store = RunStore()
     payload = {**config.to_dict(), "environment": environment()}
     if args.detach:
