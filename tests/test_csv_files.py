@@ -67,7 +67,7 @@ def test_rows_without_a_label_or_text_are_named_and_refused(tmp_path, content, m
 
 def test_blank_lines_and_empty_trailing_cells_are_not_rows(tmp_path):
     path = tmp_path / "excel.csv"
-    path.write_text("text,label,,\na,0,,\n\n,,,\nb,1,,\n")
+    path.write_text("text,label,,\na,0,,\n\n,,,\nb,1,,,\n")
     assert read_csv(path).texts == ["a", "b"]
 
 
