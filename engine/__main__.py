@@ -19,7 +19,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.runs import RunStore
     from engine.train import environment
 
-    config = checked_config(args)
+    config, notes = checked_config(args)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     store = RunStore()
     payload = {**config.to_dict(), "environment": environment()}
     if args.detach:

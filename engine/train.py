@@ -20,6 +20,7 @@ import transformers
 from transformers import get_linear_schedule_with_warmup
 
 from engine.corruption import CorruptionError, check_spec, corrupt, model_layer_count
+from engine.csv_table import encoding_note, file_encoding
 from engine.data import (
     DEV_SET,
     ROBUSTNESS_SETS,
@@ -29,6 +30,7 @@ from engine.data import (
     encode_dataset,
     iter_batches,
     load_dataset,
+    split_sizes_text,
     split_train_dev,
 )
 from engine.device import DeviceError, autocast, describe, pick_device
@@ -46,10 +48,11 @@ from engine.train_config import ConfigError, TrainConfig
 LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 
 
-def preflight(config: TrainConfig) -> None:
+def preflight(config: TrainConfig) -> Splits:
     """Everything that can be refused before a run is created: the hyperparameters and method settings, the
     device, the model, the settings and the corruption against the model's depth, the data files. Each refusal
-    is a ConfigError whose reasons name the field at fault, so the command line can name the flag."""
+    is a ConfigError whose reasons name the field at fault, so the command line can name the flag. Returns the
+    splits, whose `pool` and `notes` say what the run will train on."""
     config.check()
     with _refusing("device", DeviceError):
         pick_device(config.device)
@@ -62,7 +65,7 @@ def preflight(config: TrainConfig) -> None:
         with _refusing("corruption", CorruptionError):
             check_spec(config.corruption, num_layers)
     with _refusing("dataset", DataError):
-        load_splits(config)
+        return load_splits(config)
 
 
 @contextmanager
@@ -80,23 +83,30 @@ class Splits:
     dev: TextDataset
     dev_name: str
     robustness: dict[str, TextDataset]
+    pool: int                  # the training examples there are, before the `train_size` sample
+    notes: list[str]           # what to tell the user about the data before training: a guessed encoding, sizes
 
 
 def load_splits(config: TrainConfig) -> Splits:
     """Training subset, dev set, and the robustness sets that go with the dataset."""
+    notes: list[str] = []
     if config.dataset.startswith("csv:"):
-        train, dev = split_train_dev(load_dataset(config.dataset), config.dev_fraction, config.seed)
+        data = load_dataset(config.dataset)
+        train, dev = split_train_dev(data, config.dev_fraction, config.seed)
         dev_name, robustness = "heldout", {}
+        guessed = encoding_note(file_encoding(config.dataset[4:]))
+        notes = [*([guessed] if guessed else []), split_sizes_text(len(data), len(dev), config.train_size)]
     else:
         train = load_dataset(config.dataset)
         dev_name = DEV_SET.get(config.dataset, config.dataset)
         dev = load_dataset(dev_name)
         robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(config.dataset, [])}
+    pool = len(train)
     train = train.sample(config.train_size, config.seed)
     if config.batch_size > len(train):
         raise ConfigError(("batch_size", f"batch size {config.batch_size} is larger than the {len(train)} "
                                          f"training examples"))
-    return Splits(train, dev, dev_name, robustness)
+    return Splits(train, dev, dev_name, robustness, pool, notes)
 
 
 def set_seed(seed: int) -> None:
@@ -132,6 +142,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
         say(f"corrupted before training: {corrupt(base, config.corruption)}")
     model = method.prepare_model(base).to(device)
     recorder = Recorder(run)
+    for note in splits.notes:
+        say(note)
     say(f"device {describe(device)}; {len(splits.train)} training examples; method {method.name} "
         f"{method.settings}")
 
@@ -207,7 +219,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             break
 
     results: dict[str, Any] = {"run_id": run.id if run else None, "steps": step, "total_steps": total_steps,
-                               "n_train": len(splits.train), "train_seconds": round(train_seconds, 2),
+                               "n_train": len(splits.train), "n_dev": len(splits.dev),
+                               "train_seconds": round(train_seconds, 2),
                                "train_examples_per_second": round(seen / max(train_seconds, 1e-9), 2),
                                "device": describe(device), "method_summary": method.summary()}
     if cancelled:

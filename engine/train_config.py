@@ -86,6 +86,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def fitted_to(self, pool: int) -> TrainConfig:
+        """This config with `train_size` no larger than the `pool` training examples the data has, so the stored
+        config says how many were used (asking for more takes them all, exactly as asking for `pool` does)."""
+        if self.train_size is None or self.train_size <= pool:
+            return self
+        return dataclasses.replace(self, train_size=pool)
+
     def check(self) -> None:
         """Refuse impossible hyperparameters and method settings before any work starts: one ConfigError with
         every reason, each paired with its field."""

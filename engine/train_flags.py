@@ -145,9 +145,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def checked_config(args: argparse.Namespace) -> TrainConfig:
+def checked_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     """The config the flags describe, refused before any run exists when it cannot train
-    (`engine.train.preflight`): a FlagError that leads each reason with its flag."""
+    (`engine.train.preflight`): a FlagError that leads each reason with its flag. The config is fitted to the
+    examples there are (a small CSV trains on fewer than asked), and comes with the data's notes to show."""
     from engine.cli import FlagError
     from engine.methods import SettingError
     from engine.train import preflight
@@ -157,11 +158,11 @@ def checked_config(args: argparse.Namespace) -> TrainConfig:
     except SettingError as err:   # a --set value or preset that cannot be read
         raise FlagError(f"--set: {err}") from err
     try:
-        preflight(config)
+        splits = preflight(config)
     except ConfigError as err:
         raise FlagError("; ".join(f"{_flag_of(name)}: {text}" if name else text
                                   for name, text in err.reasons)) from err
-    return config
+    return config.fitted_to(splits.pool), splits.notes
 
 
 def _flag_of(field_name: str) -> str:
