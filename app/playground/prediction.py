@@ -14,7 +14,7 @@ from engine.attribution import EXPLAINERS, AttributionError
 from engine.models import ModelError
 from engine.runs import RunError
 
-PROBABILITY_TICKS = [0, 0.25, 0.5, 0.75, 1]   # both ends labelled (with room in the margins): the axis visibly ends at 100 %
+PROBABILITY_TICKS = [0, 0.25, 0.5, 0.75, 1]   # both ends labelled, with room: the axis visibly ends at 100 %
 
 
 def probs_figure(label_names: list[str], bars: dict[str, list[float]], height: int = 140) -> go.Figure:
