@@ -76,7 +76,8 @@ def test_examples_come_from_the_models_own_dev_split(app, stores):
     from engine.data import load_dataset, split_train_dev
     from engine.runs import RunStore
 
-    at = on_csv_model(app, stores)
+    app.session_state["pg-source"] = "SST-2 dev"                      # chosen on the SST-2 model first
+    at = on_csv_model(app.run(), stores)
     options = next(s for s in at.get("button_group") if s.key == "pg-source").options
     assert not any("SST-2" in o or "AdvGLUE" in o for o in options), options
     held_out = next(o for o in options if "held-out" in o.lower())
