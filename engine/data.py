@@ -104,6 +104,8 @@ REGISTRY: dict[str, DatasetSpec] = {
 # The dev split that goes with each training set, and the robustness set to report beside it.
 DEV_SET = {"sst2": "sst2-dev"}
 ROBUSTNESS_SETS = {"sst2": ["advglue-sst2"]}
+# The task of each registered set (the same kind of sentences and labels); an uploaded CSV is a task of its own.
+TASKS = {"sst2": "sst2", "sst2-dev": "sst2", "advglue-sst2": "sst2"}
 
 
 def available_datasets() -> dict[str, bool]:

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("attack", help="attack a trained run with a TextAttack recipe over a dataset")
     p.add_argument("run_id", help="the trained run to attack")
     p.add_argument("--recipe", default="deepwordbug", help="see `python -m engine attack-recipes`")
-    p.add_argument("--dataset", default="sst2-dev", help="sst2-dev, advglue-sst2, sst2 or csv:PATH")
+    p.add_argument("--dataset", default="sst2-dev", help="sst2-dev, advglue-sst2, sst2, csv:PATH, or heldout "
+                   "(the dev split held out of the run's own CSV)")
     p.add_argument("--n", type=int, default=50, help="attack the first N examples")
     p.add_argument("--max-queries", type=int, default=None, help="model queries per example (default 2000)")
     p.add_argument("--max-fraction", type=float, default=None,
