@@ -63,3 +63,21 @@ def test_attack_refuses_bad_flags_before_a_run_exists(target, capsys, argv, flag
     line = refused(["attack", target, *argv], capsys)
     assert line.startswith(f"error: {flag}: ") and says in line, line
     assert [row["id"] for row in RunStore().list()] == [target]
+
+
+def test_heldout_is_the_csv_runs_own_split_and_refused_for_other_runs(target, capsys, tmp_path):
+    """`--dataset heldout` is read as the attack will read it: the held-out split of the run's own CSV (10 % of
+    50 rows here), and refused by name for a run not trained on a CSV."""
+    csv = tmp_path / "three.csv"
+    csv.write_text("text,label\n" + "".join(f"sentence number {i},{i % 3}\n" for i in range(50)))
+    store = RunStore()
+    run = store.create(TrainConfig(model="tiny", dataset=f"csv:{csv}").to_dict())
+    (run.dir / "model").mkdir()
+    (run.dir / "model" / "config.json").write_text('{"id2label": {"0": "0", "1": "1", "2": "2"}}')
+    (run.dir / "model" / "model.safetensors").write_bytes(b"")
+    run.set_status("done")
+    store.update_index(run)
+    line = refused(["attack", run.id, "--dataset", "heldout", "--n", "100"], capsys)
+    assert line.startswith("error: --n: 100 is more than the ") and "examples of heldout" in line, line
+    line = refused(["attack", target, "--dataset", "heldout"], capsys)
+    assert line.startswith("error: --dataset: ") and "only for runs trained on an uploaded CSV" in line, line

@@ -7,8 +7,12 @@ and says why each unavailable one cannot run here.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from engine.cli import FlagError, ProgressBar, blaming, emit, run_foreground
+
+if TYPE_CHECKING:
+    from engine.runs import Run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +46,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if target.config.get("kind", "train") != "train" or not target.has_model():
         raise RunError(f"run {args.run_id} has no trained model to attack (kind {target.config.get('kind')}, "
                        f"status {target.status.get('status')})")
-    config = checked_config(args, target.id)
+    config = checked_config(args, target)
     if not args.force:
         cached = find_cached(store, config)
         if cached is not None:
@@ -57,13 +61,16 @@ def cmd_attack(args: argparse.Namespace) -> int:
                           shape=lambda results: {**results, "cached": False})
 
 
-def checked_config(args: argparse.Namespace, target: str) -> dict:
+def checked_config(args: argparse.Namespace, target: Run) -> dict:
     """The attack run's config, with every flag checked before the run exists (FlagError naming the flag):
-    the budget, the recipe, the dataset (read once here), and --n against the dataset's size."""
+    the budget, the recipe, the dataset (read once here, as the attack will read it: `heldout` is the run's
+    own CSV split), and --n against the dataset's size."""
     from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
     from engine.attacks.batch import batch_config
     from engine.attacks.recipes import AttackError, get_recipe
-    from engine.data import DataError, load_dataset
+    from engine.data import DataError
+    from engine.evaluate import eval_set
+    from engine.runs import read_json
 
     queries = DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries
     fraction = DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction
@@ -74,11 +81,12 @@ def checked_config(args: argparse.Namespace, target: str) -> dict:
     with blaming("--recipe", AttackError):
         get_recipe(args.recipe)
     with blaming("--dataset", DataError):
-        size = len(load_dataset(args.dataset))
+        num_labels = len(read_json(target.dir / "model" / "config.json", {}).get("id2label", {})) or 2
+        size = len(eval_set(target.config, args.dataset, num_labels))
     if not 1 <= args.n <= size:
         raise FlagError(f"--n: attack at least 1 example (got {args.n})" if args.n < 1 else
                         f"--n: {args.n} is more than the {size} examples of {args.dataset}; give --n {size} or less")
-    return batch_config(target, args.recipe, args.dataset, args.n, Budget(queries, fraction), args.seed)
+    return batch_config(target.id, args.recipe, args.dataset, args.n, Budget(queries, fraction), args.seed)
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
