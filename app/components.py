@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app.formatting import fmt_duration, run_label, run_title
+from app.formatting import progress_point, progress_text, run_label, run_title
 from app.live import follow_run
 from app.nav import PAGES_DIR
 from app.run_views import show_curves, show_results
@@ -105,6 +105,7 @@ def _queue_position(store: RunStore, run: Run) -> int:
 def _panel_body(store: RunStore, run: Run, live: bool, stacked: bool) -> None:
     status = run.status
     state = status.get("status", "unknown")
+    rows = run.metrics()   # read once: the curves and the progress text show the same records
     with st.container(border=True):
         top = st.columns([0.75, 0.25], vertical_alignment="center")
         with top[0]:
@@ -117,7 +118,8 @@ def _panel_body(store: RunStore, run: Run, live: bool, stacked: bool) -> None:
             st.progress(0.0, text=f"Waiting for a free worker slot: {ahead} run(s) ahead of it."
                         if ahead else "Starting: loading data and model…")
         elif total:
-            st.progress(min(step / total, 1.0), text=_progress_text(status, step, total))
+            step, reached = progress_point(status, rows, run.metrics_written())
+            st.progress(min(step / total, 1.0), text=progress_text(status, step, total, reached, time.time()))
         if live:
             cancel_button(store, run.id, "Cancel run", f"cancel-{run.id}",
                           "the run stops at its next step and keeps everything it recorded so far.")
@@ -127,25 +129,11 @@ def _panel_body(store: RunStore, run: Run, live: bool, stacked: bool) -> None:
         elif state == "cancelled":
             st.warning(f"This run was cancelled at step {step}" + (f" of {total}" if total else "") +
                        "; what it recorded before that is kept.")
-        show_curves(run, key="job-", stacked=stacked)
+        show_curves(run, rows, key="job-", stacked=stacked)
         if state == "done":
             show_results(run, narrow=stacked)
         if not live:
             page_link("runs.py", "Open in Runs", icon=":material/table_view:", query_params={"run": run.id})
-
-
-def _progress_text(status: dict, step: int, total: int) -> str:
-    parts = [f"step {step} / {total}"]
-    if status.get("current"):  # jobs made of several parts say which one they are on
-        parts.append(str(status["current"]))
-    if status.get("train_loss") is not None:
-        parts.append(f"loss {status['train_loss']:.4f}")
-    started = status.get("started")
-    if started and step and status.get("status") == "running":
-        elapsed = time.time() - started
-        parts.append(f"{fmt_duration(elapsed)} elapsed, about {fmt_duration(elapsed / step * (total - step))} "
-                     "to go (plus the final evaluation)")
-    return " · ".join(parts)
 
 
 # ---------------------------------------------------------------- method settings

@@ -46,6 +46,40 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
+STALE_SECONDS = 15   # a running job's progress older than this says when it was last updated
+
+
+def progress_point(status: dict, rows: list[dict], rows_written: float | None) -> tuple[int, float | None]:
+    """The furthest step a job has reached and when it got there (a Unix time): its status's step, or the
+    last step of the logged scalars the curves are drawn from (`rows`, written at `rows_written`) when those
+    are further along, as they are between two status updates."""
+    step, reached = status.get("step") or 0, status.get("updated")
+    logged = max((int(r["step"]) for r in rows if r.get("step") is not None), default=0)
+    if logged > step and rows_written is not None:
+        step, reached = logged, rows_written
+    return step, reached
+
+
+def progress_text(status: dict, step: int, total: int, reached: float | None, now: float) -> str:
+    """`step 8 / 10 · loss 0.6931 · 1m 20s elapsed, about 20s to go …`: the estimate is the pace up to `reached`
+    (when `step` was reached) applied to the steps left, less the time since, so it never grows while the job
+    is quiet; a step reached long ago says so."""
+    parts = [f"step {step} / {total}"]
+    if status.get("current"):  # jobs made of several parts say which one they are on
+        parts.append(str(status["current"]))
+    if status.get("train_loss") is not None:
+        parts.append(f"loss {status['train_loss']:.4f}")
+    started = status.get("started")
+    if started and step and reached and status.get("status") == "running":
+        quiet = max(now - reached, 0.0)
+        left = (reached - started) / step * (total - step) - quiet
+        to_go = f"about {fmt_duration(left)} to go" if left > 0 else "should finish any moment"
+        parts.append(f"{fmt_duration(now - started)} elapsed, {to_go} (plus the final evaluation)")
+        if quiet >= STALE_SECONDS:
+            parts.append(f"last update {fmt_duration(quiet)} ago")
+    return " · ".join(parts)
+
+
 def _what(row: dict) -> list[str]:
     what = row.get("method") or row.get("kind") or "run"
     if row.get("kind") not in (None, "train"):

@@ -15,7 +15,8 @@ import streamlit as st  # noqa: E402
 from engine.paths import use_project_nltk_data  # noqa: E402
 
 use_project_nltk_data()  # before any page imports textattack (it reads NLTK stopwords at import)
-st.set_page_config(page_title="RobustLab", layout="wide", page_icon=":material/shield:")
+# a file the app serves itself: an emoji or :material/...: icon is fetched from the internet, so offline it fails
+st.set_page_config(page_title="RobustLab", layout="wide", page_icon=str(ROOT / "assets" / "favicon.png"))
 
 from app.shell import load_css, navigation_pages, sidebar_footer  # noqa: E402
 from app.state import reconcile_once  # noqa: E402

@@ -9,7 +9,7 @@ import sys
 
 from engine.cli import emit, run_foreground
 from engine.paths import use_project_nltk_data
-from engine.train_flags import add_train_flags, config_from_args
+from engine.train_flags import add_train_flags, checked_config
 
 use_project_nltk_data()
 
@@ -17,10 +17,11 @@ use_project_nltk_data()
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import jobs
     from engine.runs import RunStore
-    from engine.train import environment, preflight
+    from engine.train import environment
 
-    config = config_from_args(args)
-    preflight(config)
+    config, notes = checked_config(args)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     store = RunStore()
     payload = {**config.to_dict(), "environment": environment()}
     if args.detach:

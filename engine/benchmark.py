@@ -5,8 +5,9 @@ Everything here reads what runs stored (eval.json, results.json, finished attack
 nothing is computed on the fly, except by `fill_missing`, which computes what a report lacks when asked. A
 metric a run lacks is None and counted as missing, never a zero. A run that did not learn (dev accuracy
 within 10 points of its dev set's chance rate) is left out of every mean and claim and listed with the
-reason. A row never pools runs trained with different settings: a method whose runs differ is split into
-one row per setting, labelled by what differs.
+reason. A row never pools runs trained with different settings (the dataset among them): a method whose runs
+differ is split into one row per setting, labelled by what differs; the claims are judged on the rows of one
+dataset (`claims_dataset`).
 """
 from __future__ import annotations
 
@@ -231,10 +232,27 @@ def excluded_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "reason": f"did not learn: {r['learning_reason']}"} for r in rows if r["learned"] is False]
 
 
+def claims_dataset(groups: list[dict[str, Any]]) -> str | None:
+    """The one dataset the claims are judged on, so that no claim mixes rows of two: SST-2 (the papers' task)
+    when a row has it, else the dataset with the most counted runs."""
+    counted = Counter()
+    for group in groups:
+        counted[group["training"].get("dataset")] += sum(r["included"] for r in group["runs"])
+    if "sst2" in counted:
+        return "sst2"
+    return counted.most_common(1)[0][0] if counted else None
+
+
 def statements(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
-    """Plain-words warnings about the runs a report covers: rows split by settings, rows trained differently,
-    runs left out because they did not learn, too few seeds to decide anything."""
+    """Plain-words warnings about the runs a report covers: runs of several datasets, rows split by settings,
+    rows trained differently, runs left out because they did not learn, too few seeds to decide anything."""
     out = []
+    datasets = sorted({g["training"].get("dataset") for g in groups})
+    if len(datasets) > 1:
+        judged = claims_dataset(groups)
+        out.append(f"These runs come from {len(datasets)} datasets ({', '.join(datasets)}): no row pools two of them, "
+                   f"and the claims are judged on the {judged} rows only; the rows of "
+                   f"{', '.join(d for d in datasets if d != judged)} are not in the claims.")
     for method in dict.fromkeys(g["method"] for g in groups):
         mine = [g for g in groups if g["method"] == method]
         if len(mine) > 1:
@@ -325,7 +343,9 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
     rows = run_rows(store, list(dict.fromkeys(run_ids)), attack)   # a run named twice counts once
     groups = group_runs(rows)
     healing = judge_healing(store, grid_id)
-    claims = [*judge_methods(groups, sentence_results(store, rows)), healing]
+    judged = claims_dataset(groups)
+    claims = [*judge_methods([g for g in groups if g["training"].get("dataset") == judged],
+                             sentence_results(store, rows)), healing]
     return {"methods": aggregate(groups, rows), "claims": claims, "runs": rows, "excluded": excluded_runs(rows),
             "statements": statements(groups, rows), "scale_note": scale_note(groups, attack),
             "chance": chance_lines(rows, attack), "attack": asdict(attack) if attack else None,

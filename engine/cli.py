@@ -1,10 +1,12 @@
-"""What every `python -m engine` command shares: printing its result, and running a job in the foreground
-with a progress bar on stderr (so --json keeps stdout to one JSON line)."""
+"""What every `python -m engine` command shares: printing its result, refusing a flag's value by name before
+anything runs, and running a job in the foreground with a progress bar on stderr (so --json keeps stdout to one
+JSON line)."""
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +19,19 @@ def emit(data: Any, as_json: bool) -> None:
         print(json.dumps(data, default=str))
     else:
         print(json.dumps(data, indent=2, default=str))
+
+
+class FlagError(ValueError):
+    """A flag's value refused before any run exists; the message starts with the flag (`--n: ...`)."""
+
+
+@contextmanager
+def blaming(flag: str, *errors: type[Exception]) -> Iterator[None]:
+    """Any of `errors` raised inside becomes a FlagError naming `flag` (the command exits 2 with one line)."""
+    try:
+        yield
+    except errors as err:
+        raise FlagError(f"{flag}: {err}") from err
 
 
 class ProgressBar:

@@ -10,13 +10,14 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engine.csv_table import CsvFormatError, CsvTable, read_table
 from engine.paths import data_dir, runs_home
 from engine.user_text import quoted
 
@@ -104,6 +105,8 @@ REGISTRY: dict[str, DatasetSpec] = {
 # The dev split that goes with each training set, and the robustness set to report beside it.
 DEV_SET = {"sst2": "sst2-dev"}
 ROBUSTNESS_SETS = {"sst2": ["advglue-sst2"]}
+# The task of each registered set (the same kind of sentences and labels); an uploaded CSV is a task of its own.
+TASKS = {"sst2": "sst2", "sst2-dev": "sst2", "advglue-sst2": "sst2"}
 
 
 def available_datasets() -> dict[str, bool]:
@@ -151,10 +154,9 @@ def read_csv(path: str | Path, text_column: str | None = None, label_column: str
              num_labels: int | None = None) -> TextDataset:
     """Read and validate a user CSV: one text column, one integer label column (0..C-1, at least two classes).
 
-    `num_labels` is given when the CSV is evaluated against a model trained for that many classes.
+    `num_labels` is given when the CSV is evaluated against a model trained for that many classes. Rows without
+    a text or a label are refused, never dropped: the data trained on is the data given.
     """
-    import pandas as pd
-
     path = Path(path)
     if not path.exists():
         raise DataError(f"CSV file {path} does not exist")
@@ -163,28 +165,34 @@ def read_csv(path: str | Path, text_column: str | None = None, label_column: str
         raise DataError(f"the CSV is {size / 2**20:.1f} MB; RobustLab takes CSVs up to "
                         f"{MAX_CSV_BYTES // 2**20} MB. Take a random sample of its rows and upload that.")
     try:
-        frame = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False,
-                            encoding="utf-8", encoding_errors="replace")
-    except Exception as err:
-        raise DataError(f"could not read the file as CSV: {err}") from err
-    if frame.empty:
+        table = read_table(path)
+    except CsvFormatError as err:
+        raise DataError(str(err)) from None
+    if not table.rows:
         raise DataError("the CSV has no data rows (only a header, or nothing at all)")
-    columns = {c.strip().lower(): c for c in frame.columns}
-    text_col = _pick_column(columns, text_column, TEXT_COLUMNS, "text")
-    label_col = _pick_column(columns, label_column, LABEL_COLUMNS, "label")
-    texts = [t.strip() for t in frame[text_col].tolist()]
-    empty = [i + 2 for i, t in enumerate(texts) if not t]
-    if empty:
-        raise DataError(f"{len(empty)} rows have empty text (first at line {empty[0]}); remove or fill them")
+    _check_header(table.header, text_column, label_column)
+    columns: dict[str, int] = {}
+    for i, name in enumerate(table.header):
+        columns.setdefault(name.strip().lower(), i)
+    text_at = _pick_column(columns, table.header, text_column, TEXT_COLUMNS, "text")
+    label_at = _pick_column(columns, table.header, label_column, LABEL_COLUMNS, "label")
+    _check_row_widths(table)
+    texts = [_cell(row, text_at) for row in table.rows]
+    raw_labels = [_cell(row, label_at) for row in table.rows]
+    missing = [_missing(what, [line for line, value in zip(table.lines, values) if not value])
+               for what, values in (("text", texts), ("label", raw_labels))]
+    if any(missing):
+        raise DataError(" and ".join(m for m in missing if m) + ". Every row needs a text and an integer label; "
+                        "RobustLab does not drop rows on its own: fill in or delete those rows")
     labels = []
-    for i, raw in enumerate(frame[label_col].tolist()):
+    for line, raw in zip(table.lines, raw_labels):
         try:
-            value = float(raw.strip())
+            value = float(raw)
         except ValueError:
-            raise DataError(f"label {raw!r} on line {i + 2} is not a number; labels must be integer class ids "
+            raise DataError(f"label {raw!r} on line {line} is not a number; labels must be integer class ids "
                             f"0, 1, ..., C-1") from None
         if value != int(value) or value < 0:
-            raise DataError(f"label {raw!r} on line {i + 2} is not a non-negative integer class id")
+            raise DataError(f"label {raw!r} on line {line} is not a non-negative integer class id")
         labels.append(int(value))
     classes = sorted(set(labels))
     if num_labels is None:
@@ -199,16 +207,65 @@ def read_csv(path: str | Path, text_column: str | None = None, label_column: str
     return TextDataset(f"csv:{path}", texts, labels, [str(i) for i in range(num_labels)])
 
 
-def _pick_column(columns: dict[str, str], wanted: str | None, candidates: tuple[str, ...], kind: str) -> str:
+def _cell(row: list[str], at: int) -> str:
+    """A row's stripped cell, empty when the row stops before it."""
+    return row[at].strip() if at < len(row) else ""
+
+
+def _missing(what: str, lines: list[int], shown: int = 10) -> str:
+    """'3 rows have no label: lines 4, 9, 12' (the first `shown` lines); empty when no line lacks it."""
+    if not lines:
+        return ""
+    listed = ", ".join(str(line) for line in lines[:shown]) + (f", ... ({len(lines) - shown} more)"
+                                                                if len(lines) > shown else "")
+    if len(lines) == 1:
+        return f"1 row has no {what}: line {listed}"
+    return f"{len(lines)} rows have no {what}: lines {listed}"
+
+
+def _check_row_widths(table: CsvTable) -> None:
+    """Refuse a row with more cells than the header (beyond empty trailing ones): a comma in an unquoted text."""
+    width = len(table.header)
+    for line, row in zip(table.lines, table.rows):
+        if len(row) > width and any(cell.strip() for cell in row[width:]):
+            raise DataError(f"line {line} has {len(row)} fields but the header has {width}; a text that holds "
+                            f"the delimiter must be in double quotes")
+
+
+def _check_header(header: list[str], text_column: str | None, label_column: str | None) -> None:
+    """Refuse a file whose first line is data, naming the columns it needs."""
+    names = {name.strip().lower() for name in header}
+    if text_column or label_column or (names & set(TEXT_COLUMNS) and names & set(LABEL_COLUMNS)):
+        return
+    if not any(_is_number(name) for name in header):
+        return   # a header with other names: _pick_column says which names it looked for
+    first = ",".join(header)
+    first = first if len(first) <= 60 else first[:60] + "..."
+    raise DataError(f"the file has no header line: its first line ({first!r}) is data. Add a first line that "
+                    f"names the columns, e.g. text,label: the text column is called one of "
+                    f"{', '.join(TEXT_COLUMNS)}; the label column one of {', '.join(LABEL_COLUMNS)}")
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _pick_column(columns: dict[str, int], header: list[str], wanted: str | None, candidates: tuple[str, ...],
+                 kind: str) -> int:
+    """The position of the column named `wanted`, else of the first candidate name the header has."""
     if wanted:
         if wanted.strip().lower() in columns:
             return columns[wanted.strip().lower()]
-        raise DataError(f"no column named {wanted!r}; the CSV has: {', '.join(columns.values())}")
+        raise DataError(f"no column named {wanted!r}; the CSV has: {', '.join(header)}")
     for name in candidates:
         if name in columns:
             return columns[name]
     raise DataError(f"no {kind} column found (looked for {', '.join(candidates)}); "
-                    f"the CSV has: {', '.join(columns.values())}")
+                    f"the CSV has: {', '.join(header)}")
 
 
 def store_upload(content: bytes, filename: str) -> Path:
@@ -232,13 +289,33 @@ def split_train_dev(data: TextDataset, dev_fraction: float, seed: int) -> tuple[
     dev_idx: list[int] = []
     for c in range(data.num_labels):
         members = rng.permutation(np.flatnonzero(labels == c))
-        take = max(1, int(round(len(members) * dev_fraction))) if len(members) > 1 else 0
-        dev_idx.extend(members[:take].tolist())
+        dev_idx.extend(members[:_held_out(len(members), dev_fraction)].tolist())
     dev_set = set(dev_idx)
     train_idx = [i for i in range(len(data)) if i not in dev_set]
     if not dev_idx or not train_idx:
         raise DataError("the CSV is too small to hold out a dev split; give at least two rows per class")
     return data.subset(sorted(train_idx)), data.subset(sorted(dev_idx))
+
+
+def _held_out(members: int, dev_fraction: float) -> int:
+    """How many of a class's `members` examples the dev split takes: its share, at least one, none of a single."""
+    return max(1, int(round(members * dev_fraction))) if members > 1 else 0
+
+
+def held_out_count(class_sizes: Sequence[int], dev_fraction: float) -> int:
+    """How many rows `split_train_dev` holds out of a dataset whose classes have these sizes, before reading it."""
+    return sum(_held_out(n, dev_fraction) for n in class_sizes)
+
+
+def split_sizes_text(rows: int, held_out: int, asked: int | None) -> str:
+    """What a run on a CSV trains on, in words, for the Train page and the CLI to say before it starts."""
+    pool = rows - held_out
+    if asked is not None and asked < pool:
+        return (f"the run trains on a random {asked:,} of the {pool:,} training examples of this CSV "
+                f"({rows:,} rows, {held_out:,} held out as the dev set)")
+    unused = "" if asked is None or asked == pool else f" (fewer than the {asked:,} asked for)"
+    return (f"the run trains on all {pool:,} training examples of this CSV: its {rows:,} rows, {held_out:,} "
+            f"held out as the dev set{unused}")
 
 
 # ---------------------------------------------------------------- tokenising and batching

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import DEV_SET, DataError, TextDataset, load_dataset, read_csv, split_train_dev
+from engine.data import DEV_SET, ROBUSTNESS_SETS, TASKS, DataError, TextDataset, load_dataset, read_csv, split_train_dev
 from engine.device import pick_device
 from engine.inference import predict_probs
 from engine.runs import Run, RunStore, read_json, write_json
@@ -87,6 +87,19 @@ def dev_set_name(config: dict) -> str:
     """The set a train run's final dev accuracy is scored on: `heldout` for an uploaded CSV."""
     dataset = config.get("dataset") or ""
     return "heldout" if dataset.startswith("csv:") else DEV_SET.get(dataset, dataset)
+
+
+def own_sets(config: dict) -> list[str]:
+    """The sets of a train run's own task, to explore and attack it on: its dev set first (`heldout` for an
+    uploaded CSV), then the robustness sets that go with its training set."""
+    return [dev_set_name(config), *ROBUSTNESS_SETS.get(config.get("dataset") or "", [])]
+
+
+def same_task(config: dict, name: str) -> bool:
+    """Whether set `name` holds the task the run was trained on. Accuracy or an attack on another task's
+    sentences (movie reviews for a news model) says nothing about the model."""
+    dataset = config.get("dataset") or ""
+    return name == "heldout" or TASKS.get(name, name) == TASKS.get(dataset, dataset)
 
 
 @functools.lru_cache(maxsize=32)

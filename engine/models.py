@@ -98,9 +98,20 @@ def _hub_offline() -> bool:
 
 
 def _friendly(name: str, err: Exception) -> ModelError:
+    if os.path.isdir(os.path.expanduser(name)):   # os.path, not Path: False (not an error) for any odd name
+        return ModelError(f"the folder {name} holds no transformers model: it has no config.json naming a "
+                          "model_type")
     where = "the hub is offline" if _hub_offline() else "it could not be fetched from the Hugging Face hub"
     return ModelError(f"model {quoted(name)} is not a known name ({', '.join(known_models())}) or a local folder, "
-                      f"and {where}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+                      f"and {where}: {type(err).__name__}: {_first_words(str(err), 200)}")
+
+
+def _first_words(text: str, limit: int) -> str:
+    """The first line of `text`, cut at the last whole word within `limit` characters (marked with …)."""
+    line = (text.splitlines() or [""])[0]
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
 def load_tokenizer(name: str):

@@ -162,6 +162,13 @@ class Run:
         """All logged scalars."""
         return read_jsonl(self.dir / "metrics.jsonl")
 
+    def metrics_written(self) -> float | None:
+        """When the logged scalars were last written (a Unix time), or None before the first."""
+        try:
+            return (self.dir / "metrics.jsonl").stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def artifact_names(self) -> list[str]:
         folder = self.dir / "artifacts"
         return sorted(p.stem for p in folder.glob("*.npz") if not p.name.startswith(".")) if folder.exists() else []

@@ -9,7 +9,8 @@ import math
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,23 +19,27 @@ import torch
 import transformers
 from transformers import get_linear_schedule_with_warmup
 
+from engine.corruption import CorruptionError, check_spec, corrupt, model_layer_count
+from engine.csv_table import encoding_note, file_encoding
 from engine.data import (
     DEV_SET,
     ROBUSTNESS_SETS,
+    DataError,
     TextDataset,
     bucketed_batches,
     encode_dataset,
     iter_batches,
     load_dataset,
+    split_sizes_text,
     split_train_dev,
 )
-from engine.device import autocast, describe, pick_device
+from engine.device import DeviceError, autocast, describe, pick_device
 from engine.evaluate import has_learned, record_eval, score
 from engine.inference import predict_probs
 from engine.input_gradient import PROBE_SIZE, input_gradient_norm
-from engine.methods import StepContext, make_method
+from engine.methods import SettingError, StepContext, make_method
 from engine.methods._tensors import DriftTracker
-from engine.models import build_classifier, load_tokenizer, save_trained
+from engine.models import ModelError, build_classifier, load_tokenizer, save_trained
 from engine.recorder import Recorder
 from engine.runs import Run
 from engine.train_config import ConfigError, TrainConfig
@@ -43,12 +48,33 @@ from engine.train_config import ConfigError, TrainConfig
 LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 
 
-def preflight(config: TrainConfig) -> None:
-    """Everything that can be refused before a run is created: settings, the model name, the data files."""
+def preflight(config: TrainConfig) -> Splits:
+    """Everything that can be refused before a run is created: the hyperparameters and method settings, the
+    device, the model, the settings and the corruption against the model's depth, the data files. Each refusal
+    is a ConfigError whose reasons name the field at fault, so the command line can name the flag. Returns the
+    splits, whose `pool` and `notes` say what the run will train on."""
     config.check()
-    pick_device(config.device)
-    load_tokenizer(config.model)
-    load_splits(config)
+    with _refusing("device", DeviceError):
+        pick_device(config.device)
+    with _refusing("model", ModelError):
+        load_tokenizer(config.model)
+        num_layers = model_layer_count(config.model)
+    with _refusing("settings", SettingError):
+        make_method(config.method, config.settings).check_layers(num_layers)
+    if config.corruption:
+        with _refusing("corruption", CorruptionError):
+            check_spec(config.corruption, num_layers)
+    with _refusing("dataset", DataError):
+        return load_splits(config)
+
+
+@contextmanager
+def _refusing(field: str, error: type[Exception]) -> Iterator[None]:
+    """An `error` raised inside becomes a ConfigError that blames `field`."""
+    try:
+        yield
+    except error as err:
+        raise ConfigError((field, str(err))) from err
 
 
 @dataclass
@@ -57,22 +83,30 @@ class Splits:
     dev: TextDataset
     dev_name: str
     robustness: dict[str, TextDataset]
+    pool: int                  # the training examples there are, before the `train_size` sample
+    notes: list[str]           # what to tell the user about the data before training: a guessed encoding, sizes
 
 
 def load_splits(config: TrainConfig) -> Splits:
     """Training subset, dev set, and the robustness sets that go with the dataset."""
+    notes: list[str] = []
     if config.dataset.startswith("csv:"):
-        train, dev = split_train_dev(load_dataset(config.dataset), config.dev_fraction, config.seed)
+        data = load_dataset(config.dataset)
+        train, dev = split_train_dev(data, config.dev_fraction, config.seed)
         dev_name, robustness = "heldout", {}
+        guessed = encoding_note(file_encoding(config.dataset[4:]))
+        notes = [*([guessed] if guessed else []), split_sizes_text(len(data), len(dev), config.train_size)]
     else:
         train = load_dataset(config.dataset)
         dev_name = DEV_SET.get(config.dataset, config.dataset)
         dev = load_dataset(dev_name)
         robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(config.dataset, [])}
+    pool = len(train)
     train = train.sample(config.train_size, config.seed)
     if config.batch_size > len(train):
-        raise ConfigError(f"batch size {config.batch_size} is larger than the {len(train)} training examples")
-    return Splits(train, dev, dev_name, robustness)
+        raise ConfigError(("batch_size", f"batch size {config.batch_size} is larger than the {len(train)} "
+                                         f"training examples"))
+    return Splits(train, dev, dev_name, robustness, pool, notes)
 
 
 def set_seed(seed: int) -> None:
@@ -105,11 +139,11 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     hf_config = base.config
     say = run.log if run else (lambda _msg: None)
     if config.corruption:
-        from engine.corruption import corrupt
-
         say(f"corrupted before training: {corrupt(base, config.corruption)}")
     model = method.prepare_model(base).to(device)
     recorder = Recorder(run)
+    for note in splits.notes:
+        say(note)
     say(f"device {describe(device)}; {len(splits.train)} training examples; method {method.name} "
         f"{method.settings}")
 
@@ -185,7 +219,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             break
 
     results: dict[str, Any] = {"run_id": run.id if run else None, "steps": step, "total_steps": total_steps,
-                               "n_train": len(splits.train), "train_seconds": round(train_seconds, 2),
+                               "n_train": len(splits.train), "n_dev": len(splits.dev),
+                               "train_seconds": round(train_seconds, 2),
                                "train_examples_per_second": round(seen / max(train_seconds, 1e-9), 2),
                                "device": describe(device), "method_summary": method.summary()}
     if cancelled:

@@ -28,7 +28,12 @@ def default_lr_text() -> str:
 
 
 class ConfigError(ValueError):
-    """Impossible hyperparameters; the message says which and why."""
+    """Impossible hyperparameters; the message says which and why. `reasons` pairs each reason with the
+    TrainConfig field at fault (None where no one field is), so the command line can name the flag."""
+
+    def __init__(self, *reasons: tuple[str | None, str]) -> None:
+        super().__init__("; ".join(text for _, text in reasons))
+        self.reasons = reasons
 
 
 def option(default: Any, help: str, none: str | None = None) -> Any:
@@ -81,38 +86,55 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def check(self) -> None:
-        """Refuse impossible hyperparameters before any work starts."""
-        problems = []
-        if self.train_size is not None and self.train_size < 1:
-            problems.append(f"train size must be at least 1 (got {self.train_size})")
-        if self.dev_size is not None and self.dev_size < 1:
-            problems.append(f"dev size must be at least 1 (got {self.dev_size}); leave it unset for the whole "
-                            f"dev set")
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be at least 1 (got {self.batch_size})")
-        if not 0 < self.lr < 1:
-            problems.append(f"learning rate must be in (0, 1) (got {self.lr:g})")
-        if self.weight_decay < 0:
-            problems.append(f"weight decay must be >= 0 (got {self.weight_decay:g})")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"warm-up ratio must be in [0, 1) (got {self.warmup_ratio:g})")
-        if not 0 < self.adam_beta2 < 1:
-            problems.append(f"Adam beta2 must be in (0, 1) (got {self.adam_beta2:g})")
-        if self.grad_clip <= 0:
-            problems.append(f"gradient clipping norm must be > 0 (got {self.grad_clip:g})")
-        if not 8 <= self.max_length <= 512:
-            problems.append(f"max length must be in [8, 512] tokens (got {self.max_length})")
-        if min(self.eval_every, self.record_every) < 0 or self.log_every < 1:
-            problems.append("eval_every and record_every must be >= 0 and log_every >= 1")
-        if not 0 < self.dev_fraction < 1:
-            problems.append(f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})")
-        if self.train_size is not None and self.batch_size > self.train_size:
-            problems.append(f"batch size {self.batch_size} is larger than the {self.train_size} training examples")
-        if problems:
-            raise ConfigError("; ".join(problems))
-        from engine.methods import make_method  # torch: only when a config is checked
+    def fitted_to(self, pool: int) -> TrainConfig:
+        """This config with `train_size` no larger than the `pool` training examples the data has, so the stored
+        config says how many were used (asking for more takes them all, exactly as asking for `pool` does)."""
+        if self.train_size is None or self.train_size <= pool:
+            return self
+        return dataclasses.replace(self, train_size=pool)
 
-        make_method(self.method, self.settings)  # raises SettingError on a bad setting
+    def check(self) -> None:
+        """Refuse impossible hyperparameters and method settings before any work starts: one ConfigError with
+        every reason, each paired with its field."""
+        problems: list[tuple[str, str]] = []
+        if self.train_size is not None and self.train_size < 1:
+            problems.append(("train_size", f"train size must be at least 1 (got {self.train_size})"))
+        if self.dev_size is not None and self.dev_size < 1:
+            problems.append(("dev_size", f"dev size must be at least 1 (got {self.dev_size}); leave it unset for "
+                                         f"the whole dev set"))
+        if self.epochs < 1:
+            problems.append(("epochs", f"epochs must be at least 1 (got {self.epochs})"))
+        if self.batch_size < 1:
+            problems.append(("batch_size", f"batch size must be at least 1 (got {self.batch_size})"))
+        if not 0 < self.lr < 1:
+            problems.append(("lr", f"learning rate must be in (0, 1) (got {self.lr:g})"))
+        if self.weight_decay < 0:
+            problems.append(("weight_decay", f"weight decay must be >= 0 (got {self.weight_decay:g})"))
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(("warmup_ratio", f"warm-up ratio must be in [0, 1) (got {self.warmup_ratio:g})"))
+        if not 0 < self.adam_beta2 < 1:
+            problems.append(("adam_beta2", f"Adam beta2 must be in (0, 1) (got {self.adam_beta2:g})"))
+        if self.grad_clip <= 0:
+            problems.append(("grad_clip", f"gradient clipping norm must be > 0 (got {self.grad_clip:g})"))
+        if not 8 <= self.max_length <= 512:
+            problems.append(("max_length", f"max length must be in [8, 512] tokens (got {self.max_length})"))
+        if self.seed < 0:
+            problems.append(("seed", f"seed must be a whole number >= 0 (got {self.seed})"))
+        for name in ("eval_every", "record_every"):
+            if getattr(self, name) < 0:
+                problems.append((name, f"{name} must be >= 0 (got {getattr(self, name)})"))
+        if self.log_every < 1:
+            problems.append(("log_every", f"log_every must be at least 1 (got {self.log_every})"))
+        if not 0 < self.dev_fraction < 1:
+            problems.append(("dev_fraction", f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})"))
+        if self.train_size is not None and self.batch_size > self.train_size:
+            problems.append(("batch_size", f"batch size {self.batch_size} is larger than the {self.train_size} "
+                                           f"training examples"))
+        if problems:
+            raise ConfigError(*problems)
+        from engine.methods import SettingError, make_method, registry  # torch: only when a config is checked
+
+        try:
+            make_method(self.method, self.settings)
+        except SettingError as err:
+            raise ConfigError(("settings" if self.method in registry() else "method", str(err))) from err

@@ -19,7 +19,7 @@ import shlex
 import typing
 from typing import Any
 
-from engine.train_config import TrainConfig, default_lr
+from engine.train_config import ConfigError, TrainConfig, default_lr
 from engine.user_text import quoted
 
 NONE = -1          # how a None-able number is written on the command line
@@ -144,6 +144,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if preset is not None:
         values = with_preset(values, preset, getattr(args, GIVEN, set()))
     return TrainConfig(**values)
+
+
+def checked_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+    """The config the flags describe, refused before any run exists when it cannot train
+    (`engine.train.preflight`): a FlagError that leads each reason with its flag. The config is fitted to the
+    examples there are (a small CSV trains on fewer than asked), and comes with the data's notes to show."""
+    from engine.cli import FlagError
+    from engine.methods import SettingError
+    from engine.train import preflight
+
+    try:
+        config = config_from_args(args)
+    except SettingError as err:   # a --set value or preset that cannot be read
+        raise FlagError(f"--set: {err}") from err
+    try:
+        splits = preflight(config)
+    except ConfigError as err:
+        raise FlagError("; ".join(f"{_flag_of(name)}: {text}" if name else text
+                                  for name, text in err.reasons)) from err
+    return config.fitted_to(splits.pool), splits.notes
+
+
+def _flag_of(field_name: str) -> str:
+    """The flag that sets a TrainConfig field (method settings: --set)."""
+    return "--set" if field_name == SETTINGS else flag(field_name)
 
 
 def _text(value: Any) -> str:

@@ -5,7 +5,7 @@
 """Train: choose data, model, method and hyperparameters, start a run in a worker, watch it live."""
 import streamlit as st
 
-from app.train.form import data_choice, method_choice, model_choice, train_button, training_budget
+from app.train.form import data_choice, fit_to_data, method_choice, model_choice, train_button, training_budget
 from app.train.your_run import your_run
 
 st.title("Train a model")
@@ -20,7 +20,7 @@ with form:
     st.subheader("Method")
     method, preset, settings = method_choice()
     st.subheader("Training")
-    budget = training_budget(uploaded=data.uploaded, model=model.name, preset=preset)
+    budget = fit_to_data(data, training_budget(uploaded=data.uploaded, model=model.name, preset=preset))
     train_button(data, model, method, settings, budget)
 with panel:
     st.subheader("Your run")

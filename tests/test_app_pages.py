@@ -51,6 +51,23 @@ def test_main_builds_navigation_and_sidebar_footer(run_home):
     assert "Runs" in texts(no_exception(at), "title")
 
 
+def test_the_favicon_is_a_file_of_the_project(run_home, monkeypatch):
+    """An emoji or :material/...: icon is fetched from the internet by the browser; a file in assets/ is served by
+    the app itself, so the icon shows offline."""
+    import streamlit
+
+    given = {}
+    real = streamlit.set_page_config
+    monkeypatch.setattr(streamlit, "set_page_config", lambda **kw: given.update(kw) or real(**kw))
+    no_exception(AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=TIMEOUT).run())
+    icon = Path(str(given["page_icon"]))
+    assert icon.is_file() and icon.parent == ROOT / "assets", given
+    from PIL import Image
+
+    with Image.open(icon) as image:
+        assert image.size[0] == image.size[1] >= 32
+
+
 # ---------------------------------------------------------------- home
 
 def test_home_renders_and_reports_the_machine(run_home):

@@ -53,7 +53,7 @@ def test_csv_with_three_classes_is_read(tmp_path):
     ("text,label\na,1\nb,1\n", "only one class"),
     ("text,label\na,pos\nb,neg\n", "not a number"),
     ("text,label\na,0\nb,2\n", r"0\.\.C-1"),
-    ("text,label\na,0\n,1\n", "empty text"),
+    ("text,label\na,0\n,1\n", "1 row has no text: line 3"),
 ])
 def test_malformed_csvs_get_clear_messages(tmp_path, content, message):
     with pytest.raises(DataError, match=message):

@@ -170,6 +170,29 @@ def test_cheap_solver_with_line_search_never_grows_where_a_fixed_step_does():
     assert _solver_trajectory(gamma=1.0, line_search=False)[-1] > cheap[0]     # fixed step 1: no better than z^0
 
 
+def test_dropout_masks_stay_fixed_within_one_solve():
+    """In training mode the layer's dropout is on. Every call inside one solve draws the same masks, so F is one
+    function: the line search compares like with like, the residual falls at every step as it does without
+    dropout, and the solve costs its 2 + K layer calls with at most a few halvings (not 7 calls per step)."""
+    x = torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(1))
+    layer = _random_bert_layer(std=0.05).train()                     # hidden and attention dropout 0.1
+    conn = EulerConnection(layer, h=1.0, iterations=8, gamma=0.5, field="residual", exact_grad=False,
+                           implicit=True).train()
+    conn.track = True
+    calls = []
+    layer.register_forward_hook(lambda *_: calls.append(1))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        conn(x)
+    trajectory = conn.last_trajectory
+    assert all(b <= a for a, b in zip(trajectory, trajectory[1:])), trajectory
+    assert len(calls) <= 2 + 8 + 3, len(calls)
+    before = torch.random.get_rng_state()
+    with torch.no_grad():
+        conn(x)
+    assert not torch.equal(torch.random.get_rng_state(), before)      # a new solve draws new masks
+
+
 def test_residuals_are_measured_on_real_tokens_only():
     """The solver reads which tokens are real from the encoder's additive mask (eager (B,1,1,T) or SDPA
     (B,1,T,T)); with no mask every token is real."""

@@ -113,6 +113,24 @@ def test_the_claim_panel_concludes_from_the_per_seed_verdict(synthetic_grids):
     assert any("does not settle whether bottom-layer corruption hurts more" in m.value for m in at.markdown)
 
 
+def test_a_clean_baseline_that_did_not_learn_keeps_the_conclusion_from_agreeing_with_the_paper(run_home):
+    """Seeds 0..2 learned and support the claim; seed 3's clean baseline stayed at chance and is left out. The page
+    warns about it, so its conclusion speaks of the seeds that learned and claims no agreement with the paper."""
+    from recovery_util import fake_grid
+    from test_healing import BOTTOM, CLEAN, TOP, accuracy_of
+
+    from engine.runs import RunStore
+
+    fake_grid(RunStore(run_home), accuracy_of({"bottom": BOTTOM, "top": TOP}, {**CLEAN, 3: 0.52}), seeds=[0, 1, 2, 3])
+    at = no_exception(page("recovery.py").run())
+    assert sum("did not learn the task" in w.value for w in at.warning) == 1
+    assert any(m.value == "**Healing claim on this grid: supported**" for m in at.markdown)
+    assert not any("as the paper reports" in m.value for m in at.markdown)
+    conclusion = [m.value for m in at.markdown if m.value.startswith("Bottom or top:")]
+    assert conclusion == ["Bottom or top: bottom-layer corruption recovered less than top-layer on the 3 seeds whose "
+                          "clean baseline learned."]
+
+
 @pytest.mark.parametrize("changes, message", [
     ({}, "k=3 is larger than the number of layers: the model has 2 layers"),
     ({"rec-levels": "1", "rec-positions": []}, "the grid is empty"),

@@ -8,7 +8,8 @@ import streamlit as st
 
 from app.benchmark.suite import reproduce_form, suite_overview
 from app.components import run_picker
-from app.formatting import fmt_time
+from app.dataset_context import context_dataset, of_dataset
+from app.formatting import fmt_time, short_dataset
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.benchmark import AttackSpec
@@ -74,15 +75,29 @@ def _suite_selection(suites: list[dict]) -> Selection:
 
 def _chosen_selection() -> Selection:
     store = get_store()
-    run_ids = run_picker("Trained runs", key="bench-runs", filter_fn=is_model, multi=True,
-                         help="Finished training runs (not the runs inside a recovery grid). Runs of the same method "
-                              "are grouped; their spread is the spread over seeds.")
-    methods = sorted({row["method"] for row in store.list(kind="train", status="done") if not row.get("parent")})
-    whole = st.multiselect("Add every finished run of these methods", methods, key="bench-whole")
-    run_ids = list(dict.fromkeys([*run_ids, *(row["id"] for m in whole for row in
-                                              store.list(kind="train", status="done", method=m)
-                                              if not row.get("parent"))]))
+    models = [row for row in store.list(kind="train", status="done") if not row.get("parent")]
+    dataset = _dataset_choice(models)
+    run_ids = run_picker("Trained runs", key="bench-runs", multi=True,
+                         filter_fn=lambda r: is_model(r) and r.get("dataset") == dataset,
+                         help="Finished training runs on this dataset (not the runs inside a recovery grid). Runs of "
+                              "the same method are grouped; their spread is the spread over seeds.")
+    mine = of_dataset(models, dataset)
+    methods = sorted({row["method"] for row in mine})
+    whole = st.multiselect("Add every finished run of these methods", methods, key="bench-whole",
+                           help=f"Every finished run of the method on {short_dataset(dataset)}.")
+    run_ids = list(dict.fromkeys([*run_ids, *(row["id"] for m in whole for row in mine if row["method"] == m)]))
     return Selection(run_ids, attack_inputs(AttackSpec(), key=""), None)
+
+
+def _dataset_choice(models: list[dict]) -> str | None:
+    """The dataset whose runs are compared (SST-2 by default): a report never mixes two."""
+    datasets = list(dict.fromkeys(row["dataset"] for row in models if row.get("dataset")))
+    if not datasets:
+        return None
+    default = context_dataset(models)
+    return st.selectbox("Dataset", datasets, index=datasets.index(default), key="bench-dataset",
+                        format_func=lambda d: f"{short_dataset(d)} ({len(of_dataset(models, d))} runs)",
+                        help="Runs are compared only with runs of the same dataset.")
 
 
 def suite_label(row: dict) -> str:

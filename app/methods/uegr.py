@@ -109,8 +109,8 @@ def input_gradient_chart(run: Run) -> None:
     labels = {r.id: run_label({**r.config, **r.results, "id": r.id}) for r in vanillas}
     chosen = st.selectbox("Vanilla run to compare with", [*labels, NO_VANILLA], key="uegr-vanilla",
                           format_func=lambda i: labels.get(i, "none"),
-                          help="Finished vanilla runs that recorded the input-gradient norm; those trained like "
-                               "this run (same data, model, seed, size, epochs and batch) come first.")
+                          help="Finished vanilla runs on this run's dataset that recorded the input-gradient norm; "
+                               "those trained like this run (same model, seed, size, epochs and batch) come first.")
     curves = {f"uegr · {run.id}": rows}
     if chosen != NO_VANILLA:
         curves[f"vanilla · {chosen}"] = next(r for r in vanillas if r.id == chosen).metrics()

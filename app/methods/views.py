@@ -108,11 +108,13 @@ TRAINED_ALIKE = ("dataset", "model", "seed", "train_size", "epochs", "batch_size
 
 
 def _finished_vanilla(run: Run) -> tuple[list[Run], list[Run]]:
-    """The finished vanilla runs, newest first: those trained like `run` (same dataset, model, seed, size,
-    epochs, batch), and the others."""
+    """The finished vanilla runs on `run`'s dataset, newest first: those trained like `run` (same dataset, model,
+    seed, size, epochs, batch), and the others. A run of another dataset is never a baseline."""
     store = get_store()
     alike, others = [], []
     for row in store.list(kind="train", method="vanilla", status="done"):
+        if row.get("dataset") != run.config.get("dataset"):
+            continue
         try:
             other = store.get(row["id"])
         except RunError:
@@ -130,7 +132,8 @@ def vanilla_twin(run: Run) -> Run | None:
 
 
 def vanilla_runs_with(run: Run, split: str, name: str) -> list[Run]:
-    """The finished vanilla runs that recorded the scalar `split`/`name`: those trained like `run` first."""
+    """The finished vanilla runs on `run`'s dataset that recorded the scalar `split`/`name`: those trained like
+    `run` first."""
     alike, others = _finished_vanilla(run)
     return [r for r in alike + others if has_series(r.metrics(), split, name)]
 

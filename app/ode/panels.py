@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from app.components import page_link, run_picker
-from app.formatting import run_title
+from app.dataset_context import context_dataset, of_dataset
+from app.formatting import run_title, short_dataset
 from app.ode import figures as figs
 from app.state import get_store, load_model
 from engine import ode
@@ -44,7 +45,8 @@ def prediction(probs, dataset: str) -> str:
 
 
 def short_label(row: dict) -> str:
-    return f"{row.get('method') or row.get('kind')} · seed {row.get('seed')} · {row['id'][-4:]}"
+    return (f"{row.get('method') or row.get('kind')} · {short_dataset(row.get('dataset'))} · seed {row.get('seed')} · "
+            f"{row['id'][-4:]}")
 
 
 def trained(row: dict) -> bool:
@@ -89,11 +91,11 @@ def model_probes() -> None:
                 "AdvGLUE-SST2 sentences and the result is stored with the run.")
     store = get_store()
     rows = {r["id"]: r for r in store.list() if trained(r)}
-    latest = {}
-    for r in rows.values():
+    asked = [r for r in st.query_params.get("runs", "").split(",") if r in rows]   # ?runs=ID,ID links here
+    latest = {}   # the newest run of each Euler method, all of one dataset (SST-2 unless a link names another)
+    for r in of_dataset(list(rows.values()), context_dataset(list(rows.values()), asked)):
         if r.get("method") in EULER_METHODS:
             latest.setdefault(r["method"], r["id"])      # list() is newest first
-    asked = [r for r in st.query_params.get("runs", "").split(",") if r in rows]   # ?runs=ID,ID links here
     chosen = run_picker("Runs to compare", key="ode-runs", filter_fn=trained, multi=True,
                         default=asked or list(latest.values()))
     probes, results, residuals = {}, {}, {}

@@ -1,5 +1,6 @@
-"""Batch attacks: a recipe over the first N sentences of a dataset as a background job, and any attack
-run's results (summary numbers, every example with its edits, CSV export)."""
+"""Batch attacks: a recipe over the first N sentences of a dataset (the model's own by default, a warning on
+another task's) as a background job, and any attack run's results (summary numbers, every example with its
+edits, CSV export)."""
 from __future__ import annotations
 
 import io
@@ -8,27 +9,54 @@ import pandas as pd
 import streamlit as st
 
 from app.components import job_panel, status_badge
+from app.formatting import short_dataset
 from app.playground import text_views
 from app.playground.attack import budget_inputs, recipe_picker
 from app.playground.model_choice import run_heading
-from app.playground.sentence import EXAMPLE_SETS
+from app.playground.sentence import set_title
 from engine import jobs
 from engine.attacks.attacker import Budget, summarize_rows
 from engine.attacks.batch import batch_config, find_cached, read_results
 from engine.attacks.recipes import AttackError
-from engine.data import REGISTRY, DataError
-from engine.runs import ACTIVE, RunError, RunStore
+from engine.data import DataError
+from engine.evaluate import dev_set_name, own_sets, same_task
+from engine.runs import ACTIVE, Run, RunError, RunStore
+
+OTHER_SETS = ("sst2-dev", "advglue-sst2")   # registered evaluation sets any model may be attacked on
+
+
+def attack_sets(config: dict) -> dict[str, str]:
+    """{set name: title} a batch attack may use: the run's own sets first (its dev set is the default), then the
+    other registered evaluation sets, marked as another task."""
+    sets = {name: set_title(name, config.get("dataset")) for name in own_sets(config)}
+    for name in OTHER_SETS:
+        sets.setdefault(name, set_title(name, None) + ("" if same_task(config, name) else " (another task)"))
+    return sets
+
+
+def task_warning(config: dict, name: str) -> None:
+    """Say so when an attack's sentences are of another task than the model's: its numbers then mean nothing."""
+    if same_task(config, name):
+        return
+    dataset = config.get("dataset")
+    st.warning(f"{set_title(name, None)} is another task: this model was trained on {short_dataset(dataset)}. Its "
+               "clean accuracy and attack success rate on these sentences say nothing about how robust it is on its "
+               f"own task; attack {set_title(dev_set_name(config), dataset)} instead.", icon=":material/warning:")
 
 
 def batch_panel(store: RunStore, run_id: str) -> None:
-    """Start a recipe over N examples of a dataset as a background job; show any attack run's results."""
+    """Start a recipe over N examples of a dataset (the model's own by default) as a background job; show any
+    attack run's results."""
     st.caption(f"Attacks the first N sentences of a dataset against **{run_heading(run_id)}** in a background worker. "
                "It keeps running if you leave the page; an identical attack that already ran is reused.")
+    target = store.get(run_id).config
+    sets = attack_sets(target)
     with st.form("pg-batch-form", border=True):
         recipe, _ = recipe_picker("pg-batch-recipe", only_available=True)
         left, right = st.columns(2)
-        dataset = left.selectbox("Dataset", list(EXAMPLE_SETS.values()), key="pg-batch-dataset",
-                                 format_func=lambda n: REGISTRY[n].description)
+        dataset = left.selectbox("Dataset", list(sets), key=f"pg-batch-dataset-{run_id}", format_func=sets.__getitem__,
+                                 help="The model's own sentences first. A set marked *another task* holds sentences "
+                                      "and labels the model was not trained for.")
         n = right.number_input("Examples (N)", min_value=1, max_value=872, value=50, step=10, key="pg-batch-n")
         queries, fraction = budget_inputs("pg-batch-budget")
         submitted = st.form_submit_button("Start batch attack", icon=":material/play_arrow:", type="primary")
@@ -50,18 +78,21 @@ def batch_panel(store: RunStore, run_id: str) -> None:
     ids = [r["id"] for r in rows]
     if st.session_state.get("pg-batch-run") in ids:
         st.session_state["pg-batch-pick"] = st.session_state.pop("pg-batch-run")
-    labels = {r["id"]: _attack_label(store, r) for r in rows}
-    chosen = st.selectbox("Batch attacks on this model", ids, key="pg-batch-pick", format_func=labels.__getitem__)
-    run = store.get(chosen)
+    runs = {r["id"]: store.get(r["id"]) for r in rows}
+    chosen = st.selectbox("Batch attacks on this model", ids, key="pg-batch-pick",
+                          format_func=lambda i: _attack_label(runs[i]))
+    run = runs[chosen]
+    task_warning(target, run.config.get("dataset", ""))
     if run.status.get("status") in ACTIVE:
         job_panel(run.id)
     batch_results(run)
 
 
-def _attack_label(store: RunStore, row: dict) -> str:
-    config = store.get(row["id"]).config
+def _attack_label(run: Run) -> str:
+    """recipe · set · N · status · id tail; the status from the run itself (the index may lag behind it)."""
+    config = run.config
     return (f"{config.get('recipe')} · {config.get('dataset')} · N={config.get('n')} · "
-            f"{row['status']} · {row['id'].rsplit('-', 1)[-1]}")
+            f"{run.status.get('status', 'unknown')} · {run.id.rsplit('-', 1)[-1]}")
 
 
 def batch_results(run) -> None:

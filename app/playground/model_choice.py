@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app.components import job_panel, run_picker
-from app.formatting import run_title
+from app.dataset_context import context_dataset, of_dataset
+from app.formatting import run_title, short_dataset
 from app.state import get_store
 from engine import jobs
 from engine.paths import runs_home
@@ -37,26 +38,31 @@ def run_tag(run_id: str) -> str:
 
 
 def pick_models() -> list[str]:
-    """One run, or two to compare; [] when no trained run exists yet."""
+    """One run, or two of the same dataset to compare; [] when no trained run exists yet. The first defaults to
+    the best vanilla run of SST-2 (else of the newest run's dataset), never to a run of another dataset just
+    because its small dev set scored higher."""
     rows = [r for r in get_store().list() if is_trained(r)]
     if not rows:
         return []
-    vanilla = [r for r in rows if r.get("method") == "vanilla"] or rows
+    mine = of_dataset(rows, context_dataset(rows))
+    vanilla = [r for r in mine if r.get("method") == "vanilla"] or mine
     default = max(vanilla, key=lambda r: r.get("dev_accuracy") or 0.0)["id"]   # the best baseline first
     left, right = st.columns(2)
     with left:
         first = run_picker("Model", key="pg-run-a", filter_fn=is_trained, default=default,
-                           help="A finished training run. Its model answers every question on this page.")
+                           help="A finished training run (its dataset is in its label). Its model answers every "
+                                "question on this page, on sentences of its own dataset.")
+    dataset = context_dataset(rows, [first] if first else [])
     second = None
     with right:
-        if any(r["id"] != first for r in rows):
+        if any(r["id"] != first for r in of_dataset(rows, dataset)):
             second = run_picker("Compare with (optional)", key="pg-run-b",
-                                filter_fn=lambda r: is_trained(r) and r["id"] != first,
-                                help="A second run, e.g. ROSE beside vanilla: the same sentence, saliency and "
-                                     "attack on both, side by side.")
+                                filter_fn=lambda r: is_trained(r) and r["id"] != first and r.get("dataset") == dataset,
+                                help=f"A second run on the same dataset ({short_dataset(dataset)}), e.g. ROSE beside "
+                                     "vanilla: the same sentence, saliency and attack on both, side by side.")
         else:
-            st.caption("Train a second model (for example ROSE) to compare two side by side: the same sentence, "
-                       "saliency and attack on both.")
+            st.caption(f"Train a second model on {short_dataset(dataset)} (for example ROSE) to compare two side by "
+                       "side: the same sentence, saliency and attack on both.")
     return [r for r in (first, second) if r]
 
 

@@ -14,6 +14,8 @@ from engine.attribution import EXPLAINERS, AttributionError
 from engine.models import ModelError
 from engine.runs import RunError
 
+PROBABILITY_TICKS = [0, 0.25, 0.5, 0.75, 1]   # both ends labelled, with room: the axis visibly ends at 100 %
+
 
 def probs_figure(label_names: list[str], bars: dict[str, list[float]], height: int = 140) -> go.Figure:
     """Class probabilities as horizontal bars; several named series (before/after) side by side."""
@@ -23,10 +25,10 @@ def probs_figure(label_names: list[str], bars: dict[str, list[float]], height: i
         fig.add_trace(go.Bar(y=label_names, x=probs, orientation="h", name=name, marker_color=colors[i % 3],
                              text=[f"{p:.1%}" for p in probs], textposition="auto",
                              hovertemplate="%{y}: %{x:.2%}<extra>" + name + "</extra>"))
-    fig.update_layout(height=height + 30 * (len(bars) - 1), margin=dict(l=0, r=10, t=4, b=4), barmode="group",
-                      xaxis=dict(range=[0, 1], tickformat=".0%"), showlegend=len(bars) > 1,
-                      legend=dict(orientation="h", y=-0.25), bargap=0.25)
-    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=height + 30 * (len(bars) - 1), margin=dict(l=16, r=28, t=4, b=4), barmode="group",
+                      xaxis=dict(range=[0, 1], tickvals=PROBABILITY_TICKS, tickformat=".0%"),
+                      showlegend=len(bars) > 1, legend=dict(orientation="h", y=-0.25), bargap=0.25)
+    fig.update_yaxes(type="category", autorange="reversed")
     return fig
 
 

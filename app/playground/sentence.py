@@ -1,53 +1,90 @@
-"""The sentence the Playground studies: typed, or picked (with its label) from SST-2 dev or AdvGLUE-SST2,
-and fitted to the model."""
+"""The sentence the Playground studies: typed, or picked (with its label) from the model's own data (its dev
+sentences, and for SST-2 the adversarial AdvGLUE-SST2 set), and fitted to the model."""
 from __future__ import annotations
 
 import streamlit as st
 
+from app.formatting import short_dataset
 from app.plain_text import markdown_text
 from app.playground.models import loaded_model
+from app.state import get_store
 from engine.attribution import FittedText, fit_text
-from engine.data import DataError, load_dataset
+from engine.data import DataError
+from engine.evaluate import eval_set, own_sets
 from engine.models import ModelError
+from engine.paths import runs_home
 from engine.runs import RunError
 
-EXAMPLE_SETS = {"SST-2 dev": "sst2-dev", "AdvGLUE-SST2": "advglue-sst2"}
 TYPE = "Type or paste"
+SET_TITLES = {"sst2-dev": "SST-2 dev", "advglue-sst2": "AdvGLUE-SST2"}
+
+
+def set_title(name: str, dataset: str | None) -> str:
+    """A set's short name: `SST-2 dev`, or `held-out dev of upload news` for the split held out of a CSV."""
+    if name == "heldout":
+        return f"held-out dev of {short_dataset(dataset)}"
+    return SET_TITLES.get(name, short_dataset(name))
+
+
+def example_sets(run_id: str) -> dict[str, str]:
+    """{title: set name} of the run's own sets, its dev set first."""
+    config = get_store().get(run_id).config
+    return {set_title(name, config.get("dataset")): name for name in own_sets(config)}
 
 
 @st.cache_data(show_spinner=False)
-def _examples(name: str) -> tuple[list[str], list[int], list[str]]:
-    data = load_dataset(name)
-    return data.texts, data.labels, data.label_names
+def _examples(home: str, run_id: str, name: str) -> tuple[list[str], list[int]]:
+    config = get_store().get(run_id).config
+    data = eval_set(config, name, len(loaded_model(run_id).label_names))
+    return data.texts, data.labels
 
 
-def _use_example(name: str) -> None:
+def _example_key(run_id: str, name: str) -> str:
+    return f"pg-example-{run_id}-{name}" if name == "heldout" else f"pg-example-{name}"   # a split is the run's own
+
+
+def _use_example(run_id: str, name: str, title: str) -> None:
     """Selecting an example copies it into the editor and remembers its label."""
-    index = st.session_state.get(f"pg-example-{name}")
+    index = st.session_state.get(_example_key(run_id, name))
     if index is None:
         return
-    texts, labels, names = _examples(name)
+    texts, labels = _examples(str(runs_home()), run_id, name)
     st.session_state["pg-text"] = texts[index]
-    st.session_state["pg-gold"] = {"text": texts[index], "label": labels[index], "name": names[labels[index]],
-                                   "source": next(k for k, v in EXAMPLE_SETS.items() if v == name)}
+    st.session_state["pg-gold"] = {"text": texts[index], "label": labels[index], "source": title,
+                                   "name": loaded_model(run_id).label_names[labels[index]],
+                                   "dataset": get_store().get(run_id).config.get("dataset")}
+
+
+def _example_picker(run_id: str) -> None:
+    """Its own sets as sources beside typing; the chosen set's sentences, each with its label name."""
+    try:
+        sets = example_sets(run_id)
+    except RunError as err:
+        st.error(str(err))
+        return
+    adversarial = ", or the adversarial AdvGLUE-SST2 set" if "advglue-sst2" in sets.values() else ""
+    source = st.segmented_control("Sentence", [TYPE, *sets], default=TYPE, key="pg-source",
+                                  help="Type your own sentence, or pick a real one (with its label) from the model's "
+                                       f"own data: its dev sentences{adversarial}.")
+    if source not in sets:
+        return
+    name = sets[source]
+    try:
+        texts, labels = _examples(str(runs_home()), run_id, name)
+        names = loaded_model(run_id).label_names
+    except (DataError, ModelError, RunError) as err:
+        st.error(str(err))
+        return
+    st.selectbox(f"Example from {source}", range(len(texts)), index=None, key=_example_key(run_id, name),
+                 on_change=_use_example, args=(run_id, name, source),
+                 placeholder=f"Choose one of {len(texts)} sentences",
+                 format_func=lambda i: f"#{i} · {names[labels[i]]} · {texts[i][:100]}")
 
 
 def sentence_input(run_id: str) -> tuple[FittedText | None, dict | None]:
     """The sentence to study, fitted to the model (control characters dropped, cut to its length), and
     its dataset label when it came from a dataset and is unedited."""
-    source = st.segmented_control("Sentence", [TYPE, *EXAMPLE_SETS], default=TYPE, key="pg-source",
-                                  help="Type your own sentence, or pick a real one (with its label) from SST-2 dev "
-                                       "or the adversarial AdvGLUE-SST2 set.")
-    if source in EXAMPLE_SETS:
-        try:
-            texts, labels, names = _examples(EXAMPLE_SETS[source])
-        except DataError as err:
-            st.error(str(err))
-        else:
-            st.selectbox(f"Example from {source}", range(len(texts)), index=None,
-                         key=f"pg-example-{EXAMPLE_SETS[source]}", on_change=_use_example,
-                         args=(EXAMPLE_SETS[source],), placeholder=f"Choose one of {len(texts)} sentences",
-                         format_func=lambda i: f"#{i} · {names[labels[i]]} · {texts[i][:100]}")
+    _example_picker(run_id)
     st.session_state.setdefault("pg-text", "it 's a charming and often affecting journey .")
     raw = st.text_area("Text", key="pg-text", height=90, max_chars=20_000,
                        help="Edit freely and press Ctrl+Enter: every version you try is kept in Edit history.")
@@ -68,9 +105,9 @@ def sentence_input(run_id: str) -> tuple[FittedText | None, dict | None]:
         return None, None
     letters = [c for c in fitted.text if c.isalpha()]
     if letters and sum(not c.isascii() for c in letters) > len(letters) / 2:
-        st.caption(":material/translate: The model was fine-tuned on English movie reviews; on other languages "
-                   "its prediction says little (word pieces it never learned become [UNK]).")
+        st.caption(":material/translate: The model was fine-tuned on English text; on other languages its "
+                   "prediction says little (word pieces it never learned become [UNK]).")
     gold = st.session_state.get("pg-gold")
-    if not gold or gold.get("text") != raw:
-        gold = None
+    if not gold or gold.get("text") != raw or gold.get("dataset") != get_store().get(run_id).config.get("dataset"):
+        gold = None   # edited, or a label of another dataset's sentence
     return fitted, gold

@@ -17,6 +17,14 @@ CONCLUSIONS = {   # the bottom-below-top part's verdict, in words: the page conc
     "not supported": "bottom-layer corruption did not recover less than top-layer, unlike the paper",
     "inconclusive": "this grid does not settle whether bottom-layer corruption hurts more",
 }
+# the same when a clean baseline failed or did not learn: only about the seeds that learned, never set against
+# the paper, whose grid had no seed left out
+CONCLUSIONS_WITHOUT_SOME_SEEDS = {
+    "supported": "bottom-layer corruption recovered less than top-layer on the {n} seeds whose clean baseline "
+                 "learned",
+    "not supported": "bottom-layer corruption did not recover less than top-layer on the {n} seeds whose clean "
+                     "baseline learned",
+}
 
 
 def fmt_part(part: dict[str, Any]) -> str:
@@ -35,17 +43,25 @@ def fmt_part(part: dict[str, Any]) -> str:
     return text
 
 
-def healing_panel(claim: dict[str, Any], summary: list[dict[str, Any]], shown: Sequence[str] = ()) -> None:
-    """The claim's verdict and parts, its statements (but the grid's description and those in `shown`, already
-    on the page), then the per-k bottom and top numbers without a conclusion of their own."""
+def conclusion(part: dict[str, Any], seeds_left_out: bool) -> str:
+    """The bottom-below-top part's verdict in words; set against the paper only when no seed was left out for a
+    clean baseline that failed or did not learn."""
+    if seeds_left_out and part["verdict"] in CONCLUSIONS_WITHOUT_SOME_SEEDS:
+        return CONCLUSIONS_WITHOUT_SOME_SEEDS[part["verdict"]].format(n=part["n_a"])
+    return CONCLUSIONS[part["verdict"]]
+
+
+def healing_panel(claim: dict[str, Any], summary: list[dict[str, Any]], clean_notes: Sequence[str] = ()) -> None:
+    """The claim's verdict and parts, its statements (but the grid's description and `clean_notes`, the seeds
+    left out for their clean baseline, already on the page), then the per-k bottom and top numbers without a
+    conclusion of their own."""
     st.markdown(f"**Healing claim on this grid: {claim['verdict']}**")
-    verdicts = {p["text"]: p["verdict"] for p in claim["parts"]}
     bottom_top = next(p for p in claim["parts"] if p["group"] == "bottom" and p["baseline"] == "top")
-    st.markdown(f"Bottom or top: {CONCLUSIONS[verdicts[bottom_top['text']]]}.")
+    st.markdown(f"Bottom or top: {conclusion(bottom_top, bool(clean_notes))}.")
     for part in claim["parts"]:
         st.markdown(f"- {fmt_part(part)}")
     for statement in claim["statements"][1:]:     # the first names the grid, shown above
-        if statement not in shown:
+        if statement not in clean_notes:
             st.caption(statement)
     rows = bottom_vs_top(summary)
     if rows:

@@ -11,6 +11,7 @@ from app.runs.table import filter_rows, runs_frame, zip_bytes
 from app.state import get_store, learning_of
 from engine import jobs
 from engine.runs import ACTIVE, Run, RunError, RunStore
+from engine.user_text import shown
 
 
 def keep_tab_choices() -> None:
@@ -62,7 +63,21 @@ def runs_table(all_rows: list[dict]) -> set[str]:
                "(or the held-out part of an uploaded CSV); a run learned when it is at least 10 points above "
                "chance (the dev set's majority-class rate), and the robustness numbers of one that did not say "
                "nothing about its method. AdvGLUE-SST2 accuracy is on adversarial sentences, the robustness score.")
+    if not rows:
+        no_match(search, any(chosen.values()), len(all_rows))
     return visible
+
+
+def no_match(search: str, filtered: bool, total: int) -> None:
+    """Why the table is empty although the store is not: what kept every run out, with the search shown as
+    plain text (never Markdown)."""
+    search = search.strip()
+    what = " and ".join(name for name, used in (("the search", bool(search)), ("the filters", filtered)) if used)
+    st.info(f"No run matches {what}: none of the {total} runs is shown. Change or clear "
+            f"{'them' if filtered and search else 'it'} to see the runs.", icon=":material/search_off:")
+    if search:
+        st.caption("Run ids searched for:")
+        st.text(shown(search))
 
 
 def open_selected() -> None:
@@ -78,6 +93,8 @@ def open_selected() -> None:
 def run_details(all_rows: list[dict], visible: set[str]) -> None:
     """One run (from the picker, the table or a ?run= link): its status, curves and results, config, log,
     export and delete."""
+    if not visible:   # the table says why
+        return
     store = get_store()
     run_id = run_picker("Run", key="runs-detail", filter_fn=lambda r: r["id"] in visible,
                         default=st.query_params.get("run"))
@@ -155,6 +172,8 @@ def _export_and_delete(store: RunStore, run: Run) -> None:
 
 def run_comparison(all_rows: list[dict], visible: set[str]) -> None:
     """Two or more training runs overlaid, with a table of their results."""
+    if not visible:   # the table says why
+        return
     store = get_store()
     ids = run_picker("Runs to compare", key="runs-compare", multi=True,
                      filter_fn=lambda r: r["id"] in visible and r["kind"] == "train" and r["status"] != "queued",

@@ -2,7 +2,7 @@
 settings, the training budget, and the button that queues the run."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
@@ -11,9 +11,11 @@ from app.checks import custom_model_problem, data_folder_help
 from app.components import settings_form
 from app.plain_text import markdown_text
 from app.state import dataset_availability, get_store
-from app.train.uploads import accept_upload
+from app.train.uploads import UploadSummary, accept_upload
+from app.train.your_run import follow
 from engine import jobs
-from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError
+from engine.csv_table import ENCODING_NAMES, encoding_note
+from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError, held_out_count, split_sizes_text
 from engine.methods import Method, Preset, SettingError, registry
 from engine.models import known_models
 from engine.runs import ACTIVE
@@ -33,6 +35,7 @@ class Choice:
     name: str
     problem: str | None
     uploaded: bool = False
+    class_sizes: list[int] = field(default_factory=list)   # examples per class of an uploaded CSV
 
 
 def data_choice() -> Choice:
@@ -43,7 +46,7 @@ def data_choice() -> Choice:
         "Training set", [*train_sets, UPLOAD], key="train-dataset",
         help="SST-2 runs are scored on the SST-2 dev set and on AdvGLUE-SST2 (adversarial sentences). "
              "An uploaded CSV has a share of its rows held out as the dev set.")
-    dataset, data_problem = dataset_choice, None
+    dataset, data_problem, class_sizes = dataset_choice, None, []
     if dataset_choice != UPLOAD:
         st.caption(f"{REGISTRY[dataset_choice].description}; scored on "
                    f"{', '.join([DEV_SET[dataset_choice], *ROBUSTNESS_SETS.get(dataset_choice, [])])}.")
@@ -61,15 +64,43 @@ def data_choice() -> Choice:
                 data_problem = markdown_text(f"{uploaded.name} cannot be used: {err}")
                 st.error(data_problem, icon=":material/error:")
             else:
-                dataset = summary.dataset_name
-                st.success(f"{markdown_text(uploaded.name)}: {summary.rows:,} rows, {summary.num_labels} classes.")
-                rows_col, counts_col = st.columns([0.7, 0.3])
-                rows_col.dataframe(summary.preview, hide_index=True)
-                counts_col.dataframe(summary.class_counts, hide_index=True)
+                dataset, class_sizes = summary.dataset_name, summary.class_sizes
+                show_upload(uploaded.name, summary)
     elif not found.get(dataset_choice) or not found.get(DEV_SET[dataset_choice]):
         data_problem = f"the {dataset_choice} files are not in the data folder. {data_folder_help()}"
         st.error(data_problem, icon=":material/folder_off:")
-    return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD)
+    return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD, class_sizes=class_sizes)
+
+
+def show_upload(filename: str, summary: UploadSummary) -> None:
+    """What was read: size, classes and encoding (a warning when it was guessed), the first rows with their
+    label, and every class's count."""
+    filename = markdown_text(filename)
+    st.success(f"{filename}: {summary.rows:,} rows, {summary.num_labels} classes, "
+               f"{ENCODING_NAMES[summary.encoding]}.")
+    guessed = encoding_note(summary.encoding)
+    if guessed:
+        st.warning(f"{filename}: {guessed}.", icon=":material/translate:")
+    st.dataframe(summary.preview, hide_index=True,
+                 column_config={"label": st.column_config.NumberColumn(width="small"),
+                                "text": st.column_config.TextColumn(width="large")})
+    st.caption("Examples per class: " + " · ".join(
+        f"{label}: {examples:,} ({share:.0%})" for label, examples, share in summary.class_counts.itertuples(
+            index=False)))
+
+
+def fit_to_data(data: Choice, budget: dict[str, Any]) -> dict[str, Any]:
+    """For an uploaded CSV: say how many rows train and how many are held out as dev, and cut the training size
+    to the rows there are, so the queued config says what is used."""
+    if not data.class_sizes:
+        return budget
+    rows = sum(data.class_sizes)
+    held_out = held_out_count(data.class_sizes, budget["dev_fraction"])
+    sizes = split_sizes_text(rows, held_out, budget["train_size"])
+    st.info(f"{sizes[0].upper()}{sizes[1:]}.", icon=":material/dataset:")
+    if budget["train_size"] is None:
+        return budget
+    return {**budget, "train_size": min(budget["train_size"], rows - held_out)}
 
 
 def model_choice() -> Choice:
@@ -195,5 +226,5 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
             st.error(f"Not started: {problem}.", icon=":material/block:")
         else:
             run = jobs.submit(store, {**config.to_dict(), "environment": environment()})
-            st.session_state["train-run-id"] = run.id
+            follow(run.id)
             st.toast(f"Run {run.id} queued", icon=":material/play_arrow:")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.csv_table import file_encoding
 from engine.data import DataError, read_csv, split_train_dev, store_upload
 
 
@@ -19,13 +20,19 @@ class UploadSummary:
     path: Path
     rows: int
     num_labels: int
-    preview: pd.DataFrame        # the first rows: text, label
+    encoding: str                # the codec it was read with, a key of engine.csv_table.ENCODING_NAMES
+    preview: pd.DataFrame        # the first rows: label, text (the short column first, so it is never cut off)
     class_counts: pd.DataFrame   # label, examples, share
 
     @property
     def dataset_name(self) -> str:
         """The name a TrainConfig takes for this file."""
         return f"csv:{self.path}"
+
+    @property
+    def class_sizes(self) -> list[int]:
+        """Examples per class, class 0 first: what the held-out dev split is cut from."""
+        return [int(n) for n in self.class_counts["examples"]]
 
 
 def accept_upload(content: bytes, filename: str, dev_fraction: float = 0.1, preview_rows: int = 8) -> UploadSummary:
@@ -36,12 +43,12 @@ def accept_upload(content: bytes, filename: str, dev_fraction: float = 0.1, prev
         candidate = Path(tmp) / "upload.csv"
         candidate.write_bytes(content)
         data = read_csv(candidate)  # raises DataError before anything is kept
+        encoding = file_encoding(candidate)
     split_train_dev(data, dev_fraction, 0)  # a dev split is held out of it: refuse a CSV too small for one
     path = store_upload(content, filename)
     counts = pd.Series(data.labels).value_counts().sort_index()
     class_counts = pd.DataFrame({"label": counts.index.astype(int), "examples": counts.values,
                                  "share": (counts.values / len(data)).round(3)})
-    preview = pd.DataFrame({"text": data.texts[:preview_rows], "label": data.labels[:preview_rows]})
-    return UploadSummary(path=path, rows=len(data), num_labels=data.num_labels, preview=preview,
+    preview = pd.DataFrame({"label": data.labels[:preview_rows], "text": data.texts[:preview_rows]})
+    return UploadSummary(path=path, rows=len(data), num_labels=data.num_labels, encoding=encoding, preview=preview,
                          class_counts=class_counts)
-

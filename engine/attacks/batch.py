@@ -58,25 +58,23 @@ def read_results(run) -> list[dict[str, Any]]:
 
 
 def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """The `attack` job kind: attack the first n examples of a dataset with one recipe and budget.
+    """The `attack` job kind: attack the first n examples of a dataset (an evaluation set: a registry name,
+    csv:PATH, or `heldout`, the dev split held out of the target's own CSV) with one recipe and budget.
 
     Each example's record is appended to results.jsonl as soon as it is done; results.csv is written at
     the end (also after a cancel), and the summary becomes results.json.
     """
-    from engine.data import load_dataset
     from engine.device import pick_device
+    from engine.evaluate import eval_set
     from engine.runs import RunStore
 
     config = run.config
     store = RunStore(run.dir.parent)
     target = store.get(config["target"])
     budget = Budget(config.get("max_queries"), config.get("max_fraction"))
-    data = load_dataset(config["dataset"])
-    n = min(int(config["n"]), len(data))
     loaded = LoadedModel.from_run(target.dir, pick_device())
-    if data.num_labels > len(loaded.label_names):
-        raise AttackError(f"{config['dataset']} has {data.num_labels} classes; "
-                          f"the model knows {len(loaded.label_names)}")
+    data = eval_set(target.config, config["dataset"], len(loaded.label_names))   # `heldout`: its CSV's dev split
+    n = min(int(config["n"]), len(data))
     attacker = Attacker(loaded, config["recipe"], budget, should_stop=should_stop, seed=int(config.get("seed", 0)))
     run.log(f"attacking {n} examples of {config['dataset']} with {config['recipe']} against {target.id}; "
             f"budget {budget}")

@@ -7,15 +7,20 @@ and says why each unavailable one cannot run here.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from engine.cli import ProgressBar, emit, run_foreground
+from engine.cli import FlagError, ProgressBar, blaming, emit, run_foreground
+
+if TYPE_CHECKING:
+    from engine.runs import Run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("attack", help="attack a trained run with a TextAttack recipe over a dataset")
     p.add_argument("run_id", help="the trained run to attack")
     p.add_argument("--recipe", default="deepwordbug", help="see `python -m engine attack-recipes`")
-    p.add_argument("--dataset", default="sst2-dev", help="sst2-dev, advglue-sst2, sst2 or csv:PATH")
+    p.add_argument("--dataset", default="sst2-dev", help="sst2-dev, advglue-sst2, sst2, csv:PATH, or heldout "
+                   "(the dev split held out of the run's own CSV)")
     p.add_argument("--n", type=int, default=50, help="attack the first N examples")
     p.add_argument("--max-queries", type=int, default=None, help="model queries per example (default 2000)")
     p.add_argument("--max-fraction", type=float, default=None,
@@ -33,8 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_attack(args: argparse.Namespace) -> int:
     from engine import jobs
-    from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
-    from engine.attacks.batch import batch_config, find_cached
+    from engine.attacks.batch import find_cached
     from engine.runs import RunError, RunStore
 
     store = RunStore()
@@ -42,9 +46,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if target.config.get("kind", "train") != "train" or not target.has_model():
         raise RunError(f"run {args.run_id} has no trained model to attack (kind {target.config.get('kind')}, "
                        f"status {target.status.get('status')})")
-    budget = Budget(DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries,
-                    DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction)
-    config = batch_config(target.id, args.recipe, args.dataset, args.n, budget, args.seed)
+    config = checked_config(args, target)
     if not args.force:
         cached = find_cached(store, config)
         if cached is not None:
@@ -57,6 +59,34 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return run_foreground(store, store.create(config, kind="attack", parent=target.id), args.json, what="attack run",
                           bar=ProgressBar(unit="example", value_format="success={:.2f}"),
                           shape=lambda results: {**results, "cached": False})
+
+
+def checked_config(args: argparse.Namespace, target: Run) -> dict:
+    """The attack run's config, with every flag checked before the run exists (FlagError naming the flag):
+    the budget, the recipe, the dataset (read once here, as the attack will read it: `heldout` is the run's
+    own CSV split), and --n against the dataset's size."""
+    from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
+    from engine.attacks.batch import batch_config
+    from engine.attacks.recipes import AttackError, get_recipe
+    from engine.data import DataError
+    from engine.evaluate import eval_set
+    from engine.runs import read_json
+
+    queries = DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries
+    fraction = DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction
+    with blaming("--max-queries", AttackError):
+        Budget(queries, DEFAULT_MAX_FRACTION).check()
+    with blaming("--max-fraction", AttackError):
+        Budget(DEFAULT_MAX_QUERIES, fraction).check()
+    with blaming("--recipe", AttackError):
+        get_recipe(args.recipe)
+    with blaming("--dataset", DataError):
+        num_labels = len(read_json(target.dir / "model" / "config.json", {}).get("id2label", {})) or 2
+        size = len(eval_set(target.config, args.dataset, num_labels))
+    if not 1 <= args.n <= size:
+        raise FlagError(f"--n: attack at least 1 example (got {args.n})" if args.n < 1 else
+                        f"--n: {args.n} is more than the {size} examples of {args.dataset}; give --n {size} or less")
+    return batch_config(target.id, args.recipe, args.dataset, args.n, Budget(queries, fraction), args.seed)
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:

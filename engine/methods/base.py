@@ -135,6 +135,10 @@ class Method:
     def check_settings(self) -> None:
         """Cross-setting checks (e.g. a lower quantile above the upper one)."""
 
+    def check_layers(self, num_layers: int) -> None:
+        """Refuse settings that do not fit an encoder of `num_layers` layers (SettingError), before a run is
+        created rather than when the model is built."""
+
     # -- model
 
     def prepare_model(self, model: nn.Module) -> nn.Module:

@@ -85,10 +85,12 @@ class EulerConnection(nn.Module):
         self.line_search = bool(line_search)
         self.track = False                      # set by the probe/recorder: measure the residual at every iterate
         self.last_trajectory: list[float] | None = None   # relative residual at z^0 .. z^K (when tracked)
+        self.solve_seed: int | None = None      # the dropout seed every layer call of the current solve shares
 
     def field_value(self, z: torch.Tensor, args: tuple, kwargs: dict) -> tuple[torch.Tensor, tuple]:
         """F(z) and the inner layer's extra outputs (attention weights when asked for)."""
-        out = self.inner(z, *args, **kwargs)
+        with same_dropout(self.solve_seed, z.device):
+            out = self.inner(z, *args, **kwargs)
         y = out[0] if isinstance(out, tuple) else out
         extra = tuple(out[1:]) if isinstance(out, tuple) else ()
         return (y - z if self.field == "residual" else y), extra
@@ -139,6 +141,8 @@ class EulerConnection(nn.Module):
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
         x = hidden_states
         graph = torch.is_grad_enabled()        # training, or a probe differentiating through the step
+        solving = self.implicit and (self.iterations > 0 or self.track)
+        self.solve_seed = int(torch.randint(2 ** 62, ())) if solving and self.training else None
         fx, extra = self.field_value(x, args, kwargs)
         z = x + self.h * fx                    # explicit predictor (EX-BERT stops here)
         if not self.implicit or (self.iterations == 0 and not self.track):
@@ -162,6 +166,24 @@ class EulerConnection(nn.Module):
         kind = (f"implicit K={self.iterations} gamma={self.gamma:g} exact_grad={self.exact_grad} "
                 f"line_search={self.line_search}") if self.implicit else "explicit"
         return f"h={self.h:g} field={self.field} {kind}"
+
+
+@contextlib.contextmanager
+def same_dropout(seed: int | None, device: torch.device):
+    """Run one layer call with the random state seeded to `seed`, then restore it: every call of one solve
+    draws the same dropout masks, so in training F is one function of z and the residuals the line search
+    compares belong to the same equation (without this each call drew fresh masks, the residual looked noisy
+    and nearly every step was halved to nothing). `None` (eval mode, or no solve) changes nothing."""
+    if seed is None:
+        yield
+        return
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type=device.type):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[device.index if device.index is not None
+                                          else torch.cuda.current_device()].manual_seed(seed)
+        yield
 
 
 def math_attention(needed: bool = True):
@@ -198,6 +220,9 @@ class _EulerMethod(Method):
                                f"(-1 alone means all layers)")
         if len(set(layers)) != len(layers):
             raise SettingError(f"setting layers={layers} lists a layer twice")
+
+    def check_layers(self, num_layers: int) -> None:
+        self.layer_indices(num_layers)
 
     def layer_indices(self, n_layers: int) -> list[int]:
         wanted = self.settings["layers"]
