@@ -59,11 +59,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise ValueError(f"`runs {args.action}` needs a RUN_ID")
     if args.action == "show":
         from engine.evaluate import learning_status
+        from engine.inference import label_names_for
 
         run = store.get(args.run_id)
         emit({"run_id": run.id, "path": str(run.dir), "config": run.config, "status": run.status,
               "results": run.results, "learning": learning_status(run), "artifacts": run.artifact_names(),
-              "has_model": run.has_model()}, args.json)
+              "has_model": run.has_model(), "label_names": label_names_for(run.dir)}, args.json)
     elif args.action == "export":
         out = store.export_zip(args.run_id, args.out or f"{args.run_id}.zip")
         emit({"run_id": args.run_id, "zip": str(out)}, args.json)

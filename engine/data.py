@@ -1,6 +1,7 @@
 """Datasets: the registry, loading from the data folder or the hub, CSV uploads, and batching.
 
-Every dataset comes out as a `TextDataset` of texts and integer labels 0..C-1, whatever its source.
+Every dataset comes out as a `TextDataset` of texts, integer labels 0..C-1 and the class names in id order,
+whatever its source (a CSV's named labels: engine/csv_labels.py).
 Batches are length-bucketed and padded only to their longest sentence: that, not the model, is
 where most CPU time goes on short SST-2 sentences.
 """
@@ -10,13 +11,15 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from engine.csv_labels import LabelError, LabelOrderError, class_ids
 from engine.csv_table import CsvFormatError, CsvTable, read_table
 from engine.paths import data_dir, runs_home
 from engine.user_text import quoted
@@ -28,6 +31,10 @@ LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
 
 class DataError(ValueError):
     """A dataset is missing or malformed; the message says what to do."""
+
+
+class LabelOrderDataError(DataError):
+    """A label order given for a dataset does not fit it (the command line blames --label-order)."""
 
 
 @dataclass
@@ -127,10 +134,14 @@ def _load_from_hub(spec: DatasetSpec) -> TextDataset:
     return TextDataset(spec.name, [t.strip() for t in ds[text_field]], [int(x) for x in ds["label"]], SST2_LABELS)
 
 
-def load_dataset(name: str) -> TextDataset:
-    """A dataset by registry name, or `csv:PATH` for an uploaded CSV."""
+def load_dataset(name: str, label_order: Sequence[str] | None = None) -> TextDataset:
+    """A dataset by registry name, or `csv:PATH` for an uploaded CSV (with its named labels' ids in
+    `label_order` when one is given; a registered set has its own classes)."""
     if name.startswith("csv:"):
-        return read_csv(name[4:])
+        return read_csv(name[4:], label_order=label_order)
+    if label_order is not None:
+        raise LabelOrderDataError(f"a label order is only for a CSV with named labels; {quoted(name)} has its own "
+                                  f"classes")
     if name not in REGISTRY:
         raise DataError(f"unknown dataset {quoted(name)}; known: {', '.join(REGISTRY)} or csv:PATH")
     spec = REGISTRY[name]
@@ -151,11 +162,13 @@ def load_dataset(name: str) -> TextDataset:
 # ---------------------------------------------------------------- CSV uploads
 
 def read_csv(path: str | Path, text_column: str | None = None, label_column: str | None = None,
-             num_labels: int | None = None) -> TextDataset:
-    """Read and validate a user CSV: one text column, one integer label column (0..C-1, at least two classes).
+             label_order: Sequence[str] | None = None, known_labels: Sequence[str] | None = None) -> TextDataset:
+    """Read and validate a user CSV: one text column, one label column of class names or integer ids 0..C-1
+    (at least two classes; engine/csv_labels.py says how names get their ids).
 
-    `num_labels` is given when the CSV is evaluated against a model trained for that many classes. Rows without
-    a text or a label are refused, never dropped: the data trained on is the data given.
+    `label_order` gives the names' ids for training (refused unless it names exactly the file's labels);
+    `known_labels` are a trained model's class names in id order, when the CSV is evaluated against it. Rows
+    without a text or a label are refused, never dropped: the data trained on is the data given.
     """
     path = Path(path)
     if not path.exists():
@@ -178,33 +191,19 @@ def read_csv(path: str | Path, text_column: str | None = None, label_column: str
     label_at = _pick_column(columns, table.header, label_column, LABEL_COLUMNS, "label")
     _check_row_widths(table)
     texts = [_cell(row, text_at) for row in table.rows]
-    raw_labels = [_cell(row, label_at) for row in table.rows]
-    missing = [_missing(what, [line for line, value in zip(table.lines, values) if not value])
-               for what, values in (("text", texts), ("label", raw_labels))]
+    label_cells = [row[label_at] if label_at < len(row) else "" for row in table.rows]
+    missing = [_missing(what, [line for line, value in zip(table.lines, values) if not value.strip()])
+               for what, values in (("text", texts), ("label", label_cells))]
     if any(missing):
-        raise DataError(" and ".join(m for m in missing if m) + ". Every row needs a text and an integer label; "
+        raise DataError(" and ".join(m for m in missing if m) + ". Every row needs a text and a label; "
                         "RobustLab does not drop rows on its own: fill in or delete those rows")
-    labels = []
-    for line, raw in zip(table.lines, raw_labels):
-        try:
-            value = float(raw)
-        except ValueError:
-            raise DataError(f"label {raw!r} on line {line} is not a number; labels must be integer class ids "
-                            f"0, 1, ..., C-1") from None
-        if value != int(value) or value < 0:
-            raise DataError(f"label {raw!r} on line {line} is not a non-negative integer class id")
-        labels.append(int(value))
-    classes = sorted(set(labels))
-    if num_labels is None:
-        if len(classes) < 2:
-            raise DataError(f"the CSV has only one class ({classes[0]}); a classifier needs at least two")
-        if classes != list(range(len(classes))):
-            raise DataError(f"labels must be 0..C-1 with each class present; found {classes}")
-        num_labels = len(classes)
-    elif classes[-1] >= num_labels:
-        raise DataError(f"label {classes[-1]} was never seen in training: this model knows classes "
-                        f"0..{num_labels - 1}")
-    return TextDataset(f"csv:{path}", texts, labels, [str(i) for i in range(num_labels)])
+    try:
+        labels, names = class_ids(label_cells, table.lines, label_order, known_labels)
+    except LabelOrderError as err:
+        raise LabelOrderDataError(str(err)) from None
+    except LabelError as err:
+        raise DataError(str(err)) from None
+    return TextDataset(f"csv:{path}", texts, labels, names)
 
 
 def _cell(row: list[str], at: int) -> str:
@@ -295,6 +294,16 @@ def split_train_dev(data: TextDataset, dev_fraction: float, seed: int) -> tuple[
     if not dev_idx or not train_idx:
         raise DataError("the CSV is too small to hold out a dev split; give at least two rows per class")
     return data.subset(sorted(train_idx)), data.subset(sorted(dev_idx))
+
+
+def run_dataset(config: Mapping[str, Any]) -> TextDataset:
+    """The data a run's config names, with a CSV's named labels in the run's label order."""
+    return load_dataset(config["dataset"], config.get("label_order"))
+
+
+def heldout_set(config: Mapping[str, Any]) -> TextDataset:
+    """The dev split held out of a CSV run's data: the rows it was scored on."""
+    return split_train_dev(run_dataset(config), config.get("dev_fraction", 0.1), config["seed"])[1]
 
 
 def _held_out(members: int, dev_fraction: float) -> int:

@@ -9,9 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import DEV_SET, ROBUSTNESS_SETS, TASKS, DataError, TextDataset, load_dataset, read_csv, split_train_dev
+from engine.data import (
+    DEV_SET,
+    ROBUSTNESS_SETS,
+    TASKS,
+    DataError,
+    TextDataset,
+    heldout_set,
+    load_dataset,
+    read_csv,
+    split_train_dev,
+)
 from engine.device import pick_device
-from engine.inference import predict_probs
+from engine.inference import label_names_for, predict_probs
 from engine.runs import Run, RunStore, read_json, write_json
 
 LEARNED_MARGIN = 0.10   # a run learned when its dev accuracy is at least this far above chance
@@ -39,18 +49,25 @@ def score(probs: np.ndarray, labels: list[int]) -> dict[str, Any]:
             "chance_accuracy": chance_accuracy(labels), "correct": correct.astype(int).tolist()}
 
 
-def eval_set(config: dict, name: str, num_labels: int) -> TextDataset:
-    """An evaluation set by name: a registry name, `heldout` (the split held out of a CSV), or csv:PATH."""
+def eval_set(config: dict, name: str, label_names: list[str]) -> TextDataset:
+    """An evaluation set by name: a registry name, `heldout` (the split held out of a CSV), or csv:PATH (its
+    labels read as the classes `label_names` of the model, in id order)."""
     if name == "heldout":
         if not config["dataset"].startswith("csv:"):
             raise DataError("`heldout` exists only for runs trained on an uploaded CSV")
-        return split_train_dev(load_dataset(config["dataset"]), config.get("dev_fraction", 0.1), config["seed"])[1]
+        return heldout_set(config)
     if name.startswith("csv:"):
-        return read_csv(name[4:], num_labels=num_labels)
+        return read_csv(name[4:], known_labels=label_names)
     data = load_dataset(name)
-    if data.num_labels > num_labels:
-        raise DataError(f"{name} has {data.num_labels} classes but the model was trained for {num_labels}")
+    if data.num_labels > len(label_names):
+        raise DataError(f"{name} has {data.num_labels} classes but the model was trained for {len(label_names)}")
     return data
+
+
+def _order(config: dict) -> tuple[str, ...] | None:
+    """A run's label order, hashable (for the caches keyed by it)."""
+    order = config.get("label_order")
+    return None if order is None else tuple(order)
 
 
 def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = False,
@@ -67,7 +84,7 @@ def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = Fa
         model, tokenizer, method = load_trained(run.dir, device)
         config = run.config
         for name in missing:
-            data = eval_set(config, name, model.config.num_labels)
+            data = eval_set(config, name, label_names_for(run.dir))
             probs = predict_probs(model, method, tokenizer, data.texts, config.get("max_length", 128))
             cached[name] = {**score(probs, data.labels), "computed": time.time()}
         write_json(run.dir / "eval.json", cached)
@@ -103,9 +120,10 @@ def same_task(config: dict, name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=32)
-def _dev_chance(dataset: str, dev_name: str, dev_fraction: float, seed: int) -> float:
+def _dev_chance(dataset: str, label_order: tuple[str, ...] | None, dev_name: str, dev_fraction: float,
+                seed: int) -> float:
     if dev_name == "heldout":
-        return chance_accuracy(split_train_dev(load_dataset(dataset), dev_fraction, seed)[1].labels)
+        return chance_accuracy(split_train_dev(load_dataset(dataset, label_order), dev_fraction, seed)[1].labels)
     return chance_accuracy(load_dataset(dev_name).labels)
 
 
@@ -123,7 +141,7 @@ def learning_status(run: Run) -> dict[str, Any]:
     if chance is None:
         config = run.config
         try:
-            chance = _dev_chance(config["dataset"], results.get("dev_set") or dev_set_name(config),
+            chance = _dev_chance(config["dataset"], _order(config), results.get("dev_set") or dev_set_name(config),
                                  config.get("dev_fraction", 0.1), config.get("seed", 0))
         except (DataError, OSError, KeyError) as err:
             return {"chance_accuracy": None, "dev_accuracy": dev, "learned": None,

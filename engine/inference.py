@@ -24,15 +24,24 @@ import torch
 
 from engine.data import SST2_LABELS, bucketed_batches, encode, pad_batch
 from engine.device import autocast
+from engine.runs import read_json
 
 
 class Cancelled(Exception):
     """Raised inside a query when the caller asked to stop (a Cancel button, SIGTERM)."""
 
 
-def label_names_for(dataset: str, num_labels: int) -> list[str]:
-    """Readable class names: SST-2 and AdvGLUE-SST2 are negative/positive; anything else is numbered."""
-    if (dataset.startswith("sst2") or dataset.startswith("advglue")) and num_labels == len(SST2_LABELS):
+def label_names_for(run_dir: Path | str) -> list[str]:
+    """A trained run's class names in id order, as training stored them (results.json). A run trained before
+    they were stored: negative/positive for SST-2 and AdvGLUE-SST2, numbers for anything else (as many as its
+    saved model has classes; none when its model's config cannot be read)."""
+    run_dir = Path(run_dir)
+    stored = read_json(run_dir / "results.json", {}).get("label_names")
+    if stored:
+        return [str(name) for name in stored]
+    dataset = read_json(run_dir / "config.json", {}).get("dataset") or ""
+    num_labels = len(read_json(run_dir / "model" / "config.json", {}).get("id2label") or {})
+    if dataset.startswith(("sst2", "advglue")) and num_labels in (0, len(SST2_LABELS)):   # 0: no model config
         return list(SST2_LABELS)
     return [str(i) for i in range(num_labels)]
 
@@ -96,13 +105,12 @@ class LoadedModel:
     def from_run(cls, run_dir: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
         """Load a finished run's model; max length and label names come from its config."""
         from engine.models import load_trained
-        from engine.runs import read_json
 
         run_dir = Path(run_dir)
         model, tokenizer, method = load_trained(run_dir, device)
         config = read_json(run_dir / "config.json", {})
         return cls(model, tokenizer, method, config.get("max_length", 128),
-                   label_names_for(config.get("dataset", ""), model.config.num_labels), run_dir.name)
+                   label_names_for(run_dir), run_dir.name)
 
     @property
     def device(self) -> torch.device:

@@ -25,6 +25,7 @@ from engine.data import (
     DEV_SET,
     ROBUSTNESS_SETS,
     DataError,
+    LabelOrderDataError,
     TextDataset,
     bucketed_batches,
     encode_dataset,
@@ -64,7 +65,7 @@ def preflight(config: TrainConfig) -> Splits:
     if config.corruption:
         with _refusing("corruption", CorruptionError):
             check_spec(config.corruption, num_layers)
-    with _refusing("dataset", DataError):
+    with _refusing("dataset", DataError), _refusing("label_order", LabelOrderDataError):
         return load_splits(config)
 
 
@@ -91,13 +92,13 @@ def load_splits(config: TrainConfig) -> Splits:
     """Training subset, dev set, and the robustness sets that go with the dataset."""
     notes: list[str] = []
     if config.dataset.startswith("csv:"):
-        data = load_dataset(config.dataset)
+        data = load_dataset(config.dataset, config.label_order)
         train, dev = split_train_dev(data, config.dev_fraction, config.seed)
         dev_name, robustness = "heldout", {}
         guessed = encoding_note(file_encoding(config.dataset[4:]))
         notes = [*([guessed] if guessed else []), split_sizes_text(len(data), len(dev), config.train_size)]
     else:
-        train = load_dataset(config.dataset)
+        train = load_dataset(config.dataset, config.label_order)
         dev_name = DEV_SET.get(config.dataset, config.dataset)
         dev = load_dataset(dev_name)
         robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(config.dataset, [])}
@@ -137,6 +138,9 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     tokenizer = load_tokenizer(config.model)
     base = build_classifier(config.model, splits.train.num_labels, config.seed)
     hf_config = base.config
+    names = splits.train.label_names   # stored with the model and in results.json, so every view shows them
+    hf_config.id2label = dict(enumerate(names))
+    hf_config.label2id = {name: i for i, name in enumerate(names)}
     say = run.log if run else (lambda _msg: None)
     if config.corruption:
         say(f"corrupted before training: {corrupt(base, config.corruption)}")
@@ -222,7 +226,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
                                "n_train": len(splits.train), "n_dev": len(splits.dev),
                                "train_seconds": round(train_seconds, 2),
                                "train_examples_per_second": round(seen / max(train_seconds, 1e-9), 2),
-                               "device": describe(device), "method_summary": method.summary()}
+                               "device": describe(device), "method_summary": method.summary(), "label_names": names}
     if cancelled:
         recorder.flush()
         say(f"cancelled at step {step}/{total_steps}; everything recorded so far is kept")

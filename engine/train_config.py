@@ -68,6 +68,8 @@ class TrainConfig:
     record_every: int = option(0, "steps between the methods' heavy records (0: about 40 per run)")
     log_every: int = option(5, "steps between logged training scalars")
     dev_fraction: float = option(0.1, "share of an uploaded CSV held out as its dev set")
+    label_order: list[str] | None = option(None, "the class names of a CSV whose labels are names, in id order "
+                                                 "(every label of the file once)", none="sorted by name")
     device: str = option("auto", "auto, cpu, cuda, mps")
     corruption: dict[str, Any] | None = option(None, "corruption spec applied to the pretrained encoder before "
                                                      "training (see engine/corruption.py)", none="no corruption")

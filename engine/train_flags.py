@@ -6,6 +6,8 @@ for None (for `lr`, None is the model's default rate). Two dict fields are mappe
 given as repeated `--set KEY=VALUE`, and `corruption` as one JSON object
 (`--corruption '{"positions": ["bottom"], ...}'`).
 
+A list field (`label_order`) is given comma-separated: `--label-order neg,neutral,pos`.
+
 `--set preset=NAME` expands one of the method's presets (`Method.presets`): its method settings, and the
 optimiser options its source fixes (`PRESET_TRAINING_FIELDS`). Whatever is given explicitly, another `--set`
 or a flag, wins over the preset; the stored config holds the expanded numbers, not the preset's name.
@@ -76,10 +78,18 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         elif kind is bool:
             parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{help_text} (default: {default})")
+        elif kind is list:
+            parser.add_argument(flag(f.name), type=comma_list, default=default, metavar="A,B,C", action=_Given,
+                                help=f"{help_text}; comma-separated (default: {none or default})")
         else:
             shown = f"{none}, or {NONE}" if default is None else f"{default}; {NONE}: {none}" if none else default
             parser.add_argument(flag(f.name), type=kind, default=default, action=_Given,
                                 help=f"{help_text} (default: {shown})")
+
+
+def comma_list(text: str) -> list[str]:
+    """A list flag's value: comma-separated items, spaces around each dropped."""
+    return [item.strip() for item in text.split(",")]
 
 
 def json_object(text: str) -> dict[str, Any] | None:

@@ -51,7 +51,8 @@ def test_csv_with_three_classes_is_read(tmp_path):
     ("sentence,stars\nok,1\n", "no label column"),
     ("body,label\nok,1\n", "no text column"),
     ("text,label\na,1\nb,1\n", "only one class"),
-    ("text,label\na,pos\nb,neg\n", "not a number"),
+    ("text,label\na,pos\nb,pos\n", "only one class"),
+    ("text,label\na,pos\nb,0\n", "mixes names and numbers"),
     ("text,label\na,0\nb,2\n", r"0\.\.C-1"),
     ("text,label\na,0\n,1\n", "1 row has no text: line 3"),
 ])
@@ -62,7 +63,7 @@ def test_malformed_csvs_get_clear_messages(tmp_path, content, message):
 
 def test_unseen_labels_at_evaluation_are_refused(tmp_path):
     with pytest.raises(DataError, match="never seen in training"):
-        read_csv(write(tmp_path, "text,label\na,0\nb,3\n"), num_labels=2)
+        read_csv(write(tmp_path, "text,label\na,0\nb,3\n"), known_labels=["0", "1"])
 
 
 def test_huge_csv_is_refused_before_reading(tmp_path):

@@ -9,6 +9,7 @@ import torch
 from engine.inference import Cancelled, LoadedModel, batched_logits, label_names_for, predict_probs
 from engine.methods import make_method
 from engine.models import NotBertError, build_classifier, encoder_parts, load_tokenizer, word_embeddings
+from engine.runs import write_json
 
 TEXTS = ["a gripping , funny film", "dull", "the acting , costumes , music and sound are all astounding",
          "bad and long", "a quiet , moving portrait of two lives", "fine"]
@@ -77,10 +78,23 @@ def test_im_bert_with_exact_gradient_predicts_through_the_shared_model(tokenizer
     np.testing.assert_allclose(LoadedModel(model, tokenizer, method).logits(TEXTS[:3]), expected, atol=ATOL)
 
 
-def test_label_names():
-    assert label_names_for("sst2", 2) == ["negative", "positive"]
-    assert label_names_for("advglue-sst2", 2) == ["negative", "positive"]
-    assert label_names_for("csv:/x.csv", 3) == ["0", "1", "2"]
+def test_label_names_are_the_runs_stored_ones_else_sst2_or_numbers(tmp_path):
+    """A run stores its class names (results.json); one trained before that gets SST-2's names on SST-2 and
+    numbers elsewhere, as many as its saved model has classes."""
+    def run_dir(name: str, dataset: str, classes: int, results: dict | None = None):
+        folder = tmp_path / name
+        (folder / "model").mkdir(parents=True)
+        write_json(folder / "config.json", {"dataset": dataset})
+        write_json(folder / "model" / "config.json", {"id2label": {str(i): f"LABEL_{i}" for i in range(classes)}})
+        if results is not None:
+            write_json(folder / "results.json", results)
+        return folder
+
+    assert label_names_for(run_dir("a", "sst2", 2)) == ["negative", "positive"]
+    assert label_names_for(run_dir("b", "advglue-sst2", 2)) == ["negative", "positive"]
+    assert label_names_for(run_dir("c", "csv:/x.csv", 3)) == ["0", "1", "2"]
+    assert label_names_for(run_dir("d", "csv:/x.csv", 3, {"label_names": ["film", "money", "sport"]})) == [
+        "film", "money", "sport"]
 
 
 def test_encoder_parts_are_the_models_own_also_after_a_method_changed_it():

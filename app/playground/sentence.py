@@ -35,7 +35,7 @@ def example_sets(run_id: str) -> dict[str, str]:
 @st.cache_data(show_spinner=False)
 def _examples(home: str, run_id: str, name: str) -> tuple[list[str], list[int]]:
     config = get_store().get(run_id).config
-    data = eval_set(config, name, len(loaded_model(run_id).label_names))
+    data = eval_set(config, name, loaded_model(run_id).label_names)
     return data.texts, data.labels
 
 

@@ -15,7 +15,7 @@ from app.train.uploads import UploadSummary, accept_upload
 from app.train.your_run import follow
 from engine import jobs
 from engine.csv_table import ENCODING_NAMES, encoding_note
-from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError, held_out_count, split_sizes_text
+from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError, held_out_count, read_csv, split_sizes_text
 from engine.methods import Method, Preset, SettingError, registry
 from engine.models import known_models
 from engine.runs import ACTIVE
@@ -36,6 +36,7 @@ class Choice:
     problem: str | None
     uploaded: bool = False
     class_sizes: list[int] = field(default_factory=list)   # examples per class of an uploaded CSV
+    label_order: list[str] | None = None                    # an uploaded CSV's named labels in a chosen id order
 
 
 def data_choice() -> Choice:
@@ -46,12 +47,12 @@ def data_choice() -> Choice:
         "Training set", [*train_sets, UPLOAD], key="train-dataset",
         help="SST-2 runs are scored on the SST-2 dev set and on AdvGLUE-SST2 (adversarial sentences). "
              "An uploaded CSV has a share of its rows held out as the dev set.")
-    dataset, data_problem, class_sizes = dataset_choice, None, []
+    dataset, data_problem, class_sizes, label_order = dataset_choice, None, [], None
     if dataset_choice != UPLOAD:
         st.caption(f"{REGISTRY[dataset_choice].description}; scored on "
                    f"{', '.join([DEV_SET[dataset_choice], *ROBUSTNESS_SETS.get(dataset_choice, [])])}.")
     if dataset_choice == UPLOAD:
-        uploaded = st.file_uploader("CSV with a text column and an integer label column (0, 1, …)",
+        uploaded = st.file_uploader("CSV with a text column and a label column (names, or integers 0, 1, …)",
                                     type=["csv", "tsv", "txt"], key="train-upload",
                                     help="Text column: text, sentence, review, content or document. Label column: "
                                          "label, labels, class, target or y. Up to 25 MB.")
@@ -66,10 +67,32 @@ def data_choice() -> Choice:
             else:
                 dataset, class_sizes = summary.dataset_name, summary.class_sizes
                 show_upload(uploaded.name, summary)
+                label_order, data_problem = order_choice(summary)
     elif not found.get(dataset_choice) or not found.get(DEV_SET[dataset_choice]):
         data_problem = f"the {dataset_choice} files are not in the data folder. {data_folder_help()}"
         st.error(data_problem, icon=":material/folder_off:")
-    return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD, class_sizes=class_sizes)
+    return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD, class_sizes=class_sizes,
+                  label_order=label_order)
+
+
+def order_choice(summary: UploadSummary) -> tuple[list[str] | None, str | None]:
+    """For a CSV whose labels are names: the classes' id order (sorted unless the user writes another) and why
+    it cannot be used, if it cannot. None for the sorted order, so the config says only what was chosen."""
+    if not summary.named_labels:
+        return None, None
+    typed = st.text_input("Class order (ids 0, 1, …)", value=", ".join(summary.label_names), key="train-label-order",
+                          help="The label names in the order of their class ids, comma-separated: every label of "
+                               "the file once. Sorted by name unless you change it.")
+    order = [name.strip() for name in typed.split(",")]
+    if order == summary.label_names:
+        return None, None
+    try:
+        read_csv(summary.path, label_order=order)
+    except DataError as err:
+        problem = markdown_text(f"class order: {err}")
+        st.error(problem, icon=":material/error:")
+        return None, problem
+    return order, None
 
 
 def show_upload(filename: str, summary: UploadSummary) -> None:
@@ -82,7 +105,7 @@ def show_upload(filename: str, summary: UploadSummary) -> None:
     if guessed:
         st.warning(f"{filename}: {guessed}.", icon=":material/translate:")
     st.dataframe(summary.preview, hide_index=True,
-                 column_config={"label": st.column_config.NumberColumn(width="small"),
+                 column_config={"label": st.column_config.TextColumn(width="small"),
                                 "text": st.column_config.TextColumn(width="large")})
     st.caption("Examples per class: " + " · ".join(
         f"{label}: {examples:,} ({share:.0%})" for label, examples, share in summary.class_counts.itertuples(
@@ -215,7 +238,8 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
         st.info(f"{len(active)} run(s) already queued or running. A new run waits its turn: this machine "
                 f"trains {jobs.max_jobs()} at a time.", icon=":material/schedule:")
     if st.button("Train", type="primary", icon=":material/play_arrow:", key="train-start"):
-        config = TrainConfig(dataset=data.name, model=model.name, method=method, settings=settings, **budget)
+        config = TrainConfig(dataset=data.name, model=model.name, method=method, settings=settings,
+                             label_order=data.label_order, **budget)
         problem = data.problem or model.problem
         if not problem:
             try:

@@ -19,7 +19,7 @@ from engine.data import DataError, read_csv, split_train_dev, store_upload
 class UploadSummary:
     path: Path
     rows: int
-    num_labels: int
+    label_names: list[str]       # the classes in id order: names sorted, or the integer ids as text
     encoding: str                # the codec it was read with, a key of engine.csv_table.ENCODING_NAMES
     preview: pd.DataFrame        # the first rows: label, text (the short column first, so it is never cut off)
     class_counts: pd.DataFrame   # label, examples, share
@@ -28,6 +28,15 @@ class UploadSummary:
     def dataset_name(self) -> str:
         """The name a TrainConfig takes for this file."""
         return f"csv:{self.path}"
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def named_labels(self) -> bool:
+        """Whether the label column holds names (whose id order the user may choose) rather than integer ids."""
+        return self.label_names != [str(i) for i in range(self.num_labels)]
 
     @property
     def class_sizes(self) -> list[int]:
@@ -47,8 +56,9 @@ def accept_upload(content: bytes, filename: str, dev_fraction: float = 0.1, prev
     split_train_dev(data, dev_fraction, 0)  # a dev split is held out of it: refuse a CSV too small for one
     path = store_upload(content, filename)
     counts = pd.Series(data.labels).value_counts().sort_index()
-    class_counts = pd.DataFrame({"label": counts.index.astype(int), "examples": counts.values,
+    class_counts = pd.DataFrame({"label": [data.label_names[i] for i in counts.index], "examples": counts.values,
                                  "share": (counts.values / len(data)).round(3)})
-    preview = pd.DataFrame({"label": data.labels[:preview_rows], "text": data.texts[:preview_rows]})
-    return UploadSummary(path=path, rows=len(data), num_labels=data.num_labels, encoding=encoding, preview=preview,
+    preview = pd.DataFrame({"label": [data.label_names[i] for i in data.labels[:preview_rows]],
+                            "text": data.texts[:preview_rows]})
+    return UploadSummary(path=path, rows=len(data), label_names=data.label_names, encoding=encoding, preview=preview,
                          class_counts=class_counts)

@@ -73,7 +73,7 @@ def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] 
     target = store.get(config["target"])
     budget = Budget(config.get("max_queries"), config.get("max_fraction"))
     loaded = LoadedModel.from_run(target.dir, pick_device())
-    data = eval_set(target.config, config["dataset"], len(loaded.label_names))   # `heldout`: its CSV's dev split
+    data = eval_set(target.config, config["dataset"], loaded.label_names)   # `heldout`: its CSV's dev split
     n = min(int(config["n"]), len(data))
     attacker = Attacker(loaded, config["recipe"], budget, should_stop=should_stop, seed=int(config.get("seed", 0)))
     run.log(f"attacking {n} examples of {config['dataset']} with {config['recipe']} against {target.id}; "

@@ -70,7 +70,7 @@ def checked_config(args: argparse.Namespace, target: Run) -> dict:
     from engine.attacks.recipes import AttackError, get_recipe
     from engine.data import DataError
     from engine.evaluate import eval_set
-    from engine.runs import read_json
+    from engine.inference import label_names_for
 
     queries = DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries
     fraction = DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction
@@ -81,8 +81,7 @@ def checked_config(args: argparse.Namespace, target: Run) -> dict:
     with blaming("--recipe", AttackError):
         get_recipe(args.recipe)
     with blaming("--dataset", DataError):
-        num_labels = len(read_json(target.dir / "model" / "config.json", {}).get("id2label", {})) or 2
-        size = len(eval_set(target.config, args.dataset, num_labels))
+        size = len(eval_set(target.config, args.dataset, label_names_for(target.dir)))
     if not 1 <= args.n <= size:
         raise FlagError(f"--n: attack at least 1 example (got {args.n})" if args.n < 1 else
                         f"--n: {args.n} is more than the {size} examples of {args.dataset}; give --n {size} or less")

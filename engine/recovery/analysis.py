@@ -85,11 +85,11 @@ def starting_point(config: dict[str, Any], num_labels: int):
 
 def cka_texts(config: dict[str, Any]) -> list[str]:
     """A fixed sample of the run's dev set whose hidden states CKA compares (the same for every cell)."""
-    from engine.data import DEV_SET, load_dataset, split_train_dev
+    from engine.data import DEV_SET, heldout_set, load_dataset
 
     dataset = config["dataset"]
     if dataset.startswith("csv:"):
-        dev = split_train_dev(load_dataset(dataset), config.get("dev_fraction", 0.1), config["seed"])[1]
+        dev = heldout_set(config)
     else:
         dev = load_dataset(DEV_SET.get(dataset, dataset))
     return dev.sample(PROBE_SIZE, 0).texts

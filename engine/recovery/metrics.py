@@ -34,11 +34,12 @@ def majority_rate(labels: list[int]) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _set_chance(dataset: str, dev_name: str, dev_fraction: float, seed: int) -> float:
+def _set_chance(dataset: str, label_order: tuple[str, ...] | None, dev_name: str, dev_fraction: float,
+                seed: int) -> float:
     from engine.data import load_dataset, split_train_dev
 
     if dev_name == "heldout":
-        return majority_rate(split_train_dev(load_dataset(dataset), dev_fraction, seed)[1].labels)
+        return majority_rate(split_train_dev(load_dataset(dataset, label_order), dev_fraction, seed)[1].labels)
     return majority_rate(load_dataset(dev_name).labels)
 
 
@@ -55,7 +56,9 @@ def dev_chance(run: Run) -> float | None:
     dev_name = run.results.get("dev_set") or ("heldout" if dataset.startswith("csv:")
                                               else DEV_SET.get(dataset, dataset))
     try:
-        return _set_chance(dataset, dev_name, config.get("dev_fraction", 0.1), config.get("seed", 0))
+        order = config.get("label_order")
+        return _set_chance(dataset, None if order is None else tuple(order), dev_name, config.get("dev_fraction", 0.1),
+                           config.get("seed", 0))
     except (DataError, OSError, KeyError):
         return None
 

@@ -1,0 +1,131 @@
+"""A CSV's label column as class ids: integer ids as they are, or class names mapped to ids.
+
+Names get ids in sorted order (Python's string order: `neg` is 0, `pos` 1) unless an order is given
+(`train --label-order a,b,c`, or the Train page), and the names are stored with the run in id order. A column
+mixing names and numbers, or names that differ only by spaces or case ("pos", "pos ", "Pos"), is refused naming
+the values and their lines: merging or splitting such classes silently would train on labels nobody meant.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.user_text import quoted
+
+SHOWN = 6   # distinct values a message lists before saying how many more there are
+
+
+class LabelError(ValueError):
+    """The label column cannot be read as classes; the message names the values and lines at fault."""
+
+
+class LabelOrderError(LabelError):
+    """A given label order does not name exactly the file's labels."""
+
+
+def class_ids(cells: Sequence[str], lines: Sequence[int], order: Sequence[str] | None = None,
+              known: Sequence[str] | None = None) -> tuple[list[int], list[str]]:
+    """The class id of each label cell (raw, unstripped, none empty) and the class names in id order.
+
+    `order`: the names in id order for training (must name exactly the file's labels). `known`: the names of a
+    trained model's classes in id order, when the file is evaluated against it (every label must be one of them;
+    integer labels are ids below their number)."""
+    values = [cell.strip() for cell in cells]
+    numeric = [_is_integer_like(v) for v in values]
+    if all(numeric):
+        if order is not None:
+            raise LabelOrderError("the file's labels are integer class ids already; a label order is only for "
+                                  "named labels")
+        return _integer_ids(values, lines, known)
+    if any(numeric):
+        numbers = _first_lines([(v, n) for v, n, num in zip(values, lines, numeric) if num])
+        names = _first_lines([(v, n) for v, n, num in zip(values, lines, numeric) if not num])
+        raise LabelError(f"the label column mixes names and numbers: numbers {_listed(numbers)}; names "
+                         f"{_listed(names)}. Use names for every class or integer ids 0..C-1 for every class")
+    _refuse_near_duplicates(cells, lines)
+    found = _first_lines(list(zip(values, lines)))
+    if known is not None:
+        strangers = {v: n for v, n in found.items() if v not in known}
+        if strangers:
+            raise LabelError(f"labels {_listed(strangers)} are not classes of this model; this model knows: "
+                             f"{', '.join(known)}")
+        names = list(known)
+    elif order is not None:
+        names = _checked_order(order, found)
+    else:
+        names = sorted(found)
+        if len(names) < 2:
+            raise LabelError(f"the CSV has only one class ({quoted(names[0])}); a classifier needs at least two")
+    ids = {name: i for i, name in enumerate(names)}
+    return [ids[v] for v in values], names
+
+
+def _integer_ids(values: list[str], lines: Sequence[int], known: Sequence[str] | None) -> tuple[list[int], list[str]]:
+    labels = []
+    for line, raw in zip(lines, values):
+        value = float(raw)
+        if value != int(value) or value < 0:
+            raise LabelError(f"label {quoted(raw)} on line {line} is not a non-negative integer class id")
+        labels.append(int(value))
+    classes = sorted(set(labels))
+    if known is not None:
+        if classes[-1] >= len(known):
+            raise LabelError(f"label {classes[-1]} was never seen in training: this model knows classes "
+                             f"0..{len(known) - 1}")
+        return labels, list(known)
+    if len(classes) < 2:
+        raise LabelError(f"the CSV has only one class ({classes[0]}); a classifier needs at least two")
+    if classes != list(range(len(classes))):
+        raise LabelError(f"labels must be 0..C-1 with each class present; found {classes}")
+    return labels, [str(i) for i in classes]
+
+
+def _checked_order(order: Sequence[str], found: dict[str, int]) -> list[str]:
+    """`order` as the class names, when it names each of the file's labels once and nothing else."""
+    names = [name.strip() for name in order]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise LabelOrderError(f"the label order names {', '.join(quoted(n) for n in twice)} more than once")
+    extra = [name for name in names if name not in found]
+    if extra:
+        raise LabelOrderError(f"the label order names {', '.join(quoted(n) for n in extra)}, which is not a label "
+                              f"of the file (its labels: {', '.join(sorted(found))})")
+    left_out = {v: n for v, n in found.items() if v not in names}
+    if left_out:
+        raise LabelOrderError(f"the label order leaves out {_listed(left_out)}; list every label of the file once")
+    return names
+
+
+def _refuse_near_duplicates(cells: Sequence[str], lines: Sequence[int]) -> None:
+    """Refuse labels that are the same name but for spaces or letter case."""
+    variants: dict[str, dict[str, int]] = {}
+    for cell, line in zip(cells, lines):
+        variants.setdefault(" ".join(cell.split()).casefold(), {}).setdefault(cell, line)
+    clashes = [spellings for spellings in variants.values() if len(spellings) > 1]
+    if clashes:
+        groups = "; ".join(_listed(spellings) for spellings in clashes)
+        raise LabelError(f"labels that differ only by spaces or letter case: {groups}. Write each class the same "
+                         f"way on every line")
+
+
+def _is_integer_like(value: str) -> bool:
+    """A label written as a number (an integer id, or a number that is then refused as one)."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_lines(pairs: list[tuple[str, int]]) -> dict[str, int]:
+    """Each distinct value with the first line it is on, in file order."""
+    out: dict[str, int] = {}
+    for value, line in pairs:
+        out.setdefault(value, line)
+    return out
+
+
+def _listed(first_lines: dict[str, int]) -> str:
+    """"'pos' (line 2), 'neg' (line 3)", the first SHOWN values, then how many more."""
+    items = list(first_lines.items())
+    shown = ", ".join(f"{quoted(value)} (line {line})" for value, line in items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")

@@ -1,0 +1,185 @@
+"""Named labels: a CSV whose label column holds class names (pos/neg, sport/money/...) gets ids in sorted order, or
+in the order the user gives (`--label-order`, the Train page); the names are stored with the run and shown by the
+CLI and the Playground. Integer labels work as before; a column mixing names and numbers, or names that differ only
+by spaces or case, is refused naming the values and their lines."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from apptest_util import no_exception, page, texts
+
+from engine.__main__ import main
+from engine.data import DataError, read_csv
+from engine.runs import RunStore
+
+TOPICS = ["sport", "money", "film"]
+
+
+def write(folder: Path, content: str, name: str = "d.csv") -> Path:
+    path = folder / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def topics_csv(folder: Path, rows: int = 60) -> Path:
+    """`rows` rows, one topic word per class, the label the topic's name."""
+    return write(folder, "text,label\n" + "".join(f"item {i} about {TOPICS[i % 3]} and {TOPICS[i % 3]},"
+                                                   f"{TOPICS[i % 3]}\n" for i in range(rows)), "topics.csv")
+
+
+# ---------------------------------------------------------------- the engine's reader
+
+def test_names_get_ids_in_sorted_order(tmp_path):
+    data = read_csv(write(tmp_path, "text,label\ngood,pos\nbad,neg\nso so,neutral\nfine,pos\n"))
+    assert data.label_names == ["neg", "neutral", "pos"]
+    assert data.labels == [2, 0, 1, 2]
+
+
+def test_an_explicit_order_sets_the_ids(tmp_path):
+    data = read_csv(write(tmp_path, "text,label\ngood,pos\nbad,neg\nso so,neutral\n"),
+                    label_order=["pos", "neg", "neutral"])
+    assert data.label_names == ["pos", "neg", "neutral"]
+    assert data.labels == [0, 1, 2]
+
+
+@pytest.mark.parametrize("order, says", [
+    (["pos", "neg"], "leaves out 'neutral'"),
+    (["pos", "neg", "neutral", "mixed"], "names 'mixed', which is not a label of the file"),
+])
+def test_an_order_must_name_exactly_the_files_labels(tmp_path, order, says):
+    with pytest.raises(DataError, match=says):
+        read_csv(write(tmp_path, "text,label\ngood,pos\nbad,neg\nso so,neutral\n"), label_order=order)
+
+
+def test_a_column_mixing_names_and_numbers_is_refused_naming_values_and_lines(tmp_path):
+    with pytest.raises(DataError) as err:
+        read_csv(write(tmp_path, "text,label\ngood,pos\nbad,neg\nok,1\nfine,pos\nmeh,0\n"))
+    message = str(err.value)
+    assert "mixes" in message and "'1' (line 4)" in message and "'0' (line 6)" in message, message
+    assert "'pos' (line 2)" in message, message
+
+
+def test_labels_differing_only_by_spaces_or_case_are_refused(tmp_path):
+    with pytest.raises(DataError) as err:
+        read_csv(write(tmp_path, "text,label\ngood,pos\nbad,neg\nnice,pos \ngreat,Pos\nawful,neg\n"))
+    message = str(err.value)
+    assert "'pos' (line 2)" in message and "'pos ' (line 4)" in message and "'Pos' (line 5)" in message, message
+    assert "neg" not in message, message
+
+
+def test_integer_labels_are_unchanged(tmp_path):
+    data = read_csv(write(tmp_path, "text,label\na,1\nb,0\nc,2\nd, 1\n"))
+    assert data.labels == [1, 0, 2, 1] and data.label_names == ["0", "1", "2"]
+
+
+def test_an_evaluation_csv_is_read_in_the_models_names(tmp_path):
+    path = write(tmp_path, "text,label\ngood,pos\nbad,neg\n")
+    assert read_csv(path, known_labels=["pos", "neutral", "neg"]).labels == [0, 2]
+    with pytest.raises(DataError, match="'neg'.*this model knows: pos, neutral"):
+        read_csv(path, known_labels=["pos", "neutral"])
+
+
+# ---------------------------------------------------------------- the CLI
+
+def refused(argv: list[str], capsys) -> str:
+    code = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, lines)
+    return lines[0]
+
+
+@pytest.mark.parametrize("order, dataset, says", [
+    ("sport,money", "csv", "leaves out 'film'"),
+    ("sport,money,film,vote", "csv", "names 'vote'"),
+    ("negative,positive", "sst2", "only for a CSV"),
+])
+def test_label_order_errors_exit_2_before_a_run_exists(run_home, tmp_path, capsys, order, dataset, says):
+    data = f"csv:{topics_csv(tmp_path)}" if dataset == "csv" else dataset
+    line = refused(["train", "--model", "tiny", "--dataset", data, "--label-order", order, "--train-size", "32",
+                    "--batch-size", "16"], capsys)
+    assert line.startswith("error: --label-order: ") and says in line, line
+    assert RunStore().list() == []
+
+
+@pytest.fixture(scope="module")
+def named_run(tmp_path_factory) -> tuple[Path, str]:
+    """A tiny model trained by the CLI on the topics CSV with `--label-order sport,money,film`:
+    (its run store, its run id)."""
+    home = tmp_path_factory.mktemp("named") / "runs"
+    csv = topics_csv(tmp_path_factory.mktemp("csv"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROBUSTLAB_HOME", str(home))
+        assert main(["train", "--model", "tiny", "--dataset", f"csv:{csv}", "--label-order", "sport,money,film",
+                     "--epochs", "1", "--batch-size", "8", "--json"]) == 0
+        run_id = RunStore().list()[0]["id"]
+    return home, run_id
+
+
+def test_runs_show_has_the_label_names_in_id_order(named_run, monkeypatch, capsys):
+    home, run_id = named_run
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    capsys.readouterr()
+    assert main(["runs", "show", run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert shown["label_names"] == TOPICS
+
+
+def test_the_playground_shows_the_names(named_run, monkeypatch):
+    home, run_id = named_run
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = page("playground.py")
+    at.run()
+    at.selectbox(key="pg-run-a").set_value(run_id).run()
+    at.text_area(key="pg-text").input("item about money and money").run()
+    no_exception(at)
+    bars = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if f"pg-probs-{run_id}" in c.proto.id)
+    assert bars["data"][0]["y"] == TOPICS, bars["data"][0]["y"]
+    verdict = next(m.value for m in at.markdown if m.value.startswith("Prediction: **"))
+    assert any(f"**{name}**" in verdict for name in TOPICS), verdict
+
+
+# ---------------------------------------------------------------- the Train page
+
+def upload(at, name: str, content: bytes):
+    at.selectbox(key="train-dataset").set_value("Upload CSV").run()
+    at.file_uploader(key="train-upload").set_value((name, content, "text/csv"))
+    return no_exception(at.run())
+
+
+def test_train_page_shows_the_names_and_stores_a_chosen_order(run_home, tmp_path, monkeypatch):
+    from engine import jobs
+
+    queued = []
+    monkeypatch.setattr(jobs, "submit", lambda store, config: queued.append(config) or store.create(config))
+    at = upload(page("train.py").run(), "topics.csv", topics_csv(tmp_path).read_bytes())
+    counts = next(c for c in texts(at, "caption") if c.startswith("Examples per class"))
+    assert all(f"{name}: 20" in counts for name in TOPICS), counts
+    assert set(at.dataframe[0].value["label"]) == set(TOPICS)
+    order = at.text_input(key="train-label-order")
+    assert order.value == "film, money, sport"
+    order.input("sport, money, film").run()
+    at.radio(key="train-model").set_value("tiny").run()
+    at.button(key="train-start").click().run()
+    assert not texts(no_exception(at), "error")
+    assert [c["label_order"] for c in queued] == [TOPICS]
+
+
+def test_train_page_refuses_an_order_that_misses_a_label(run_home, tmp_path, monkeypatch):
+    from engine import jobs
+
+    queued = []
+    monkeypatch.setattr(jobs, "submit", lambda store, config: queued.append(config) or store.create(config))
+    at = upload(page("train.py").run(), "topics.csv", topics_csv(tmp_path).read_bytes())
+    at.text_input(key="train-label-order").input("sport, money").run()
+    at.radio(key="train-model").set_value("tiny").run()
+    at.button(key="train-start").click().run()
+    assert any("leaves out 'film'" in e for e in texts(no_exception(at), "error")), texts(at, "error")
+    assert queued == []
+
+
+def test_train_page_refuses_near_duplicate_labels_naming_lines(run_home):
+    at = upload(page("train.py").run(), "dup.csv", b"text,label\ngood,pos\nbad,neg\nnice,Pos\nawful,neg\n")
+    errors = texts(at, "error")
+    assert any("'Pos' (line 4)" in e for e in errors), errors
