@@ -10,7 +10,9 @@ import streamlit as st
 
 from app.figures import accuracy_figure, comparison_figure, has_series, loss_figure
 from app.formatting import distinct_labels, fmt_acc, fmt_duration, learned_text, short_dataset, short_model
+from app.plain_text import markdown_text
 from engine.evaluate import learning_status
+from engine.inference import label_names_for
 from engine.runs import Run, RunStore
 
 LOSS_CAPTION = ("How to read it: the solid line is the training loss (averaged over a few steps), the dotted "
@@ -79,7 +81,10 @@ def show_results(run: Run, narrow: bool = False) -> None:
     cols[3].metric("Training time", fmt_duration(results.get("train_seconds")),
                    help=f"whole run including evaluation: {fmt_duration(results.get('seconds'))}")
     cols[4].metric("Examples / s", results.get("train_examples_per_second", "–"), help=results.get("device"))
-    shown = {"dev_accuracy", "advglue_sst2_accuracy", "steps", "total_steps", "train_seconds", "seconds",
+    names = label_names_for(run.dir)
+    if names:
+        st.caption("Classes (id, name): " + " · ".join(f"{i} {markdown_text(name)}" for i, name in enumerate(names)))
+    shown = {"label_names", "dev_accuracy", "advglue_sst2_accuracy", "steps", "total_steps", "train_seconds", "seconds",
              "train_examples_per_second", "device", "run_id", "status", "method_summary", "dev_set",
              "chance_accuracy", "learned"}
     extra = {k: v for k, v in results.items() if k not in shown and isinstance(v, (int, float, str))}

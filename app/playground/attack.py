@@ -56,8 +56,8 @@ def attack_panel(run_ids: list[str], fitted: FittedText | None, gold: dict | Non
     live: LiveAttack | None = st.session_state.get("pg-live")
     busy = live is not None and live.running
     if gold:
-        st.caption(f"Attacking the {gold['source']} label **{gold['name']}**; a model that already gets it wrong "
-                   "is skipped. A typed sentence is attacked away from each model's own prediction.")
+        st.caption(f"Attacking the {gold['source']} label **{markdown_text(gold['name'])}**; a model that already "
+                   "gets it wrong is skipped. A typed sentence is attacked away from each model's own prediction.")
     clicked = st.button("Attack", type="primary", icon=":material/bolt:", key="pg-attack",
                         disabled=busy or not row["available"] or fitted is None,
                         help="Runs in the background; you can cancel it." if fitted else "Enter a sentence first.")

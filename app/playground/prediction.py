@@ -6,6 +6,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.plain_text import markdown_text
 from app.playground import text_views
 from app.playground.history import log_history
 from app.playground.model_choice import run_heading
@@ -79,8 +80,8 @@ def _prediction(run_id: str, names: list[str], probs: list[float], gold: dict | 
     verdict = ""
     if gold:
         verdict = (" · :green[matches the label]" if gold["label"] == top else
-                   f" · :red[wrong: the {gold['source']} label is {gold['name']}]")
-    st.markdown(f"Prediction: **{names[top]}** ({probs[top]:.1%}){verdict}")
+                   f" · :red[wrong: the {gold['source']} label is {markdown_text(gold['name'])}]")
+    st.markdown(f"Prediction: **{markdown_text(names[top])}** ({probs[top]:.1%}){verdict}")   # names: a CSV's
     st.plotly_chart(probs_figure(names, {"p": probs}, height=110), key=f"pg-probs-{run_id}",
                     config={"displayModeBar": False})
 
@@ -89,8 +90,8 @@ def _saliency_caption(attribution) -> None:
     if attribution.how == "attention":
         st.caption("Darker: more of [CLS]'s last-layer attention. Hover a word for its share.")
         return
-    note = (f"Orange words push toward **{attribution.target_name}**, blue words away from it. Hover a word for "
-            f"its score, the box for what the scores mean.")
+    note = (f"Orange words push toward **{markdown_text(attribution.target_name)}**, blue words away from it. Hover a "
+            f"word for its score, the box for what the scores mean.")
     if attribution.completeness:
         c = attribution.completeness
         error = f"{c['error']:+.4f}" if abs(c["error"]) >= 1e-3 else f"{c['error']:+.1e}"

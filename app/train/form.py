@@ -107,9 +107,9 @@ def show_upload(filename: str, summary: UploadSummary) -> None:
     st.dataframe(summary.preview, hide_index=True,
                  column_config={"label": st.column_config.TextColumn(width="small"),
                                 "text": st.column_config.TextColumn(width="large")})
+    counts = summary.class_counts.itertuples(index=False)
     st.caption("Examples per class: " + " · ".join(
-        f"{label}: {examples:,} ({share:.0%})" for label, examples, share in summary.class_counts.itertuples(
-            index=False)))
+        f"{markdown_text(label)}: {examples:,} ({share:.0%})" for label, examples, share in counts))
 
 
 def fit_to_data(data: Choice, budget: dict[str, Any]) -> dict[str, Any]:
