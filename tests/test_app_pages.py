@@ -125,8 +125,8 @@ def test_good_csv_upload_is_kept_and_previewed(run_home):
     summary = accept_upload(content.encode(), "my reviews.csv")
     assert summary.rows == 30 and summary.num_labels == 3 and summary.path.exists()
     assert summary.class_counts["examples"].tolist() == [10, 10, 10]
-    with pytest.raises(DataError, match="not a number"):
-        accept_upload(b"text,label\ngood,yes\nbad,no\n", "words.csv")
+    with pytest.raises(DataError, match="mixes names and numbers"):
+        accept_upload(b"text,label\ngood,yes\nbad,0\n", "words.csv")
     with pytest.raises(DataError, match="at least two rows per class"):
         accept_upload(b"text,label\ngood,1\nbad,0\n", "tiny.csv")
 
