@@ -103,7 +103,7 @@ class LoadedModel:
 
     @classmethod
     def from_run(cls, run_dir: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
-        """Load a finished run's model; max length and label names come from its config."""
+        """Load a finished run's model; max length from its config, class names as the run stored them."""
         from engine.models import load_trained
 
         run_dir = Path(run_dir)
