@@ -30,7 +30,7 @@ def class_ids(cells: Sequence[str], lines: Sequence[int], order: Sequence[str] |
     trained model's classes in id order, when the file is evaluated against it (every label must be one of them;
     integer labels are ids below their number)."""
     values = [cell.strip() for cell in cells]
-    numeric = [_is_integer_like(v) for v in values]
+    numeric = [is_number(v) for v in values]
     if all(numeric):
         if order is not None:
             raise LabelOrderError("the file's labels are integer class ids already; a label order is only for "
@@ -107,8 +107,9 @@ def _refuse_near_duplicates(cells: Sequence[str], lines: Sequence[int]) -> None:
                          f"way on every line")
 
 
-def _is_integer_like(value: str) -> bool:
-    """A label written as a number (an integer id, or a number that is then refused as one)."""
+def is_number(value: str) -> bool:
+    """A cell written as a number (a label that is an integer id, or a number then refused as one; a header
+    cell that is data)."""
     try:
         float(value)
     except ValueError:

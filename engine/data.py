@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.csv_labels import LabelError, LabelOrderError, class_ids
+from engine.csv_labels import LabelError, LabelOrderError, class_ids, is_number
 from engine.csv_table import CsvFormatError, CsvTable, read_table
 from engine.paths import data_dir, runs_home
 from engine.user_text import quoted
@@ -236,21 +236,13 @@ def _check_header(header: list[str], text_column: str | None, label_column: str 
     names = {name.strip().lower() for name in header}
     if text_column or label_column or (names & set(TEXT_COLUMNS) and names & set(LABEL_COLUMNS)):
         return
-    if not any(_is_number(name) for name in header):
+    if not any(is_number(name) for name in header):
         return   # a header with other names: _pick_column says which names it looked for
     first = ",".join(header)
     first = first if len(first) <= 60 else first[:60] + "..."
     raise DataError(f"the file has no header line: its first line ({first!r}) is data. Add a first line that "
                     f"names the columns, e.g. text,label: the text column is called one of "
                     f"{', '.join(TEXT_COLUMNS)}; the label column one of {', '.join(LABEL_COLUMNS)}")
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _pick_column(columns: dict[str, int], header: list[str], wanted: str | None, candidates: tuple[str, ...],

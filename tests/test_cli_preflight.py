@@ -4,18 +4,10 @@ behind for the Playground to open)."""
 from __future__ import annotations
 
 import pytest
+from cli_util import refused
 
-from engine.__main__ import main
 from engine.runs import RunStore
 from engine.train_config import TrainConfig
-
-
-def refused(argv: list[str], capsys) -> str:
-    """The one stderr line of a command refused with exit code 2."""
-    code = main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (code, lines)
-    return lines[0]
 
 
 @pytest.mark.parametrize("argv, flag, says", [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from apptest_util import no_exception, page, texts
+from cli_util import refused
 
 from engine.__main__ import main
 from engine.data import DataError, read_csv
@@ -82,13 +83,6 @@ def test_an_evaluation_csv_is_read_in_the_models_names(tmp_path):
 
 
 # ---------------------------------------------------------------- the CLI
-
-def refused(argv: list[str], capsys) -> str:
-    code = main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (code, lines)
-    return lines[0]
-
 
 @pytest.mark.parametrize("order, dataset, says", [
     ("sport,money", "csv", "leaves out 'film'"),
