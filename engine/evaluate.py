@@ -119,6 +119,25 @@ def same_task(config: dict, name: str) -> bool:
     return name == "heldout" or TASKS.get(name, name) == TASKS.get(dataset, dataset)
 
 
+def dev_chance(run: Run) -> float | None:
+    """The majority-class rate of the dev set the run's final accuracy was scored on: stored by training, else
+    counted from the dev set's labels; None when the dev set cannot be read."""
+    stored = run.results.get("chance_accuracy")
+    if stored is not None:
+        return float(stored)
+    try:
+        return counted_dev_chance(run)
+    except (DataError, OSError, KeyError):
+        return None
+
+
+def counted_dev_chance(run: Run) -> float:
+    """The majority-class rate counted from the labels of the run's dev set (for runs that did not store it)."""
+    config = run.config
+    return _dev_chance(config["dataset"], _order(config), run.results.get("dev_set") or dev_set_name(config),
+                       config.get("dev_fraction", 0.1), config.get("seed", 0))
+
+
 @functools.lru_cache(maxsize=32)
 def _dev_chance(dataset: str, label_order: tuple[str, ...] | None, dev_name: str, dev_fraction: float,
                 seed: int) -> float:
@@ -139,10 +158,8 @@ def learning_status(run: Run) -> dict[str, Any]:
         return {"chance_accuracy": chance, "dev_accuracy": None, "learned": None,
                 "reason": "no final dev accuracy (not a finished training run)"}
     if chance is None:
-        config = run.config
         try:
-            chance = _dev_chance(config["dataset"], _order(config), results.get("dev_set") or dev_set_name(config),
-                                 config.get("dev_fraction", 0.1), config.get("seed", 0))
+            chance = counted_dev_chance(run)
         except (DataError, OSError, KeyError) as err:
             return {"chance_accuracy": None, "dev_accuracy": dev, "learned": None,
                     "reason": f"chance level unknown: the dev set cannot be read ({err})"}

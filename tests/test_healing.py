@@ -9,8 +9,9 @@ import pytest
 from recovery_util import DEV_CHANCE, fake_grid
 from scipy import stats as sps
 
+from engine.evaluate import dev_chance
 from engine.recovery.claims import judge_grid, judge_healing
-from engine.recovery.metrics import chance_corrected_ratio, dev_chance, grid_rows, summarise_by_label
+from engine.recovery.metrics import chance_corrected_ratio, grid_rows, summarise_by_label
 from engine.runs import RunError, RunStore
 
 CLEAN = {0: 0.85, 1: 0.82, 2: 0.84, 3: 0.86}

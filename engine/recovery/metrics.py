@@ -7,7 +7,6 @@ of clean accuracy. Raw accuracies stay in every row beside the ratio.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -25,42 +24,6 @@ def chance_corrected_ratio(accuracy: float | None, clean: float | None, chance: 
     if accuracy is None or clean is None or chance is None or clean <= chance:
         return None
     return (accuracy - chance) / (clean - chance)
-
-
-def majority_rate(labels: list[int]) -> float:
-    """The accuracy of always answering the most common label."""
-    counts = np.bincount(np.asarray(labels, dtype=int))
-    return float(counts.max() / counts.sum()) if counts.sum() else 0.0
-
-
-@functools.lru_cache(maxsize=16)
-def _set_chance(dataset: str, label_order: tuple[str, ...] | None, dev_name: str, dev_fraction: float,
-                seed: int) -> float:
-    from engine.data import load_dataset, split_train_dev
-
-    if dev_name == "heldout":
-        return majority_rate(split_train_dev(load_dataset(dataset, label_order), dev_fraction, seed)[1].labels)
-    return majority_rate(load_dataset(dev_name).labels)
-
-
-def dev_chance(run: Run) -> float | None:
-    """The majority-class rate of the dev set the run's final accuracy was scored on (stored by training,
-    else counted from the dev set's labels); None when the dev set cannot be read."""
-    from engine.data import DEV_SET, DataError
-
-    stored = run.results.get("chance_accuracy")
-    if stored is not None:
-        return float(stored)
-    config = run.config
-    dataset = config.get("dataset") or ""
-    dev_name = run.results.get("dev_set") or ("heldout" if dataset.startswith("csv:")
-                                              else DEV_SET.get(dataset, dataset))
-    try:
-        order = config.get("label_order")
-        return _set_chance(dataset, None if order is None else tuple(order), dev_name, config.get("dev_fraction", 0.1),
-                           config.get("seed", 0))
-    except (DataError, OSError, KeyError):
-        return None
 
 
 def dev_curve(run: Run) -> tuple[list[int], list[float]]:
@@ -88,6 +51,8 @@ def steps_to_reach(steps: list[int], values: list[float], target: float | None) 
 
 
 def _row(child: Run, clean_final: dict[int, dict]) -> dict[str, Any]:
+    from engine.evaluate import dev_chance  # lazily: it loads torch, needed only for runs without a stored chance
+
     config, results, status = child.config, child.results, child.status
     cell = config.get("recovery", {})
     steps, values = dev_curve(child)

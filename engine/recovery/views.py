@@ -156,7 +156,7 @@ def chance_lines(view: GridView) -> dict[str, float]:
         out["dev"] = dev[0]
     if any(r["advglue_sst2_accuracy"] is not None for r in view.rows):
         from engine.data import load_dataset
-        from engine.recovery.metrics import majority_rate
+        from engine.evaluate import chance_accuracy
 
-        out["advglue"] = majority_rate(load_dataset("advglue-sst2").labels)
+        out["advglue"] = chance_accuracy(load_dataset("advglue-sst2").labels)
     return out
