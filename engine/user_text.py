@@ -3,7 +3,7 @@
 A message says what was wrong with the input, so it repeats it; repeated in full, a 12,000-character paste buries
 the page or the terminal, and a right-to-left override or a zero-width character silently reverses or hides part
 of the message. Every echo goes through `quoted` (inside a sentence, in quotes) or `shown` (a text on its own,
-like the Playground's attack header). The page escapes Markdown on top of this (`app.formatting.markdown_text`).
+like the Playground's attack header). The page escapes Markdown on top of this (`app.plain_text.markdown_text`).
 """
 from __future__ import annotations
 
