@@ -238,10 +238,8 @@ def _check_header(header: list[str], text_column: str | None, label_column: str 
         return
     if not any(is_number(name) for name in header):
         return   # a header with other names: _pick_column says which names it looked for
-    first = ",".join(header)
-    first = first if len(first) <= 60 else first[:60] + "..."
-    raise DataError(f"the file has no header line: its first line ({first!r}) is data. Add a first line that "
-                    f"names the columns, e.g. text,label: the text column is called one of "
+    raise DataError(f"the file has no header line: its first line ({quoted(','.join(header))}) is data. Add a "
+                    f"first line that names the columns, e.g. text,label: the text column is called one of "
                     f"{', '.join(TEXT_COLUMNS)}; the label column one of {', '.join(LABEL_COLUMNS)}")
 
 
