@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import DEV_SET
 from engine.runs import ACTIVE, RunError, RunStore, read_json
 
 METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
@@ -60,7 +59,7 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
     """A run's stored numbers and whether it learned; a metric it lacks is None and named in `missing`.
     `included`: the run counts in means and claims (finished, and not known to have failed to learn)."""
     from engine.attacks.batch import find_cached
-    from engine.evaluate import learning_status
+    from engine.evaluate import dev_set_name, learning_status
 
     row: dict[str, Any] = {"run_id": run_id, "method": None, "seed": None, "status": "deleted",
                            **{m: None for m in METRICS}, "attack_run": None, "missing": [], "included": False,
@@ -84,7 +83,7 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
     row.update(learned=learning["learned"], learning_reason=learning["reason"],
                chance_accuracy=learning["chance_accuracy"], included=learning["learned"] is not False)
     evals = read_json(run.dir / "eval.json", {})
-    dev_name = DEV_SET.get(config.get("dataset", ""), "heldout")
+    dev_name = dev_set_name(config)
     row["dev_accuracy"] = evals.get(dev_name, {}).get("accuracy")
     advglue = evals.get("advglue-sst2", {})
     row["advglue_sst2_accuracy"] = advglue.get("accuracy")
