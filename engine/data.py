@@ -1,7 +1,9 @@
 """Datasets: the registry, loading from the data folder or the hub, CSV uploads, and batching.
 
-Every dataset comes out as a `TextDataset` of texts, integer labels 0..C-1 and the class names in id order,
-whatever its source (a CSV's named labels: engine/csv_labels.py).
+Every dataset comes out as a `TextDataset` of texts (and, for a sentence-pair task, the second segments),
+integer labels 0..C-1 and the class names in id order, whatever its source (a CSV's named labels:
+engine/csv_labels.py). One example's input is an `Input`: a sentence, or a (first, second) pair, the shape
+TextAttack's multi-input attacks hand a model too.
 Batches are length-bucketed and padded only to their longest sentence: that, not the model, is
 where most CPU time goes on short SST-2 sentences.
 """
@@ -24,6 +26,8 @@ from engine.csv_table import CsvFormatError, CsvTable, read_table
 from engine.paths import data_dir, runs_home
 from engine.user_text import quoted
 
+Input = str | tuple[str, str]     # one example: a sentence, or a sentence pair (first segment, second segment)
+
 MAX_CSV_BYTES = 25 * 1024 * 1024
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
@@ -43,6 +47,8 @@ class TextDataset:
     texts: list[str]
     labels: list[int]
     label_names: list[str] = field(default_factory=list)
+    texts_b: list[str] | None = None          # the second segments of a sentence-pair task, else None
+    segment_names: tuple[str, str] = ("sentence1", "sentence2")   # what a pair task calls its two segments
 
     def __post_init__(self) -> None:
         if not self.label_names:
@@ -55,9 +61,19 @@ class TextDataset:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    @property
+    def is_pair(self) -> bool:
+        return self.texts_b is not None
+
+    @property
+    def inputs(self) -> list[Input]:
+        """What the model reads, example by example: the sentences, or (first, second) pairs."""
+        return list(zip(self.texts, self.texts_b)) if self.texts_b is not None else list(self.texts)
+
     def subset(self, indices: np.ndarray | list[int]) -> TextDataset:
         return TextDataset(self.name, [self.texts[i] for i in indices], [self.labels[i] for i in indices],
-                           list(self.label_names))
+                           list(self.label_names),
+                           None if self.texts_b is None else [self.texts_b[i] for i in indices], self.segment_names)
 
     def sample(self, n: int | None, seed: int) -> TextDataset:
         """A seeded random subset of n examples (all of them if n is None or too large)."""
@@ -72,6 +88,22 @@ class TextDataset:
 SST2_LABELS = ["negative", "positive"]
 
 
+@dataclass(frozen=True)
+class PairTask:
+    """A GLUE sentence-pair task: its two text fields (GLUE's and AdvGLUE's names) and its classes in id
+    order (the GLUE / Hugging Face `glue` convention)."""
+    fields: tuple[str, str]
+    label_names: tuple[str, ...]
+
+
+PAIR_TASKS = {
+    "rte": PairTask(("sentence1", "sentence2"), ("entailment", "not_entailment")),
+    "qnli": PairTask(("question", "sentence"), ("entailment", "not_entailment")),
+    "qqp": PairTask(("question1", "question2"), ("not_duplicate", "duplicate")),
+    "mnli": PairTask(("premise", "hypothesis"), ("entailment", "neutral", "contradiction")),
+}
+
+
 def _read_sst2(file: str) -> Callable[[Path], TextDataset]:
     def read(root: Path) -> TextDataset:
         texts, labels = [], []
@@ -84,10 +116,21 @@ def _read_sst2(file: str) -> Callable[[Path], TextDataset]:
 
 
 def _read_advglue(task: str) -> Callable[[Path], TextDataset]:
+    """AdvGLUE dev's part for `task` (sst2, or a pair task; mnli-mm is MNLI mismatched)."""
     def read(root: Path) -> TextDataset:
-        rows = json.loads((root / "advglue" / "dev.json").read_text(encoding="utf-8"))[task]
-        return TextDataset(f"advglue-{task}", [r["sentence"].strip() for r in rows], [int(r["label"]) for r in rows],
-                           SST2_LABELS)
+        file = root / "advglue" / "dev.json"
+        parts = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(parts, dict) or task not in parts:
+            raise DataError(f"{file} has no {quoted(task)} part (it has: "
+                            f"{', '.join(map(quoted, parts)) if isinstance(parts, dict) else 'no task parts'})")
+        rows = parts[task]
+        labels = [int(r["label"]) for r in rows]
+        pair = PAIR_TASKS.get(task.removesuffix("-mm"))
+        if pair is None:
+            return TextDataset(f"advglue-{task}", [r["sentence"].strip() for r in rows], labels, SST2_LABELS)
+        first, second = pair.fields
+        return TextDataset(f"advglue-{task}", [r[first].strip() for r in rows], labels, list(pair.label_names),
+                           [r[second].strip() for r in rows], pair.fields)
     return read
 
 
@@ -97,17 +140,24 @@ class DatasetSpec:
     description: str
     local_file: str                          # relative to the data folder
     read_local: Callable[[Path], TextDataset]
-    hub: tuple[str, str, str, str]           # (path, config, split, text field) for load_dataset
+    hub: tuple[str, str, str, tuple[str, ...]]   # (path, config, split, text fields) for datasets.load_dataset
 
 
 REGISTRY: dict[str, DatasetSpec] = {
     "sst2": DatasetSpec("sst2", "GLUE SST-2 train (67,349 movie-review phrases, 2 classes)", "sst2/train.tsv",
-                        _read_sst2("train.tsv"), ("glue", "sst2", "train", "sentence")),
+                        _read_sst2("train.tsv"), ("glue", "sst2", "train", ("sentence",))),
     "sst2-dev": DatasetSpec("sst2-dev", "GLUE SST-2 dev (872 sentences)", "sst2/dev.tsv",
-                            _read_sst2("dev.tsv"), ("glue", "sst2", "validation", "sentence")),
+                            _read_sst2("dev.tsv"), ("glue", "sst2", "validation", ("sentence",))),
     "advglue-sst2": DatasetSpec("advglue-sst2", "AdvGLUE dev, SST-2 part (148 adversarial sentences)",
                                 "advglue/dev.json", _read_advglue("sst2"),
-                                ("adv_glue", "adv_sst2", "validation", "sentence")),
+                                ("adv_glue", "adv_sst2", "validation", ("sentence",))),
+    **{f"advglue-{task}": DatasetSpec(f"advglue-{task}", f"AdvGLUE dev, {label} part ({rows} adversarial "
+                                      f"{' / '.join(PAIR_TASKS[task.removesuffix('-mm')].fields)} pairs)",
+                                      "advglue/dev.json", _read_advglue(task),
+                                      ("adv_glue", f"adv_{task.replace('-mm', '_mismatched')}", "validation",
+                                       PAIR_TASKS[task.removesuffix('-mm')].fields))
+       for task, label, rows in (("rte", "RTE", 81), ("qnli", "QNLI", 148), ("qqp", "QQP", 78),
+                                 ("mnli", "MNLI matched", 121), ("mnli-mm", "MNLI mismatched", 162))},
 }
 # The dev split that goes with each training set, and the robustness set to report beside it.
 DEV_SET = {"sst2": "sst2-dev"}
@@ -129,9 +179,14 @@ def _hub_offline() -> bool:
 def _load_from_hub(spec: DatasetSpec) -> TextDataset:
     import datasets  # heavy; only needed online
 
-    path, config, split, text_field = spec.hub
+    path, config, split, fields = spec.hub
     ds = datasets.load_dataset(path, config, split=split)
-    return TextDataset(spec.name, [t.strip() for t in ds[text_field]], [int(x) for x in ds["label"]], SST2_LABELS)
+    labels = [int(x) for x in ds["label"]]
+    if len(fields) == 1:
+        return TextDataset(spec.name, [t.strip() for t in ds[fields[0]]], labels, SST2_LABELS)
+    pair = PAIR_TASKS[config.removeprefix("adv_").removesuffix("_mismatched")]
+    return TextDataset(spec.name, [t.strip() for t in ds[fields[0]]], labels, list(pair.label_names),
+                       [t.strip() for t in ds[fields[1]]], pair.fields)
 
 
 def load_dataset(name: str, label_order: Sequence[str] | None = None) -> TextDataset:
@@ -321,20 +376,36 @@ def split_sizes_text(rows: int, held_out: int, asked: int | None) -> str:
 
 @dataclass
 class Encoded:
-    """Token ids of a dataset, unpadded, with their labels."""
+    """Token ids of a dataset, unpadded, with their labels; for pairs also the segment ids where the
+    tokenizer gives them (BERT's token_type_ids: 0 for the first segment, 1 for the second)."""
     ids: list[list[int]]
     labels: list[int]
+    token_types: list[list[int]] | None = None
 
     def lengths(self) -> np.ndarray:
+        """Tokens per example (a pair's both segments and special tokens): what length-bucketing sorts by."""
         return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
 
 
-def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    return tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+def encode(tokenizer, inputs: Sequence[Input], max_length: int) -> Encoded:
+    """Tokenize sentences, or pairs with the tokenizer's pair encoding (the longer segment is truncated
+    first). Labels are left empty for the caller to fill."""
+    if not inputs:
+        return Encoded([], [])
+    if isinstance(inputs[0], tuple):
+        if not all(isinstance(x, tuple) and len(x) == 2 for x in inputs):
+            raise ValueError("inputs mix sentences and sentence pairs")
+        out = tokenizer([a for a, _ in inputs], [b for _, b in inputs], truncation=True, max_length=max_length,
+                        add_special_tokens=True)
+        return Encoded(out["input_ids"], [], out.get("token_type_ids"))
+    out = tokenizer(list(inputs), truncation=True, max_length=max_length, add_special_tokens=True)
+    return Encoded(out["input_ids"], [])
 
 
 def encode_dataset(tokenizer, data: TextDataset, max_length: int) -> Encoded:
-    return Encoded(encode(tokenizer, data.texts, max_length), list(data.labels))
+    encoded = encode(tokenizer, data.inputs, max_length)
+    encoded.labels = list(data.labels)
+    return encoded
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
@@ -357,20 +428,36 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return batches
 
 
-def pad_batch(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(encoded: Encoded, rows: Sequence[int], pad_id: int,
+              device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The model inputs of some rows, padded to their longest: input_ids, attention_mask, and
+    token_type_ids when the rows are pairs with segment ids."""
+    ids = [encoded.ids[i] for i in rows]
     width = max(len(x) for x in ids)
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for row, seq in enumerate(ids):
         input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, :len(seq)] = 1
-    return input_ids, mask
+    batch = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+    if encoded.token_types is not None:
+        types = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, i in enumerate(rows):
+            types[row, :len(encoded.token_types[i])] = torch.tensor(encoded.token_types[i], dtype=torch.long)
+        batch["token_type_ids"] = types.to(device)
+    return batch
+
+
+def model_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments a model's forward takes from a batch (segment ids only when it has them)."""
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    return {k: batch[k] for k in keys if k in batch}
 
 
 def iter_batches(encoded: Encoded, batches: list[np.ndarray], pad_id: int,
                  device: torch.device | str = "cpu") -> Iterator[dict[str, torch.Tensor]]:
     for idx in batches:
-        input_ids, mask = pad_batch([encoded.ids[i] for i in idx], pad_id)
-        yield {"input_ids": input_ids.to(device), "attention_mask": mask.to(device),
-               "labels": torch.tensor([encoded.labels[i] for i in idx], dtype=torch.long, device=device),
-               "index": torch.as_tensor(idx)}
+        batch = pad_batch(encoded, idx, pad_id, device)
+        batch["labels"] = torch.tensor([encoded.labels[i] for i in idx], dtype=torch.long, device=device)
+        batch["index"] = torch.as_tensor(idx)
+        yield batch

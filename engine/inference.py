@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.data import SST2_LABELS, bucketed_batches, encode, pad_batch
+from engine.data import SST2_LABELS, Input, bucketed_batches, encode, pad_batch
 from engine.device import autocast
 from engine.runs import read_json
 
@@ -51,22 +51,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return torch.softmax(torch.from_numpy(logits), -1).numpy()
 
 
-def batched_logits(model: torch.nn.Module, method, tokenizer, texts: list[str], max_length: int,
+def batched_logits(model: torch.nn.Module, method, tokenizer, texts: list[Input], max_length: int,
                    batch_size: int, mixed_precision: bool = False, lock: threading.RLock | None = None,
                    should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Logits (N, C) as float32 in input order. Batches hold texts of similar length, padded only to their
     longest member. `lock` is held around each forward pass; `should_stop` is checked before each batch
     (raises `Cancelled`). The model is used as it is (put it in eval mode first)."""
-    ids = encode(tokenizer, texts, max_length) if texts else []
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    encoded = encode(tokenizer, texts, max_length)
     device = next(model.parameters()).device
     guard = lock if lock is not None else contextlib.nullcontext()
     out = np.zeros((len(texts), 0), dtype=np.float32)
-    for chunk in bucketed_batches(lengths, batch_size, None):
+    for chunk in bucketed_batches(encoded.lengths(), batch_size, None):
         if should_stop is not None and should_stop():
             raise Cancelled()
-        input_ids, mask = pad_batch([ids[j] for j in chunk], tokenizer.pad_token_id)
-        batch = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+        batch = pad_batch(encoded, chunk, tokenizer.pad_token_id, device)
         with guard, torch.no_grad(), autocast(device, mixed_precision):
             rows = method.logits(model, batch).float().cpu().numpy()
         if out.shape[1] == 0:
@@ -75,7 +73,7 @@ def batched_logits(model: torch.nn.Module, method, tokenizer, texts: list[str], 
     return out
 
 
-def predict_probs(model: torch.nn.Module, method, tokenizer, texts: list[str], max_length: int = 128,
+def predict_probs(model: torch.nn.Module, method, tokenizer, texts: list[Input], max_length: int = 128,
                   batch_size: int = 128) -> np.ndarray:
     """Class probabilities (N, C) in input order, for a model being trained or evaluated once (no cache)."""
     model.eval()
@@ -96,7 +94,7 @@ class LoadedModel:
         self.label_names = list(label_names or [str(i) for i in range(num_labels)])
         self.run_id = run_id
         self.lock = threading.RLock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[Input, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self.stats = {"texts": 0, "cache_hits": 0, "forward_texts": 0}
@@ -116,7 +114,7 @@ class LoadedModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def logits(self, texts: list[str], should_stop: Callable[[], bool] | None = None,
+    def logits(self, texts: list[Input], should_stop: Callable[[], bool] | None = None,
                batch_size: int = 64) -> np.ndarray:
         """Logits (N, C) in input order. Cached texts are not recomputed; the rest go through
         `batched_logits` once each. `should_stop` is checked before each batch. A method whose logits depend
@@ -130,7 +128,7 @@ class LoadedModel:
                 self.stats["forward_texts"] += len(texts)
             return rows if len(texts) else np.zeros((0, len(self.label_names)), dtype=np.float32)
         out: list[np.ndarray | None] = [None] * len(texts)
-        todo: dict[str, list[int]] = {}
+        todo: dict[Input, list[int]] = {}
         with self._cache_lock:
             for i, text in enumerate(texts):
                 hit = self._cache.get(text)
@@ -155,5 +153,5 @@ class LoadedModel:
                     self._cache.popitem(last=False)
         return np.stack(out) if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
 
-    def probs(self, texts: list[str], should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    def probs(self, texts: list[Input], should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         return softmax(self.logits(texts, should_stop))

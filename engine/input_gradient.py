@@ -12,13 +12,13 @@ import math
 import torch
 from torch import nn
 
-from engine.data import encode, pad_batch
+from engine.data import Input, encode, pad_batch
 from engine.models import word_embeddings
 
 PROBE_SIZE = 64   # dev sentences measured at each evaluation: the first ones of the (seeded) dev sample
 
 
-def input_gradient_norm(model: nn.Module, method, tokenizer, texts: list[str], labels: list[int],
+def input_gradient_norm(model: nn.Module, method, tokenizer, texts: list[Input], labels: list[int],
                         max_length: int) -> float:
     """Mean over the sentences of ||d CE_i / d e_i||_F, e_i the word embeddings of sentence i (padding
     excluded), read where the model's embedding table hands them on, so any method's `logits` is measured
@@ -26,8 +26,8 @@ def input_gradient_norm(model: nn.Module, method, tokenizer, texts: list[str], l
     if not texts:
         return math.nan
     device = next(model.parameters()).device
-    input_ids, mask = pad_batch(encode(tokenizer, texts, max_length), tokenizer.pad_token_id)
-    batch = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device),
+    encoded = encode(tokenizer, texts, max_length)
+    batch = {**pad_batch(encoded, range(len(texts)), tokenizer.pad_token_id, device),
              "labels": torch.as_tensor(labels, device=device)}
     captured: list[torch.Tensor] = []
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data import model_inputs
 from engine.methods.im_bert import connections, math_attention
 from engine.models import encoder_parts
 from engine.user_text import quoted
@@ -105,7 +106,7 @@ def trajectory(model: nn.Module, batch: dict[str, torch.Tensor], delta: torch.Te
                ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The ODE's trajectory [x_0, ..., x_L] (each (B, T, H)) and the logits, with delta added to x_0."""
     with _perturb_initial_value(model, delta):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        out = model(**model_inputs(batch),
                     output_hidden_states=True)
     return list(out.hidden_states), out.logits
 
@@ -223,7 +224,7 @@ def clean_pass(model: nn.Module, batch: dict[str, torch.Tensor]) -> CleanPass:
         for _, c in implicit:
             c.track = True
         with torch.no_grad():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            out = model(**model_inputs(batch),
                         output_hidden_states=True)
         for i, c in implicit:
             if c.last_trajectory:

@@ -32,7 +32,7 @@ def sensitive_tiny_run(tiny_run, home: Path):
     """
     import torch
 
-    from engine.data import load_dataset, pad_batch
+    from engine.data import encode, load_dataset, model_inputs, pad_batch
     from engine.models import load_trained, save_trained
     from engine.runs import RunStore
 
@@ -45,10 +45,10 @@ def sensitive_tiny_run(tiny_run, home: Path):
             shutil.copy(source.dir / name, run.dir / name)
     model, tok, _ = load_trained(run.dir)
     data = load_dataset("sst2").sample(512, 0)
-    ids = tok(data.texts, truncation=True, max_length=64)["input_ids"]
+    encoded = encode(tok, data.texts, 64)
     with torch.no_grad():
-        feats = [model.bert(*pad_batch(ids[i:i + 128], tok.pad_token_id)).pooler_output.double()
-                 for i in range(0, len(ids), 128)]
+        feats = [model.bert(**model_inputs(pad_batch(encoded, range(i, min(i + 128, len(data))), tok.pad_token_id)))
+                 .pooler_output.double() for i in range(0, len(data), 128)]
     x = torch.cat(feats).numpy()
     y = np.array(data.labels) * 2.0 - 1
     mu, sd = x.mean(0), x.std(0) + 1e-12

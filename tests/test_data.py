@@ -3,8 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from engine.data import DataError, bucketed_batches, load_dataset, pad_batch, read_csv, split_train_dev
+from engine.data import (
+    DataError,
+    Encoded,
+    TextDataset,
+    bucketed_batches,
+    encode_dataset,
+    load_dataset,
+    model_inputs,
+    pad_batch,
+    read_csv,
+    split_train_dev,
+)
+from engine.models import load_tokenizer
 
 
 def test_registry_datasets_load_with_their_sizes():
@@ -93,5 +106,42 @@ def test_bucketed_batches_cover_every_index_once_and_group_lengths():
 
 
 def test_pad_batch_pads_to_longest_only():
-    ids, mask = pad_batch([[1, 2, 3], [4]], pad_id=0)
-    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    batch = pad_batch(Encoded([[9], [1, 2, 3], [4]], []), [1, 2], pad_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert "token_type_ids" not in batch
+
+
+def test_pairs_are_encoded_with_segment_ids_and_bucketed_by_their_joint_length():
+    tokenizer = load_tokenizer("minilm")
+    pairs = TextDataset("p", ["a cat sat", "dogs"], [0, 1], ["no", "yes"], ["on the mat today", "bark loudly"])
+    encoded = encode_dataset(tokenizer, pairs, 64)
+    first = tokenizer.convert_ids_to_tokens(encoded.ids[0])
+    assert first == ["[CLS]", "a", "cat", "sat", "[SEP]", "on", "the", "mat", "today", "[SEP]"]
+    assert encoded.token_types[0] == [0] * 5 + [1] * 5
+    assert encoded.lengths().tolist() == [10, 6]
+    batch = pad_batch(encoded, [0, 1], tokenizer.pad_token_id)
+    assert batch["token_type_ids"].tolist()[1] == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert model_inputs({**batch, "labels": torch.zeros(2)}).keys() == {"input_ids", "attention_mask", "token_type_ids"}
+    assert pairs.subset([1]).inputs == [("dogs", "bark loudly")]
+
+
+@pytest.mark.parametrize("name,rows,classes,segments", [
+    ("advglue-rte", 81, ["entailment", "not_entailment"], ("sentence1", "sentence2")),
+    ("advglue-qnli", 148, ["entailment", "not_entailment"], ("question", "sentence")),
+    ("advglue-qqp", 78, ["not_duplicate", "duplicate"], ("question1", "question2")),
+    ("advglue-mnli", 121, ["entailment", "neutral", "contradiction"], ("premise", "hypothesis")),
+    ("advglue-mnli-mm", 162, ["entailment", "neutral", "contradiction"], ("premise", "hypothesis"))])
+def test_advglue_pair_sets_load_both_segments_with_their_task_classes(name, rows, classes, segments):
+    data = load_dataset(name)
+    assert (len(data), data.label_names, data.segment_names, data.is_pair) == (rows, classes, segments, True)
+    assert all(a and b and a != b for a, b in data.inputs)
+    assert set(data.labels) == set(range(len(classes)))
+
+
+def test_an_advglue_file_without_the_task_says_which_parts_it_has(tmp_path, monkeypatch):
+    (tmp_path / "advglue").mkdir()
+    (tmp_path / "advglue" / "dev.json").write_text('{"sst2": []}', encoding="utf-8")
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=r"has no 'rte' part \(it has: 'sst2'\)"):
+        load_dataset("advglue-rte")

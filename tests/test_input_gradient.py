@@ -20,7 +20,8 @@ def test_input_gradient_norm_is_the_mean_per_sentence_embedding_gradient():
     model = build_classifier("tiny", 2, seed=0)
     measured = input_gradient_norm(model, make_method("vanilla"), tokenizer, TEXTS, LABELS, 32)
     assert all(p.grad is None for p in model.parameters())
-    ids, mask = pad_batch(encode(tokenizer, TEXTS, 32), tokenizer.pad_token_id)
+    batch = pad_batch(encode(tokenizer, TEXTS, 32), range(len(TEXTS)), tokenizer.pad_token_id)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
     embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
     logits = model.eval()(inputs_embeds=embeds, attention_mask=mask).logits
     (grad,) = torch.autograd.grad(nn.functional.cross_entropy(logits, torch.tensor(LABELS), reduction="sum"), embeds)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.jobs import execute
 from engine.methods import registry
@@ -51,3 +52,30 @@ def test_pages_read_only_declared_artifacts():
 
 def test_default_suite_is_every_registered_method():
     assert default_methods() == list(registry())
+
+
+@pytest.mark.parametrize("name", list(registry()))
+def test_every_model_call_of_a_training_step_reads_a_pair_batch_segment_ids(tmp_path, name):
+    """Sentence pairs: each forward pass a method makes in a training step and at inference gets the batch's
+    token_type_ids (ROSE's doubled batch, UEGR's embedding-space passes, Match-Tuning's encoder pass)."""
+    from engine.data import TextDataset, bucketed_batches, encode_dataset, iter_batches
+    from engine.methods import make_method
+    from engine.methods.base import StepContext
+    from engine.models import build_classifier, load_tokenizer
+
+    pairs = TextDataset("pairs", ["a cat sat", "dogs bark", "rain fell", "we ate"], [0, 1, 0, 1], ["no", "yes"],
+                        ["on the mat", "at night loudly", "all day", "lunch early"])
+    tokenizer = load_tokenizer("tiny")
+    encoded = encode_dataset(tokenizer, pairs, 32)
+    (batch,) = iter_batches(encoded, bucketed_batches(encoded.lengths(), 4, None), tokenizer.pad_token_id)
+    method = make_method(name)
+    model = method.prepare_model(build_classifier("tiny", 2, 0)).train()
+    method.make_optimizer(model, 1e-3, 0.0, (0.9, 0.999))
+    seen: list[torch.Tensor | None] = []
+    hook = model.base_model.embeddings.register_forward_hook(
+        lambda _m, args, kwargs, _out: seen.append(kwargs.get("token_type_ids")), with_kwargs=True)
+    ctx = StepContext(step=1, total_steps=2, epoch=0, device=torch.device("cpu"), recorder=Recorder(tmp_path))
+    method.training_loss(model, batch, ctx)
+    method.logits(model.eval(), batch)
+    hook.remove()
+    assert seen and all(t is not None and t.max() == 1 for t in seen), name

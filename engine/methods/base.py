@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from engine.data import model_inputs
 from engine.user_text import quoted
 
 
@@ -166,7 +167,7 @@ class Method:
     # -- inference and reporting
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return model(**model_inputs(batch)).logits
 
     @property
     def batch_dependent_logits(self) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data import model_inputs
 from engine.methods.base import Method, Setting, SettingError, StepContext
 from engine.models import NotBertError, encoder_parts
 
@@ -302,7 +303,7 @@ class ImBert(_EulerMethod):
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
                       ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         if self._probe is None:                # the first batch is the fixed batch the residual is tracked on
-            self._probe = {k: batch[k].detach().clone() for k in ("input_ids", "attention_mask")}
+            self._probe = {k: v.detach().clone() for k, v in model_inputs(batch).items()}
         return super().training_loss(model, batch, ctx)
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
@@ -356,7 +357,7 @@ def solver_residuals(model: nn.Module, batch: dict[str, torch.Tensor]) -> np.nda
     try:
         for _, c in conns:
             c.track = True
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        model(**model_inputs(batch))
         for i, c in conns:
             if c.last_trajectory is not None:
                 trajectory[i, :len(c.last_trajectory)] = c.last_trajectory

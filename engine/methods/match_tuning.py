@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data import model_inputs
 from engine.methods.base import Method, Setting, SettingError, StepContext
 
 
@@ -102,7 +103,7 @@ class MatchTuning(Method):
     def matched(self, model: nn.Module,
                 batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(in-batch logits, bypass logits, M) from one encoder pass."""
-        h = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).pooler_output
+        h = model.base_model(**model_inputs(batch)).pooler_output
         m = matching_matrix(h, self.settings["temperature"])
         fused = (m @ h.float()).to(h.dtype)
         return model.classifier(model.dropout(fused)), model.classifier(model.dropout(h)), m
@@ -121,7 +122,7 @@ class MatchTuning(Method):
     def _set_probe(self, batch: dict[str, torch.Tensor]) -> None:
         """The first training batch, sorted by label, is the fixed probe whose matrix is recorded."""
         order = torch.argsort(batch["labels"].cpu(), stable=True).to(batch["labels"].device)
-        self.probe = {k: batch[k][order].clone() for k in ("input_ids", "attention_mask", "labels")}
+        self.probe = {k: v[order].clone() for k, v in {**model_inputs(batch), "labels": batch["labels"]}.items()}
 
     @torch.no_grad()
     def _record_probe(self, model: nn.Module, ctx: StepContext, step: int) -> None:
@@ -148,7 +149,7 @@ class MatchTuning(Method):
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.settings["inference"] == "in-batch":
             return self.matched(model, batch)[0]
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return model(**model_inputs(batch)).logits
 
     @property
     def batch_dependent_logits(self) -> bool:

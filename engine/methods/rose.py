@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data import model_inputs
 from engine.methods._tensors import describe_tensors, dropout_rates, rose_candidates
 from engine.methods.base import Method, Preset, Setting, SettingError, StepContext, param_groups
 from engine.methods.masked_optimizer import MaskedAdamW
@@ -227,14 +228,14 @@ class _Rose(Method):
                       ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         if not self.first_order:
             return super().training_loss(model, batch, ctx)
-        ids, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        mask, y = batch["attention_mask"], batch["labels"]
         p = self.settings["kl_dropout"]
         capture = self.kl_norms
         if capture is not None:
             capture.clear()
             capture.active = self.fast_kl
         with dropout_rates(model, p, p):   # one forward of the batch twice = two independent dropout masks
-            logits = model(input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([mask, mask])).logits
+            logits = model(**{k: torch.cat([v, v]) for k, v in model_inputs(batch).items()}).logits
         a, b = logits.chunk(2)
         ce = 0.5 * (nn.functional.cross_entropy(a, y) + nn.functional.cross_entropy(b, y))
         kl = symmetric_kl(a, b)
@@ -243,7 +244,7 @@ class _Rose(Method):
             if capture is not None:
                 capture.clear()
             grads = torch.autograd.grad(kl, self.params, retain_graph=True, allow_unused=True)
-            self.first_scores = torch.stack([g.float().norm() if g is not None else torch.zeros((), device=ids.device)
+            self.first_scores = torch.stack([g.float().norm() if g is not None else torch.zeros((), device=mask.device)
                                              for g in grads]).detach()
         return ce, {"kl": float(kl.detach())}
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data import model_inputs
 from engine.methods._tensors import describe_tensors, dropout_rates, layer_index
 from engine.methods.base import Method, Setting, SettingError, StepContext, param_groups
 from engine.methods.masked_optimizer import MaskedAdamW
@@ -159,13 +160,14 @@ class UEGR(Method):
                       ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         s = self.settings
         ids, mask, y = batch["input_ids"], batch["attention_mask"], batch["labels"]
-        clean = nn.functional.cross_entropy(model(input_ids=ids, attention_mask=mask).logits, y)
+        segments = batch.get("token_type_ids")
+        clean = nn.functional.cross_entropy(model(**model_inputs(batch)).logits, y)
         embeds = model.get_input_embeddings()(ids)
-        delta = self._perturbation(model, embeds.detach(), mask, y)
+        delta = self._perturbation(model, embeds.detach(), mask, y, segments)
         log_probs, adv_losses = [], []
         for p in dropout_schedule(s["K"], s["p_min"], s["p_max"]):
             with dropout_rates(model, p, p):
-                logits = model(inputs_embeds=embeds + delta, attention_mask=mask).logits
+                logits = model(inputs_embeds=embeds + delta, attention_mask=mask, token_type_ids=segments).logits
             adv_losses.append(nn.functional.cross_entropy(logits, y))
             log_probs.append(torch.log_softmax(logits.float(), -1))
         adv = torch.stack(adv_losses).mean()
@@ -175,8 +177,8 @@ class UEGR(Method):
         ctx.recorder.append("uegr_curves", ctx.step, **{k: np.float32(v) for k, v in scalars.items()})
         return loss, scalars
 
-    def _perturbation(self, model: nn.Module, embeds: torch.Tensor, mask: torch.Tensor,
-                      y: torch.Tensor) -> torch.Tensor:
+    def _perturbation(self, model: nn.Module, embeds: torch.Tensor, mask: torch.Tensor, y: torch.Tensor,
+                      segments: torch.Tensor | None = None) -> torch.Tensor:
         """FGM/PGD in embedding space from FreeLB's random start; padding stays unperturbed."""
         s = self.settings
         keep = mask.unsqueeze(-1).to(embeds.dtype)
@@ -186,7 +188,7 @@ class UEGR(Method):
             delta = torch.zeros_like(embeds)
         for _ in range(s["n_adv"]):
             delta.requires_grad_(True)
-            logits = model(inputs_embeds=embeds + delta, attention_mask=mask).logits
+            logits = model(inputs_embeds=embeds + delta, attention_mask=mask, token_type_ids=segments).logits
             (grad,) = torch.autograd.grad(nn.functional.cross_entropy(logits.float(), y, reduction="sum"), delta)
             grad = grad * keep
             norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)

@@ -28,7 +28,7 @@ def token_states(model, tokenizer, texts: list[str], max_length: int = 128, batc
     """Token vectors (padding dropped) at the embeddings output and after each layer: L+1 arrays of (T, H)."""
     import torch
 
-    from engine.data import TextDataset, encode_dataset, iter_batches
+    from engine.data import TextDataset, encode_dataset, iter_batches, model_inputs
 
     device = next(model.parameters()).device
     encoded = encode_dataset(tokenizer, TextDataset("probe", texts, [0] * len(texts)), max_length)
@@ -37,7 +37,7 @@ def token_states(model, tokenizer, texts: list[str], max_length: int = 128, batc
     model.eval()
     with torch.no_grad():
         for batch in iter_batches(encoded, batches, tokenizer.pad_token_id, device):
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            out = model(**model_inputs(batch),
                         output_hidden_states=True)
             keep = batch["attention_mask"].bool()
             chunks.append([h[keep].float().cpu().numpy() for h in out.hidden_states])
