@@ -22,7 +22,7 @@ VERBS = ["walked to", "looked at", "talked about", "painted", "bought", "visited
 OBJECTS = ["the market", "a red house", "the bridge", "the garden", "an empty station", "the library",
            "a wooden boat", "the hill"]
 AGREE = ["yes", "true", "indeed", "certainly", "right", "correct"]          # label 0: entailment
-DENY = ["no", "false", "never", "wrong", "untrue", "not"]                    # label 1: not_entailment
+DENY = ["false", "never", "wrong", "untrue", "nonsense", "denied"]      # label 1: not_entailment
 
 
 def pair_data(n: int, seed: int):
@@ -58,4 +58,22 @@ def train_pair_run(home: Path, model: str = "tiny", n: int = 384, epochs: int = 
         patch.setattr(engine.train, "load_splits", lambda _config: splits)
         execute(store, run, lambda: False)
     assert run.status["status"] == "done", run.log_text()
+    return store, run
+
+
+def copy_run(source, home: Path):
+    """A copy of a finished run in a store of its own at `home`, for a test that adds runs (attacks) to it;
+    returns (store, run)."""
+    import shutil
+
+    from engine.runs import RunStore
+
+    store = RunStore(home)
+    run = store.create(source.config)
+    for name in ("model", "results.json", "status.json", "metrics.jsonl", "eval.json"):
+        if (source.dir / name).is_dir():
+            shutil.copytree(source.dir / name, run.dir / name)
+        elif (source.dir / name).exists():
+            shutil.copy(source.dir / name, run.dir / name)
+    store.update_index(run)
     return store, run

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from cli_util import refused
-from pair_run_util import pair_data
+from pair_run_util import copy_run, pair_data
 
 from engine.attacks.attacker import Attacker, Budget
 from engine.attacks.batch import read_results
@@ -15,7 +15,7 @@ from engine.attacks.recipes import AttackError
 from engine.attribution import AttributionError, explain, fit_pair
 from engine.inference import LoadedModel, segment_names_for
 
-PAIR = ("the old man walked to the market .", "yes , a farmer looked at the garden .")
+PAIR = ("the old man walked to the market .", "false , a farmer looked at the garden .")
 
 
 @pytest.fixture(scope="module")
@@ -24,28 +24,12 @@ def loaded(pair_run):
 
 
 @pytest.fixture(scope="module")
-def own_store(pair_run, tmp_path_factory, monkeypatch_module):
+def own_store(pair_run, tmp_path_factory):
     """A copy of the pair run in a store of its own, for tests that add attack runs to it."""
-    import shutil
-
-    from engine.runs import RunStore
-
     home = tmp_path_factory.mktemp("pair_attacks") / "runs"
-    store = RunStore(home)
-    source = pair_run[1]
-    run = store.create(source.config)
-    for name in ("model", "results.json", "status.json"):
-        copy = shutil.copytree if (source.dir / name).is_dir() else shutil.copy
-        copy(source.dir / name, run.dir / name)
-    store.update_index(run)
-    monkeypatch_module.setenv("ROBUSTLAB_HOME", str(home))
-    return store, run
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
-        yield patch
+        patch.setenv("ROBUSTLAB_HOME", str(home))
+        yield copy_run(pair_run[1], home)
 
 
 def test_a_pair_run_knows_its_segments(pair_run, tiny_run, loaded):
@@ -57,7 +41,7 @@ def test_a_pair_run_knows_its_segments(pair_run, tiny_run, loaded):
 
 @pytest.mark.parametrize("how", ["ig", "gxi", "attention"])
 def test_saliency_covers_both_segments_and_the_boundary(loaded, how):
-    a = explain(loaded, PAIR, how)
+    a = explain(loaded, PAIR, how, steps=512)   # the pair model is steep: IG's path needs many steps to add up
     assert [w.text for w in a.words] == PAIR[0].split() + PAIR[1].split()
     assert [w.segment for w in a.words] == [0] * len(PAIR[0].split()) + [1] * len(PAIR[1].split())
     assert all(PAIR[w.segment][w.start:w.end] == w.text for w in a.words)
