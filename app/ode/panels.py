@@ -148,7 +148,7 @@ def live_sentences() -> None:
         st.caption("Sentence-pair runs are not offered here: this panel carries one typed sentence through a model, "
                    "and a pair model reads two segments together. Part 2 probes their layers on pairs.")
     if not runs:
-        st.info("No trained single-sentence runs yet: train one on the Train page first.")
+        st.info(f"No trained {'single-sentence ' if trained_runs else ''}runs yet: train one on the Train page first.")
     else:
         ids = [r["id"] for r in runs]
         names = {r["id"]: short_label(r) for r in runs}
