@@ -76,6 +76,7 @@ class AttackOutcome:
     segment_names: tuple[str, str] | None = None   # a pair's segments; None for a single sentence
     attacked_segment: int | None = None            # which of them the attack edited: 0 or 1
     fixed_text: str | None = None                  # the other segment, unchanged
+    perturbed_pair: tuple[str, str] | None = None  # the pair TextAttack's search ended on, as the model read it
 
     @property
     def fraction_changed(self) -> float:
@@ -98,8 +99,9 @@ class AttackOutcome:
 
     @property
     def perturbed_input(self) -> Input:
-        """What the model read after it: the edited sentence, or the pair with its attacked segment edited."""
-        return self._input(self.perturbed_text)
+        """What the model read after it: the edited sentence, or the pair the search ended on (its attacked
+        segment edited)."""
+        return self.perturbed_pair or self._input(self.perturbed_text)
 
     def row(self, label_names: list[str] | None = None) -> dict[str, Any]:
         """A flat record for JSONL and CSV: texts, diff, probabilities, cost. A pair's record also has both
@@ -254,7 +256,8 @@ class Attacker:
                        if over else "no allowed edit flipped the prediction within the budget of changed words")
         return AttackOutcome(**base, perturbed_text=self._attacked_part(final.attacked_text), status=status,
                              perturbed_probs=final.raw_output.tolist(), queries=queries, words_changed=changed,
-                             seconds=seconds, message=message)
+                             seconds=seconds, message=message,
+                             perturbed_pair=None if names is None else segments_of(final.attacked_text))
 
 
 def _apply_budget(attack: Any, budget: Budget, segment: int | None) -> None:
