@@ -22,7 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.data import SST2_LABELS, Input, bucketed_batches, encode, pad_batch
+from engine.data import (
+    PAIR_TASKS,
+    SST2_LABELS,
+    TASKS,
+    DataError,
+    Input,
+    bucketed_batches,
+    encode,
+    pad_batch,
+    run_dataset,
+)
 from engine.device import autocast
 from engine.runs import read_json
 
@@ -44,6 +54,26 @@ def label_names_for(run_dir: Path | str) -> list[str]:
     if dataset.startswith(("sst2", "advglue")) and num_labels in (0, len(SST2_LABELS)):   # 0: no model config
         return list(SST2_LABELS)
     return [str(i) for i in range(num_labels)]
+
+
+def segment_names_for(run_dir: Path | str) -> tuple[str, str] | None:
+    """What a sentence-pair run calls its two segments (e.g. premise, hypothesis); None for a run that reads
+    single sentences. The names training stored (results.json `segment_names`), else those of the pair task its
+    dataset belongs to (`advglue-mnli-mm` is MNLI), else, for an uploaded CSV, those its data has."""
+    run_dir = Path(run_dir)
+    stored = read_json(run_dir / "results.json", {}).get("segment_names")
+    if stored:
+        return str(stored[0]), str(stored[1])
+    config = read_json(run_dir / "config.json", {})
+    dataset = str(config.get("dataset") or "")
+    if dataset.startswith("csv:"):
+        try:
+            data = run_dataset(config)
+        except (DataError, OSError):   # the upload is gone: nothing says it held pairs
+            return None
+        return data.segment_names if data.is_pair else None
+    task = PAIR_TASKS.get(TASKS.get(dataset) or dataset.removeprefix("advglue-").split("-")[0])
+    return task.fields if task else None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -85,7 +115,8 @@ class LoadedModel:
     cache of logits for texts already seen (an attack asks for the same text many times)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, method, max_length: int = 128,
-                 label_names: list[str] | None = None, run_id: str | None = None, cache_size: int = 50_000) -> None:
+                 label_names: list[str] | None = None, run_id: str | None = None, cache_size: int = 50_000,
+                 segment_names: tuple[str, str] | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.method = method
@@ -93,6 +124,7 @@ class LoadedModel:
         num_labels = int(getattr(getattr(model, "config", None), "num_labels", 0) or 2)
         self.label_names = list(label_names or [str(i) for i in range(num_labels)])
         self.run_id = run_id
+        self.segment_names = segment_names   # a sentence-pair model's two segments; None: single sentences
         self.lock = threading.RLock()
         self._cache: OrderedDict[Input, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -108,7 +140,20 @@ class LoadedModel:
         model, tokenizer, method = load_trained(run_dir, device)
         config = read_json(run_dir / "config.json", {})
         return cls(model, tokenizer, method, config.get("max_length", 128),
-                   label_names_for(run_dir), run_dir.name)
+                   label_names_for(run_dir), run_dir.name, segment_names=segment_names_for(run_dir))
+
+    @property
+    def is_pair(self) -> bool:
+        return self.segment_names is not None
+
+    def input_problem(self, given: Input) -> str | None:
+        """Why `given` does not fit this model (a pair for a single-sentence model, or the reverse), else None."""
+        if self.segment_names is not None and not isinstance(given, tuple):
+            return (f"this model reads sentence pairs ({' / '.join(self.segment_names)}); give both segments, "
+                    f"not one text")
+        if self.segment_names is None and isinstance(given, tuple):
+            return "this model reads single sentences; give one text, not a pair"
+        return None
 
     @property
     def device(self) -> torch.device:

@@ -21,13 +21,14 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.data import model_inputs
+from engine.data import Input, encode, model_inputs, pad_batch
 from engine.methods.im_bert import connections, math_attention
 from engine.models import encoder_parts
 from engine.user_text import quoted
@@ -77,17 +78,18 @@ def amplification_curves(lo: float = -3.0, hi: float = 1.0, n: int = 401) -> dic
 
 # ---------------------------------------------------------------- model plumbing
 
-def sentence_batch(tokenizer, texts: list[str], max_length: int = 128) -> dict[str, torch.Tensor]:
-    """Padded batch of texts; a text that tokenises to no real token is refused with a clear message."""
+def sentence_batch(tokenizer, texts: list[Input], max_length: int = 128) -> dict[str, torch.Tensor]:
+    """Padded batch of sentences, or of sentence pairs (with their segment ids); a sentence or segment that
+    tokenises to no real token is refused with a clear message."""
     if not texts:
         raise ValueError("the probe batch is empty")
-    for text in texts:
-        real = tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
-        if not str(text).strip() or not real:
-            raise ValueError(f"the sentence {quoted(text)} tokenises to nothing; type a sentence with at least one "
-                             f"word")
-    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    for given in texts:
+        for text in (given,) if isinstance(given, str) else given:
+            real = tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+            if not str(text).strip() or not real:
+                raise ValueError(f"the sentence {quoted(text)} tokenises to nothing; type a sentence with at least "
+                                 f"one word")
+    return pad_batch(encode(tokenizer, list(texts), max_length), range(len(texts)), tokenizer.pad_token_id)
 
 
 @contextlib.contextmanager
@@ -336,18 +338,34 @@ def layer_spectra(model: nn.Module, batch: dict[str, torch.Tensor], steps: int =
 
 # ---------------------------------------------------------------- the probe of a trained run
 
-def probe_texts(n: int = 16, seed: int = 0) -> tuple[list[str], list[int]]:
-    """The fixed probe batch: n AdvGLUE-SST2 sentences (a seeded sample) with their labels."""
-    from engine.data import load_dataset
+def probe_set(run_dir: Path) -> str:
+    """The set a run is probed on: AdvGLUE-SST2, or for a sentence-pair run its own task's last set (its AdvGLUE
+    pairs where the task has them), so a pair model is probed on pairs."""
+    from engine.evaluate import own_sets
+    from engine.inference import segment_names_for
+    from engine.runs import read_json
 
-    data = load_dataset(PROBE_SET).sample(n, seed)
-    return data.texts, data.labels
+    if segment_names_for(run_dir) is None:
+        return PROBE_SET
+    return own_sets(read_json(run_dir / "config.json", {}))[-1]
 
 
-def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None = None,
+def probe_texts(run_dir: Path, n: int = 16, seed: int = 0) -> tuple[list[Input], list[int]]:
+    """The fixed probe batch of a run: n examples of its probe set (`probe_set`), a seeded sample, with their
+    labels."""
+    from engine.evaluate import eval_set
+    from engine.inference import label_names_for
+    from engine.runs import read_json
+
+    data = eval_set(read_json(run_dir / "config.json", {}), probe_set(run_dir), label_names_for(run_dir))
+    data = data.sample(n, seed)
+    return data.inputs, data.labels
+
+
+def probe_model(model: nn.Module, tokenizer, texts: list[Input], labels: list[int] | None = None,
                 scale: float = 1e-2, steps: int = 6, seed: int = 0, max_length: int = 128,
                 chunk: int = 8, jacobian_n: int = 8) -> dict[str, Any]:
-    """All stability probes of one model on a batch of sentences; means per layer l = 1..L.
+    """All stability probes of one model on a batch of sentences (or sentence pairs); means per layer l = 1..L.
 
     Growth is measured on every sentence; the layer Jacobians, by far the costliest probe, on the first
     `jacobian_n`. Sentences go in length-sorted chunks of `chunk`, so little time goes to padding; every
@@ -356,7 +374,7 @@ def probe_model(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
     model.eval()
     device = next(model.parameters()).device
     sentence_batch(tokenizer, texts, max_length)           # refuses an empty batch or an empty sentence first
-    lengths = [len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) for t in texts]
+    lengths = encode(tokenizer, list(texts), max_length).lengths().tolist()
 
     def chunks(indices: list[int]) -> Iterator[tuple[int, list[int], dict[str, torch.Tensor]]]:
         ordered = sorted(indices, key=lambda i: (lengths[i], i))
@@ -416,7 +434,7 @@ def probe_run(store, run_id: str, n: int = 16, seed: int = 0, scale: float = 1e-
         return probe_json(run, stored)
     started = time.perf_counter()
     model, tokenizer, _method = load_trained(run.dir, "cpu")
-    texts, labels = probe_texts(n, seed)
+    texts, labels = probe_texts(run.dir, n, seed)
     loaded = time.perf_counter()
     result = probe_model(model, tokenizer, texts, labels, scale, steps, seed,
                          run.config.get("max_length", 128), jacobian_n=jacobian_n)

@@ -2,8 +2,9 @@
 # icon: :material/science:
 # section: Robustness
 # order: 10
-"""Playground: type a sentence, see the prediction and which words drive it, attack it live, edit it by
-hand, compare two models side by side, and run batch attacks in the background."""
+"""Playground: type a sentence (or, for a sentence-pair model, both segments), see the prediction and which
+words drive it, attack it live, edit it by hand, compare two models side by side, and run batch attacks in the
+background."""
 import streamlit as st
 
 from app.playground.attack import attack_panel
@@ -26,7 +27,7 @@ if not run_ids:
 else:
     fitted, gold = sentence_input(run_ids[0])
     if fitted is not None:
-        predictions(run_ids, fitted.text, saliency_choice(), gold)
+        predictions(run_ids, fitted.input, saliency_choice(), gold)
     attack_tab, history_tab, batch_tab = st.tabs([":material/bolt: Attack", ":material/history: Edit history",
                                                   ":material/dataset: Batch attack"])
     with attack_tab:

@@ -45,3 +45,12 @@ def tiny_run(tmp_path_factory):
         execute(store, run, lambda: False)
     assert run.status["status"] == "done", run.log_text()
     return store, run
+
+
+@pytest.fixture(scope="session")
+def pair_run(tmp_path_factory):
+    """One finished vanilla run of the tiny model on generated sentence pairs (an RTE run: pair_run_util), shared
+    by the tests that only read it. Returns (store, run). Tests must not modify it."""
+    from pair_run_util import train_pair_run
+
+    return train_pair_run(tmp_path_factory.mktemp("pair_runs"))

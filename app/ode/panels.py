@@ -12,6 +12,7 @@ from app.ode import figures as figs
 from app.state import get_store, load_model
 from engine import ode
 from engine.data import SST2_LABELS, DataError, load_dataset
+from engine.inference import segment_names_for
 from engine.models import ModelError
 from engine.paths import runs_home
 from engine.runs import RunError
@@ -88,7 +89,8 @@ def model_probes() -> None:
     """Perturbation growth, layer amplification and solver residuals of the chosen trained runs (each probed
     once and stored with the run), and a summary table."""
     st.markdown("Pick trained runs (vanilla, EX-BERT, IM-BERT, or any other). Each is probed once on 16 "
-                "AdvGLUE-SST2 sentences and the result is stored with the run.")
+                "AdvGLUE-SST2 sentences (a sentence-pair run: 16 pairs of its own task, AdvGLUE's where there are "
+                "some) and the result is stored with the run.")
     store = get_store()
     rows = {r["id"]: r for r in store.list() if trained(r)}
     asked = [r for r in st.query_params.get("runs", "").split(",") if r in rows]   # ?runs=ID,ID links here
@@ -140,9 +142,13 @@ def live_sentences() -> None:
     st.markdown("Type a sentence and a perturbed copy (or take an AdvGLUE-SST2 sentence and a typo'd copy) and "
                 "compare how two models carry the difference through their layers.")
     store = get_store()
-    runs = [r for r in store.list() if trained(r)]
+    trained_runs = [r for r in store.list() if trained(r)]
+    runs = [r for r in trained_runs if segment_names_for(store.home / r["id"]) is None]
+    if len(runs) < len(trained_runs):
+        st.caption("Sentence-pair runs are not offered here: this panel carries one typed sentence through a model, "
+                   "and a pair model reads two segments together. Part 2 probes their layers on pairs.")
     if not runs:
-        st.info("No trained runs yet: train one on the Train page first.")
+        st.info(f"No trained {'single-sentence ' if trained_runs else ''}runs yet: train one on the Train page first.")
     else:
         ids = [r["id"] for r in runs]
         names = {r["id"]: short_label(r) for r in runs}

@@ -1,5 +1,6 @@
-"""The live attack: choose a recipe and budget, attack the sentence on each model in the background, follow
-the search, then show what changed and how the saliency moved."""
+"""The live attack: choose a recipe and budget (and, for a sentence pair, the segment to edit), attack the
+sentence on each model in the background, follow the search, then show what changed and how the saliency
+moved."""
 from __future__ import annotations
 
 import streamlit as st
@@ -12,8 +13,11 @@ from app.playground.attack_session import LiveAttack
 from app.playground.model_choice import run_heading
 from app.playground.models import explanation, loaded_model, textattack_status
 from app.playground.prediction import probs_figure
+from app.playground.sentence import put_in_editor
+from app.playground.text_views import one_line, segment_title
 from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
 from engine.attacks.recipes import RECIPES, AttackError, recipe_table
+from engine.attacks.segments import DEFAULT_SEGMENT, SEGMENT_CHOICES
 from engine.attribution import EXPLAINERS, AttributionError, FittedText
 from engine.models import ModelError
 from engine.runs import RunError
@@ -49,10 +53,29 @@ def budget_inputs(key: str) -> tuple[int, float]:
     return int(queries), float(fraction)
 
 
+def segment_picker(names: tuple[str, str] | None, key: str) -> str | None:
+    """For a sentence-pair model, which segment an attack edits (`first` or `second`; the second by default);
+    None for a single-sentence model."""
+    if names is None:
+        return None
+    by_title = {segment_title(name): choice for name, choice in zip(names, SEGMENT_CHOICES)}
+    picked = st.segmented_control("Segment to attack", list(by_title), key=key,
+                                  default=segment_title(names[SEGMENT_CHOICES.index(DEFAULT_SEGMENT)]),
+                                  help=f"The attack edits only this segment; the {names[0]} or {names[1]} it leaves "
+                                       "stays exactly as it is.")
+    return by_title.get(picked or "", DEFAULT_SEGMENT)
+
+
 def attack_panel(run_ids: list[str], fitted: FittedText | None, gold: dict | None) -> None:
-    """Choose a recipe and budget, attack the sentence live on each model, show what changed."""
+    """Choose a recipe and budget (and a pair's segment), attack the sentence live on each model, show what
+    changed."""
     recipe, row = recipe_picker("pg-recipe")
     queries, fraction = budget_inputs("pg-budget")
+    try:
+        segment = segment_picker(loaded_model(run_ids[0]).segment_names, "pg-segment")
+    except (ModelError, RunError) as err:
+        st.error(markdown_text(str(err)), icon=":material/error:")
+        return
     live: LiveAttack | None = st.session_state.get("pg-live")
     busy = live is not None and live.running
     if gold:
@@ -69,8 +92,8 @@ def attack_panel(run_ids: list[str], fitted: FittedText | None, gold: dict | Non
         except (AttackError, ModelError, RunError) as err:
             st.error(markdown_text(str(err)), icon=":material/error:")
         else:
-            st.session_state["pg-live"] = LiveAttack(models, fitted.text, recipe, budget,
-                                                     gold["label"] if gold else None).start()
+            st.session_state["pg-live"] = LiveAttack(models, fitted.input, recipe, budget,
+                                                     gold["label"] if gold else None, segment).start()
     poll(lambda: st.session_state.get("pg-live"), lambda attack: attack.running, _attack_view, every=0.4)
 
 
@@ -112,7 +135,13 @@ def _live_view(live: LiveAttack) -> None:
             m2.metric("Elapsed", f"{progress.elapsed:.1f} s" if progress else "…")
             if progress and progress.best_text:
                 names = live.models[run_id].label_names
-                text_views.diff_view(live.text, progress.best_text, "Original", "Best perturbation so far")
+                segments = live.models[run_id].segment_names
+                if segments is None:
+                    text_views.diff_view(live.text, progress.best_text, "Original", "Best perturbation so far")
+                else:
+                    attacked = SEGMENT_CHOICES.index(live.segment or DEFAULT_SEGMENT)
+                    text_views.pair_diff_view(segments, attacked, live.text[1 - attacked], live.text[attacked],
+                                              progress.best_text, "best perturbation so far")
                 st.plotly_chart(probs_figure(names, {"original": progress.original_probs,
                                                      "best so far": progress.best_probs}),
                                 key=f"pg-live-probs-{run_id}", config={"displayModeBar": False})
@@ -125,8 +154,11 @@ def _live_view(live: LiveAttack) -> None:
 def attack_results(live: LiveAttack) -> None:
     """Per model: what happened, original against adversarial text, probabilities and saliency before/after."""
     snap = live.snapshot()
-    st.markdown(f"**Attack with {RECIPES[live.recipe].title}** on: _{markdown_text(shown(live.text, 120))}_"
-                f" · {fmt_duration(snap.elapsed)}")
+    segments = next(iter(live.models.values())).segment_names
+    where = "" if segments is None else \
+        f" · editing the {segments[SEGMENT_CHOICES.index(live.segment or DEFAULT_SEGMENT)]} only"
+    st.markdown(f"**Attack with {RECIPES[live.recipe].title}** on: _{markdown_text(shown(one_line(live.text), 120))}_"
+                f"{markdown_text(where)} · {fmt_duration(snap.elapsed)}")
     columns = st.columns(len(snap.runs), gap="large")
     for column, (run_id, state) in zip(columns, snap.runs.items()):
         with column:
@@ -154,14 +186,18 @@ def _outcome_view(run_id: str, outcome, names: list[str], wide: bool) -> None:
         return
     left, right = st.columns(2, gap="large") if wide else (st.container(), st.container())
     with left:
-        text_views.diff_view(outcome.original_text, outcome.perturbed_text)
+        if outcome.segment_names is None:
+            text_views.diff_view(outcome.original_text, outcome.perturbed_text)
+        else:
+            text_views.pair_diff_view(outcome.segment_names, outcome.attacked_segment, outcome.fixed_text,
+                                      outcome.original_text, outcome.perturbed_text)
         st.plotly_chart(probs_figure(names, {"before": outcome.original_probs, "after": outcome.perturbed_probs}),
                         key=f"pg-ba-{run_id}", config={"displayModeBar": False})
     with right:
         how = st.session_state.get("pg-saliency-how", "ig")
         try:
-            first = explanation(run_id, outcome.original_text, how, outcome.label)
-            second = explanation(run_id, outcome.perturbed_text, how, outcome.label)
+            first = explanation(run_id, outcome.original_input, how, outcome.label)
+            second = explanation(run_id, outcome.perturbed_input, how, outcome.label)
         except AttributionError as err:
             st.warning(str(err))
         else:
@@ -170,9 +206,5 @@ def _outcome_view(run_id: str, outcome, names: list[str], wide: bool) -> None:
             st.caption("Both maps explain the same class, so colours compare directly: see which words lost "
                        "their pull after the edit.")
         st.button("Edit the adversarial text", key=f"pg-use-{run_id}", icon=":material/edit_note:",
-                  on_click=_load_text, args=(outcome.perturbed_text,),
+                  on_click=put_in_editor, args=(outcome.perturbed_input,),
                   help="Put it in the editor above to keep changing it by hand.")
-
-
-def _load_text(text: str) -> None:
-    st.session_state["pg-text"] = text

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from engine.attacks.attacker import AttackOutcome, Budget, Progress
 from engine.attacks.recipes import AttackError
+from engine.data import Input
 from engine.inference import LoadedModel
 
 
@@ -36,11 +37,13 @@ class Snapshot:
 
 
 class LiveAttack:
-    """Attack one text with one recipe and budget on one or two models, one model after the other."""
+    """Attack one text (or one sentence pair, on its `segment`: first or second) with one recipe and budget on
+    one or two models, one model after the other."""
 
-    def __init__(self, models: dict[str, LoadedModel], text: str, recipe: str, budget: Budget,
-                 label: int | None = None) -> None:
+    def __init__(self, models: dict[str, LoadedModel], text: Input, recipe: str, budget: Budget,
+                 label: int | None = None, segment: str | None = None) -> None:
         self.models, self.text, self.recipe, self.budget, self.label = models, text, recipe, budget, label
+        self.segment = segment
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._states = {run_id: RunState() for run_id in models}
@@ -81,7 +84,7 @@ class LiveAttack:
                     self._states[run_id].started = time.time()
                 try:
                     attacker = Attacker(loaded, self.recipe, self.budget, should_stop=self._stop.is_set,
-                                        on_progress=lambda p, rid=run_id: self._update(rid, p))
+                                        on_progress=lambda p, rid=run_id: self._update(rid, p), segment=self.segment)
                     outcome = attacker.attack_text(self.text, self.label)
                 except AttackError as err:
                     self._set_error(run_id, str(err))

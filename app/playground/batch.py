@@ -1,6 +1,6 @@
 """Batch attacks: a recipe over the first N sentences of a dataset (the model's own by default, a warning on
-another task's) as a background job, and any attack run's results (summary numbers, every example with its
-edits, CSV export)."""
+another task's; a sentence-pair model's pairs on the segment chosen) as a background job, and any attack run's
+results (summary numbers, every example with its edits, both segments of a pair, CSV export)."""
 from __future__ import annotations
 
 import io
@@ -11,25 +11,31 @@ import streamlit as st
 from app.components import job_panel, status_badge
 from app.formatting import short_dataset
 from app.playground import text_views
-from app.playground.attack import budget_inputs, recipe_picker
+from app.playground.attack import budget_inputs, recipe_picker, segment_picker
 from app.playground.model_choice import run_heading
+from app.playground.models import loaded_model
 from app.playground.sentence import set_title
 from engine import jobs
 from engine.attacks.attacker import Budget, summarize_rows
 from engine.attacks.batch import batch_config, find_cached, read_results
 from engine.attacks.recipes import AttackError
-from engine.data import DataError
+from engine.attacks.segments import DEFAULT_SEGMENT, SEGMENT_CHOICES
+from engine.data import REGISTRY, DataError
 from engine.evaluate import dev_set_name, own_sets, same_task
+from engine.models import ModelError
 from engine.runs import ACTIVE, Run, RunError, RunStore
 
-OTHER_SETS = ("sst2-dev", "advglue-sst2")   # registered evaluation sets any model may be attacked on
+# registered evaluation sets any model may be attacked on: single sentences, and AdvGLUE's sentence pairs
+OTHER_SETS = ("sst2-dev", "advglue-sst2")
+OTHER_PAIR_SETS = tuple(name for name, spec in REGISTRY.items()
+                        if name.startswith("advglue-") and len(spec.hub[3]) == 2)
 
 
-def attack_sets(config: dict) -> dict[str, str]:
+def attack_sets(config: dict, pairs: bool) -> dict[str, str]:
     """{set name: title} a batch attack may use: the run's own sets first (its dev set is the default), then the
-    other registered evaluation sets, marked as another task."""
+    other registered evaluation sets of the same shape (pairs for a pair model), marked as another task."""
     sets = {name: set_title(name, config.get("dataset")) for name in own_sets(config)}
-    for name in OTHER_SETS:
+    for name in OTHER_PAIR_SETS if pairs else OTHER_SETS:
         sets.setdefault(name, set_title(name, None) + ("" if same_task(config, name) else " (another task)"))
     return sets
 
@@ -50,9 +56,15 @@ def batch_panel(store: RunStore, run_id: str) -> None:
     st.caption(f"Attacks the first N sentences of a dataset against **{run_heading(run_id)}** in a background worker. "
                "It keeps running if you leave the page; an identical attack that already ran is reused.")
     target = store.get(run_id).config
-    sets = attack_sets(target)
+    try:
+        names = loaded_model(run_id).segment_names
+    except (ModelError, RunError) as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    sets = attack_sets(target, names is not None)
     with st.form("pg-batch-form", border=True):
         recipe, _ = recipe_picker("pg-batch-recipe", only_available=True)
+        segment = segment_picker(names, "pg-batch-segment")
         left, right = st.columns(2)
         dataset = left.selectbox("Dataset", list(sets), key=f"pg-batch-dataset-{run_id}", format_func=sets.__getitem__,
                                  help="The model's own sentences first. A set marked *another task* holds sentences "
@@ -62,7 +74,7 @@ def batch_panel(store: RunStore, run_id: str) -> None:
         submitted = st.form_submit_button("Start batch attack", icon=":material/play_arrow:", type="primary")
     if submitted:
         try:
-            config = batch_config(run_id, recipe, dataset, int(n), Budget(queries, fraction))
+            config = batch_config(run_id, recipe, dataset, int(n), Budget(queries, fraction), segment=segment)
             cached = find_cached(store, config)
             if cached is not None:
                 st.info("This exact attack already ran on this model; showing its results.")
@@ -85,18 +97,21 @@ def batch_panel(store: RunStore, run_id: str) -> None:
     task_warning(target, run.config.get("dataset", ""))
     if run.status.get("status") in ACTIVE:
         job_panel(run.id)
-    batch_results(run)
+    batch_results(run, names)
 
 
 def _attack_label(run: Run) -> str:
-    """recipe · set · N · status · id tail; the status from the run itself (the index may lag behind it)."""
+    """recipe · set · (segment attacked ·) N · status · id tail; the status from the run itself (the index may lag
+    behind it)."""
     config = run.config
-    return (f"{config.get('recipe')} · {config.get('dataset')} · N={config.get('n')} · "
+    segment = f"{config['segment']} segment · " if config.get("segment") else ""
+    return (f"{config.get('recipe')} · {config.get('dataset')} · {segment}N={config.get('n')} · "
             f"{run.status.get('status', 'unknown')} · {run.id.rsplit('-', 1)[-1]}")
 
 
-def batch_results(run) -> None:
-    """Summary numbers, a table of every example with its diff, and CSV export."""
+def batch_results(run, names: tuple[str, str] | None = None) -> None:
+    """Summary numbers, a table of every example with its diff (a pair's both segments, `names`), and CSV
+    export."""
     records = read_results(run)
     status = run.status.get("status")
     if not records:
@@ -117,19 +132,34 @@ def batch_results(run) -> None:
                    help="examples still right after the attack, among all N")
     cols[4].metric("Clean accuracy", f"{summary['original_accuracy']:.1%}", help="before any attack")
     table = pd.DataFrame(records)
-    shown = [c for c in ("index", "status", "label", "diff", "original", "perturbed", "queries", "fraction_changed")
-             if c in table]
+    pair = "attacked_segment" in table
+    columns = ("index", "status", "label", "attacked_segment", "diff", "first", "second", "perturbed", "queries",
+               "fraction_changed") if pair else \
+        ("index", "status", "label", "diff", "original", "perturbed", "queries", "fraction_changed")
+    shown = [c for c in columns if c in table]
+    if pair:
+        st.caption(f"Each pair was attacked on its {records[0]['attacked_segment']} only; the other segment was kept "
+                   "as it is. *first* and *second* are the original pair, *perturbed* the attacked segment after "
+                   "the attack.")
     event = st.dataframe(table[shown], hide_index=True, key=f"pg-batch-table-{run.id}", on_select="rerun",
                          selection_mode="single-row",
                          column_config={"fraction_changed": st.column_config.NumberColumn("words changed",
                                                                                            format="percent"),
                                         "diff": st.column_config.TextColumn("edits", width="medium"),
+                                        "attacked_segment": st.column_config.TextColumn("attacked"),
                                         "original": st.column_config.TextColumn(width="large"),
+                                        "first": st.column_config.TextColumn(width="large"),
+                                        "second": st.column_config.TextColumn(width="large"),
                                         "perturbed": st.column_config.TextColumn(width="large")})
     picked = event.selection.rows if event and event.selection else []
     if picked:
         record = records[picked[0]]
-        text_views.diff_view(record["original"], record["perturbed"])
+        if pair and names is not None:
+            attacked = SEGMENT_CHOICES.index(run.config.get("segment") or DEFAULT_SEGMENT)
+            text_views.pair_diff_view(names, attacked, record[SEGMENT_CHOICES[1 - attacked]], record["original"],
+                                      record["perturbed"])
+        else:
+            text_views.diff_view(record["original"], record["perturbed"])
     else:
         st.caption("Select a row to see its edits highlighted.")
     csv_path = run.dir / "results.csv"

@@ -7,14 +7,18 @@ import streamlit as st
 
 from app.playground.model_choice import run_tag
 from app.playground.models import loaded_model
+from app.playground.text_views import one_line
+from engine.data import Input
 
 
-def _change(before: str, after: str) -> str:
-    """The edit between two versions, or `new sentence` when most words differ."""
+def _change(before: Input, after: Input) -> str:
+    """The edit between two versions (of a pair: across both segments), or `new sentence` when most words
+    differ."""
     import difflib
 
     from engine.attacks.diff import diff_summary
 
+    before, after = one_line(before), one_line(after)
     if difflib.SequenceMatcher(None, before.split(), after.split()).ratio() < 0.5:
         return "(new sentence)"
     return diff_summary(before, after) or "(same words)"
@@ -80,7 +84,7 @@ def history_panel(run_ids: list[str]) -> None:
     rows = []
     for i, h in enumerate(history):
         row = {"#": i + 1, "change from previous": _change(history[i - 1]["text"], h["text"]) if i else "(first)",
-               "text": h["text"]}
+               "text": one_line(h["text"])}
         for run_id in run_ids:
             p = h["probs"].get(run_id)
             top = None if p is None else max(range(len(p)), key=p.__getitem__)

@@ -12,6 +12,7 @@ import threading
 import streamlit as st
 
 from engine.attribution import IG_STEPS, Attribution, explain
+from engine.data import Input
 from engine.inference import LoadedModel
 from engine.paths import runs_home
 
@@ -30,21 +31,21 @@ def loaded_model(run_id: str) -> LoadedModel:
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _probs(home: str, run_id: str, text: str) -> list[float]:
+def _probs(home: str, run_id: str, text: Input) -> list[float]:
     return loaded_model(run_id).probs([text])[0].tolist()
 
 
-def probabilities(run_id: str, text: str) -> list[float]:
+def probabilities(run_id: str, text: Input) -> list[float]:
     return _probs(str(runs_home()), run_id, text)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _explanation(home: str, run_id: str, text: str, how: str, target: int | None) -> Attribution:
+def _explanation(home: str, run_id: str, text: Input, how: str, target: int | None) -> Attribution:
     return explain(loaded_model(run_id), text, how, target, IG_STEPS)
 
 
-def explanation(run_id: str, text: str, how: str, target: int | None = None) -> Attribution:
-    """Word-level saliency of `text` for class `target` (default: the predicted class)."""
+def explanation(run_id: str, text: Input, how: str, target: int | None = None) -> Attribution:
+    """Word-level saliency of `text` (a sentence, or a pair) for class `target` (default: the predicted class)."""
     return _explanation(str(runs_home()), run_id, text, how, target)
 
 

@@ -12,6 +12,7 @@ from app.playground.history import log_history
 from app.playground.model_choice import run_heading
 from app.playground.models import explanation, loaded_model, probabilities
 from engine.attribution import EXPLAINERS, AttributionError
+from engine.data import Input
 from engine.models import ModelError
 from engine.runs import RunError
 
@@ -44,8 +45,9 @@ def saliency_choice() -> str:
     return how
 
 
-def predictions(run_ids: list[str], text: str, how: str, gold: dict | None) -> None:
-    """Prediction, probabilities and saliency for each model, side by side; logs the edit history."""
+def predictions(run_ids: list[str], text: Input, how: str, gold: dict | None) -> None:
+    """Prediction, probabilities and saliency for each model (over both segments of a pair), side by side;
+    logs the edit history."""
     columns = st.columns(len(run_ids), gap="large")
     entry: dict[str, Any] = {"text": text, "probs": {}}
     for column, run_id in zip(columns, run_ids):
@@ -87,6 +89,10 @@ def _prediction(run_id: str, names: list[str], probs: list[float], gold: dict | 
 
 
 def _saliency_caption(attribution) -> None:
+    if attribution.segment_names:
+        first, second = attribution.segment_names
+        st.caption(f"The boxed [SEP] is where the {first} ends and the {second} begins: the model reads both "
+                   "in one pass, so a word in either can drive the prediction.")
     if attribution.how == "attention":
         st.caption("Darker: more of [CLS]'s last-layer attention. Hover a word for its share.")
         return

@@ -1,5 +1,6 @@
 """The sentence the Playground studies: typed, or picked (with its label) from the model's own data (its dev
-sentences, and for SST-2 the adversarial AdvGLUE-SST2 set), and fitted to the model."""
+sentences, and for SST-2 the adversarial AdvGLUE-SST2 set), and fitted to the model. A sentence-pair model
+gets two boxes, named as its task names its segments (premise and hypothesis, ...)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -7,16 +8,20 @@ import streamlit as st
 from app.formatting import short_dataset
 from app.plain_text import markdown_text
 from app.playground.models import loaded_model
+from app.playground.text_views import segment_title
 from app.state import get_store
-from engine.attribution import FittedText, fit_text
-from engine.data import DataError
+from engine.attribution import FittedText, fit_input
+from engine.data import DataError, Input
 from engine.evaluate import eval_set, own_sets
 from engine.models import ModelError
 from engine.paths import runs_home
 from engine.runs import RunError
 
 TYPE = "Type or paste"
-SET_TITLES = {"sst2-dev": "SST-2 dev", "advglue-sst2": "AdvGLUE-SST2"}
+SET_TITLES = {"sst2-dev": "SST-2 dev", "advglue-sst2": "AdvGLUE-SST2", "advglue-rte": "AdvGLUE-RTE",
+              "advglue-qnli": "AdvGLUE-QNLI", "advglue-qqp": "AdvGLUE-QQP", "advglue-mnli": "AdvGLUE-MNLI",
+              "advglue-mnli-mm": "AdvGLUE-MNLI mismatched"}
+FIRST_PAIR = ("A man is playing a guitar on a small stage.", "A person is performing music.")
 
 
 def set_title(name: str, dataset: str | None) -> str:
@@ -33,10 +38,10 @@ def example_sets(run_id: str) -> dict[str, str]:
 
 
 @st.cache_data(show_spinner=False)
-def _examples(home: str, run_id: str, name: str) -> tuple[list[str], list[int]]:
+def _examples(home: str, run_id: str, name: str) -> tuple[list[Input], list[int]]:
     config = get_store().get(run_id).config
     data = eval_set(config, name, loaded_model(run_id).label_names)
-    return data.texts, data.labels
+    return data.inputs, data.labels
 
 
 def _example_key(run_id: str, name: str) -> str:
@@ -49,10 +54,22 @@ def _use_example(run_id: str, name: str, title: str) -> None:
     if index is None:
         return
     texts, labels = _examples(str(runs_home()), run_id, name)
-    st.session_state["pg-text"] = texts[index]
+    put_in_editor(texts[index])
     st.session_state["pg-gold"] = {"text": texts[index], "label": labels[index], "source": title,
                                    "name": loaded_model(run_id).label_names[labels[index]],
                                    "dataset": get_store().get(run_id).config.get("dataset")}
+
+
+def put_in_editor(given: Input) -> None:
+    """Show a sentence in the text box, or a pair in the two boxes (before they are drawn)."""
+    if isinstance(given, tuple):
+        st.session_state["pg-text"], st.session_state["pg-text-b"] = given
+    else:
+        st.session_state["pg-text"] = given
+
+
+def _example_line(given: Input) -> str:
+    return given[:100] if isinstance(given, str) else f"{given[0][:60]} ‖ {given[1][:60]}"
 
 
 def _example_picker(run_id: str) -> None:
@@ -78,32 +95,56 @@ def _example_picker(run_id: str) -> None:
     st.selectbox(f"Example from {source}", range(len(texts)), index=None, key=_example_key(run_id, name),
                  on_change=_use_example, args=(run_id, name, source),
                  placeholder=f"Choose one of {len(texts)} sentences",
-                 format_func=lambda i: f"#{i} · {names[labels[i]]} · {texts[i][:100]}")
+                 format_func=lambda i: f"#{i} · {names[labels[i]]} · {_example_line(texts[i])}")
+
+
+def _typed(model) -> Input | None:
+    """The typed sentence, or for a pair model both typed segments; None (with a hint) when one is empty."""
+    names = model.segment_names
+    if names is None:
+        st.session_state.setdefault("pg-text", "it 's a charming and often affecting journey .")
+        raw = st.text_area("Text", key="pg-text", height=90, max_chars=20_000,
+                           help="Edit freely and press Ctrl+Enter: every version you try is kept in Edit history.")
+        if raw.strip():
+            return raw
+        st.info("Type a sentence, or pick one from a dataset, to see what the model predicts and why.",
+                icon=":material/edit:")
+        return None
+    st.session_state.setdefault("pg-text", FIRST_PAIR[0])
+    st.session_state.setdefault("pg-text-b", FIRST_PAIR[1])
+    left, right = st.columns(2)
+    first = left.text_area(segment_title(names[0]), key="pg-text", height=90, max_chars=20_000,
+                           help=f"The first segment of the pair. This model reads {names[0]} and {names[1]} "
+                                "together; edit either and press Ctrl+Enter.")
+    second = right.text_area(segment_title(names[1]), key="pg-text-b", height=90, max_chars=20_000,
+                             help="The second segment of the pair (what an attack edits by default).")
+    empty = [name for name, text in zip(names, (first, second)) if not text.strip()]
+    if empty:
+        st.info(f"Type the {' and the '.join(empty)}, or pick a pair from a dataset: this model reads "
+                f"{names[0]} and {names[1]} together.", icon=":material/edit:")
+        return None
+    return first, second
 
 
 def sentence_input(run_id: str) -> tuple[FittedText | None, dict | None]:
-    """The sentence to study, fitted to the model (control characters dropped, cut to its length), and
-    its dataset label when it came from a dataset and is unedited."""
+    """The sentence (or sentence pair) to study, fitted to the model (control characters dropped, cut to its
+    length), and its dataset label when it came from a dataset and is unedited."""
     _example_picker(run_id)
-    st.session_state.setdefault("pg-text", "it 's a charming and often affecting journey .")
-    raw = st.text_area("Text", key="pg-text", height=90, max_chars=20_000,
-                       help="Edit freely and press Ctrl+Enter: every version you try is kept in Edit history.")
-    if not raw.strip():
-        st.info("Type a sentence, or pick one from a dataset, to see what the model predicts and why.",
-                icon=":material/edit:")
-        return None, None
     try:
         model = loaded_model(run_id)
     except (ModelError, RunError) as err:
         st.error(markdown_text(str(err)))
         return None, None
-    fitted = fit_text(model.tokenizer, raw, model.max_length)
+    raw = _typed(model)
+    if raw is None:
+        return None, None
+    fitted = fit_input(model.tokenizer, raw, model.max_length)
     for notice in fitted.notices():
         st.warning(markdown_text(notice), icon=":material/content_cut:")
-    if not fitted.text.strip():
+    if not fitted.text.strip() or (fitted.text_b is not None and not fitted.text_b.strip()):
         st.info("Nothing readable is left once control characters are removed.")
         return None, None
-    letters = [c for c in fitted.text if c.isalpha()]
+    letters = [c for c in fitted.text + (fitted.text_b or "") if c.isalpha()]
     if letters and sum(not c.isascii() for c in letters) > len(letters) / 2:
         st.caption(":material/translate: The model was fine-tuned on English text; on other languages its "
                    "prediction says little (word pieces it never learned become [UNK]).")

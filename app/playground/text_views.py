@@ -14,6 +14,7 @@ import streamlit as st
 
 from engine.attacks.diff import diff_chars, diff_tokens
 from engine.attribution import Attribution
+from engine.data import Input
 from engine.user_text import codepoint
 
 POSITIVE = (234, 120, 20)     # orange: pushes toward the explained class
@@ -21,6 +22,17 @@ NEGATIVE = (47, 111, 179)     # blue: pushes away from it
 ATTENTION = (128, 90, 190)    # purple: attention share (no sign)
 ADDED = "#fde68a"             # changed or inserted characters in the new text
 REMOVED = "#fecaca"           # replaced or deleted characters in the old text
+SEP = "[SEP]"                 # drawn boxed between the two segments of a sentence pair
+
+
+def one_line(given: Input) -> str:
+    """A sentence, or a pair written as `first [SEP] second` (tables, history, headings)."""
+    return given if isinstance(given, str) else f"{given[0]} {SEP} {given[1]}"
+
+
+def segment_title(name: str) -> str:
+    """A segment's name as a heading: `premise` -> `Premise`."""
+    return name[:1].upper() + name[1:]
 
 
 @dataclass
@@ -31,6 +43,7 @@ class Span:
     tip: str | None = None
     strike: bool = False
     bold: bool = False
+    boxed: bool = False       # outlined: a pair's [SEP] boundary, visible however small its score
 
 
 def render(spans: list[Span], tip: str | None = None, label: str | None = None) -> None:
@@ -48,6 +61,8 @@ def to_html(spans: list[Span], tip: str | None = None, label: str | None = None)
             style.append("text-decoration:line-through")
         if span.bold:
             style.append("font-weight:600")
+        if span.boxed:
+            style.append("box-shadow:inset 0 0 0 1px #64748b;border-radius:3px;padding:0 3px;font-size:0.85em")
         attrs = f' style="{";".join(style)}"' if style else ""
         if span.tip:
             attrs += f' title="{html.escape(span.tip, quote=True)}"'
@@ -75,24 +90,47 @@ def _visible(text: str, marked: bool) -> str:
 # ---------------------------------------------------------------- saliency
 
 def heatmap_spans(attribution: Attribution) -> list[Span]:
-    """The original text with each word shaded by its attribution (scaled to the largest in the text)."""
-    text = attribution.text
-    peak = max((abs(s) for s in attribution.scores), default=0.0) or 1.0
+    """The original text with each word shaded by its attribution (scaled to the largest in the text). A pair
+    is drawn as its first segment, the [SEP] boundary between them (shaded by its own score), then its second
+    segment, each segment headed by its name."""
+    scores = attribution.scores + ([attribution.boundary_score] if attribution.boundary_score is not None else [])
+    peak = max((abs(s) for s in scores), default=0.0) or 1.0
+    if attribution.text_b is None:
+        return _shaded(attribution, attribution.text, 0, peak)
+    first, second = attribution.segment_names
+    return [Span(f"{segment_title(first)}: ", bold=True), *_shaded(attribution, attribution.text, 0, peak),
+            Span(" "), _score_span(attribution, SEP, attribution.boundary_score or 0.0, peak,
+                                   "the boundary between the two segments: the model reads [CLS] first [SEP] "
+                                   "second [SEP]", boxed=True),
+            Span("\n"), Span(f"{segment_title(second)}: ", bold=True),
+            *_shaded(attribution, attribution.text_b, 1, peak)]
+
+
+def _shaded(attribution: Attribution, text: str, segment: int, peak: float) -> list[Span]:
+    """One segment's text, its words shaded by their scores."""
     spans, cursor = [], 0
     for word, score in zip(attribution.words, attribution.scores):
+        if word.segment != segment:
+            continue
         if word.start > cursor:
             spans.append(Span(text[cursor:word.start]))
-        strength = min(abs(score) / peak, 1.0)
-        if attribution.how == "attention":
-            rgb, note = ATTENTION, f"attention share {score:.3f}"
-        else:
-            rgb = POSITIVE if score >= 0 else NEGATIVE
-            note = f"{score:+.4f} toward {attribution.target_name}"
-        spans.append(Span(word.text, f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.08 + 0.72 * strength:.2f})", note))
+        spans.append(_score_span(attribution, word.text, score, peak))
         cursor = word.end
     if cursor < len(text):
         spans.append(Span(text[cursor:]))
     return spans
+
+
+def _score_span(attribution: Attribution, text: str, score: float, peak: float, what: str = "",
+                boxed: bool = False) -> Span:
+    strength = min(abs(score) / peak, 1.0)
+    if attribution.how == "attention":
+        rgb, note = ATTENTION, f"attention share {score:.3f}"
+    else:
+        rgb = POSITIVE if score >= 0 else NEGATIVE
+        note = f"{score:+.4f} toward {attribution.target_name}"
+    return Span(text, f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.08 + 0.72 * strength:.2f})",
+                f"{what}; {note}" if what else note, boxed=boxed)
 
 
 def heatmap(attribution: Attribution, label: str | None = None) -> None:
@@ -149,3 +187,11 @@ def diff_view(old: str, new: str, label_old: str = "Original", label_new: str = 
     """Original and changed text one above the other, the edits highlighted on both."""
     render(diff_spans(old, new, "old"), label=label_old)
     render(diff_spans(old, new, "new"), label=label_new)
+
+
+def pair_diff_view(names: tuple[str, str], attacked: int, fixed: str, old: str, new: str,
+                   label_new: str = "adversarial") -> None:
+    """A pair attacked on one segment: the segment that stayed fixed, then the attacked one before and after."""
+    render([Span(fixed)], label=f"{segment_title(names[1 - attacked])} (kept fixed)")
+    diff_view(old, new, f"{segment_title(names[attacked])}, original (attacked)",
+              f"{segment_title(names[attacked])}, {label_new}")

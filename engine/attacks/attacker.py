@@ -13,7 +13,16 @@ import numpy as np
 
 from engine.attacks.diff import count_changed_words, diff_summary
 from engine.attacks.recipes import AttackError, get_recipe
+from engine.attacks.segments import (
+    SEGMENT_CHOICES,
+    chosen_segment,
+    keep_other_segment_fixed,
+    pair_text,
+    segment_modification_rate,
+    segments_of,
+)
 from engine.attacks.wrapper import FastModelWrapper
+from engine.data import Input
 from engine.inference import Cancelled, LoadedModel
 
 DEFAULT_MAX_QUERIES = 2000
@@ -38,7 +47,7 @@ class Budget:
 
 @dataclass
 class Progress:
-    """A snapshot of a running attack, for a live view."""
+    """A snapshot of a running attack, for a live view (a pair's best text is its attacked segment)."""
     queries: int = 0
     best_text: str | None = None
     best_probs: list[float] | None = None
@@ -48,7 +57,8 @@ class Progress:
 
 @dataclass
 class AttackOutcome:
-    """The result of attacking one text."""
+    """The result of attacking one text. For a sentence pair, `original_text` and `perturbed_text` are the
+    attacked segment before and after, and `fixed_text` is the other segment, which the attack cannot touch."""
     recipe: str
     original_text: str
     perturbed_text: str
@@ -63,20 +73,51 @@ class AttackOutcome:
     seconds: float
     message: str = ""
     index: int | None = None
+    segment_names: tuple[str, str] | None = None   # a pair's segments; None for a single sentence
+    attacked_segment: int | None = None            # which of them the attack edited: 0 or 1
+    fixed_text: str | None = None                  # the other segment, unchanged
+    perturbed_pair: tuple[str, str] | None = None  # the pair TextAttack's search ended on, as the model read it
 
     @property
     def fraction_changed(self) -> float:
         return self.words_changed / self.words_total if self.words_total else 0.0
 
+    @property
+    def attacked_name(self) -> str | None:
+        """The attacked segment's name (e.g. hypothesis); None for a single sentence."""
+        return None if self.segment_names is None else self.segment_names[self.attacked_segment]
+
+    def _input(self, attacked: str) -> Input:
+        if self.segment_names is None:
+            return attacked
+        return (attacked, self.fixed_text) if self.attacked_segment == 0 else (self.fixed_text, attacked)
+
+    @property
+    def original_input(self) -> Input:
+        """What the model read before the attack: the sentence, or the pair."""
+        return self._input(self.original_text)
+
+    @property
+    def perturbed_input(self) -> Input:
+        """What the model read after it: the edited sentence, or the pair the search ended on (its attacked
+        segment edited)."""
+        return self.perturbed_pair or self._input(self.perturbed_text)
+
     def row(self, label_names: list[str] | None = None) -> dict[str, Any]:
-        """A flat record for JSONL and CSV: texts, diff, probabilities, cost."""
+        """A flat record for JSONL and CSV: texts, diff, probabilities, cost. A pair's record also has both
+        original segments (`first`, `second`) and the name of the one attacked (`attacked_segment`); its
+        `original`, `perturbed` and `diff` are that segment's."""
         names = label_names or [str(i) for i in range(len(self.original_probs))]
         out = {"index": self.index, "status": self.status, "label": names[self.label] if
-               self.label < len(names) else self.label, "original": self.original_text,
+               self.label < len(names) else self.label}
+        if self.segment_names is not None:
+            first, second = self.original_input
+            out.update({"attacked_segment": self.attacked_name, "first": first, "second": second})
+        out.update({"original": self.original_text,
                "perturbed": self.perturbed_text, "diff": diff_summary(self.original_text, self.perturbed_text),
                "queries": self.queries, "words_changed": self.words_changed, "words_total": self.words_total,
                "fraction_changed": round(self.fraction_changed, 4), "seconds": round(self.seconds, 3),
-               "message": self.message}
+               "message": self.message})
         for name, p0, p1 in zip(names, self.original_probs, self.perturbed_probs):
             out[f"p_{name}_before"] = round(float(p0), 5)
             out[f"p_{name}_after"] = round(float(p1), 5)
@@ -90,20 +131,26 @@ class Attacker:
 
     `should_stop` is polled on every query batch (cancel raises inside the search and the outcome is
     `cancelled`, with the best perturbation found so far); `on_progress` gets a `Progress` after each
-    batch of candidates.
+    batch of candidates. A sentence-pair model's pairs are attacked on one `segment` (first or second, or
+    the segment's name; the second by default) while the other stays as it is.
     """
 
     def __init__(self, loaded: LoadedModel, recipe: str, budget: Budget = Budget(),
                  should_stop: Callable[[], bool] | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, seed: int = 0) -> None:
+                 on_progress: Callable[[Progress], None] | None = None, seed: int = 0,
+                 segment: str | None = None) -> None:
         budget.check()
+        chosen = chosen_segment(segment, loaded.segment_names)
+        self.segment = None if chosen is None else SEGMENT_CHOICES.index(chosen)   # 0 or 1: the one attacked
         self.recipe = get_recipe(recipe)
         self.loaded, self.budget, self.seed = loaded, budget, seed
         self.should_stop = should_stop or (lambda: False)
         self.on_progress = on_progress
         self.wrapper = FastModelWrapper(loaded, self.should_stop)
         self.attack = self.recipe.build(self.wrapper)
-        _apply_budget(self.attack, budget)
+        _apply_budget(self.attack, budget, self.segment)
+        if self.segment is not None:
+            keep_other_segment_fixed(self.attack, loaded.segment_names, self.segment)
         # TextAttack caches each text's result; logits that depend on the batch must be recomputed every time
         self.attack.goal_function.use_cache = not loaded.method.batch_dependent_logits
         self._observe(self.attack)
@@ -125,7 +172,7 @@ class Attacker:
                 if "last_transformation" in result.attacked_text.attack_attrs and (
                         progress.best_text is None or result.score > self._best_score):
                     self._best_score = result.score
-                    progress.best_text = result.attacked_text.text
+                    progress.best_text = self._attacked_part(result.attacked_text)
                     progress.best_probs = result.raw_output.tolist()
             progress.elapsed = time.perf_counter() - self._started
             if self.on_progress:
@@ -135,28 +182,45 @@ class Attacker:
         goal.get_results = observed
         attack.search_method.get_goal_results = observed
 
-    def attack_text(self, text: str, label: int | None = None, index: int | None = None) -> AttackOutcome:
-        """Attack one text. With no label, the model's own prediction is the label to flip."""
-        if not text or not text.strip():
+    def _attacked_part(self, attacked_text: Any) -> str:
+        """The text the attack edits: the sentence, or a pair's attacked segment."""
+        return attacked_text.text if self.segment is None else segments_of(attacked_text)[self.segment]
+
+    def attack_text(self, given: Input, label: int | None = None, index: int | None = None) -> AttackOutcome:
+        """Attack one sentence, or one pair on the chosen segment. With no label, the model's own prediction is
+        the label to flip."""
+        problem = self.loaded.input_problem(given)
+        if problem:
+            raise AttackError(problem)
+        names = self.loaded.segment_names
+        if names is not None:
+            for i, part in enumerate(given):
+                if not part.strip():
+                    raise AttackError(f"the {names[i]} is empty: " + ("there is nothing to attack" if i == self.segment
+                                                                      else "a pair model reads both segments"))
+        elif not given or not given.strip():
             raise AttackError("there is no text to attack")
         from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
         from textattack.shared import AttackedText
 
         random.seed(self.seed)
         np.random.seed(self.seed)
-        original_probs = self.loaded.probs([text])[0]
+        original_probs = self.loaded.probs([given])[0]
         source = "gold"
         if label is None:
             label, source = int(original_probs.argmax()), "prediction"
         if not 0 <= label < len(original_probs):
             raise AttackError(f"label {label} does not exist; the model has {len(original_probs)} classes")
-        attacked = AttackedText(text)
+        attacked = AttackedText(given) if names is None else pair_text(given, names)
+        text = self._attacked_part(attacked)
         self._progress = Progress(original_probs=original_probs.tolist())
         self._best_score = -float("inf")
         self._started = time.perf_counter()
-        n_words = len(attacked.words)
+        n_words = len(attacked.words) if names is None else len(attacked.words_per_input[self.segment])
         base = dict(recipe=self.recipe.name, original_text=text, label=int(label), label_source=source,
                     original_probs=original_probs.tolist(), words_total=n_words, index=index)
+        if names is not None:
+            base.update(segment_names=names, attacked_segment=self.segment, fixed_text=given[1 - self.segment])
         if n_words == 0:
             return AttackOutcome(**base, perturbed_text=text, status="skipped", perturbed_probs=original_probs.tolist(),
                                  queries=0, words_changed=0, seconds=0.0,
@@ -190,18 +254,23 @@ class Attacker:
             over = self.budget.max_queries is not None and queries >= self.budget.max_queries
             message = (f"the query budget of {self.budget.max_queries} ran out before the prediction flipped"
                        if over else "no allowed edit flipped the prediction within the budget of changed words")
-        return AttackOutcome(**base, perturbed_text=final.attacked_text.text, status=status,
+        return AttackOutcome(**base, perturbed_text=self._attacked_part(final.attacked_text), status=status,
                              perturbed_probs=final.raw_output.tolist(), queries=queries, words_changed=changed,
-                             seconds=seconds, message=message)
+                             seconds=seconds, message=message,
+                             perturbed_pair=None if names is None else segments_of(final.attacked_text))
 
 
-def _apply_budget(attack: Any, budget: Budget) -> None:
+def _apply_budget(attack: Any, budget: Budget, segment: int | None) -> None:
+    """The query budget, and the share of words that may change: of the sentence, or of a pair's attacked
+    `segment`."""
     from textattack.constraints.pre_transformation import MaxModificationRate
 
     if budget.max_queries is not None:
         attack.goal_function.query_budget = int(budget.max_queries)
     if budget.max_fraction is not None:
-        attack.pre_transformation_constraints.append(MaxModificationRate(float(budget.max_fraction), min_threshold=1))
+        attack.pre_transformation_constraints.append(
+            MaxModificationRate(float(budget.max_fraction), min_threshold=1) if segment is None
+            else segment_modification_rate(float(budget.max_fraction), segment))
 
 
 # ---------------------------------------------------------------- summaries

@@ -1,4 +1,5 @@
-"""Batch attacks, the `attack` job kind: attack the first n examples of a dataset with one recipe and budget.
+"""Batch attacks, the `attack` job kind: attack the first n examples of a dataset with one recipe and budget
+(a sentence-pair model's pairs on one segment, `first` or `second`, the other kept as it is).
 
 An attack run's config names its target run; a finished attack with the same settings is reused
 (`find_cached`). Per-example records go to results.jsonl as they are made, results.csv at the end.
@@ -15,21 +16,24 @@ from typing import Any
 
 from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budget, summarize
 from engine.attacks.recipes import AttackError, get_recipe
+from engine.attacks.segments import check_shape
 from engine.inference import LoadedModel
 from engine.runs import read_jsonl
 
 
-def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget, seed: int = 0) -> dict[str, Any]:
-    """The config of an attack run (kind "attack", parent = the target run)."""
+def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget, seed: int = 0,
+                 segment: str | None = None) -> dict[str, Any]:
+    """The config of an attack run (kind "attack", parent = the target run). `segment` is the pair segment
+    attacked, `first` or `second` (None for a single-sentence model: `engine.attacks.segments.chosen_segment`)."""
     if n < 1:
         raise AttackError(f"attack at least 1 example (got n={n})")
     budget.check()
     get_recipe(recipe)
     return {"target": target, "recipe": recipe, "dataset": dataset, "n": int(n), "max_queries": budget.max_queries,
-            "max_fraction": budget.max_fraction, "seed": seed, "method": f"attack-{recipe}"}
+            "max_fraction": budget.max_fraction, "seed": seed, "segment": segment, "method": f"attack-{recipe}"}
 
 
-CONFIG_KEYS = ("target", "recipe", "dataset", "n", "max_queries", "max_fraction", "seed")
+CONFIG_KEYS = ("target", "recipe", "dataset", "n", "max_queries", "max_fraction", "seed", "segment")
 
 
 def find_cached(store, config: dict[str, Any]):
@@ -74,9 +78,13 @@ def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] 
     budget = Budget(config.get("max_queries"), config.get("max_fraction"))
     loaded = LoadedModel.from_run(target.dir, pick_device())
     data = eval_set(target.config, config["dataset"], loaded.label_names)   # `heldout`: its CSV's dev split
+    check_shape(config["dataset"], data.is_pair, loaded.segment_names)
     n = min(int(config["n"]), len(data))
-    attacker = Attacker(loaded, config["recipe"], budget, should_stop=should_stop, seed=int(config.get("seed", 0)))
-    run.log(f"attacking {n} examples of {config['dataset']} with {config['recipe']} against {target.id}; "
+    inputs = data.inputs
+    attacker = Attacker(loaded, config["recipe"], budget, should_stop=should_stop, seed=int(config.get("seed", 0)),
+                        segment=config.get("segment"))
+    where = "" if attacker.segment is None else f" on their {loaded.segment_names[attacker.segment]}"
+    run.log(f"attacking {n} examples of {config['dataset']}{where} with {config['recipe']} against {target.id}; "
             f"budget {budget}")
     run.set_status(total_steps=n, step=0)
     jsonl = run.dir / "results.jsonl"
@@ -85,7 +93,7 @@ def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] 
     for i in range(n):
         if should_stop():
             break
-        outcome = attacker.attack_text(data.texts[i], data.labels[i], index=i)
+        outcome = attacker.attack_text(inputs[i], data.labels[i], index=i)
         if outcome.status == "cancelled":
             break
         outcomes.append(outcome)
@@ -103,6 +111,7 @@ def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] 
             f"{summary['success_rate']:.3f}, accuracy under attack {summary['accuracy_under_attack']:.3f}")
     return {**summary, "status": "cancelled" if cancelled else "done", "target": target.id,
             "recipe": config["recipe"], "dataset": config["dataset"], "n_requested": n,
+            "segment": config.get("segment"),
             "results_path": str(csv_path), "jsonl_path": str(jsonl), "seconds": round(time.time() - started, 2)}
 
 

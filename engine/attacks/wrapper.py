@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from engine.data import Input
 from engine.inference import Cancelled, LoadedModel
 from engine.paths import use_project_nltk_data
 
@@ -20,7 +21,8 @@ use_project_nltk_data()   # before nltk or TextAttack is imported; the recipes i
 
 class FastModelWrapper:
     """A TextAttack model wrapper over a `LoadedModel`: logits for a list of texts, batched by length,
-    padded dynamically, cached. `should_stop` is polled before every batch and raises `Cancelled`.
+    padded dynamically, cached. `should_stop` is polled before every batch and raises `Cancelled`. A
+    multi-input attack hands it (first, second) tuples, which `LoadedModel` reads as sentence pairs.
 
     It is registered as a virtual subclass of `textattack.models.wrappers.ModelWrapper` when TextAttack
     is imported, so TextAttack treats it like its own wrappers.
@@ -35,14 +37,15 @@ class FastModelWrapper:
         self.batch_size = batch_size
         self.calls = 0
 
-    def __call__(self, text_input_list: list[str], **_: Any) -> torch.Tensor:
+    def __call__(self, text_input_list: list[Input], **_: Any) -> torch.Tensor:
         self.calls += 1
         if self.should_stop is not None and self.should_stop():
             raise Cancelled()
         return torch.from_numpy(self.loaded.logits(list(text_input_list), self.should_stop, self.batch_size))
 
-    def tokenize(self, inputs: list[str], strip_prefix: bool = False) -> list[list[str]]:
-        tokens = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(x, truncation=True)["input_ids"])
+    def tokenize(self, inputs: list[Input], strip_prefix: bool = False) -> list[list[str]]:
+        tokens = [self.tokenizer.convert_ids_to_tokens(
+                      self.tokenizer(*((x,) if isinstance(x, str) else x), truncation=True)["input_ids"])
                   for x in inputs]
         return [[t.replace("##", "") for t in seq] for seq in tokens] if strip_prefix else tokens
 

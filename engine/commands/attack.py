@@ -1,4 +1,6 @@
 """`python -m engine attack RUN_ID --recipe deepwordbug --dataset sst2-dev --n 50 --json`: a batch attack.
+A sentence-pair run is attacked on one segment (`--segment second`, the default, or `first`; the task's
+names for them work too, e.g. `--segment premise`), the other kept as it is.
 
 The attack runs as a run of kind "attack" whose parent is the target run, so the Playground and reports
 find it later; an identical finished attack is reused unless --force. `attack-recipes` lists the recipes
@@ -19,12 +21,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("attack", help="attack a trained run with a TextAttack recipe over a dataset")
     p.add_argument("run_id", help="the trained run to attack")
     p.add_argument("--recipe", default="deepwordbug", help="see `python -m engine attack-recipes`")
-    p.add_argument("--dataset", default="sst2-dev", help="sst2-dev, advglue-sst2, sst2, csv:PATH, or heldout "
-                   "(the dev split held out of the run's own CSV)")
+    p.add_argument("--dataset", default=None, help="the run's dev set by default; or sst2-dev, advglue-sst2, "
+                   "advglue-rte, ..., csv:PATH, or heldout (the dev split held out of the run's own CSV)")
     p.add_argument("--n", type=int, default=50, help="attack the first N examples")
     p.add_argument("--max-queries", type=int, default=None, help="model queries per example (default 2000)")
     p.add_argument("--max-fraction", type=float, default=None,
                    help="largest share of words an attack may change, in (0, 1] (default 0.3)")
+    p.add_argument("--segment", default=None,
+                   help="for a sentence-pair run: the segment to attack, first or second (default second: "
+                        "the hypothesis in NLI), or its name (e.g. premise); the other stays as it is")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="attack again even if this exact attack is stored")
     p.add_argument("--detach", action="store_true", help="queue as a background job and return at once")
@@ -64,13 +69,15 @@ def cmd_attack(args: argparse.Namespace) -> int:
 def checked_config(args: argparse.Namespace, target: Run) -> dict:
     """The attack run's config, with every flag checked before the run exists (FlagError naming the flag):
     the budget, the recipe, the dataset (read once here, as the attack will read it: `heldout` is the run's
-    own CSV split), and --n against the dataset's size."""
+    own CSV split), the segment of a pair run (and a dataset of pairs for it, of single sentences for any other
+    run), and --n against the dataset's size."""
     from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
     from engine.attacks.batch import batch_config
     from engine.attacks.recipes import AttackError, get_recipe
+    from engine.attacks.segments import check_shape, chosen_segment
     from engine.data import DataError
-    from engine.evaluate import eval_set
-    from engine.inference import label_names_for
+    from engine.evaluate import dev_set_name, eval_set
+    from engine.inference import label_names_for, segment_names_for
 
     queries = DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries
     fraction = DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction
@@ -80,12 +87,18 @@ def checked_config(args: argparse.Namespace, target: Run) -> dict:
         Budget(DEFAULT_MAX_QUERIES, fraction).check()
     with blaming("--recipe", AttackError):
         get_recipe(args.recipe)
-    with blaming("--dataset", DataError):
-        size = len(eval_set(target.config, args.dataset, label_names_for(target.dir)))
-    if not 1 <= args.n <= size:
+    names = segment_names_for(target.dir)
+    with blaming("--segment", AttackError):
+        segment = chosen_segment(args.segment, names)
+    dataset = args.dataset or dev_set_name(target.config)
+    with blaming("--dataset", DataError, AttackError):
+        data = eval_set(target.config, dataset, label_names_for(target.dir))
+        check_shape(dataset, data.is_pair, names)
+    if not 1 <= args.n <= len(data):
         raise FlagError(f"--n: attack at least 1 example (got {args.n})" if args.n < 1 else
-                        f"--n: {args.n} is more than the {size} examples of {args.dataset}; give --n {size} or less")
-    return batch_config(target.id, args.recipe, args.dataset, args.n, Budget(queries, fraction), args.seed)
+                        f"--n: {args.n} is more than the {len(data)} examples of {dataset}; give --n {len(data)} "
+                        "or less")
+    return batch_config(target.id, args.recipe, dataset, args.n, Budget(queries, fraction), args.seed, segment)
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
