@@ -46,6 +46,13 @@ def label_names_for(run_dir: Path | str) -> list[str]:
     return [str(i) for i in range(num_labels)]
 
 
+def segment_names_for(run_dir: Path | str) -> tuple[str, str] | None:
+    """What a trained run's two texts are called when it reads sentence pairs (e.g. premise, hypothesis), as
+    training stored them (results.json); None for a single-sentence model (and for runs trained before pairs)."""
+    stored = read_json(Path(run_dir) / "results.json", {}).get("segment_names")
+    return (str(stored[0]), str(stored[1])) if stored else None
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Class probabilities of a (N, C) logit array, row by row."""
     return torch.softmax(torch.from_numpy(logits), -1).numpy()
