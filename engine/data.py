@@ -201,8 +201,8 @@ REGISTRY: dict[str, DatasetSpec] = {
                                  ("mnli", "MNLI matched", 121), ("mnli-mm", "MNLI mismatched", 162))},
     **{name: DatasetSpec(name, description, f"{task}/{file}", _read_glue(task, name, file),
                          ("glue", task, split, PAIR_TASKS[task].fields),
-                         f"GLUE's {task.upper()}/{file} (tab-separated, with the columns "
-                         f"{GLUE_COLUMNS[task].header_text()} among others)")
+                         f"GLUE's {task.upper()}/{file} (tab-separated; its columns include "
+                         f"{GLUE_COLUMNS[task].header_text()})")
        for task, name, file, split, description in GLUE_PAIR_FILES},
 }
 # The dev split that goes with each training set, and the robustness sets to report beside it.
@@ -347,10 +347,11 @@ def _column_positions(header: list[str], text_column: str | None, text_column_b:
     first, second = found["text_column"], found["text_column_b"]
     if text_column or text_column_b:   # a chosen text column: single sentences unless a second one is chosen
         first, second = text_column, text_column_b
-    if second and not first:           # the first segment: the chosen second one's partner, else a text column
+    if second and not first:   # the first segment: the chosen second one's partner, else the one found by name
         named = second.strip().lower()
-        first = next((a for a, b in PAIR_COLUMNS if b == named and a in columns), None) or next(
-            (c for c in TEXT_COLUMNS if c in columns and c != named), None)
+        candidates = [a for a, b in PAIR_COLUMNS if b == named] + [found["text_column"] or "", *TEXT_COLUMNS]
+        first = next((c for c in candidates if c and c.strip().lower() in columns and c.strip().lower() != named),
+                     None)
     text_at = _pick_column(columns, header, first, TEXT_COLUMNS, "text", "text_column" if text_column else None)
     text_b_at = None if not second else _pick_column(columns, header, second, (), "second text",
                                                      "text_column_b" if text_column_b else None)
