@@ -9,9 +9,11 @@ where most CPU time goes on short SST-2 sentences.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -226,11 +228,26 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Errors only from these loggers: without a network the hub client logs each retry, and the caller's one
+    message says what failed and what to do."""
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def _load_from_hub(spec: DatasetSpec) -> TextDataset:
     import datasets  # heavy; only needed online
 
     path, config, split, fields = spec.hub
-    ds = datasets.load_dataset(path, config, split=split)
+    with _quiet("huggingface_hub", "datasets"):
+        ds = datasets.load_dataset(path, config, split=split)
     labels = [int(x) for x in ds["label"]]
     if len(fields) == 1:
         return TextDataset(spec.name, [t.strip() for t in ds[fields[0]]], labels, SST2_LABELS)
