@@ -94,19 +94,21 @@ def data_choice() -> Choice:
 def column_choice(header: list[str], found: CsvChoice) -> CsvChoice:
     """Which columns of an uploaded CSV hold the text (or the two texts of a sentence pair) and the label, starting
     at the ones found by name, and, for pairs, the GLUE task its labels belong to (so its AdvGLUE sets apply)."""
-    def start(name: str | None, options: list[str]) -> int:
-        return options.index(name) if name in options else 0
+    def start(name: str | None, options: list[str]) -> int | None:
+        """The column found by name; none (the picker left empty, and the file read as if nothing was picked, so
+        the engine says what it looked for) when there is none."""
+        return options.index(name) if name in options else None
 
     c1, c2, c3 = st.columns(3)
     text = c1.selectbox("Text column", header, index=start(found["text_column"], header), key="train-text-column",
-                        help="The text, or the first text of a sentence pair.")
+                        placeholder="pick the text column", help="The text, or the first text of a sentence pair.")
     seconds = [SINGLE, *header]
-    second = c2.selectbox("Second text column", seconds, index=start(found["text_column_b"], seconds),
+    second = c2.selectbox("Second text column", seconds, index=start(found["text_column_b"], seconds) or 0,
                           key="train-text-column-b",
                           help="For sentence pairs (premise and hypothesis, question and answer, …): the second text "
                                "of each pair. The model reads both, with its separator token between them.")
     label = c3.selectbox("Label column", header, index=start(found["label_column"], header),
-                         key="train-label-column")
+                         key="train-label-column", placeholder="pick the label column")
     chosen: CsvChoice = {"text_column": text, "text_column_b": None if second == SINGLE else second,
                          "label_column": label, "task": None}
     if chosen["text_column_b"] is not None:
