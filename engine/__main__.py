@@ -32,11 +32,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from engine.cli import blaming
+    from engine.data import DataError
     from engine.evaluate import evaluate_run
     from engine.runs import RunStore
 
     sets = [s for s in args.sets.split(",") if s]
-    results = evaluate_run(RunStore(), args.run_id, sets, force=args.force)
+    with blaming("--sets", DataError):   # an unknown set, or one of another shape (pairs for a sentence model)
+        results = evaluate_run(RunStore(), args.run_id, sets, force=args.force)
     emit({"run_id": args.run_id, "results": {k: {"accuracy": v["accuracy"], "n": v["n"]}
                                              for k, v in results.items()}}, args.json)
     return 0

@@ -152,11 +152,13 @@ def test_chosen_columns_and_task_are_stored_and_reload_the_runs_data(tmp_path, r
         evaluate_run(RunStore(run_home), run.id, ["sst2-dev"])
 
 
-def test_a_single_sentence_model_is_not_scored_on_pairs(tiny_run):
+def test_a_single_sentence_model_is_not_scored_on_pairs(tiny_run, monkeypatch, capsys):
     store, run = tiny_run
-    with pytest.raises(DataError, match=r"advglue-rte holds sentence pairs \(sentence1 / sentence2\), but this "
-                                        "model reads single sentences"):
-        evaluate_run(store, run.id, ["advglue-rte"])
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
+    line = refused(["eval", run.id, "--sets", "advglue-rte"], capsys)
+    assert line == ("error: --sets: advglue-rte holds sentence pairs (sentence1 / sentence2), but this model reads "
+                    "single sentences")
+    assert "advglue-rte" not in json.loads((run.dir / "eval.json").read_text())
 
 
 @pytest.mark.parametrize("name", list(registry()))
