@@ -67,3 +67,12 @@ def test_a_task_whose_class_has_no_rows_is_refused_on_the_page(run_home, tmp_pat
     at.selectbox(key="train-task").set_value("mnli").run()
     assert any("no row has the class 'neutral' of mnli" in e for e in texts(no_exception(at), "error")), \
         texts(at, "error")
+
+
+def test_a_glue_pair_task_whose_files_are_missing_says_which_files_go_where(run_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "empty"))
+    at = no_exception(page("train.py").run())
+    at.selectbox(key="train-dataset").set_value("mnli").run()
+    errors = texts(no_exception(at), "error")
+    assert any("the mnli files are not in the data folder" in e and "GLUE's MNLI/train.tsv" in e
+               and "mnli/dev_matched.tsv" in e for e in errors), errors

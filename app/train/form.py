@@ -85,7 +85,10 @@ def data_choice() -> Choice:
                 show_upload(uploaded.name, summary)
                 label_order, data_problem = order_choice(summary)
     elif not found.get(dataset_choice) or not found.get(DEV_SET[dataset_choice]):
-        data_problem = f"the {dataset_choice} files are not in the data folder. {data_folder_help()}"
+        absent = [REGISTRY[name] for name in (dataset_choice, DEV_SET[dataset_choice]) if not found.get(name)]
+        where = " ".join(f"Put {spec.source} in the data folder as `{spec.local_file}`." for spec in absent
+                         if spec.source)
+        data_problem = f"the {dataset_choice} files are not in the data folder. {where} {data_folder_help()}"
         st.error(data_problem, icon=":material/folder_off:")
     return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD, class_sizes=class_sizes,
                   label_order=label_order, csv=csv)
