@@ -146,6 +146,8 @@ def test_chosen_columns_and_task_are_stored_and_reload_the_runs_data(tmp_path, r
     assert set(evals) == {"heldout", "advglue-rte"} and evals["advglue-rte"]["n"] == 81
     assert results["advglue_rte_accuracy"] == evals["advglue-rte"]["accuracy"]
     assert own_sets(run.config) == ["heldout", "advglue-rte"] and same_task(run.config, "advglue-rte")
+    assert main(["eval", run.id, "--json"]) == 0, "eval's default sets are the run's own"
+    assert set(json.loads(capsys.readouterr().out)["results"]) == {"heldout", "advglue-rte"}
     assert not same_task(run.config, "advglue-sst2")
     with pytest.raises(DataError, match="sst2-dev holds single sentences, but this model reads sentence pairs "
                                         r"\(context / claim\)"):
