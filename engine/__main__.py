@@ -32,11 +32,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.evaluate import evaluate_run
+    from engine.cli import blaming
+    from engine.data import DataError
+    from engine.evaluate import evaluate_run, own_sets
     from engine.runs import RunStore
 
-    sets = [s for s in args.sets.split(",") if s]
-    results = evaluate_run(RunStore(), args.run_id, sets, force=args.force)
+    store = RunStore()
+    sets = [s for s in args.sets.split(",") if s] if args.sets else own_sets(store.get(args.run_id).config)
+    with blaming("--sets", DataError):   # an unknown set, or one of another shape (pairs for a sentence model)
+        results = evaluate_run(store, args.run_id, sets, force=args.force)
     emit({"run_id": args.run_id, "results": {k: {"accuracy": v["accuracy"], "n": v["n"]}
                                              for k, v in results.items()}}, args.json)
     return 0
@@ -113,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="accuracy of a trained run on evaluation sets (cached with the run)")
     p.add_argument("run_id")
-    p.add_argument("--sets", default="sst2-dev,advglue-sst2")
+    p.add_argument("--sets", help="comma-separated set names (default: the run's own: its dev set, then its "
+                                  "AdvGLUE sets)")
     p.add_argument("--force", action="store_true", help="recompute even if stored")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)

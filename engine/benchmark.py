@@ -58,20 +58,23 @@ def training_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str, Any]:
     """A run's stored numbers and whether it learned; a metric it lacks is None and named in `missing`.
     `included`: the run counts in means and claims (finished, and not known to have failed to learn)."""
+    from engine.advglue_score import task_accuracy
     from engine.attacks.batch import find_cached
-    from engine.evaluate import dev_set_name, learning_status
+    from engine.data import task_of
+    from engine.evaluate import dev_set_name, learning_status, own_sets
 
     row: dict[str, Any] = {"run_id": run_id, "method": None, "seed": None, "status": "deleted",
                            **{m: None for m in METRICS}, "attack_run": None, "missing": [], "included": False,
                            "learned": None, "learning_reason": None, "chance_accuracy": None,
-                           "training": None, "settings": None, "per_sentence": []}
+                           "training": None, "settings": None, "per_sentence": [], "task": None,
+                           "advglue_task_accuracy": None, "missing_sets": []}
     try:
         run = store.get(run_id)
     except RunError:
         return row
     config, status = run.config, run.status.get("status", "unknown")
     row.update(method=config.get("method"), seed=config.get("seed"), status=status, model=config.get("model"),
-               train_size=config.get("train_size"), epochs=config.get("epochs"))
+               train_size=config.get("train_size"), epochs=config.get("epochs"), task=task_of(config))
     if config.get("kind", "train") != "train":
         row["status"] = f"not a trained model ({config.get('kind')})"
         return row
@@ -87,6 +90,8 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
     row["dev_accuracy"] = evals.get(dev_name, {}).get("accuracy")
     advglue = evals.get("advglue-sst2", {})
     row["advglue_sst2_accuracy"] = advglue.get("accuracy")
+    row["advglue_task_accuracy"] = task_accuracy(row["task"], evals)
+    row["missing_sets"] = [name for name in own_sets(config) if name not in evals]
     if "correct" in advglue:
         row["per_sentence"].append("advglue_sst2_accuracy")
     if attack is not None:
@@ -99,7 +104,7 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
                        attack_success_rate=results.get("success_rate") if attacked else None)
             row["per_sentence"].append("accuracy_under_attack")
     wanted = [m for m in METRICS if attack is not None or m in ("dev_accuracy", "advglue_sst2_accuracy")]
-    if dev_name == "heldout":
+    if row["task"] != "sst2":
         wanted.remove("advglue_sst2_accuracy")
     row["missing"] = [m for m in wanted if row[m] is None]
     return row
@@ -335,6 +340,7 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
                  grid_id: str | None = None) -> dict[str, Any]:
     """The whole report: per-run rows, method rows, claims, what was left out and why, and the chance lines.
     `grid_id`: the recovery grid for the Healing claim (None: the newest finished one)."""
+    from engine.advglue_score import advglue_scores
     from engine.method_claims import judge_methods
     from engine.recovery.claims import judge_healing
     from engine.stats import LEVEL
@@ -348,12 +354,12 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
     return {"methods": aggregate(groups, rows), "claims": claims, "runs": rows, "excluded": excluded_runs(rows),
             "statements": statements(groups, rows), "scale_note": scale_note(groups, attack),
             "chance": chance_lines(rows, attack), "attack": asdict(attack) if attack else None,
-            "grid": (healing.get("grid") or {}).get("id"), "level": LEVEL}
+            "grid": (healing.get("grid") or {}).get("id"), "level": LEVEL, "advglue": advglue_scores(rows)}
 
 
 def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Which finished runs lack a stored evaluation (or its per-sentence results), and which lack the attack."""
-    evals = [r["run_id"] for r in rows if {"dev_accuracy", "advglue_sst2_accuracy"} & set(r["missing"])
+    evals = [r["run_id"] for r in rows if r["missing_sets"]   # its dev set or its task's AdvGLUE sets
              or (r["advglue_sst2_accuracy"] is not None and "advglue_sst2_accuracy" not in r["per_sentence"])]
     attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"] and not r["attack_run"]]
     return {"evaluations": evals, "attacks": attacks}
@@ -365,12 +371,12 @@ def fill_missing(store: RunStore, todo: dict[str, list[str]], attack: AttackSpec
     attack, queued as a background job (`background`: a page) or run here one after another (the CLI).
     `say` hears a line as each part starts."""
     from engine import jobs
-    from engine.evaluate import evaluate_run
+    from engine.evaluate import evaluate_run, own_sets
 
     say = say or (lambda line: None)
     for run_id in todo["evaluations"]:
         say(f"evaluating {run_id}")
-        evaluate_run(store, run_id, ["sst2-dev", "advglue-sst2"], need_correct=True)
+        evaluate_run(store, run_id, own_sets(store.get(run_id).config), need_correct=True)
     for run_id in todo["attacks"]:
         say(f"attacking {run_id} with {attack.recipe}")
         if background:

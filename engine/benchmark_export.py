@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from engine.advglue_score import score_table
 from engine.benchmark import METRICS
 
 
@@ -105,5 +106,13 @@ def to_markdown(report: dict[str, Any]) -> str:
               "methods' runs pair up on seed and training settings, Welch otherwise, a hierarchical bootstrap over "
               "seeds and sentences for AdvGLUE and attack numbers. Each part measured on AdvGLUE or an attack comes "
               "with a clean-accuracy part: dev accuracy no more than 1 point below the comparator.", "",
-              _markdown_table(claims_table(report)), "## Scale", "", report["scale_note"] + "\n"]
+              _markdown_table(claims_table(report))]
+    advglue = report.get("advglue")
+    if advglue and (len(advglue["tasks_present"]) > 1 or set(advglue["tasks_present"]) - {"sst2"}):
+        lines += ["## AdvGLUE score", "",
+                  "Accuracy on each task's AdvGLUE dev set in points (MNLI: the mean of matched and mismatched), "
+                  "mean over the counted runs of that task; the score is the macro average over the five tasks "
+                  f"({', '.join(advglue['tasks'])}), given only when all five have a model.", "",
+                  _markdown_table(score_table(advglue))]
+    lines += ["## Scale", "", report["scale_note"] + "\n"]
     return "\n".join(lines)

@@ -59,6 +59,30 @@ def class_ids(cells: Sequence[str], lines: Sequence[int], order: Sequence[str] |
     return [ids[v] for v in values], names
 
 
+def task_class_ids(cells: Sequence[str], lines: Sequence[int], task: str,
+                   names: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The class ids of a label column declared to hold a known task's classes (`names`, in the task's id order):
+    its names, or its integer ids, every class with at least one row, so the model's ids are the task's and a
+    class it never saw is refused rather than learned as nothing."""
+    values = [cell.strip() for cell in cells]
+    if all(is_number(v) for v in values):
+        ids = {str(i): i for i in range(len(names))}
+        spelled = "ids " + ", ".join(f"{i} ({name})" for i, name in enumerate(names))
+    else:
+        ids = {name: i for i, name in enumerate(names)}
+        spelled = ", ".join(names)
+    strangers = _first_lines([(v, n) for v, n in zip(values, lines) if v not in ids])
+    if strangers:
+        raise LabelError(f"labels {_listed(strangers)} are not classes of {task} (its classes: {spelled}); write "
+                         f"every label as one of them, or leave the task out")
+    labels = [ids[v] for v in values]
+    absent = [name for i, name in enumerate(names) if i not in set(labels)]
+    if absent:
+        raise LabelError(f"no row has the class {', '.join(map(quoted, absent))} of {task} (its classes: "
+                         f"{', '.join(names)}); every class of the task needs examples to be learned and scored")
+    return labels, list(names)
+
+
 def _integer_ids(values: list[str], lines: Sequence[int], known: Sequence[str] | None) -> tuple[list[int], list[str]]:
     labels = []
     for line, raw in zip(lines, values):

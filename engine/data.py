@@ -9,9 +9,11 @@ where most CPU time goes on short SST-2 sentences.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.csv_labels import LabelError, LabelOrderError, class_ids, is_number
+from engine.csv_labels import LabelError, LabelOrderError, class_ids, is_number, task_class_ids
 from engine.csv_table import CsvFormatError, CsvTable, read_table
+from engine.glue_tsv import GLUE_COLUMNS, GlueFileError, read_glue_pairs
 from engine.paths import data_dir, runs_home
 from engine.user_text import quoted
 
@@ -31,6 +34,9 @@ Input = str | tuple[str, str]     # one example: a sentence, or a sentence pair 
 MAX_CSV_BYTES = 25 * 1024 * 1024
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
+# a CSV's two text columns of a sentence pair, found by name when none is chosen (GLUE's and AdvGLUE's names)
+PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
+                ("question1", "question2"))
 
 
 class DataError(ValueError):
@@ -39,6 +45,15 @@ class DataError(ValueError):
 
 class LabelOrderDataError(DataError):
     """A label order given for a dataset does not fit it (the command line blames --label-order)."""
+
+
+class FieldDataError(DataError):
+    """A CSV cannot be read the way one TrainConfig field asks (a column choice, a declared task): `field` names
+    it, so the command line blames its flag."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -134,6 +149,18 @@ def _read_advglue(task: str) -> Callable[[Path], TextDataset]:
     return read
 
 
+def _read_glue(task: str, name: str, file: str) -> Callable[[Path], TextDataset]:
+    """One of GLUE's TSV files of a pair task (engine/glue_tsv.py has the columns), labels in GLUE's id order."""
+    def read(root: Path) -> TextDataset:
+        pair = PAIR_TASKS[task]
+        try:
+            first, second, labels = read_glue_pairs(root / task / file, GLUE_COLUMNS[task], pair.label_names)
+        except GlueFileError as err:
+            raise DataError(str(err)) from None
+        return TextDataset(name, first, labels, list(pair.label_names), second, pair.fields)
+    return read
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -141,6 +168,22 @@ class DatasetSpec:
     local_file: str                          # relative to the data folder
     read_local: Callable[[Path], TextDataset]
     hub: tuple[str, str, str, tuple[str, ...]]   # (path, config, split, text fields) for datasets.load_dataset
+    source: str = ""                         # the file as its distribution names it, when the data folder lacks it
+
+
+# GLUE's pair tasks: (task, registry name, GLUE file, Hugging Face split, description)
+GLUE_PAIR_FILES = (
+    ("rte", "rte", "train.tsv", "train", "GLUE RTE train (2,490 sentence1 / sentence2 pairs, 2 classes)"),
+    ("rte", "rte-dev", "dev.tsv", "validation", "GLUE RTE dev (277 pairs)"),
+    ("qnli", "qnli", "train.tsv", "train", "GLUE QNLI train (104,743 question / sentence pairs, 2 classes)"),
+    ("qnli", "qnli-dev", "dev.tsv", "validation", "GLUE QNLI dev (5,463 pairs)"),
+    ("qqp", "qqp", "train.tsv", "train", "GLUE QQP train (363,846 question1 / question2 pairs, 2 classes)"),
+    ("qqp", "qqp-dev", "dev.tsv", "validation", "GLUE QQP dev (40,430 pairs)"),
+    ("mnli", "mnli", "train.tsv", "train", "GLUE MNLI train (392,702 premise / hypothesis pairs, 3 classes)"),
+    ("mnli", "mnli-dev", "dev_matched.tsv", "validation_matched", "GLUE MNLI dev, matched genres (9,815 pairs)"),
+    ("mnli", "mnli-dev-mm", "dev_mismatched.tsv", "validation_mismatched",
+     "GLUE MNLI dev, mismatched genres (9,832 pairs)"),
+)
 
 
 REGISTRY: dict[str, DatasetSpec] = {
@@ -158,12 +201,21 @@ REGISTRY: dict[str, DatasetSpec] = {
                                        PAIR_TASKS[task.removesuffix('-mm')].fields))
        for task, label, rows in (("rte", "RTE", 81), ("qnli", "QNLI", 148), ("qqp", "QQP", 78),
                                  ("mnli", "MNLI matched", 121), ("mnli-mm", "MNLI mismatched", 162))},
+    **{name: DatasetSpec(name, description, f"{task}/{file}", _read_glue(task, name, file),
+                         ("glue", task, split, PAIR_TASKS[task].fields),
+                         f"GLUE's {task.upper()}/{file} (tab-separated; its columns include "
+                         f"{GLUE_COLUMNS[task].header_text()})")
+       for task, name, file, split, description in GLUE_PAIR_FILES},
 }
-# The dev split that goes with each training set, and the robustness set to report beside it.
-DEV_SET = {"sst2": "sst2-dev"}
-ROBUSTNESS_SETS = {"sst2": ["advglue-sst2"]}
-# The task of each registered set (the same kind of sentences and labels); an uploaded CSV is a task of its own.
-TASKS = {"sst2": "sst2", "sst2-dev": "sst2", "advglue-sst2": "sst2"}
+# The dev split that goes with each training set, and the robustness sets to report beside it.
+DEV_SET = {"sst2": "sst2-dev", **{task: f"{task}-dev" for task in PAIR_TASKS}}
+ROBUSTNESS_SETS = {"sst2": ["advglue-sst2"], **{task: [f"advglue-{task}"] for task in PAIR_TASKS}}
+ROBUSTNESS_SETS["mnli"].append("advglue-mnli-mm")
+# The task of each registered set (the same kind of sentences and labels); an uploaded CSV is a task of its own,
+# unless its run declares one of GLUE's pair tasks (`TrainConfig.task`).
+TASKS = {"sst2": "sst2", "sst2-dev": "sst2", "advglue-sst2": "sst2",
+         **{name: task for task, name, *_ in GLUE_PAIR_FILES},
+         **{f"advglue-{task}": task.removesuffix("-mm") for task in (*PAIR_TASKS, "mnli-mm")}}
 
 
 def available_datasets() -> dict[str, bool]:
@@ -176,11 +228,26 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Errors only from these loggers: without a network the hub client logs each retry, and the caller's one
+    message says what failed and what to do."""
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def _load_from_hub(spec: DatasetSpec) -> TextDataset:
     import datasets  # heavy; only needed online
 
     path, config, split, fields = spec.hub
-    ds = datasets.load_dataset(path, config, split=split)
+    with _quiet("huggingface_hub", "datasets"):
+        ds = datasets.load_dataset(path, config, split=split)
     labels = [int(x) for x in ds["label"]]
     if len(fields) == 1:
         return TextDataset(spec.name, [t.strip() for t in ds[fields[0]]], labels, SST2_LABELS)
@@ -203,8 +270,9 @@ def load_dataset(name: str, label_order: Sequence[str] | None = None) -> TextDat
     root = data_dir()
     if (root / spec.local_file).exists():
         return spec.read_local(root)
-    where = (f"Put the file at {root / spec.local_file} (run `make setup`, which links ../shared/data as data/, "
-             f"or set ROBUSTLAB_DATA to a folder holding sst2/ and advglue/).")
+    folder = spec.local_file.split("/")[0]
+    where = (f"Put {spec.source or 'the file'} at {root / spec.local_file} (run `make setup`, which links "
+             f"../shared/data as data/, or set ROBUSTLAB_DATA to a folder holding {folder}/).")
     if _hub_offline():
         raise DataError(f"dataset {quoted(name)} is not in the data folder {root} and the hub is off. {where}")
     try:
@@ -217,13 +285,16 @@ def load_dataset(name: str, label_order: Sequence[str] | None = None) -> TextDat
 # ---------------------------------------------------------------- CSV uploads
 
 def read_csv(path: str | Path, text_column: str | None = None, label_column: str | None = None,
-             label_order: Sequence[str] | None = None, known_labels: Sequence[str] | None = None) -> TextDataset:
-    """Read and validate a user CSV: one text column, one label column of class names or integer ids 0..C-1
-    (at least two classes; engine/csv_labels.py says how names get their ids).
+             label_order: Sequence[str] | None = None, known_labels: Sequence[str] | None = None,
+             text_column_b: str | None = None, task: str | None = None) -> TextDataset:
+    """Read and validate a user CSV: a text column, or two for sentence pairs, and one label column of class names
+    or integer ids 0..C-1 (at least two classes; engine/csv_labels.py says how names get their ids).
 
-    `label_order` gives the names' ids for training (refused unless it names exactly the file's labels);
-    `known_labels` are a trained model's class names in id order, when the CSV is evaluated against it. Rows
-    without a text or a label are refused, never dropped: the data trained on is the data given.
+    Columns not named are found by name (`csv_columns`). `label_order` gives the names' ids for training (refused
+    unless it names exactly the file's labels); `task`, one of GLUE's pair tasks, says the labels are its classes
+    (names or GLUE's ids, every class present) in GLUE's id order; `known_labels` are a trained model's class
+    names in id order, when the CSV is evaluated against it. Rows without a text or a label are refused, never
+    dropped: the data trained on is the data given.
     """
     path = Path(path)
     if not path.exists():
@@ -238,27 +309,82 @@ def read_csv(path: str | Path, text_column: str | None = None, label_column: str
         raise DataError(str(err)) from None
     if not table.rows:
         raise DataError("the CSV has no data rows (only a header, or nothing at all)")
-    _check_header(table.header, text_column, label_column)
-    columns: dict[str, int] = {}
-    for i, name in enumerate(table.header):
-        columns.setdefault(name.strip().lower(), i)
-    text_at = _pick_column(columns, table.header, text_column, TEXT_COLUMNS, "text")
-    label_at = _pick_column(columns, table.header, label_column, LABEL_COLUMNS, "label")
+    _check_header(table.header, text_column or text_column_b, label_column)
+    text_at, text_b_at, label_at = _column_positions(table.header, text_column, text_column_b, label_column)
+    if task is not None and text_b_at is None:
+        raise FieldDataError("task", f"{quoted(task)} is a sentence-pair task, but the CSV is read as single "
+                                     f"sentences (one text column); name its second text column")
     _check_row_widths(table)
     texts = [_cell(row, text_at) for row in table.rows]
+    texts_b = None if text_b_at is None else [_cell(row, text_b_at) for row in table.rows]
     label_cells = [row[label_at] if label_at < len(row) else "" for row in table.rows]
+    checked = [(table.header[text_at].strip() if texts_b is not None else "text", texts),
+               *([(table.header[text_b_at].strip(), texts_b)] if texts_b is not None else []),
+               ("label", label_cells)]
     missing = [_missing(what, [line for line, value in zip(table.lines, values) if not value.strip()])
-               for what, values in (("text", texts), ("label", label_cells))]
+               for what, values in checked]
     if any(missing):
-        raise DataError(" and ".join(m for m in missing if m) + ". Every row needs a text and a label; "
+        needs = "both texts of its pair" if texts_b is not None else "a text"
+        raise DataError(" and ".join(m for m in missing if m) + f". Every row needs {needs} and a label; "
                         "RobustLab does not drop rows on its own: fill in or delete those rows")
     try:
-        labels, names = class_ids(label_cells, table.lines, label_order, known_labels)
+        if task is not None:
+            labels, names = task_class_ids(label_cells, table.lines, task, PAIR_TASKS[task].label_names)
+        else:
+            labels, names = class_ids(label_cells, table.lines, label_order, known_labels)
     except LabelOrderError as err:
         raise LabelOrderDataError(str(err)) from None
     except LabelError as err:
-        raise DataError(str(err)) from None
-    return TextDataset(f"csv:{path}", texts, labels, names)
+        raise (FieldDataError("task", str(err)) if task is not None else DataError(str(err))) from None
+    if texts_b is None:
+        return TextDataset(f"csv:{path}", texts, labels, names)
+    return TextDataset(f"csv:{path}", texts, labels, names, texts_b,
+                       (table.header[text_at].strip(), table.header[text_b_at].strip()))
+
+
+def csv_columns(header: Sequence[str]) -> dict[str, str | None]:
+    """The columns `read_csv` reads when none is chosen, by header name: {text_column, text_column_b,
+    label_column}, None where none is found. A pair of PAIR_COLUMNS makes the file sentence pairs."""
+    present = {name.strip().lower(): name.strip() for name in reversed(header)}
+    pair = next((p for p in PAIR_COLUMNS if p[0] in present and p[1] in present), None)
+    text = pair[0] if pair else next((c for c in TEXT_COLUMNS if c in present), None)
+    label = next((c for c in LABEL_COLUMNS if c in present), None)
+    return {"text_column": present.get(text or ""), "text_column_b": present[pair[1]] if pair else None,
+            "label_column": present.get(label or "")}
+
+
+def _column_positions(header: list[str], text_column: str | None, text_column_b: str | None,
+                      label_column: str | None) -> tuple[int, int | None, int]:
+    """Where the text (or first segment), the second segment (None: single sentences) and the label are. A column
+    chosen by name must exist and be chosen once; the others are found as `csv_columns` finds them."""
+    columns: dict[str, int] = {}
+    for i, name in enumerate(header):
+        columns.setdefault(name.strip().lower(), i)
+    found = csv_columns(header)
+    first, second = found["text_column"], found["text_column_b"]
+    if text_column or text_column_b:   # a chosen text column: single sentences unless a second one is chosen
+        first, second = text_column, text_column_b
+    if second and not first:   # the first segment: the chosen second one's partner, else the one found by name
+        named = second.strip().lower()
+        candidates = [a for a, b in PAIR_COLUMNS if b == named] + [found["text_column"] or "", *TEXT_COLUMNS]
+        first = next((c for c in candidates if c and c.strip().lower() in columns and c.strip().lower() != named),
+                     None)
+    text_at = _pick_column(columns, header, first, TEXT_COLUMNS, "text", "text_column" if text_column else None)
+    text_b_at = None if not second else _pick_column(columns, header, second, (), "second text",
+                                                     "text_column_b" if text_column_b else None)
+    label_at = _pick_column(columns, header, label_column, LABEL_COLUMNS, "label",
+                            "label_column" if label_column else None)
+    chosen = [("text_column", text_at), ("text_column_b", text_b_at), ("label_column", label_at)]
+    for later, (field_name, at) in enumerate(chosen):
+        earlier = [name for name, other in chosen[:later] if other is not None and other == at]
+        if at is not None and earlier:
+            raise FieldDataError(field_name, f"column {quoted(header[at].strip())} is chosen as both the "
+                                 f"{_ROLES[earlier[0]]} and the {_ROLES[field_name]}; each role needs its own "
+                                 f"column (the CSV has: {', '.join(header)})")
+    return text_at, text_b_at, label_at
+
+
+_ROLES = {"text_column": "text column", "text_column_b": "second text column", "label_column": "label column"}
 
 
 def _cell(row: list[str], at: int) -> str:
@@ -299,17 +425,19 @@ def _check_header(header: list[str], text_column: str | None, label_column: str 
 
 
 def _pick_column(columns: dict[str, int], header: list[str], wanted: str | None, candidates: tuple[str, ...],
-                 kind: str) -> int:
-    """The position of the column named `wanted`, else of the first candidate name the header has."""
+                 kind: str, field_name: str | None = None) -> int:
+    """The position of the column named `wanted`, else of the first candidate name the header has. `field_name`:
+    the TrainConfig field that named `wanted`, blamed when the CSV has no such column."""
     if wanted:
         if wanted.strip().lower() in columns:
             return columns[wanted.strip().lower()]
-        raise DataError(f"no column named {wanted!r}; the CSV has: {', '.join(header)}")
+        message = f"no column named {quoted(wanted)}; the CSV has: {', '.join(header)}"
+        raise FieldDataError(field_name, message) if field_name else DataError(message)
     for name in candidates:
         if name in columns:
             return columns[name]
-    raise DataError(f"no {kind} column found (looked for {', '.join(candidates)}); "
-                    f"the CSV has: {', '.join(header)}")
+    raise DataError(f"no {kind} column found (looked for {', '.join(candidates)}, or a pair of "
+                    f"{', '.join('/'.join(p) for p in PAIR_COLUMNS)}); the CSV has: {', '.join(header)}")
 
 
 def store_upload(content: bytes, filename: str) -> Path:
@@ -342,8 +470,28 @@ def split_train_dev(data: TextDataset, dev_fraction: float, seed: int) -> tuple[
 
 
 def run_dataset(config: Mapping[str, Any]) -> TextDataset:
-    """The data a run's config names, with a CSV's named labels in the run's label order."""
-    return load_dataset(config["dataset"], config.get("label_order"))
+    """The data a run's config names: a CSV read with the run's columns, its task's classes or its label order."""
+    dataset = config["dataset"]
+    if not dataset.startswith("csv:"):
+        return load_dataset(dataset, config.get("label_order"))
+    return read_csv(dataset[4:], label_order=config.get("label_order"),
+                    **{key: config.get(key) for key in CSV_FIELDS})
+
+
+CSV_FIELDS = ("text_column", "text_column_b", "label_column", "task")   # TrainConfig's fields read_csv takes
+
+
+def task_of(config: Mapping[str, Any]) -> str:
+    """The task a run learns: its training set's (sst2, rte, ...), the GLUE task a CSV run declares, else the
+    CSV itself (a task of its own)."""
+    dataset = config.get("dataset") or ""
+    return config.get("task") or TASKS.get(dataset, dataset)
+
+
+def absent_classes(data: TextDataset) -> list[str]:
+    """The classes of a dataset that no example has."""
+    seen = set(data.labels)
+    return [name for i, name in enumerate(data.label_names) if i not in seen]
 
 
 def heldout_set(config: Mapping[str, Any]) -> TextDataset:

@@ -3,6 +3,7 @@ whether a run learned at all (its dev accuracy against the chance level of its d
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from engine.data import (
+    CSV_FIELDS,
     DEV_SET,
     ROBUSTNESS_SETS,
     TASKS,
@@ -18,10 +20,10 @@ from engine.data import (
     heldout_set,
     load_dataset,
     read_csv,
-    split_train_dev,
+    task_of,
 )
 from engine.device import pick_device
-from engine.inference import label_names_for, predict_probs
+from engine.inference import label_names_for, predict_probs, segment_names_for
 from engine.runs import Run, RunStore, read_json, write_json
 
 LEARNED_MARGIN = 0.10   # a run learned when its dev accuracy is at least this far above chance
@@ -64,10 +66,15 @@ def eval_set(config: dict, name: str, label_names: list[str]) -> TextDataset:
     return data
 
 
-def _order(config: dict) -> tuple[str, ...] | None:
-    """A run's label order, hashable (for the caches keyed by it)."""
-    order = config.get("label_order")
-    return None if order is None else tuple(order)
+def check_shape(data: TextDataset, segments: tuple[str, str] | None) -> None:
+    """Refuse a set of sentence pairs for a single-sentence model, and single sentences for a pair model: its
+    accuracy there would say nothing (`segments`: what the model's two texts are called, None for one text)."""
+    if data.is_pair and segments is None:
+        raise DataError(f"{data.name} holds sentence pairs ({' / '.join(data.segment_names)}), but this model "
+                        f"reads single sentences")
+    if segments is not None and not data.is_pair:
+        raise DataError(f"{data.name} holds single sentences, but this model reads sentence pairs "
+                        f"({' / '.join(segments)})")
 
 
 def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = False,
@@ -85,7 +92,8 @@ def evaluate_run(store: RunStore, run_id: str, sets: list[str], force: bool = Fa
         config = run.config
         for name in missing:
             data = eval_set(config, name, label_names_for(run.dir))
-            probs = predict_probs(model, method, tokenizer, data.texts, config.get("max_length", 128))
+            check_shape(data, segment_names_for(run.dir))
+            probs = predict_probs(model, method, tokenizer, data.inputs, config.get("max_length", 128))
             cached[name] = {**score(probs, data.labels), "computed": time.time()}
         write_json(run.dir / "eval.json", cached)
     return {s: cached[s] for s in sets}
@@ -108,15 +116,14 @@ def dev_set_name(config: dict) -> str:
 
 def own_sets(config: dict) -> list[str]:
     """The sets of a train run's own task, to explore and attack it on: its dev set first (`heldout` for an
-    uploaded CSV), then the robustness sets that go with its training set."""
-    return [dev_set_name(config), *ROBUSTNESS_SETS.get(config.get("dataset") or "", [])]
+    uploaded CSV), then the robustness sets of its task (`task_of`: a CSV run's declared GLUE task included)."""
+    return [dev_set_name(config), *ROBUSTNESS_SETS.get(task_of(config), [])]
 
 
 def same_task(config: dict, name: str) -> bool:
     """Whether set `name` holds the task the run was trained on. Accuracy or an attack on another task's
     sentences (movie reviews for a news model) says nothing about the model."""
-    dataset = config.get("dataset") or ""
-    return name == "heldout" or TASKS.get(name, name) == TASKS.get(dataset, dataset)
+    return name == "heldout" or TASKS.get(name, name) == task_of(config)
 
 
 def dev_chance(run: Run) -> float | None:
@@ -134,15 +141,16 @@ def dev_chance(run: Run) -> float | None:
 def counted_dev_chance(run: Run) -> float:
     """The majority-class rate counted from the labels of the run's dev set (for runs that did not store it)."""
     config = run.config
-    return _dev_chance(config["dataset"], _order(config), run.results.get("dev_set") or dev_set_name(config),
-                       config.get("dev_fraction", 0.1), config.get("seed", 0))
+    reading = {key: config.get(key) for key in ("dataset", "label_order", *CSV_FIELDS)}
+    reading.update(dev_fraction=config.get("dev_fraction", 0.1), seed=config.get("seed", 0))
+    return _dev_chance(json.dumps(reading, sort_keys=True), run.results.get("dev_set") or dev_set_name(config))
 
 
 @functools.lru_cache(maxsize=32)
-def _dev_chance(dataset: str, label_order: tuple[str, ...] | None, dev_name: str, dev_fraction: float,
-                seed: int) -> float:
+def _dev_chance(reading: str, dev_name: str) -> float:
+    """`reading`: the config keys that decide a run's data, as JSON (hashable, for the cache)."""
     if dev_name == "heldout":
-        return chance_accuracy(split_train_dev(load_dataset(dataset, label_order), dev_fraction, seed)[1].labels)
+        return chance_accuracy(heldout_set(json.loads(reading)).labels)
     return chance_accuracy(load_dataset(dev_name).labels)
 
 

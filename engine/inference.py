@@ -23,15 +23,11 @@ import numpy as np
 import torch
 
 from engine.data import (
-    PAIR_TASKS,
     SST2_LABELS,
-    TASKS,
-    DataError,
     Input,
     bucketed_batches,
     encode,
     pad_batch,
-    run_dataset,
 )
 from engine.device import autocast
 from engine.runs import read_json
@@ -57,23 +53,10 @@ def label_names_for(run_dir: Path | str) -> list[str]:
 
 
 def segment_names_for(run_dir: Path | str) -> tuple[str, str] | None:
-    """What a sentence-pair run calls its two segments (e.g. premise, hypothesis); None for a run that reads
-    single sentences. The names training stored (results.json `segment_names`), else those of the pair task its
-    dataset belongs to (`advglue-mnli-mm` is MNLI), else, for an uploaded CSV, those its data has."""
-    run_dir = Path(run_dir)
-    stored = read_json(run_dir / "results.json", {}).get("segment_names")
-    if stored:
-        return str(stored[0]), str(stored[1])
-    config = read_json(run_dir / "config.json", {})
-    dataset = str(config.get("dataset") or "")
-    if dataset.startswith("csv:"):
-        try:
-            data = run_dataset(config)
-        except (DataError, OSError):   # the upload is gone: nothing says it held pairs
-            return None
-        return data.segment_names if data.is_pair else None
-    task = PAIR_TASKS.get(TASKS.get(dataset) or dataset.removeprefix("advglue-").split("-")[0])
-    return task.fields if task else None
+    """What a trained run's two texts are called when it reads sentence pairs (e.g. premise, hypothesis), as
+    training stored them (results.json); None for a single-sentence model (and for runs trained before pairs)."""
+    stored = read_json(Path(run_dir) / "results.json", {}).get("segment_names")
+    return (str(stored[0]), str(stored[1])) if stored else None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -124,6 +124,18 @@ def load_tokenizer(name: str):
         raise _friendly(name, err) from err
 
 
+def pair_encoding_problem(tokenizer) -> str | None:
+    """Why a tokenizer cannot read sentence pairs, or None: it needs a separator token and a pair template that
+    puts one between the two texts (BERT's [CLS] a [SEP] b [SEP]); without them the two texts would run together
+    and the model could not tell where the first ends."""
+    if tokenizer.sep_token is None:
+        return "its tokenizer has no separator token, so it cannot mark where the first text of a pair ends"
+    if tokenizer.num_special_tokens_to_add(pair=True) <= tokenizer.num_special_tokens_to_add(pair=False):
+        return ("its tokenizer has no sentence-pair template (it adds no separator between the two texts of a "
+                "pair)")
+    return None
+
+
 def tiny_config(num_labels: int) -> BertConfig:
     from transformers import BertConfig
 

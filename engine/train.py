@@ -25,14 +25,18 @@ from engine.data import (
     DEV_SET,
     ROBUSTNESS_SETS,
     DataError,
+    FieldDataError,
     LabelOrderDataError,
     TextDataset,
+    absent_classes,
     bucketed_batches,
     encode_dataset,
     iter_batches,
     load_dataset,
+    run_dataset,
     split_sizes_text,
     split_train_dev,
+    task_of,
 )
 from engine.device import DeviceError, autocast, describe, pick_device
 from engine.evaluate import has_learned, record_eval, score
@@ -40,7 +44,7 @@ from engine.inference import predict_probs
 from engine.input_gradient import PROBE_SIZE, input_gradient_norm
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods._tensors import DriftTracker
-from engine.models import ModelError, build_classifier, load_tokenizer, save_trained
+from engine.models import ModelError, build_classifier, load_tokenizer, pair_encoding_problem, save_trained
 from engine.recorder import Recorder
 from engine.runs import Run
 from engine.train_config import ConfigError, TrainConfig
@@ -58,7 +62,7 @@ def preflight(config: TrainConfig) -> Splits:
     with _refusing("device", DeviceError):
         pick_device(config.device)
     with _refusing("model", ModelError):
-        load_tokenizer(config.model)
+        tokenizer = load_tokenizer(config.model)
         num_layers = model_layer_count(config.model)
     with _refusing("settings", SettingError):
         make_method(config.method, config.settings).check_layers(num_layers)
@@ -66,16 +70,27 @@ def preflight(config: TrainConfig) -> Splits:
         with _refusing("corruption", CorruptionError):
             check_spec(config.corruption, num_layers)
     with _refusing("dataset", DataError), _refusing("label_order", LabelOrderDataError):
-        return load_splits(config)
+        splits = load_splits(config)
+    check_pairs(config, tokenizer, splits.train)
+    return splits
+
+
+def check_pairs(config: TrainConfig, tokenizer, data: TextDataset) -> None:
+    """Refuse sentence pairs for a model whose tokenizer cannot encode them (the two texts would run together)."""
+    problem = pair_encoding_problem(tokenizer) if data.is_pair else None
+    if problem:
+        raise ConfigError(("model", f"{data.name} holds sentence pairs ({' / '.join(data.segment_names)}), but "
+                                    f"model {config.model} cannot read them: {problem}. Use a BERT-style model "
+                                    f"(minilm, tiny, or a folder or hub id whose tokenizer has a [SEP] token)"))
 
 
 @contextmanager
 def _refusing(field: str, error: type[Exception]) -> Iterator[None]:
-    """An `error` raised inside becomes a ConfigError that blames `field`."""
+    """An `error` raised inside becomes a ConfigError that blames `field` (a FieldDataError blames its own)."""
     try:
         yield
     except error as err:
-        raise ConfigError((field, str(err))) from err
+        raise ConfigError((err.field if isinstance(err, FieldDataError) else field, str(err))) from err
 
 
 @dataclass
@@ -91,17 +106,20 @@ class Splits:
 def load_splits(config: TrainConfig) -> Splits:
     """Training subset, dev set, and the robustness sets that go with the dataset."""
     notes: list[str] = []
+    data = run_dataset(config.to_dict())
+    absent = absent_classes(data)
+    if absent:
+        raise DataError(f"{data.name} has no example of the class {', '.join(absent)} (its classes: "
+                        f"{', '.join(data.label_names)}); every class needs training examples")
     if config.dataset.startswith("csv:"):
-        data = load_dataset(config.dataset, config.label_order)
         train, dev = split_train_dev(data, config.dev_fraction, config.seed)
-        dev_name, robustness = "heldout", {}
+        dev_name = "heldout"
         guessed = encoding_note(file_encoding(config.dataset[4:]))
         notes = [*([guessed] if guessed else []), split_sizes_text(len(data), len(dev), config.train_size)]
     else:
-        train = load_dataset(config.dataset, config.label_order)
-        dev_name = DEV_SET.get(config.dataset, config.dataset)
+        train, dev_name = data, DEV_SET.get(config.dataset, config.dataset)
         dev = load_dataset(dev_name)
-        robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(config.dataset, [])}
+    robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(task_of(config.to_dict()), [])}
     pool = len(train)
     train = train.sample(config.train_size, config.seed)
     if config.batch_size > len(train):
@@ -136,6 +154,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     method = make_method(config.method, config.settings)
     splits = load_splits(config)
     tokenizer = load_tokenizer(config.model)
+    check_pairs(config, tokenizer, splits.train)   # a queued run skipped preflight (the Train page)
     base = build_classifier(config.model, splits.train.num_labels, config.seed)
     hf_config = base.config
     names = splits.train.label_names   # stored with the model and in results.json, so every view shows them
@@ -167,9 +186,9 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
         run.set_status("running", total_steps=total_steps, step=0, device=describe(device), started=time.time())
 
     def evaluate_dev(step: int, data: TextDataset = dev) -> dict[str, float]:
-        probs = predict_probs(model, method, tokenizer, data.texts, config.max_length)
+        probs = predict_probs(model, method, tokenizer, data.inputs, config.max_length)
         result = score(probs, data.labels)
-        sensitivity = input_gradient_norm(model, method, tokenizer, dev.texts[:PROBE_SIZE], dev.labels[:PROBE_SIZE],
+        sensitivity = input_gradient_norm(model, method, tokenizer, dev.inputs[:PROBE_SIZE], dev.labels[:PROBE_SIZE],
                                           config.max_length)   # the same sentences every time, every method
         recorder.scalars(step, "dev", {"accuracy": result["accuracy"], "loss": result["loss"],
                                        "input_grad_norm": sensitivity})
@@ -226,7 +245,8 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
                                "n_train": len(splits.train), "n_dev": len(splits.dev),
                                "train_seconds": round(train_seconds, 2),
                                "train_examples_per_second": round(seen / max(train_seconds, 1e-9), 2),
-                               "device": describe(device), "method_summary": method.summary(), "label_names": names}
+                               "device": describe(device), "method_summary": method.summary(), "label_names": names,
+                               "segment_names": list(splits.train.segment_names) if splits.train.is_pair else None}
     if cancelled:
         recorder.flush()
         say(f"cancelled at step {step}/{total_steps}; everything recorded so far is kept")
@@ -240,7 +260,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
                    chance_accuracy=final["chance_accuracy"],
                    learned=has_learned(final["accuracy"], final["chance_accuracy"]))
     for name, data in splits.robustness.items():
-        result = score(predict_probs(model, method, tokenizer, data.texts, config.max_length), data.labels)
+        result = score(predict_probs(model, method, tokenizer, data.inputs, config.max_length), data.labels)
         recorder.scalars(step, name, {"accuracy": result["accuracy"], "loss": result["loss"]})
         results[f"{name.replace('-', '_')}_accuracy"] = result["accuracy"]
         if run:

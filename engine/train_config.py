@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.user_text import quoted
+
 # Peak learning rate when a config leaves `lr` unset, per model (docs/defaults.md has the sweep behind it).
 # MiniLM: 5e-5 left 1,000 examples x 1 epoch at chance; 2e-4 learns there and is best at 2,000 x 2.
 # tiny: random init, used by the tests, which depend on its behaviour at 5e-5.
@@ -47,7 +49,7 @@ def option(default: Any, help: str, none: str | None = None) -> Any:
 
 @dataclass
 class TrainConfig:
-    dataset: str = option("sst2", "sst2, or csv:PATH")
+    dataset: str = option("sst2", "sst2, rte, qnli, qqp, mnli, or csv:PATH")
     model: str = option("minilm", "minilm, tiny, a local folder or a hub id")
     method: str = option("vanilla", "see `python -m engine methods`")
     settings: dict[str, Any] = option({}, "the method's settings, by name")
@@ -70,6 +72,18 @@ class TrainConfig:
     dev_fraction: float = option(0.1, "share of an uploaded CSV held out as its dev set")
     label_order: list[str] | None = option(None, "the class names of a CSV whose labels are names, in id order "
                                                  "(every label of the file once)", none="sorted by name")
+    text_column: str | None = option(None, "a CSV's text column (the first text of a sentence pair)",
+                                     none="found by name: text, sentence, review, content or document; a pair of "
+                                          "sentence1/sentence2, premise/hypothesis, question/sentence or "
+                                          "question1/question2 makes the rows sentence pairs")
+    text_column_b: str | None = option(None, "a CSV's second text column: each row is then a sentence pair",
+                                       none="found by name with the first; single sentences when there is none")
+    label_column: str | None = option(None, "a CSV's label column",
+                                      none="found by name: label, labels, class, target or y")
+    task: str | None = option(None, "the GLUE pair task a CSV of sentence pairs holds (rte, qnli, qqp, mnli): its "
+                                    "labels are that task's classes (names or GLUE's ids) and get GLUE's ids, and "
+                                    "the run is also scored on the task's AdvGLUE sets",
+                              none="the CSV is a task of its own")
     device: str = option("auto", "auto, cpu, cuda, mps")
     corruption: dict[str, Any] | None = option(None, "corruption spec applied to the pretrained encoder before "
                                                      "training (see engine/corruption.py)", none="no corruption")
@@ -129,6 +143,7 @@ class TrainConfig:
             problems.append(("log_every", f"log_every must be at least 1 (got {self.log_every})"))
         if not 0 < self.dev_fraction < 1:
             problems.append(("dev_fraction", f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})"))
+        problems += self._csv_problems()
         if self.train_size is not None and self.batch_size > self.train_size:
             problems.append(("batch_size", f"batch size {self.batch_size} is larger than the {self.train_size} "
                                            f"training examples"))
@@ -140,3 +155,21 @@ class TrainConfig:
             make_method(self.method, self.settings)
         except SettingError as err:
             raise ConfigError(("settings" if self.method in registry() else "method", str(err))) from err
+
+    def _csv_problems(self) -> list[tuple[str, str]]:
+        """The CSV-only fields given for a registered set, an unknown task, or a task with its own label order."""
+        from engine.data import PAIR_TASKS  # torch: only when a config is checked
+
+        problems = []
+        if not self.dataset.startswith("csv:"):
+            problems += [(name, f"{name.replace('_', ' ')} is for an uploaded CSV (csv:PATH); {self.dataset} has "
+                                f"its own columns and task")
+                         for name in ("text_column", "text_column_b", "label_column", "task")
+                         if getattr(self, name) is not None]
+        elif self.task is not None and self.task not in PAIR_TASKS:
+            problems.append(("task", f"task must be one of {', '.join(PAIR_TASKS)} (got {quoted(self.task)})"))
+        elif self.task is not None and self.label_order is not None:
+            problems.append(("label_order", f"the task {self.task} fixes the class order (GLUE's: "
+                                            f"{', '.join(PAIR_TASKS[self.task].label_names)}); leave the label "
+                                            f"order out"))
+        return problems

@@ -81,6 +81,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         elif kind is list:
             parser.add_argument(flag(f.name), type=comma_list, default=default, metavar="A,B,C", action=_Given,
                                 help=f"{help_text}; comma-separated (default: {none or default})")
+        elif kind is str and default is None:   # a name: left out for None (-1 could be a column's name)
+            parser.add_argument(flag(f.name), default=None, action=_Given, help=f"{help_text} (default: {none})")
         else:
             shown = f"{none}, or {NONE}" if default is None else f"{default}; {NONE}: {none}" if none else default
             parser.add_argument(flag(f.name), type=kind, default=default, action=_Given,
@@ -143,12 +145,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values: dict[str, Any] = {}
     sets = parse_sets(args.set)
     preset = sets.pop(PRESET, None)
-    for f, _kind in _fields():
+    for f, kind in _fields():
         if f.name == SETTINGS:
             values[SETTINGS] = typed_settings(args.method, sets)
             continue
         value = getattr(args, f.name)
-        if f.metadata.get("none") and value == NONE:
+        if f.metadata.get("none") and value == NONE and kind is not str:
             value = None
         values[f.name] = value
     if preset is not None:

@@ -11,18 +11,29 @@ from app.checks import custom_model_problem, data_folder_help
 from app.components import settings_form
 from app.plain_text import markdown_text
 from app.state import dataset_availability, get_store
-from app.train.uploads import UploadSummary, accept_upload
+from app.train.uploads import CsvChoice, UploadSummary, accept_upload, upload_header
 from app.train.your_run import follow
 from engine import jobs
 from engine.csv_table import ENCODING_NAMES, encoding_note
-from engine.data import DEV_SET, REGISTRY, ROBUSTNESS_SETS, DataError, held_out_count, read_csv, split_sizes_text
+from engine.data import (
+    DEV_SET,
+    PAIR_TASKS,
+    REGISTRY,
+    ROBUSTNESS_SETS,
+    DataError,
+    held_out_count,
+    read_csv,
+    split_sizes_text,
+)
 from engine.methods import Method, Preset, SettingError, registry
-from engine.models import known_models
+from engine.models import ModelError, known_models, load_tokenizer, pair_encoding_problem
 from engine.runs import ACTIVE
 from engine.train import environment
 from engine.train_config import ConfigError, TrainConfig, default_lr, default_lr_text
 
 UPLOAD = "Upload CSV"
+SINGLE = "none: single sentences"
+OWN_TASK = "none: a task of its own"
 NO_PRESET = "none"
 OTHER_MODEL = "other"
 defaults = TrainConfig()
@@ -37,6 +48,7 @@ class Choice:
     uploaded: bool = False
     class_sizes: list[int] = field(default_factory=list)   # examples per class of an uploaded CSV
     label_order: list[str] | None = None                    # an uploaded CSV's named labels in a chosen id order
+    csv: CsvChoice = field(default_factory=dict)            # an uploaded CSV's columns and declared task
 
 
 def data_choice() -> Choice:
@@ -45,22 +57,26 @@ def data_choice() -> Choice:
     train_sets = [name for name in DEV_SET if name in REGISTRY]
     dataset_choice = st.selectbox(
         "Training set", [*train_sets, UPLOAD], key="train-dataset",
-        help="SST-2 runs are scored on the SST-2 dev set and on AdvGLUE-SST2 (adversarial sentences). "
-             "An uploaded CSV has a share of its rows held out as the dev set.")
-    dataset, data_problem, class_sizes, label_order = dataset_choice, None, [], None
+        help="Each GLUE task's runs are scored on its dev set and on its AdvGLUE set (adversarial examples): "
+             "SST-2 sentences, or RTE, QNLI, QQP and MNLI sentence pairs. An uploaded CSV has a share of its rows "
+             "held out as the dev set.")
+    dataset, data_problem, class_sizes, label_order, csv = dataset_choice, None, [], None, {}
     if dataset_choice != UPLOAD:
         st.caption(f"{REGISTRY[dataset_choice].description}; scored on "
                    f"{', '.join([DEV_SET[dataset_choice], *ROBUSTNESS_SETS.get(dataset_choice, [])])}.")
     if dataset_choice == UPLOAD:
-        uploaded = st.file_uploader("CSV with a text column and a label column (names, or integers 0, 1, …)",
-                                    type=["csv", "tsv", "txt"], key="train-upload",
-                                    help="Text column: text, sentence, review, content or document. Label column: "
-                                         "label, labels, class, target or y. Up to 25 MB.")
+        uploaded = st.file_uploader("CSV with a text column, or two for sentence pairs, and a label column (names, "
+                                    "or integers 0, 1, …)", type=["csv", "tsv", "txt"], key="train-upload",
+                                    help="Text column: text, sentence, review, content or document; sentence pairs: "
+                                         "sentence1/sentence2, premise/hypothesis, question/sentence or "
+                                         "question1/question2. Label column: label, labels, class, target or y. You "
+                                         "can pick other columns once it is uploaded. Up to 25 MB.")
         if uploaded is None:
             data_problem = "upload a CSV file first"
         else:
             try:
-                summary = accept_upload(uploaded.getvalue(), uploaded.name)
+                csv = column_choice(*upload_header(uploaded.getvalue()))
+                summary = accept_upload(uploaded.getvalue(), uploaded.name, columns=csv)
             except DataError as err:
                 data_problem = markdown_text(f"{uploaded.name} cannot be used: {err}")
                 st.error(data_problem, icon=":material/error:")
@@ -69,16 +85,48 @@ def data_choice() -> Choice:
                 show_upload(uploaded.name, summary)
                 label_order, data_problem = order_choice(summary)
     elif not found.get(dataset_choice) or not found.get(DEV_SET[dataset_choice]):
-        data_problem = f"the {dataset_choice} files are not in the data folder. {data_folder_help()}"
+        absent = [REGISTRY[name] for name in (dataset_choice, DEV_SET[dataset_choice]) if not found.get(name)]
+        where = " ".join(f"Put {spec.source} in the data folder as `{spec.local_file}`." for spec in absent
+                         if spec.source)
+        data_problem = f"the {dataset_choice} files are not in the data folder. {where} {data_folder_help()}"
         st.error(data_problem, icon=":material/folder_off:")
     return Choice(dataset, data_problem, uploaded=dataset_choice == UPLOAD, class_sizes=class_sizes,
-                  label_order=label_order)
+                  label_order=label_order, csv=csv)
+
+
+def column_choice(header: list[str], found: CsvChoice) -> CsvChoice:
+    """Which columns of an uploaded CSV hold the text (or the two texts of a sentence pair) and the label, starting
+    at the ones found by name, and, for pairs, the GLUE task its labels belong to (so its AdvGLUE sets apply)."""
+    def start(name: str | None, options: list[str]) -> int | None:
+        """The column found by name; none (the picker left empty, and the file read as if nothing was picked, so
+        the engine says what it looked for) when there is none."""
+        return options.index(name) if name in options else None
+
+    c1, c2, c3 = st.columns(3)
+    text = c1.selectbox("Text column", header, index=start(found["text_column"], header), key="train-text-column",
+                        placeholder="pick the text column", help="The text, or the first text of a sentence pair.")
+    seconds = [SINGLE, *header]
+    second = c2.selectbox("Second text column", seconds, index=start(found["text_column_b"], seconds) or 0,
+                          key="train-text-column-b",
+                          help="For sentence pairs (premise and hypothesis, question and answer, …): the second text "
+                               "of each pair. The model reads both, with its separator token between them.")
+    label = c3.selectbox("Label column", header, index=start(found["label_column"], header),
+                         key="train-label-column", placeholder="pick the label column")
+    chosen: CsvChoice = {"text_column": text, "text_column_b": None if second == SINGLE else second,
+                         "label_column": label, "task": None}
+    if chosen["text_column_b"] is not None:
+        task = st.selectbox("GLUE task of these pairs", [OWN_TASK, *PAIR_TASKS], key="train-task",
+                            help="If the labels are the classes of one of GLUE's pair tasks (e.g. entailment / "
+                                 "not_entailment for RTE), name it: the classes get GLUE's ids and the run is also "
+                                 "scored on the task's AdvGLUE sets. Every class of the task needs examples.")
+        chosen["task"] = None if task == OWN_TASK else task
+    return chosen
 
 
 def order_choice(summary: UploadSummary) -> tuple[list[str] | None, str | None]:
     """For a CSV whose labels are names: the classes' id order (sorted unless the user writes another) and why
     it cannot be used, if it cannot. None for the sorted order, so the config says only what was chosen."""
-    if not summary.named_labels:
+    if not summary.named_labels or summary.columns.get("task"):   # a declared task fixes the order
         return None, None
     typed = st.text_input("Class order (ids 0, 1, …)", value=", ".join(summary.label_names), key="train-label-order",
                           help="The label names in the order of their class ids, comma-separated: every label of "
@@ -87,7 +135,7 @@ def order_choice(summary: UploadSummary) -> tuple[list[str] | None, str | None]:
     if order == summary.label_names:
         return None, None
     try:
-        read_csv(summary.path, label_order=order)
+        read_csv(summary.path, label_order=order, **summary.columns)
     except DataError as err:
         problem = markdown_text(f"class order: {err}")
         st.error(problem, icon=":material/error:")
@@ -99,14 +147,17 @@ def show_upload(filename: str, summary: UploadSummary) -> None:
     """What was read: size, classes and encoding (a warning when it was guessed), the first rows with their
     label, and every class's count."""
     filename = markdown_text(filename)
-    st.success(f"{filename}: {summary.rows:,} rows, {summary.num_labels} classes, "
+    pairs = (f" of sentence pairs ({markdown_text(' / '.join(summary.segment_names))})" if summary.segment_names
+             else "")
+    st.success(f"{filename}: {summary.rows:,} rows{pairs}, {summary.num_labels} classes, "
                f"{ENCODING_NAMES[summary.encoding]}.")
     guessed = encoding_note(summary.encoding)
     if guessed:
         st.warning(f"{filename}: {guessed}.", icon=":material/translate:")
     st.dataframe(summary.preview, hide_index=True,
                  column_config={"label": st.column_config.TextColumn(width="small"),
-                                "text": st.column_config.TextColumn(width="large")})
+                                **{name: st.column_config.TextColumn(width="large")
+                                   for name in summary.preview.columns if name != "label"}})
     counts = summary.class_counts.itertuples(index=False)
     st.caption("Examples per class: " + " · ".join(
         f"{markdown_text(label)}: {examples:,} ({share:.0%})" for label, examples, share in counts))
@@ -239,13 +290,20 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
                 f"trains {jobs.max_jobs()} at a time.", icon=":material/schedule:")
     if st.button("Train", type="primary", icon=":material/play_arrow:", key="train-start"):
         config = TrainConfig(dataset=data.name, model=model.name, method=method, settings=settings,
-                             label_order=data.label_order, **budget)
+                             label_order=data.label_order, **data.csv, **budget)
         problem = data.problem or model.problem
         if not problem:
             try:
                 config.check()
             except (ConfigError, SettingError) as err:
                 problem = markdown_text(str(err))
+        if not problem and model.name not in known_models() and (data.csv.get("text_column_b")
+                                                                   or data.name in PAIR_TASKS):
+            try:
+                pairs = pair_encoding_problem(load_tokenizer(model.name))
+            except ModelError as err:
+                pairs = str(err)
+            problem = markdown_text(f"model {model.name} cannot read sentence pairs: {pairs}") if pairs else None
         if problem:
             st.error(f"Not started: {problem}.", icon=":material/block:")
         else:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.csv_table import file_encoding
-from engine.data import DataError, read_csv, split_train_dev, store_upload
+from engine.csv_table import CsvFormatError, file_encoding, read_table
+from engine.data import DataError, csv_columns, read_csv, split_train_dev, store_upload
+
+CsvChoice = dict[str, str | None]   # TrainConfig's CSV fields (text_column, text_column_b, label_column, task)
 
 
 @dataclass
@@ -21,8 +23,10 @@ class UploadSummary:
     rows: int
     label_names: list[str]       # the classes in id order: names sorted, or the integer ids as text
     encoding: str                # the codec it was read with, a key of engine.csv_table.ENCODING_NAMES
-    preview: pd.DataFrame        # the first rows: label, text (the short column first, so it is never cut off)
+    preview: pd.DataFrame        # the first rows: label, then the text or both texts of a pair (short column first)
     class_counts: pd.DataFrame   # label, examples, share
+    columns: CsvChoice           # how it was read: the columns and task a TrainConfig takes for it
+    segment_names: tuple[str, str] | None = None   # the two text columns of a sentence-pair CSV
 
     @property
     def dataset_name(self) -> str:
@@ -44,21 +48,39 @@ class UploadSummary:
         return [int(n) for n in self.class_counts["examples"]]
 
 
-def accept_upload(content: bytes, filename: str, dev_fraction: float = 0.1, preview_rows: int = 8) -> UploadSummary:
-    """Store and validate an upload; raises DataError (and keeps nothing new) when it is not usable."""
-    if not content:
-        raise DataError(f"{filename} is empty")
+def upload_header(content: bytes) -> tuple[list[str], CsvChoice]:
+    """An upload's header and the columns `read_csv` finds in it by name (None where it finds none), so the page
+    can offer them before the file is read with the columns chosen."""
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "upload.csv"
         candidate.write_bytes(content)
-        data = read_csv(candidate)  # raises DataError before anything is kept
+        try:
+            header = [name.strip() for name in read_table(candidate).header]
+        except CsvFormatError as err:
+            raise DataError(str(err)) from None
+    return header, csv_columns(header)
+
+
+def accept_upload(content: bytes, filename: str, dev_fraction: float = 0.1, preview_rows: int = 8,
+                  columns: CsvChoice | None = None) -> UploadSummary:
+    """Store and validate an upload read with `columns` (a TrainConfig's CSV fields; None: found by name); raises
+    DataError (and keeps nothing new) when it is not usable."""
+    if not content:
+        raise DataError(f"{filename} is empty")
+    columns = dict(columns or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "upload.csv"
+        candidate.write_bytes(content)
+        data = read_csv(candidate, **columns)  # raises DataError before anything is kept
         encoding = file_encoding(candidate)
     split_train_dev(data, dev_fraction, 0)  # a dev split is held out of it: refuse a CSV too small for one
     path = store_upload(content, filename)
     counts = pd.Series(data.labels).value_counts().sort_index()
     class_counts = pd.DataFrame({"label": [data.label_names[i] for i in counts.index], "examples": counts.values,
                                  "share": (counts.values / len(data)).round(3)})
-    preview = pd.DataFrame({"label": [data.label_names[i] for i in data.labels[:preview_rows]],
-                            "text": data.texts[:preview_rows]})
+    texts = ({"text": data.texts[:preview_rows]} if data.texts_b is None else
+             {data.segment_names[0]: data.texts[:preview_rows], data.segment_names[1]: data.texts_b[:preview_rows]})
+    preview = pd.DataFrame({"label": [data.label_names[i] for i in data.labels[:preview_rows]], **texts})
     return UploadSummary(path=path, rows=len(data), label_names=data.label_names, encoding=encoding, preview=preview,
-                         class_counts=class_counts)
+                         class_counts=class_counts, columns=columns,
+                         segment_names=data.segment_names if data.is_pair else None)
