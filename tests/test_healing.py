@@ -184,3 +184,15 @@ def test_report_grid_must_name_a_recovery_grid(store, capsys):
     assert "no recovery grid nope" in captured.err and captured.out == ""
     assert main(["report", "--json", "--runs", child, "--grid", child]) == 2
     assert "is a train run, not a recovery grid" in capsys.readouterr().err
+
+
+def test_cka_hidden_states_of_a_pair_run_cover_both_segments():
+    """A pair run's CKA probe reads its dev pairs, so the compared token states hold both segments' tokens."""
+    from engine.models import build_classifier, load_tokenizer
+    from engine.recovery.analysis import token_states
+
+    tokenizer = load_tokenizer("tiny")
+    pairs = [("a cat sat", "on the mat"), ("dogs", "bark at night")]
+    states = token_states(build_classifier("tiny", 2, 0), tokenizer, pairs, 32)
+    # [CLS] a cat sat [SEP] on the mat [SEP] and [CLS] dogs [SEP] bark at night [SEP]
+    assert len(states) == 3 and all(s.shape == (9 + 7, 32) for s in states)

@@ -4,11 +4,14 @@ fine-tuning, and per-layer weight drift from the corrupted starting point (artif
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.runs import Run
+
+if TYPE_CHECKING:
+    from engine.data import Input
 
 PROBE_SIZE = 128          # dev sentences whose hidden states CKA compares
 
@@ -24,14 +27,17 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(cross / norm) if norm > 0 else float("nan")
 
 
-def token_states(model, tokenizer, texts: list[str], max_length: int = 128, batch_size: int = 32) -> list[np.ndarray]:
-    """Token vectors (padding dropped) at the embeddings output and after each layer: L+1 arrays of (T, H)."""
+def token_states(model, tokenizer, texts: list[Input], max_length: int = 128,
+                 batch_size: int = 32) -> list[np.ndarray]:
+    """Token vectors (padding dropped) at the embeddings output and after each layer: L+1 arrays of (T, H);
+    a sentence pair's tokens are both segments'."""
     import torch
 
-    from engine.data import TextDataset, encode_dataset, iter_batches, model_inputs
+    from engine.data import encode, iter_batches, model_inputs
 
     device = next(model.parameters()).device
-    encoded = encode_dataset(tokenizer, TextDataset("probe", texts, [0] * len(texts)), max_length)
+    encoded = encode(tokenizer, texts, max_length)
+    encoded.labels = [0] * len(texts)
     batches = [np.arange(i, min(i + batch_size, len(texts))) for i in range(0, len(texts), batch_size)]
     chunks: list[list[np.ndarray]] = []
     model.eval()
@@ -83,7 +89,7 @@ def starting_point(config: dict[str, Any], num_labels: int):
     return model
 
 
-def cka_texts(config: dict[str, Any]) -> list[str]:
+def cka_texts(config: dict[str, Any]) -> list[Input]:
     """A fixed sample of the run's dev set whose hidden states CKA compares (the same for every cell)."""
     from engine.data import DEV_SET, heldout_set, load_dataset
 
@@ -92,7 +98,7 @@ def cka_texts(config: dict[str, Any]) -> list[str]:
         dev = heldout_set(config)
     else:
         dev = load_dataset(DEV_SET.get(dataset, dataset))
-    return dev.sample(PROBE_SIZE, 0).texts
+    return dev.sample(PROBE_SIZE, 0).inputs
 
 
 def analyse_cell(run: Run, clean: Run | None) -> dict[str, np.ndarray]:
