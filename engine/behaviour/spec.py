@@ -129,17 +129,17 @@ def suite_from_data(data: Any, text: str | None = None, fallback_name: str = "cu
     problems: list[str] = []
     shared = _word_lists(data.get("words", {}), "the suite's", problems)
     tests: list[BehaviourTest] = []
-    seen: set[str] = set()
+    seen: list[Any] = []
     for index, raw in enumerate(data["tests"]):
-        where = _where(raw, index, text)
-        test = _test(raw, where, shared, problems, _line(raw, text))
-        if test is None:
-            continue
-        if test.name in seen:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        line = _line(name, seen.count(name), text)
+        where = _where(name, index, line)
+        if name is not None and name in seen:
             problems.append(f"{where}: the name is used by an earlier test; names must be unique")
-            continue
-        seen.add(test.name)
-        tests.append(test)
+        seen.append(name)
+        test = _test(raw, where, shared, problems, line)
+        if test is not None:
+            tests.append(test)
     if not data["tests"]:
         problems.append('"tests" is empty: a suite needs at least one test')
     if problems:
@@ -148,18 +148,16 @@ def suite_from_data(data: Any, text: str | None = None, fallback_name: str = "cu
     return Suite(name, str(data.get("description", "")), tuple(tests), data)
 
 
-def _line(raw: Any, text: str | None) -> int:
-    """The line of a test's name in the file (0 when unknown): where a person looks for it."""
-    if text is None or not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+def _line(name: Any, earlier: int, text: str | None) -> int:
+    """The line of a test's `"name": ...` in the file (of its `earlier`-th repeat; 0 when unknown)."""
+    if text is None or not isinstance(name, str):
         return 0
-    at = text.find(json.dumps(raw["name"], ensure_ascii=False))
-    at = text.find(json.dumps(raw["name"])) if at < 0 else at
-    return text.count("\n", 0, at) + 1 if at >= 0 else 0
+    found = [m for written in dict.fromkeys((json.dumps(name, ensure_ascii=False), json.dumps(name)))
+             for m in re.finditer(r'"name"\s*:\s*' + re.escape(written), text)]
+    return text.count("\n", 0, found[earlier].start()) + 1 if len(found) > earlier else 0
 
 
-def _where(raw: Any, index: int, text: str | None) -> str:
-    line = _line(raw, text)
-    name = raw.get("name") if isinstance(raw, dict) else None
+def _where(name: Any, index: int, line: int) -> str:
     label = f"test {index + 1}" + (f" ({quoted(name)})" if isinstance(name, str) else "")
     return f"line {line}, {label}" if line else label
 
