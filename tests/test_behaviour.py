@@ -217,8 +217,10 @@ def test_dir_fails_when_the_probability_moves_the_wrong_way_beyond_the_tolerance
     assert down["failure_rate"] == 1.0                   # "very" raises confidence by 0.05 > 0.01
     tolerant, _ = scored({**DIR, "direction": "down"}, tolerance=0.1)
     assert tolerant["failure_rate"] == 0.0
-    towards, _ = scored({**DIR, "towards": "positive"}, tolerance=0.01)
-    assert towards["n_failed"] == towards["n_cases"] // 2   # "very bad" lowers P(positive): the negative half
+    strict, _ = scored(DIR, tolerance=0.0)
+    assert strict["n_failed"] == 0                      # "very" raises the label's probability: never down
+    towards, rows = scored({**DIR, "towards": "positive"}, tolerance=0.01)
+    assert [r["failed"] for r in rows] == [r["label"] == "negative" for r in rows]   # "very bad" lowers P(positive)
 
 
 def test_comparison_mean_and_std_over_seeds():
