@@ -16,6 +16,7 @@ from typing import Any
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import score_test
 from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
+from engine.inference import Cancelled, LoadedModel
 from engine.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
 
@@ -78,48 +79,59 @@ def _where(test) -> str:
     return f"line {test.line}, test {quoted(test.name)}" if test.line else f"test {quoted(test.name)}"
 
 
+def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any],
+                   should_stop: Callable[[], bool] = lambda: False,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], list[dict]]:
+    """Each test's summary and every case's record for one loaded model: the cases are made, each distinct text
+    is predicted once (in chunks, `should_stop` checked between them: raises `Cancelled`), then each test scored."""
+    cases = model_cases(suite, seed, target_config, loaded.label_names)
+    texts = list(dict.fromkeys(t for group in cases.values() for c in group for t in (c.original, c.text) if t))
+    probs_of: dict[str, Any] = {}
+    for start in range(0, len(texts), CHUNK):
+        if should_stop():
+            raise Cancelled()
+        chunk = texts[start:start + CHUNK]
+        probs_of.update(zip(chunk, loaded.probs(chunk, should_stop)))
+        if progress:
+            progress(len(probs_of), len(texts))
+    summaries, rows = [], []
+    for test in suite.tests:
+        summary, test_rows = score_test(test, cases[test.name], probs_of, loaded.label_names)
+        summaries.append(summary)
+        rows.extend(test_rows)
+    return summaries, rows
+
+
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """The `behaviour` job kind: make the suite's cases, predict every distinct text once, score each test."""
+    """The `behaviour` job kind: the suite's results on the target run, written to results.json and cases.jsonl."""
     from engine.device import pick_device
-    from engine.inference import Cancelled, LoadedModel
 
     config = run.config
     store = RunStore(run.dir.parent)
     target = store.get(config["target"])
     suite = suite_from_data(config["suite_data"], fallback_name=config.get("suite", "custom"))
+    seed = int(config.get("seed", 0))
     started = time.time()
     loaded = LoadedModel.from_run(target.dir, pick_device())
-    cases = model_cases(suite, int(config.get("seed", 0)), target.config, loaded.label_names)
-    texts = list(dict.fromkeys(t for group in cases.values() for c in group for t in (c.original, c.text) if t))
-    run.log(f"suite {suite.name}: {len(suite.tests)} tests, {sum(map(len, cases.values()))} cases, "
-            f"{len(texts)} distinct texts, on {target.id}")
-    run.set_status(total_steps=len(texts), step=0)
-    probs_of = {}
+    run.log(f"suite {suite.name}: {len(suite.tests)} tests on {target.id}, seed {seed}")
+
+    def advance(done: int, total: int) -> None:
+        run.set_status(step=done, total_steps=total)
+        if progress:
+            progress(done, total, 0.0)
+
     try:
-        for start in range(0, len(texts), CHUNK):
-            if should_stop():
-                raise Cancelled()
-            chunk = texts[start:start + CHUNK]
-            probs_of.update(zip(chunk, loaded.probs(chunk, should_stop)))
-            run.set_status(step=len(probs_of))
-            if progress:
-                progress(len(probs_of), len(texts), 0.0)
+        summaries, rows = evaluate_suite(loaded, suite, seed, target.config, should_stop, advance)
     except Cancelled:
-        run.log(f"cancelled after {len(probs_of)} of {len(texts)} texts")
+        run.log("cancelled")
         return {"status": "cancelled", "target": target.id, "suite": suite.name, "tests": []}
-    summaries = []
     with open(run.dir / "cases.jsonl", "w", encoding="utf-8") as out:
-        for test in suite.tests:
-            summary, rows = score_test(test, cases[test.name], probs_of, loaded.label_names)
-            summaries.append(summary)
-            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     seconds = time.time() - started
-    n_cases = sum(s["n_cases"] for s in summaries)
-    run.log(f"done: {n_cases} cases in {seconds:.1f} s")
-    return {"status": "done", "target": target.id, "suite": suite.name, "suite_digest": suite.digest,
-            "seed": int(config.get("seed", 0)), "label_names": loaded.label_names, "tests": summaries,
-            "n_cases": n_cases, "n_texts": len(texts), "seconds": round(seconds, 2),
-            "cases_per_second": round(n_cases / seconds, 1) if seconds else None}
+    run.log(f"done: {len(rows)} cases in {seconds:.1f} s")
+    return {"status": "done", "target": target.id, "suite": suite.name, "suite_digest": suite.digest, "seed": seed,
+            "label_names": loaded.label_names, "tests": summaries, "n_cases": len(rows), "seconds": round(seconds, 2),
+            "cases_per_second": round(len(rows) / seconds, 1) if seconds else None}
 
 
 def read_cases(run: Run, test: str | None = None, failed_only: bool = False) -> list[dict[str, Any]]:
