@@ -62,3 +62,33 @@ def mean_std_text(cell: dict[str, Any]) -> str:
     if cell.get("mean") is None:
         return "–"
     return f"{cell['mean']:.3f}" + (f" ± {cell['std']:.3f}" if cell.get("std") is not None else "")
+
+
+def method_behaviour(store, rows: list[dict[str, Any]], suite: str) -> dict[str, Any] | None:
+    """A Benchmark report's runs compared on a behaviour suite's stored results (the runs in its numbers only,
+    grouped by their report row), or None when none of them has results of that suite."""
+    from engine.behaviour.runner import stored_results
+
+    results, methods = {}, {}
+    for row in rows:
+        found = stored_results(store, row["run_id"], suite) if row.get("included") else None
+        if found is not None:
+            results[row["run_id"]] = found
+            methods[row["run_id"]] = row.get("row") or row["method"]
+    return compare_runs(results, methods) if results else None
+
+
+def capability_table(comparison: dict[str, Any], methods: list[str],
+                     beside: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Rows for a page or a note: each capability's failure rate per method in points (mean ± std over seeds),
+    after an optional first row of other numbers (`beside`: method -> text, e.g. accuracy under attack)."""
+    def points(cell: dict[str, Any] | None) -> str:
+        if not cell or cell.get("mean") is None:
+            return "–"
+        return f"{cell['mean'] * 100:.1f}" + (f" ± {cell['std'] * 100:.1f}" if cell.get("std") is not None else "")
+
+    rows = [{"capability": label, **{m: beside.get(m, "–") for m in methods}} for label in
+            ["accuracy under attack"] if beside]
+    rows += [{"capability": cap["capability"], **{m: points(cap["by_method"].get(m)) for m in methods}}
+             for cap in comparison["capabilities"]]
+    return rows

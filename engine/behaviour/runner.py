@@ -39,6 +39,38 @@ def find_cached(store: RunStore, config: dict[str, Any]) -> Run | None:
     return None
 
 
+def behaviour_part(store: RunStore, target: str, suite_ref: str, should_stop: Callable[[], bool],
+                   reuse: bool = True, seed: int = 0) -> dict[str, Any]:
+    """A suite's behaviour part on one trained model, run in the slot the suite holds (or reused):
+    the item fields a suite records, `behaviour_run` and `behaviour_status`."""
+    from engine.behaviour.spec import load_suite
+    from engine.jobs import execute
+
+    config = behaviour_config(target, load_suite(suite_ref), seed)
+    found = find_cached(store, config) if reuse else None
+    if found is None:
+        found = store.create(config, kind="behaviour", parent=target)
+        outcome = execute(store, found, should_stop, slot_held=True)
+        return {"behaviour_run": found.id, "behaviour_status": outcome.get("status", "failed")}
+    return {"behaviour_run": found.id, "behaviour_status": "done"}
+
+
+def stored_results(store: RunStore, target: str, suite: str) -> dict[str, Any] | None:
+    """The newest finished behaviour results of a suite (by name) on a run, or None."""
+    for row in store.list(kind="behaviour", parent=target, status="done"):
+        run = store.get(row["id"])
+        if run.config.get("suite") == suite:
+            return {**run.results, "run_id": run.id}
+    return None
+
+
+def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
+    """The names of the suites with finished results on any of these runs, the built-in sentiment suite first."""
+    names = {store.get(row["id"]).config.get("suite") for target in targets
+             for row in store.list(kind="behaviour", parent=target, status="done")}
+    return sorted(names - {None}, key=lambda name: (name != "sentiment", name))
+
+
 def model_cases(suite: Suite, seed: int, target_config: dict[str, Any],
                 label_names: list[str]) -> dict[str, list[Case]]:
     """Every test's cases for one model, after checking the suite's labels against the model's classes.
