@@ -70,6 +70,9 @@ class TrainConfig:
     dev_fraction: float = option(0.1, "share of an uploaded CSV held out as its dev set")
     label_order: list[str] | None = option(None, "the class names of a CSV whose labels are names, in id order "
                                                  "(every label of the file once)", none="sorted by name")
+    extra_data: str | None = option(None, "a CSV (text and label columns, labels among the run's classes) whose rows "
+                                          "are added to the training sample, e.g. failing behaviour cases",
+                                    none="none")
     device: str = option("auto", "auto, cpu, cuda, mps")
     corruption: dict[str, Any] | None = option(None, "corruption spec applied to the pretrained encoder before "
                                                      "training (see engine/corruption.py)", none="no corruption")
