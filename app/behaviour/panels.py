@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -116,7 +117,8 @@ def choose_suite() -> Suite | None:
         return None
     st.caption(f"{len(suite.tests)} test(s) over {len({t.capability for t in suite.tests})} capabilities.")
     st.download_button("Download this suite (JSON)", json.dumps(suite.source, indent=1, ensure_ascii=False),
-                       file_name=f"{suite.name}.json", mime="application/json", key="bh-suite-download",
+                       file_name=f"{re.sub(r'[^A-Za-z0-9_-]', '_', suite.name)[:40] or 'suite'}.json",
+                       mime="application/json", key="bh-suite-download",
                        icon=":material/download:")
     return suite
 
