@@ -15,7 +15,7 @@ from engine.train_flags import config_from_args, train_command
 CHANGED = dict(dataset="csv:/tmp/my data.csv", model="tiny", train_size=None, epochs=3, batch_size=8, lr=2e-5,
                weight_decay=0.05, warmup_ratio=0.2, adam_beta2=0.98, grad_clip=0.5, max_length=64, seed=7,
                eval_every=3, dev_size=100, record_every=2, log_every=1, dev_fraction=0.2, device="cpu",
-               label_order=["very good", "bad", "so so"],
+               label_order=["very good", "bad", "so so"], extra_data="/tmp/my failures.csv",
                corruption={"positions": ["bottom"], "levels": [1], "kind": "noise", "scale": 0.5})
 SETTINGS = {"rose-ensemble": {"upper": 75.5, "lower": 1.0, "gamma": 0.25, "kl_dropout": 0.2, "warmup_steps": 3},
             "im-bert": {"h": 0.5, "K": 3, "field": "layer", "exact_grad": True, "layers": [0, 1]}}
