@@ -322,3 +322,18 @@ def test_cli_refuses_bad_input(constant, monkeypatch, tmp_path, capsys):
     assert "label(s) 'joy' not among the model's classes" in refused(
         ["behave", target.id, "--suite", str(labels)], capsys)
     assert len(store.list()) == before
+
+
+def test_a_cancelled_job_keeps_nothing_half_made_and_is_not_reused(constant):
+    from engine import jobs
+    from engine.behaviour.runner import behaviour_config
+
+    store, target = constant
+    config = behaviour_config(target.id, load_suite("sentiment"))
+    run = store.create(config, kind="behaviour", parent=target.id)
+    steps = []
+    outcome = jobs.execute(store, run, lambda: bool(steps), lambda done, total, _: steps.append((done, total)),
+                           slot_held=True)
+    assert outcome["status"] == "cancelled" and steps[0][0] == 256 and steps[0][1] > 3000
+    assert run.status["step"] == 256 and not (run.dir / "cases.jsonl").exists()
+    assert find_cached(store, config) is None

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import score_test
-from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
+from engine.behaviour.spec import Suite, SuiteFileError, load_suite, suite_from_data
 from engine.inference import Cancelled, LoadedModel
 from engine.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
@@ -43,7 +43,6 @@ def behaviour_part(store: RunStore, target: str, suite_ref: str, should_stop: Ca
                    reuse: bool = True, seed: int = 0) -> dict[str, Any]:
     """A suite's behaviour part on one trained model, run in the slot the suite holds (or reused):
     the item fields a suite records, `behaviour_run` and `behaviour_status`."""
-    from engine.behaviour.spec import load_suite
     from engine.jobs import execute
 
     config = behaviour_config(target, load_suite(suite_ref), seed)
