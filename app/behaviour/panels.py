@@ -299,8 +299,8 @@ def _csv(rows: list[dict]) -> str:
 def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
     """Train a new run like a chosen one on its data plus its failing cases (with their correct labels)."""
     from engine.data import store_upload
-    from engine.train import environment
-    from engine.train_config import TrainConfig
+    from engine.train import environment, preflight
+    from engine.train_config import ConfigError, TrainConfig
 
     store = get_store()
     run_id = st.selectbox("Run", list(results), format_func=chosen.groups.get, key="bh-train-run")
@@ -312,7 +312,11 @@ def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
     if st.button("Train on the failures", key="bh-train", icon=":material/model_training:", disabled=not failing):
         path = store_upload(_csv(export_rows(failing)).encode("utf-8"), f"failures-{run_id}.csv")
         config = TrainConfig.from_dict({**store.get(run_id).config, "extra_data": str(path)})
-        new = jobs.submit(store, {**config.to_dict(), "environment": environment()})
-        st.session_state["bh-trained"] = new.id
+        try:
+            preflight(config)
+        except ConfigError as err:
+            st.error(markdown_text(f"Cannot train on the failures: {err}"), icon=":material/error:")
+        else:
+            st.session_state["bh-trained"] = jobs.submit(store, {**config.to_dict(), "environment": environment()}).id
     if st.session_state.get("bh-trained"):
         job_panel(st.session_state["bh-trained"])
