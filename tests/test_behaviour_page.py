@@ -137,3 +137,28 @@ def test_benchmark_page_shows_failure_rates_beside_accuracy_under_attack(behavio
     assert {"Vocabulary", "Negation", "Fairness"} <= set(table["capability"])
     assert all("±" in v for v in table["vanilla"].iloc[1:] if v != "–")
     assert json.dumps(list(table.columns)) == json.dumps(["capability", "vanilla"])
+
+
+def test_train_on_failures_queues_a_run_on_the_data_plus_the_failing_cases(behaviour_home, monkeypatch):
+    from engine.data import read_csv
+
+    home, suite_id = behaviour_home
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    store = RunStore(home)
+    at = no_exception(page("behaviour.py").run())
+    at.radio(key="bh-how").set_value("Whole methods of a suite").run()
+    at.multiselect(key="bh-methods").set_value(["vanilla"]).run()
+    original = at.selectbox(key="bh-train-run").value
+    at.button(key="bh-train").click().run()
+    new_id = no_exception(at).session_state["bh-trained"]
+    wait_for(store, "train", 3)
+    new = store.get(new_id)
+    extra = read_csv(new.config["extra_data"], known_labels=["negative", "positive"])
+    behaviour_run = next(r for r in store.list(kind="behaviour", parent=original, status="done"))
+    failing = [c for c in store.get(behaviour_run["id"]).dir.joinpath("cases.jsonl").read_text().splitlines()
+               if '"failed": true' in c]
+    assert len(extra) == len(failing) > 0
+    assert new.status["status"] == "done" and new.results["n_train"] == 32 + len(failing)
+    own = ("extra_data", "run_id", "environment", "suite")
+    assert {k: v for k, v in new.config.items() if k not in own} == {
+        k: v for k, v in store.get(original).config.items() if k not in own}
