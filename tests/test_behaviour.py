@@ -337,3 +337,7 @@ def test_a_cancelled_job_keeps_nothing_half_made_and_is_not_reused(constant):
     assert outcome["status"] == "cancelled" and steps[0][0] == 256 and steps[0][1] > 3000
     assert run.status["step"] == 256 and not (run.dir / "cases.jsonl").exists()
     assert find_cached(store, config) is None
+
+
+def test_an_empty_word_list_is_named_once():
+    assert problems_of(suite_text(MFT, words={**WORDS, "pos": []})) == ["word list 'pos' is empty"]

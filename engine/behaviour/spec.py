@@ -175,6 +175,7 @@ def _word_lists(raw: Any, owner: str, problems: list[str], where: str = "") -> d
             problems.append(f"{prefix}word list {quoted(name)} must be a list of non-empty strings")
         elif not words:
             problems.append(f"{prefix}word list {quoted(name)} is empty")
+            lists[name] = ()          # known, so its slots are not also reported as undefined
         else:
             lists[name] = tuple(dict.fromkeys(w.strip() for w in words))
     return lists
