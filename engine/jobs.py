@@ -24,7 +24,8 @@ from engine.runs import ACTIVE, Run, RunError, RunStore, pid_alive, write_json
 
 # kind of run -> "module:function(run, should_stop, progress) -> results dict"
 JOB_KINDS: dict[str, str] = {"train": "engine.train:run_job", "attack": "engine.attacks.batch:run_job",
-                             "recover": "engine.recovery.grid:run_job", "suite": "engine.suite:run_job"}
+                             "recover": "engine.recovery.grid:run_job", "suite": "engine.suite:run_job",
+                             "behaviour": "engine.behaviour.runner:run_job"}
 
 
 class StopFlag:

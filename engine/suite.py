@@ -41,6 +41,7 @@ class SuiteSpec:
     attack_dataset: str = "sst2-dev"
     attack_n: int = 100
     reuse: bool = True
+    behaviour: str | None = None   # a behaviour suite (sentiment, or a suite file) run on each trained model
     train: dict[str, Any] = field(default_factory=dict)   # further TrainConfig fields (batch_size, lr, ...)
 
     @classmethod
@@ -86,6 +87,13 @@ class SuiteSpec:
             self.train_config(method, self.seeds[0]).check()
         if self.attacks():
             batch_config("check", self.recipe, self.attack_dataset, self.attack_n, Budget())
+        if self.behaviour:
+            from engine.behaviour.spec import SuiteFileError, load_suite
+
+            try:
+                load_suite(self.behaviour)
+            except SuiteFileError as err:
+                raise SuiteError(f"behaviour suite: {err}") from err
 
 
 def suite_config(spec: SuiteSpec) -> dict[str, Any]:
@@ -166,6 +174,7 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
     """The `suite` job kind: for each (method, seed) train (or reuse), evaluate, attack (or reuse)."""
     from engine.attacks.attacker import Budget
     from engine.attacks.batch import batch_config, find_cached
+    from engine.behaviour.runner import behaviour_part
     from engine.evaluate import evaluate_run
     from engine.jobs import PartProgress, execute
     from engine.train import environment, load_splits
@@ -209,6 +218,8 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
                 continue
         try:   # an evaluation or attack that cannot run fails its item, not the models already trained
             evaluate_run(store, trained.id, eval_sets)   # already stored by training; fills in what is missing
+            if spec.behaviour and not should_stop():
+                record(index, **behaviour_part(store, trained.id, spec.behaviour, should_stop, spec.reuse))
             if not spec.attacks() or should_stop():
                 continue
             attack_config = batch_config(trained.id, spec.recipe, spec.attack_dataset, spec.attack_n, Budget())

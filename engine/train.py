@@ -40,6 +40,7 @@ from engine.data import (
 )
 from engine.device import DeviceError, autocast, describe, pick_device
 from engine.evaluate import has_learned, record_eval, score
+from engine.extra_data import with_extra_rows
 from engine.inference import predict_probs
 from engine.input_gradient import PROBE_SIZE, input_gradient_norm
 from engine.methods import SettingError, StepContext, make_method
@@ -122,6 +123,10 @@ def load_splits(config: TrainConfig) -> Splits:
     robustness = {name: load_dataset(name) for name in ROBUSTNESS_SETS.get(task_of(config.to_dict()), [])}
     pool = len(train)
     train = train.sample(config.train_size, config.seed)
+    if config.extra_data:
+        sampled = len(train)
+        train = with_extra_rows(train, config.extra_data)
+        notes.append(f"plus {len(train) - sampled} extra training examples from {config.extra_data}")
     if config.batch_size > len(train):
         raise ConfigError(("batch_size", f"batch size {config.batch_size} is larger than the {len(train)} "
                                          f"training examples"))

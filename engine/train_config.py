@@ -84,6 +84,9 @@ class TrainConfig:
                                     "labels are that task's classes (names or GLUE's ids) and get GLUE's ids, and "
                                     "the run is also scored on the task's AdvGLUE sets",
                               none="the CSV is a task of its own")
+    extra_data: str | None = option(None, "a CSV (text and label columns, labels among the run's classes) whose rows "
+                                          "are added to the training sample, e.g. failing behaviour cases",
+                                    none="none")
     device: str = option("auto", "auto, cpu, cuda, mps")
     corruption: dict[str, Any] | None = option(None, "corruption spec applied to the pretrained encoder before "
                                                      "training (see engine/corruption.py)", none="no corruption")

@@ -7,7 +7,14 @@ against our runs, and the Reproduce panel that queues a whole suite. Layout only
 engine.benchmark, which reads what the runs stored."""
 import streamlit as st
 
-from app.benchmark.results import claims_tab, export_tab, methods_tab, missing_panel, report_notes
+from app.benchmark.results import (
+    behaviour_panel,
+    claims_tab,
+    export_tab,
+    methods_tab,
+    missing_panel,
+    report_notes,
+)
 from app.benchmark.selection import choose_selection, reproduce
 from app.benchmark.suite import extra_seeds_panel
 from app.state import get_store
@@ -58,6 +65,8 @@ report_notes(report)
 tab_results, tab_claims, tab_export = st.tabs(["Methods", "Claims", "Export"])
 with tab_results:
     methods_tab(report, selection.attack)
+    st.subheader("Behaviour failure rates")
+    behaviour_panel(report)
 with tab_claims:
     claims_tab(report)
 with tab_export:

@@ -171,6 +171,14 @@ def test_hostile_text_stays_text_on_every_page(served_store, tmp_path):
                 type_into(page, "Search id", text)
                 problems += problems_on(page, watch, f"Runs search, {name}")
 
+            page.goto(served_store + "/behaviour")
+            wait_for_app_run(page)
+            page.get_by_text("Write a test").click()
+            wait_for_app_run(page)
+            for name, text in HOSTILE.items():
+                type_into(page, "Test name", text)
+                problems += problems_on(page, watch, f"Behaviour test name, {name}")
+
             page.goto(served_store + "/recovery")
             wait_for_app_run(page)
             for name, text in HOSTILE.items():

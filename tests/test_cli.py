@@ -16,7 +16,7 @@ CHANGED = dict(dataset="csv:/tmp/my data.csv", model="tiny", train_size=None, ep
                weight_decay=0.05, warmup_ratio=0.2, adam_beta2=0.98, grad_clip=0.5, max_length=64, seed=7,
                eval_every=3, dev_size=100, record_every=2, log_every=1, dev_fraction=0.2, device="cpu",
                label_order=["very good", "bad", "so so"], text_column="the text", text_column_b="-1",
-               label_column="y", task="rte",
+               label_column="y", task="rte", extra_data="/tmp/my failures.csv",
                corruption={"positions": ["bottom"], "levels": [1], "kind": "noise", "scale": 0.5})
 SETTINGS = {"rose-ensemble": {"upper": 75.5, "lower": 1.0, "gamma": 0.25, "kl_dropout": 0.2, "warmup_steps": 3},
             "im-bert": {"h": 0.5, "K": 3, "field": "layer", "exact_grad": True, "layers": [0, 1]}}

@@ -11,10 +11,13 @@ import streamlit as st
 from app.benchmark import figures as figs
 from app.benchmark.selection import Selection
 from app.state import get_store
+from engine.behaviour.compare import capability_table, method_behaviour
+from engine.behaviour.runner import stored_suites
 from engine.benchmark import METRICS, AttackSpec, attacks_under_way, budget_curves, fill_missing, missing_work
 from engine.benchmark_export import (
     claims_table,
     excluded_table,
+    fmt_value,
     methods_table,
     part_numbers,
     to_csv,
@@ -100,6 +103,29 @@ def methods_tab(report: dict, attack: AttackSpec | None) -> None:
     if report["excluded"]:
         with st.expander(f"Runs left out: {len(report['excluded'])} did not learn"):
             st.dataframe(pd.DataFrame(excluded_table(report)), hide_index=True, width="stretch")
+
+
+def behaviour_panel(report: dict) -> None:
+    """Behaviour failure rates per capability and method (mean ± std over seeds) beside accuracy under attack,
+    from the behaviour results stored for the report's runs (the suite chosen when they have several)."""
+    suites = stored_suites(get_store(), [r["run_id"] for r in report["runs"]])
+    if not suites:
+        st.caption("No behaviour results are stored for these runs: run the suite with `--behaviour sentiment`, "
+                   "`python -m engine behave --runs ...`, or the Behaviour page.")
+        return
+    suite = st.selectbox("Behaviour suite", suites, key="bench-behaviour-suite") if len(suites) > 1 else suites[0]
+    comparison = method_behaviour(get_store(), report["runs"], suite)
+    if comparison is None:
+        st.caption(f"None of the runs in the numbers has {suite} behaviour results.")
+        return
+    methods = [m["method"] for m in report["methods"] if m["method"] in comparison["methods"].values()]
+    attack = {m["method"]: fmt_value(m.get("accuracy_under_attack"), m.get("accuracy_under_attack_std"))
+              for m in report["methods"]}
+    st.dataframe(pd.DataFrame(capability_table(comparison, methods, attack)), hide_index=True, width="stretch")
+    st.caption(f"Behaviour suite {suite}: failure rate in points per capability (the mean of its tests' rates), "
+               f"mean ± sample standard deviation over the {len(comparison['runs'])} runs with stored results; lower "
+               "is better. INV and DIR tests count only cases whose original is predicted correctly. The first row "
+               "is accuracy under attack, higher is better.")
 
 
 def claims_tab(report: dict) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli import ProgressBar, emit, run_foreground
+from engine.cli import ProgressBar, blaming, emit, run_foreground
 from engine.parsing import name_list, seed_list
 from engine.train_config import default_lr_text
 
@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default="deepwordbug", help="attack recipe; `none` for no attacks")
     p.add_argument("--attack-dataset", default="sst2-dev")
     p.add_argument("--attack-n", type=int, default=100, help="attack the first N examples (0: no attacks)")
+    p.add_argument("--behaviour", default=None, metavar="SUITE",
+                   help="also run a behaviour suite on each trained model (sentiment, or a suite JSON file)")
     p.add_argument("--no-reuse", action="store_true", help="train and attack again even when a run matches")
     p.add_argument("--detach", action="store_true", help="queue the suite and return at once")
     p.add_argument("--json", action="store_true")
@@ -44,7 +46,13 @@ def cmd_suite(args: argparse.Namespace) -> int:
                      train_size=None if args.train_size == -1 else args.train_size, epochs=args.epochs,
                      model=args.model, dataset=args.dataset, attack_dataset=args.attack_dataset,
                      recipe=None if args.recipe.lower() == "none" else args.recipe, attack_n=args.attack_n,
-                     reuse=not args.no_reuse, train={"batch_size": args.batch_size, "lr": args.lr})
+                     reuse=not args.no_reuse, behaviour=args.behaviour,
+                     train={"batch_size": args.batch_size, "lr": args.lr})
+    if args.behaviour:
+        from engine.behaviour.spec import SuiteFileError, load_suite
+
+        with blaming("--behaviour", SuiteFileError):
+            load_suite(args.behaviour)
     store = RunStore()
     if args.detach:
         run = submit_suite(store, spec)

@@ -1,0 +1,322 @@
+"""The Behaviour page's panels: which runs (or whole methods of a suite) and which test suite, the Run button
+with each job's progress, the results table and chart, the failing-case browser with its export and Playground
+link, and training a new run on the failing cases. Every number comes from engine.behaviour."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from app.behaviour.figures import capability_figure
+from app.components import job_panel, run_picker
+from app.dataset_context import context_dataset, of_dataset
+from app.live import poll
+from app.plain_text import markdown_text
+from app.state import get_store
+from engine import jobs
+from engine.behaviour.compare import compare_runs
+from engine.behaviour.editor import editor_suite
+from engine.behaviour.perturb import PERTURBATIONS
+from engine.behaviour.runner import behaviour_config, export_rows, find_cached, model_cases, read_cases
+from engine.behaviour.spec import (
+    BUILT_IN,
+    DEFAULT_TOLERANCE,
+    KINDS,
+    Suite,
+    SuiteFileError,
+    load_suite,
+    parse_suite,
+)
+from engine.inference import label_names_for
+from engine.runs import ACTIVE, RunError
+from engine.suite import list_suites, suite_items
+
+RUNS, METHODS = "Runs I choose", "Whole methods of a suite"
+BUILT, WRITE, UPLOAD = "Built-in", "Write a test", "Upload a suite file"
+EXAMPLE_LINES = ("positive: The {thing} was {pos}.\nnegative: The {thing} was {neg}.")
+EXAMPLE_WORDS = "thing: movie, plot, cast, ending\npos: good, great, lovely\nneg: bad, dull, awful"
+
+
+@dataclass
+class Chosen:
+    """The runs to test and the column each goes in: its own (runs chosen one by one) or its method's."""
+    run_ids: list[str]
+    groups: dict[str, str]     # run id -> column label
+
+    @property
+    def by_method(self) -> bool:
+        return len(set(self.groups.values())) < len(self.groups)
+
+
+def _is_trained(row: dict) -> bool:
+    return row.get("kind", "train") == "train" and row.get("status") == "done"
+
+
+def _tag(row: dict) -> str:
+    return f"{row.get('method') or 'run'} · seed {row.get('seed')} · {row['id'].rsplit('-', 1)[-1]}"
+
+
+def choose_runs() -> Chosen:
+    """Runs one by one (each its own column), or every finished seed of some methods of one suite (one column
+    per method: mean ± std over its seeds)."""
+    store = get_store()
+    rows = [r for r in store.list() if _is_trained(r)]
+    suites = [s for s in list_suites(store) if s["status"] in ("done", "cancelled", "running")]
+    how = st.radio("Compare", [RUNS, METHODS] if suites else [RUNS], horizontal=True, key="bh-how")
+    if how == RUNS:
+        dataset = context_dataset(rows, st.session_state.get("bh-runs", []))
+        picked = run_picker("Runs", key="bh-runs", multi=True, filter_fn=lambda r: _is_trained(r) and (
+            r.get("dataset") == dataset), help="Finished training runs of one dataset; each gets a column.")
+        by_id = {r["id"]: r for r in rows}
+        return Chosen(picked, {run_id: _tag(by_id[run_id]) for run_id in picked if run_id in by_id})
+    suite_id = st.selectbox("Suite", [s["id"] for s in suites], key="bh-suite-run")
+    items = [i for i in suite_items(store.get(suite_id)) if i.get("train_status") == "done" and i.get("train_run")]
+    methods = list(dict.fromkeys(i["method"] for i in items))
+    chosen = st.multiselect("Methods", methods, default=methods[:2], key="bh-methods",
+                            help="Every finished seed of each method; the table shows mean ± std over them.")
+    picked = {i["train_run"]: i["method"] for i in items if i["method"] in chosen}
+    of_data = {r["id"] for r in of_dataset(rows, context_dataset(rows, list(picked)))}
+    return Chosen([r for r in picked if r in of_data], {r: m for r, m in picked.items() if r in of_data})
+
+
+def show_problems(err: SuiteFileError) -> None:
+    for problem in err.problems:
+        st.error(markdown_text(problem), icon=":material/error:")
+
+
+def choose_suite() -> Suite | None:
+    """The built-in suite, a test written in the editor, or an uploaded suite file; None (after saying why)
+    when the test or file cannot be used."""
+    how = st.radio("Test suite", [BUILT, WRITE, UPLOAD], horizontal=True, key="bh-suite-how")
+    try:
+        if how == BUILT:
+            name = st.selectbox("Built-in suite", list(BUILT_IN), key="bh-builtin")
+            suite = load_suite(name)
+        elif how == UPLOAD:
+            upload = st.file_uploader("Suite file (JSON, the built-in suite's format)", type=["json"], key="bh-file")
+            if upload is None:
+                st.caption("Upload a JSON file with `words` and `tests`, like the built-in suite (download it "
+                           "below to start from it).")
+                return None
+            try:
+                text = upload.getvalue().decode("utf-8-sig")
+            except UnicodeDecodeError:
+                st.error(markdown_text(f"{upload.name} is not UTF-8 text"), icon=":material/error:")
+                return None
+            suite = parse_suite(text, fallback_name=upload.name.removesuffix(".json"))
+        else:
+            suite = _editor()
+    except SuiteFileError as err:
+        show_problems(err)
+        return None
+    st.caption(f"{len(suite.tests)} test(s) over {len({t.capability for t in suite.tests})} capabilities.")
+    st.download_button("Download this suite (JSON)", json.dumps(suite.source, indent=1, ensure_ascii=False),
+                       file_name=f"{re.sub(r'[^A-Za-z0-9_-]', '_', suite.name)[:40] or 'suite'}.json",
+                       mime="application/json", key="bh-suite-download",
+                       icon=":material/download:")
+    return suite
+
+
+def _editor() -> Suite:
+    """One test from a form: a template per line with `{slots}` filled from word lists, or sentences."""
+    top = st.columns(3)
+    name = top[0].text_input("Test name", "my-test", key="bh-ed-name")
+    kind = top[1].selectbox("Kind", KINDS, key="bh-ed-kind",
+                            help="MFT: each case must get its label. INV: a perturbation must not change the "
+                                 "prediction. DIR: it must move the label's probability one way.")
+    capability = top[2].text_input("Capability", "Vocabulary", key="bh-ed-capability")
+    description = st.text_input("What it tests", "", key="bh-ed-description")
+    source = st.radio("Cases from", ["templates", "sentences", "dataset"], horizontal=True, key="bh-ed-source",
+                      format_func={"templates": "templates and word lists", "sentences": "my sentences",
+                                   "dataset": "an evaluation set"}.get)
+    dataset, lines, words = "sst2-dev", "", ""
+    if source == "dataset":
+        dataset = st.text_input("Evaluation set", "sst2-dev", key="bh-ed-dataset",
+                                help="sst2-dev, advglue-sst2, heldout (a CSV run's own dev split) or csv:PATH")
+    else:
+        lines = st.text_area("Templates, one per line: label: text (a pair for INV/DIR: label: text => changed "
+                             "text)" if source == "templates" else "Sentences, one per line: label: text",
+                             EXAMPLE_LINES, key="bh-ed-lines", height=120)
+    if source == "templates":
+        words = st.text_area("Word lists, one per line: name: word, word, word", EXAMPLE_WORDS, key="bh-ed-words",
+                             height=100)
+    perturbation, direction, tolerance = None, None, DEFAULT_TOLERANCE
+    if kind != "MFT":
+        cols = st.columns(3)
+        choices = ["pairs (=> in the templates)", *PERTURBATIONS] if source == "templates" else [
+            p for p, spec in PERTURBATIONS.items() if not spec.templates_only]
+        chosen = cols[0].selectbox("Perturbation", choices, key="bh-ed-perturbation")
+        if chosen in PERTURBATIONS:
+            perturbation = {"type": chosen}
+            for param, kind_of in PERTURBATIONS[chosen].params.items():
+                value = cols[1].text_input(f"{param}", "1" if kind_of is int else "", key=f"bh-ed-{param}")
+                perturbation[param] = int(value) if kind_of is int and value.strip().isdigit() else value
+        if kind == "DIR":
+            direction = cols[2].radio("Probability of the label must", ["up", "down"], key="bh-ed-direction",
+                                      format_func={"up": "not go down", "down": "not go up"}.get)
+            tolerance = cols[2].number_input("by more than", 0.0, 0.99, DEFAULT_TOLERANCE, 0.05, key="bh-ed-tol")
+    n = st.number_input("Cases to make", min_value=1, max_value=1_000_000, value=100, key="bh-ed-n")
+    return editor_suite(name, kind, capability, description, source, lines, words, dataset, perturbation,
+                        direction, float(tolerance), int(n))
+
+
+def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
+    """Stored results of the suite on each chosen run, the Run button for those without, and each job's progress
+    while it runs. Returns run id -> results for the runs done."""
+    store = get_store()
+    configs = {run_id: behaviour_config(run_id, suite) for run_id in chosen.run_ids}
+    done = {run_id: cached for run_id, config in configs.items() if (cached := find_cached(store, config))}
+    started = st.session_state.setdefault("bh-jobs", {})
+    active = {}
+    for run_id in configs:
+        job_id = started.get((run_id, suite.digest))
+        if run_id not in done and job_id:
+            try:
+                job = store.get(job_id)
+            except RunError:
+                continue
+            if job.status.get("status") in ACTIVE:
+                active[run_id] = job_id
+            elif job.status.get("status") == "failed":
+                st.error(markdown_text(f"The suite failed on {run_id}: {job.status.get('error', 'no message')}"))
+    todo = [r for r in configs if r not in done and r not in active]
+    if todo and st.button(f"Run the suite on {len(todo)} run(s)", type="primary", icon=":material/play_arrow:",
+                          key="bh-run"):
+        try:
+            for run_id in todo:
+                target = store.get(run_id)
+                model_cases(suite, 0, target.config, label_names_for(target.dir))
+        except SuiteFileError as err:
+            show_problems(err)
+        else:
+            for run_id in todo:
+                started[(run_id, suite.digest)] = jobs.submit(store, configs[run_id], kind="behaviour",
+                                                              parent=run_id).id
+            st.rerun()
+    if active:
+        poll(lambda: {r: store.get(j) for r, j in active.items()},
+             lambda runs: any(run.status.get("status") in ACTIVE for run in runs.values()), _progress, every=1.0)
+    elif todo:
+        st.caption(f"{len(done)} of {len(configs)} run(s) have stored results of this suite.")
+    return {run_id: {**run.results, "run_id": run.id} for run_id, run in done.items()}
+
+
+def _progress(runs: dict, live: bool) -> None:
+    for target, run in runs.items():
+        status = run.status
+        step, total = status.get("step") or 0, status.get("total_steps") or 0
+        st.progress(min(step / total, 1.0) if total else 0.0,
+                    text=f"{target}: {status.get('status')} — {step} of {total or '?'} texts predicted")
+        if live and st.button("Cancel", key=f"bh-cancel-{run.id}", icon=":material/stop_circle:"):
+            st.info(f"Cancel requested ({jobs.cancel(get_store(), run.id)}).")
+
+
+def results_panel(chosen: Chosen, results: dict[str, dict]) -> None:
+    """The tests with each column's failure rate, and the chart per capability."""
+    groups = {r: chosen.groups[r] for r in results}
+    comparison = compare_runs(results, groups)
+    columns = list(dict.fromkeys(groups.values()))
+    table = [{"capability": t["capability"], "kind": t["kind"], "test": t["name"], "description": t["description"],
+              "cases": t["n_cases"], "counts": "all cases" if t["kind"] == "MFT" else "correct originals only",
+              **{c: _cell(t["by_method"].get(c)) for c in columns}} for t in comparison["tests"]]
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+    st.caption("Failure rate in points" + (" (mean ± sample std over each method's seeds)" if chosen.by_method
+                                            else "") + ". MFT: share of cases whose prediction differs from the "
+               "expected label. INV and DIR count only cases whose original is predicted correctly (`counts`).")
+    st.plotly_chart(capability_figure(comparison, columns), key="bh-chart")
+
+
+def _cell(cell: dict | None) -> str:
+    """A failure rate in points, with ± the spread over seeds when there are several."""
+    if not cell or cell.get("mean") is None:
+        return "–"
+    return f"{cell['mean'] * 100:.1f}" + (f" ± {cell['std'] * 100:.1f}" if cell.get("std") is not None else "")
+
+
+def failures_panel(chosen: Chosen, results: dict[str, dict]) -> None:
+    """Failing cases of one test on one run: the table, one case in full, the Playground link and the export."""
+    store = get_store()
+    tests = [t["name"] for t in next(iter(results.values()))["tests"]]
+    left, right = st.columns(2)
+    test = left.selectbox("Test", tests, key="bh-fail-test")
+    run_id = right.selectbox("Run", list(results), format_func=chosen.groups.get, key="bh-fail-run")
+    run = store.get(results[run_id]["run_id"])
+    failing = read_cases(run, test, failed_only=True)
+    if not failing:
+        st.success("No failing case for this test on this run.", icon=":material/check_circle:")
+    else:
+        names = results[run_id].get("label_names") or []
+        frame = pd.DataFrame([{"#": i, "original": r.get("original") or "", "text": r["text"], "expected": r["label"],
+                               "original prediction": r.get("original_pred") or "", "prediction": r["pred"],
+                               **{f"P({n})": r["probs"][j] for j, n in enumerate(names)}}
+                              for i, r in enumerate(failing)])
+        st.dataframe(frame, hide_index=True, width="stretch")
+        index = st.number_input("Case", 0, len(failing) - 1, 0, key="bh-fail-case")
+        _case_detail(failing[int(index)], names, run_id)
+    every = read_cases(run, failed_only=True)
+    st.download_button(f"Export the {len(every)} failing cases of this run (CSV)", _csv(export_rows(every)),
+                       file_name=f"failures-{run_id}.csv", mime="text/csv", key="bh-export",
+                       icon=":material/download:", disabled=not every)
+
+
+def _case_detail(case: dict, names: list[str], run_id: str) -> None:
+    with st.container(border=True):
+        if case.get("original"):
+            st.caption("Original")
+            st.text(case["original"])
+            st.caption("Original prediction: " + _probs_text(case["original_probs"], names))
+        st.caption("Case" if not case.get("original") else "Perturbed")
+        st.text(case["text"])
+        st.caption(f"Expected {case['label']}; prediction: " + _probs_text(case["probs"], names))
+        if st.button("Open in the Playground (word saliency)", key="bh-open", icon=":material/science:"):
+            st.session_state["pg-run-a"] = run_id
+            st.session_state["pg-text"] = case["text"]
+            st.session_state.pop("pg-gold", None)
+            try:
+                st.switch_page("pages/playground.py")
+            except StreamlitAPIException:   # the page alone (as in a test): no navigation to switch in
+                st.info("The case is set in the Playground: open it from the navigation.")
+
+
+def _probs_text(probs: list[float], names: list[str]) -> str:
+    return ", ".join(f"{n} {p:.3f}" for n, p in zip(names, probs))
+
+
+def _csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["text", "label"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
+    """Train a new run like a chosen one on its data plus its failing cases (with their correct labels)."""
+    from engine.data import store_upload
+    from engine.train import environment, preflight
+    from engine.train_config import ConfigError, TrainConfig
+
+    store = get_store()
+    run_id = st.selectbox("Run", list(results), format_func=chosen.groups.get, key="bh-train-run")
+    failing = read_cases(store.get(results[run_id]["run_id"]), failed_only=True)
+    st.caption(f"A new run with the same settings as this one, trained on its data plus its {len(failing)} failing "
+               "cases with their correct labels (`train --extra-data`). When it is done, choose it above beside "
+               "this one and run the suite again to see the failure rates move. The cases come from the suite, so "
+               "the new run's failure rates on it are no longer a held-out measurement.")
+    if st.button("Train on the failures", key="bh-train", icon=":material/model_training:", disabled=not failing):
+        path = store_upload(_csv(export_rows(failing)).encode("utf-8"), f"failures-{run_id}.csv")
+        config = TrainConfig.from_dict({**store.get(run_id).config, "extra_data": str(path)})
+        try:
+            preflight(config)
+        except ConfigError as err:
+            st.error(markdown_text(f"Cannot train on the failures: {err}"), icon=":material/error:")
+        else:
+            st.session_state["bh-trained"] = jobs.submit(store, {**config.to_dict(), "environment": environment()}).id
+    if st.session_state.get("bh-trained"):
+        job_panel(st.session_state["bh-trained"])

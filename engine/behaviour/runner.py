@@ -1,0 +1,181 @@
+"""Running a suite on a trained run: the `behaviour` job kind.
+
+A behaviour run is a run of kind "behaviour" whose parent is the trained run, like a batch attack. Its config
+holds the whole suite as read (so its cases can be made again from the config and the seed); its folder holds
+`cases.jsonl` (every case with both predictions) and `results.json` (one summary per test). A finished run with
+the same target, suite content and seed is reused (`find_cached`). Predictions go through `LoadedModel`, the
+batched, length-sorted, cached path the attacks use, so a sentence shared by several tests is predicted once.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.behaviour.generate import Case, GenerationError, generate_cases
+from engine.behaviour.scoring import score_test
+from engine.behaviour.spec import Suite, SuiteFileError, load_suite, suite_from_data
+from engine.inference import Cancelled, LoadedModel
+from engine.runs import Run, RunStore, read_jsonl
+from engine.user_text import quoted
+
+CHUNK = 256          # texts per progress step (and per cancel check, besides the one before each batch)
+CONFIG_KEYS = ("target", "suite_digest", "seed")
+
+
+def behaviour_config(target: str, suite: Suite, seed: int = 0) -> dict[str, Any]:
+    """The config of a behaviour run (kind "behaviour", parent = the target run)."""
+    return {"target": target, "suite": suite.name, "suite_digest": suite.digest, "suite_data": suite.source,
+            "seed": int(seed), "method": f"behaviour-{suite.name}"}
+
+
+def find_cached(store: RunStore, config: dict[str, Any]) -> Run | None:
+    """A finished behaviour run with the same target, suite content and seed, or None."""
+    for row in store.list(kind="behaviour", parent=config["target"], status="done"):
+        run = store.get(row["id"])
+        if all(run.config.get(k) == config.get(k) for k in CONFIG_KEYS):
+            return run
+    return None
+
+
+def behaviour_part(store: RunStore, target: str, suite_ref: str, should_stop: Callable[[], bool],
+                   reuse: bool = True, seed: int = 0) -> dict[str, Any]:
+    """A suite's behaviour part on one trained model, run in the slot the suite holds (or reused):
+    the item fields a suite records, `behaviour_run` and `behaviour_status`."""
+    from engine.jobs import execute
+
+    config = behaviour_config(target, load_suite(suite_ref), seed)
+    found = find_cached(store, config) if reuse else None
+    if found is None:
+        found = store.create(config, kind="behaviour", parent=target)
+        outcome = execute(store, found, should_stop, slot_held=True)
+        return {"behaviour_run": found.id, "behaviour_status": outcome.get("status", "failed")}
+    return {"behaviour_run": found.id, "behaviour_status": "done"}
+
+
+def stored_results(store: RunStore, target: str, suite: str) -> dict[str, Any] | None:
+    """The newest finished behaviour results of a suite (by name) on a run, or None."""
+    for row in store.list(kind="behaviour", parent=target, status="done"):
+        run = store.get(row["id"])
+        if run.config.get("suite") == suite:
+            return {**run.results, "run_id": run.id}
+    return None
+
+
+def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
+    """The names of the suites with finished results on any of these runs, the built-in sentiment suite first."""
+    names = {store.get(row["id"]).config.get("suite") for target in targets
+             for row in store.list(kind="behaviour", parent=target, status="done")}
+    return sorted(names - {None}, key=lambda name: (name != "sentiment", name))
+
+
+def model_cases(suite: Suite, seed: int, target_config: dict[str, Any],
+                label_names: list[str]) -> dict[str, list[Case]]:
+    """Every test's cases for one model, after checking the suite's labels against the model's classes.
+    Raises `SuiteFileError` naming each test whose label the model lacks or that makes no cases."""
+    from engine.data import DataError
+    from engine.evaluate import eval_set
+
+    problems = []
+    for test in suite.tests:
+        unknown = sorted(test.labels() - set(label_names))
+        if unknown:
+            problems.append(f"{_where(test)}: label(s) {', '.join(map(quoted, unknown))} not among the model's "
+                            f"classes ({', '.join(label_names)})")
+    if problems:
+        raise SuiteFileError(problems)
+    pools: dict[str, list[tuple[str, str]]] = {}
+
+    def sentences_of(name: str) -> list[tuple[str, str]]:
+        if name not in pools:
+            data = eval_set(target_config, name, label_names)
+            pools[name] = [(text, label_names[label]) for text, label in zip(data.texts, data.labels)]
+        return pools[name]
+
+    cases = {}
+    for test in suite.tests:
+        try:
+            cases[test.name] = generate_cases(test, seed, sentences_of)
+        except DataError as err:
+            problems.append(f"{_where(test)}: sentences {quoted(test.sentences)}: {err}")
+        except GenerationError as err:
+            problems.append(f"{_where(test)}: {err}")
+    if problems:
+        raise SuiteFileError(problems)
+    return cases
+
+
+def _where(test) -> str:
+    return f"line {test.line}, test {quoted(test.name)}" if test.line else f"test {quoted(test.name)}"
+
+
+def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any],
+                   should_stop: Callable[[], bool] = lambda: False,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], list[dict]]:
+    """Each test's summary and every case's record for one loaded model: the cases are made, each distinct text
+    is predicted once (in chunks, `should_stop` checked between them: raises `Cancelled`), then each test scored."""
+    cases = model_cases(suite, seed, target_config, loaded.label_names)
+    texts = list(dict.fromkeys(t for group in cases.values() for c in group for t in (c.original, c.text) if t))
+    probs_of: dict[str, Any] = {}
+    for start in range(0, len(texts), CHUNK):
+        if should_stop():
+            raise Cancelled()
+        chunk = texts[start:start + CHUNK]
+        probs_of.update(zip(chunk, loaded.probs(chunk, should_stop)))
+        if progress:
+            progress(len(probs_of), len(texts))
+    summaries, rows = [], []
+    for test in suite.tests:
+        summary, test_rows = score_test(test, cases[test.name], probs_of, loaded.label_names)
+        summaries.append(summary)
+        rows.extend(test_rows)
+    return summaries, rows
+
+
+def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """The `behaviour` job kind: the suite's results on the target run, written to results.json and cases.jsonl."""
+    from engine.device import pick_device
+
+    config = run.config
+    store = RunStore(run.dir.parent)
+    target = store.get(config["target"])
+    suite = suite_from_data(config["suite_data"], fallback_name=config.get("suite", "custom"))
+    seed = int(config.get("seed", 0))
+    started = time.time()
+    loaded = LoadedModel.from_run(target.dir, pick_device())
+    run.log(f"suite {suite.name}: {len(suite.tests)} tests on {target.id}, seed {seed}")
+
+    def advance(done: int, total: int) -> None:
+        run.set_status(step=done, total_steps=total)
+        if progress:
+            progress(done, total, 0.0)
+
+    try:
+        summaries, rows = evaluate_suite(loaded, suite, seed, target.config, should_stop, advance)
+    except Cancelled:
+        run.log("cancelled")
+        return {"status": "cancelled", "target": target.id, "suite": suite.name, "tests": []}
+    with open(run.dir / "cases.jsonl", "w", encoding="utf-8") as out:
+        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    seconds = time.time() - started
+    run.log(f"done: {len(rows)} cases in {seconds:.1f} s")
+    return {"status": "done", "target": target.id, "suite": suite.name, "suite_digest": suite.digest, "seed": seed,
+            "label_names": loaded.label_names, "tests": summaries, "n_cases": len(rows), "seconds": round(seconds, 2),
+            "cases_per_second": round(len(rows) / seconds, 1) if seconds else None}
+
+
+def read_cases(run: Run, test: str | None = None, failed_only: bool = False) -> list[dict[str, Any]]:
+    """The case records of a behaviour run (one test's, the failing ones only when asked)."""
+    return [row for row in read_jsonl(run.dir / "cases.jsonl")
+            if (test is None or row["test"] == test) and (row["failed"] or not failed_only)]
+
+
+EXPORT_COLUMNS = ("text", "label", "model_label", "test", "original")
+
+
+def export_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failing cases as a dataset: the text, the label it should get, the model's label, the test (and the original
+    text of an INV/DIR case); `train --extra-data` reads the text and label columns."""
+    return [{"text": r["text"], "label": r["label"], "model_label": r["pred"], "test": r["test"],
+             "original": r.get("original") or ""} for r in rows]

@@ -1,0 +1,330 @@
+"""A behavioural test suite as data: a JSON file with shared word lists and a list of tests, read and checked here.
+
+A test is MFT (templates with the label each case must get), INV (a perturbation that must not change the
+prediction) or DIR (a perturbation or a pair of templates that must move the probability of a class up or down by
+more than a tolerance). Its cases come from `templates` (text with `{slot}`s filled from word lists) or from
+`sentences` (an evaluation set's name such as `sst2-dev`, or a list of `{"text", "label"}`). Every problem a
+file has is reported at once, each naming the line and the test (`SuiteFileError.problems`). JSON rather than
+YAML: the standard library reads it, and it is what the pages export.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.behaviour.perturb import PERTURBATIONS, WHERE
+from engine.user_text import quoted
+
+KINDS = ("MFT", "INV", "DIR")
+DIRECTIONS = ("up", "down")
+DEFAULT_CASES = 100
+MAX_CASES = 2000                 # per test: a suite stays a few seconds of prediction per model
+DEFAULT_TOLERANCE = 0.1          # CheckList's: a DIR change smaller than this is not a failure
+SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+BUILT_IN = {"sentiment": Path(__file__).with_name("suites") / "sentiment.json"}
+TEST_KEYS = {"name", "kind", "capability", "description", "templates", "sentences", "perturbation", "direction",
+             "towards", "tolerance", "n", "words"}
+
+
+class SuiteFileError(ValueError):
+    """A suite file that cannot be used; `problems` lists each one, naming its line and test."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Template:
+    """One template: its text, the label of its cases (MFT; the original's label for INV/DIR), and, for a DIR or
+    INV pair, the perturbed text filled with the same words."""
+    text: str
+    label: str | None = None
+    perturbed: str | None = None
+
+
+@dataclass(frozen=True)
+class BehaviourTest:
+    name: str
+    kind: str
+    capability: str
+    description: str
+    templates: tuple[Template, ...]
+    sentences: str | tuple[tuple[str, str], ...] | None     # an evaluation set's name, or (text, label) pairs
+    perturbation: dict[str, Any] | None
+    direction: str | None
+    towards: str | None
+    tolerance: float
+    n: int
+    words: dict[str, tuple[str, ...]]
+    line: int
+
+    def labels(self) -> set[str]:
+        """The class names the test names (checked against a model's classes before it runs)."""
+        named = {t.label for t in self.templates if t.label is not None} | {self.towards} - {None}
+        if isinstance(self.sentences, tuple):
+            named |= {label for _, label in self.sentences}
+        return named
+
+    def rule(self) -> str:
+        """How a case of this test fails, in words (the results repeat it)."""
+        if self.kind == "MFT":
+            return "fails when the prediction differs from the expected label; every case counts"
+        target = f"P({self.towards})" if self.towards else "the probability of the original's label"
+        change = ("prediction changes" if self.kind == "INV" else
+                  f"{target} moves {'down' if self.direction == 'up' else 'up'} by more than {self.tolerance:g}")
+        return f"fails when the {change}; counts only cases whose original prediction is correct"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    tests: tuple[BehaviourTest, ...]
+    source: dict[str, Any]          # the file's data as read: stored with each result, so cases can be made again
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint of the suite's content: a stored result is reused only for the same digest."""
+        return hashlib.sha256(json.dumps(self.source, sort_keys=True).encode()).hexdigest()[:16]
+
+    def labels(self) -> set[str]:
+        return set().union(*(t.labels() for t in self.tests)) if self.tests else set()
+
+
+def built_in_names() -> list[str]:
+    return list(BUILT_IN)
+
+
+def load_suite(ref: str) -> Suite:
+    """A built-in suite by name (`sentiment`) or a suite file by path."""
+    path = BUILT_IN.get(ref) or Path(ref)
+    if not path.is_file():
+        raise SuiteFileError([f"{quoted(ref)} is neither a built-in suite ({', '.join(BUILT_IN)}) nor a file"])
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SuiteFileError([f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})"]) from err
+    return parse_suite(text, fallback_name=path.stem)
+
+
+def parse_suite(text: str, fallback_name: str = "custom") -> Suite:
+    """Read and check a suite from JSON text; every problem is reported at once (`SuiteFileError`)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SuiteFileError([f"line {err.lineno}, column {err.colno}: not valid JSON ({err.msg})"]) from err
+    return suite_from_data(data, text, fallback_name)
+
+
+def suite_from_data(data: Any, text: str | None = None, fallback_name: str = "custom") -> Suite:
+    """Check a suite's data (as a file or a page's editor gives it); `text`, when known, gives line numbers."""
+    if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
+        raise SuiteFileError(['the file must be a JSON object with a "tests" list (and optionally "name", '
+                              '"description" and "words")'])
+    problems: list[str] = []
+    shared = _word_lists(data.get("words", {}), "the suite's", problems)
+    tests: list[BehaviourTest] = []
+    seen: list[Any] = []
+    for index, raw in enumerate(data["tests"]):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        line = _line(name, seen.count(name), text)
+        where = _where(name, index, line)
+        if name is not None and name in seen:
+            problems.append(f"{where}: the name is used by an earlier test; names must be unique")
+        seen.append(name)
+        test = _test(raw, where, shared, problems, line)
+        if test is not None:
+            tests.append(test)
+    if not data["tests"]:
+        problems.append('"tests" is empty: a suite needs at least one test')
+    if problems:
+        raise SuiteFileError(problems)
+    name = data.get("name") if isinstance(data.get("name"), str) and data.get("name").strip() else fallback_name
+    return Suite(name, str(data.get("description", "")), tuple(tests), data)
+
+
+def _line(name: Any, earlier: int, text: str | None) -> int:
+    """The line of a test's `"name": ...` in the file (of its `earlier`-th repeat; 0 when unknown)."""
+    if text is None or not isinstance(name, str):
+        return 0
+    found = [m for written in dict.fromkeys((json.dumps(name, ensure_ascii=False), json.dumps(name)))
+             for m in re.finditer(r'"name"\s*:\s*' + re.escape(written), text)]
+    return text.count("\n", 0, found[earlier].start()) + 1 if len(found) > earlier else 0
+
+
+def _where(name: Any, index: int, line: int) -> str:
+    label = f"test {index + 1}" + (f" ({quoted(name)})" if isinstance(name, str) else "")
+    return f"line {line}, {label}" if line else label
+
+
+def _word_lists(raw: Any, owner: str, problems: list[str], where: str = "") -> dict[str, tuple[str, ...]]:
+    prefix = f"{where}: " if where else ""
+    if not isinstance(raw, dict):
+        problems.append(f'{prefix}{owner} "words" must be an object of word lists')
+        return {}
+    lists: dict[str, tuple[str, ...]] = {}
+    for name, words in raw.items():
+        if not SLOT.fullmatch("{" + str(name) + "}"):
+            problems.append(f"{prefix}word list name {quoted(name)} must be letters, digits and _")
+        elif not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            problems.append(f"{prefix}word list {quoted(name)} must be a list of non-empty strings")
+        elif not words:
+            problems.append(f"{prefix}word list {quoted(name)} is empty")
+            lists[name] = ()          # known, so its slots are not also reported as undefined
+        else:
+            lists[name] = tuple(dict.fromkeys(w.strip() for w in words))
+    return lists
+
+
+def _test(raw: Any, where: str, shared: dict[str, tuple[str, ...]], problems: list[str],
+          line: int) -> BehaviourTest | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: a test must be a JSON object")
+        return None
+    start = len(problems)
+    unknown = sorted(set(raw) - TEST_KEYS)
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {', '.join(map(quoted, unknown))}; known: "
+                        f"{', '.join(sorted(TEST_KEYS))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"{where}: needs a \"name\"")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        problems.append(f"{where}: \"kind\" must be one of {', '.join(KINDS)} (got {quoted(kind)})")
+    for key in ("capability", "description"):
+        if not isinstance(raw.get(key, ""), str):
+            problems.append(f"{where}: \"{key}\" must be text")
+    words = {**shared, **_word_lists(raw.get("words", {}), "the test's", problems, where)}
+    n = raw.get("n", DEFAULT_CASES)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        problems.append(f"{where}: \"n\" (cases to make) must be a whole number of at least 1 (got {quoted(n)})")
+    elif n > MAX_CASES:
+        problems.append(f"{where}: \"n\" is {n:,}; a test makes at most {MAX_CASES:,} cases")
+    templates = _templates(raw, where, kind, words, problems)
+    sentences = _sentences(raw, where, problems)
+    if (raw.get("templates") is None) == (raw.get("sentences") is None):
+        problems.append(f"{where}: give either \"templates\" or \"sentences\", not both or neither")
+    perturbation = _perturbation(raw, where, kind, words, templates, sentences, problems)
+    direction, towards, tolerance = raw.get("direction"), raw.get("towards"), raw.get("tolerance", DEFAULT_TOLERANCE)
+    if kind == "DIR" and direction not in DIRECTIONS:
+        problems.append(f"{where}: a DIR test needs \"direction\": \"up\" or \"down\" (got {quoted(direction)})")
+    if kind != "DIR" and (direction is not None or towards is not None):
+        problems.append(f"{where}: \"direction\" and \"towards\" belong to DIR tests only")
+    if towards is not None and (not isinstance(towards, str) or not towards):
+        problems.append(f"{where}: \"towards\" must be a class name")
+    if not isinstance(tolerance, int | float) or isinstance(tolerance, bool) or not 0 <= tolerance < 1:
+        problems.append(f"{where}: \"tolerance\" must be a number in [0, 1) (got {quoted(tolerance)})")
+    if len(problems) > start:
+        return None
+    return BehaviourTest(name.strip(), kind, str(raw.get("capability") or "other"), str(raw.get("description", "")),
+                         templates, sentences, perturbation, direction, towards, float(tolerance), int(n), words, line)
+
+
+def _templates(raw: dict, where: str, kind: Any, words: dict, problems: list[str]) -> tuple[Template, ...]:
+    entries = raw.get("templates")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list) or not entries:
+        problems.append(f"{where}: \"templates\" must be a non-empty list")
+        return ()
+    out: list[Template] = []
+    for i, entry in enumerate(entries, 1):
+        entry = {"template": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("template"), str) or not entry["template"].strip():
+            problems.append(f"{where}: template {i} must be text or an object with a \"template\" text")
+            continue
+        extra = sorted(set(entry) - {"template", "label", "perturbed"})
+        if extra:
+            problems.append(f"{where}: template {i} has unknown key(s) {', '.join(map(quoted, extra))}")
+        label, perturbed = entry.get("label"), entry.get("perturbed")
+        if label is not None and (not isinstance(label, str) or not label):
+            problems.append(f"{where}: template {i}'s \"label\" must be a class name")
+        if label is None and kind in KINDS:
+            problems.append(f"{where}: template {i} needs a \"label\" (the class its cases must get"
+                            + ("" if kind == "MFT" else ", which decides whether the original is predicted correctly")
+                            + ")")
+        if perturbed is not None and (kind == "MFT" or not isinstance(perturbed, str)):
+            problems.append(f"{where}: template {i}'s \"perturbed\" must be text, and only in an INV or DIR test")
+        for text in (entry["template"], perturbed if isinstance(perturbed, str) else ""):
+            _check_slots(text, words, f"{where}: template {i}", problems)
+        out.append(Template(entry["template"], label if isinstance(label, str) else None,
+                            perturbed if isinstance(perturbed, str) else None))
+    return tuple(out)
+
+
+def _check_slots(text: str, words: dict, where: str, problems: list[str]) -> None:
+    for slot in SLOT.findall(text):
+        if slot not in words:
+            problems.append(f"{where} uses {{{slot}}}, which no word list defines"
+                            + (f" (lists: {', '.join(sorted(words))})" if words else " (no word lists given)"))
+    if "{" in SLOT.sub("", text) or "}" in SLOT.sub("", text):
+        problems.append(f"{where}: a brace that is not a {{slot}}: {quoted(text)}")
+
+
+def _sentences(raw: dict, where: str, problems: list[str]) -> str | tuple[tuple[str, str], ...] | None:
+    value = raw.get("sentences")
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    if isinstance(value, list) and value and all(
+            isinstance(s, dict) and isinstance(s.get("text"), str) and s["text"].strip()
+            and isinstance(s.get("label"), str) and s["label"] for s in value):
+        return tuple((s["text"], s["label"]) for s in value)
+    problems.append(f"{where}: \"sentences\" must be an evaluation set's name (such as sst2-dev) or a non-empty "
+                    f"list of {{\"text\": ..., \"label\": ...}}")
+    return None
+
+
+def _perturbation(raw: dict, where: str, kind: Any, words: dict, templates: tuple[Template, ...],
+                  sentences: Any, problems: list[str]) -> dict[str, Any] | None:
+    value = raw.get("perturbation")
+    paired = any(t.perturbed for t in templates)
+    if kind == "MFT":
+        if value is not None:
+            problems.append(f"{where}: an MFT test has no \"perturbation\"")
+        return None
+    if value is None:
+        if not paired and kind in KINDS:
+            problems.append(f"{where}: an {kind} test needs a \"perturbation\" (or templates with \"perturbed\")")
+        return None
+    if paired:
+        problems.append(f"{where}: give a \"perturbation\" or templates with \"perturbed\", not both")
+    if not isinstance(value, dict) or value.get("type") not in PERTURBATIONS:
+        problems.append(f"{where}: \"perturbation\" must be an object whose \"type\" is one of "
+                        f"{', '.join(PERTURBATIONS)}")
+        return None
+    spec = PERTURBATIONS[value["type"]]
+    params = {k: v for k, v in value.items() if k != "type"}
+    for key, given in params.items():
+        if key not in spec.params:
+            problems.append(f"{where}: perturbation {value['type']} takes "
+                            f"{', '.join(spec.params) or 'no settings'}, not {quoted(key)}")
+        elif not isinstance(given, spec.params[key]) or isinstance(given, bool):
+            problems.append(f"{where}: perturbation setting {quoted(key)} must be {spec.params[key].__name__}")
+    for key in spec.required:
+        if key not in params:
+            problems.append(f"{where}: perturbation {value['type']} needs {quoted(key)}")
+    for key in spec.word_params:
+        if isinstance(params.get(key), str) and params[key] not in words:
+            problems.append(f"{where}: perturbation {value['type']} names word list {quoted(params[key])}, "
+                            f"which is not defined")
+    if "count" in params and isinstance(params["count"], int) and params["count"] < 1:
+        problems.append(f"{where}: perturbation setting 'count' must be at least 1")
+    if "where" in params and params["where"] not in WHERE:
+        problems.append(f"{where}: perturbation setting 'where' must be start or end")
+    if spec.templates_only:
+        slot = params.get("slot")
+        if sentences is not None:
+            problems.append(f"{where}: perturbation swap works on templates only")
+        elif isinstance(slot, str):
+            if slot not in words or len(words[slot]) < 2:
+                problems.append(f"{where}: swap slot {quoted(slot)} needs a word list of at least 2 words")
+            missing = [i for i, t in enumerate(templates, 1) if f"{{{slot}}}" not in t.text]
+            if missing:
+                problems.append(f"{where}: template(s) {', '.join(map(str, missing))} have no {{{slot}}} to swap")
+    return dict(value)

@@ -1,0 +1,20 @@
+"""Extra training examples from a CSV (`TrainConfig.extra_data`, `train --extra-data FILE.csv`): added to the run's
+training sample, e.g. the failing cases a behaviour suite exported with their correct labels.
+
+The rows are added after the `train_size` sample (all of them, every epoch), their labels read as the run's own
+class names, so a file with only some of the classes, or with names in another order, trains what it says.
+"""
+from __future__ import annotations
+
+from engine.data import DataError, TextDataset, read_csv
+from engine.train_config import ConfigError
+
+
+def with_extra_rows(train: TextDataset, path: str) -> TextDataset:
+    """The training sample plus the CSV's rows (text and label columns; labels among the run's classes)."""
+    try:
+        extra = read_csv(path[4:] if path.startswith("csv:") else path, known_labels=train.label_names)
+    except DataError as err:
+        raise ConfigError(("extra_data", str(err))) from err
+    return TextDataset(train.name, train.texts + extra.texts, list(train.labels) + list(extra.labels),
+                       list(train.label_names))

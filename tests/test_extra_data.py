@@ -1,0 +1,33 @@
+"""`train --extra-data FILE.csv`: the run trains on its sample plus the file's rows, records the file in its config,
+and refuses a file it cannot read by naming the flag."""
+from __future__ import annotations
+
+import json
+
+from cli_util import refused
+
+from engine.__main__ import main
+from engine.runs import RunStore
+
+TINY = ["train", "--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16", "--dev-size", "16"]
+
+
+def test_extra_rows_are_trained_on_and_recorded(run_home, tmp_path, capsys):
+    extra = tmp_path / "failures.csv"
+    extra.write_text("text,label,model_label,test,original\nthe plot was not good .,negative,positive,neg,\n"
+                     "i did not hate it .,positive,negative,neg,\n")
+    assert main([*TINY, "--extra-data", str(extra), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["n_train"] == 34
+    run = RunStore().get(out["run_id"])
+    assert run.config["extra_data"] == str(extra)
+    assert "plus 2 extra training examples" in run.log_text()
+
+
+def test_a_file_that_cannot_be_read_is_refused_naming_the_flag(run_home, tmp_path, capsys):
+    assert refused([*TINY, "--extra-data", str(tmp_path / "nope.csv")], capsys) == (
+        f"error: --extra-data: CSV file {tmp_path / 'nope.csv'} does not exist")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\ngreat fun,joyful\n")
+    assert "joyful" in refused([*TINY, "--extra-data", str(bad)], capsys)
+    assert RunStore().list() == []
