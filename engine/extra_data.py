@@ -11,10 +11,19 @@ from engine.train_config import ConfigError
 
 
 def with_extra_rows(train: TextDataset, path: str) -> TextDataset:
-    """The training sample plus the CSV's rows (text and label columns; labels among the run's classes)."""
+    """The training sample plus the CSV's rows (text and label columns, two text columns for a pair run;
+    labels among the run's classes)."""
     try:
         extra = read_csv(path[4:] if path.startswith("csv:") else path, known_labels=train.label_names)
     except DataError as err:
         raise ConfigError(("extra_data", str(err))) from err
+    if extra.is_pair != train.is_pair:
+        shape = "sentence pairs" if extra.is_pair else "single sentences"
+        wanted = (f"two text columns ({' / '.join(train.segment_names)})" if train.is_pair
+                  else "one text column")
+        raise ConfigError(("extra_data", f"{path} holds {shape}, but the run trains on "
+                                         f"{'sentence pairs' if train.is_pair else 'single sentences'}: give "
+                                         f"{wanted}"))
+    pairs = train.texts_b + extra.texts_b if train.texts_b is not None and extra.texts_b is not None else None
     return TextDataset(train.name, train.texts + extra.texts, list(train.labels) + list(extra.labels),
-                       list(train.label_names))
+                       list(train.label_names), pairs, train.segment_names)

@@ -31,3 +31,23 @@ def test_a_file_that_cannot_be_read_is_refused_naming_the_flag(run_home, tmp_pat
     bad.write_text("text,label\ngreat fun,joyful\n")
     assert "joyful" in refused([*TINY, "--extra-data", str(bad)], capsys)
     assert RunStore().list() == []
+
+
+def test_a_pair_run_takes_extra_pairs_whole_and_refuses_single_sentences(tmp_path):
+    import pytest
+
+    from engine.data import TextDataset
+    from engine.extra_data import with_extra_rows
+    from engine.train_config import ConfigError
+
+    train = TextDataset("rte", ["a cat sat"], [0], ["entailment", "not_entailment"], ["a cat is sitting"],
+                        ("sentence1", "sentence2"))
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("sentence1,sentence2,label\ndogs bark,cats meow,not_entailment\n")
+    both = with_extra_rows(train, str(pairs))
+    assert both.inputs == [("a cat sat", "a cat is sitting"), ("dogs bark", "cats meow")] and both.labels == [0, 1]
+    single = tmp_path / "single.csv"
+    single.write_text("text,label\ndogs bark,entailment\n")
+    with pytest.raises(ConfigError, match="holds single sentences, but the run trains on sentence pairs: give two "
+                                          "text columns \\(sentence1 / sentence2\\)"):
+        with_extra_rows(train, str(single))
