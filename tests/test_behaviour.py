@@ -341,3 +341,13 @@ def test_a_cancelled_job_keeps_nothing_half_made_and_is_not_reused(constant):
 
 def test_an_empty_word_list_is_named_once():
     assert problems_of(suite_text(MFT, words={**WORDS, "pos": []})) == ["word list 'pos' is empty"]
+
+
+def test_a_pair_model_is_refused_as_what_single_sentence_suites_cannot_test(pair_run, monkeypatch, capsys):
+    store, target = pair_run
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
+    before = len(store.list())
+    assert refused(["behave", target.id], capsys) == (
+        "error: --suite: this model reads sentence pairs (sentence1 / sentence2); behavioural suites test "
+        "single-sentence classifiers: each case is one sentence")
+    assert len(store.list()) == before

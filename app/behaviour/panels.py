@@ -23,7 +23,7 @@ from engine import jobs
 from engine.behaviour.compare import compare_runs
 from engine.behaviour.editor import editor_suite
 from engine.behaviour.perturb import PERTURBATIONS
-from engine.behaviour.runner import behaviour_config, export_rows, find_cached, model_cases, read_cases
+from engine.behaviour.runner import behaviour_config, export_rows, find_cached, read_cases, run_cases
 from engine.behaviour.spec import (
     BUILT_IN,
     DEFAULT_TOLERANCE,
@@ -33,7 +33,6 @@ from engine.behaviour.spec import (
     load_suite,
     parse_suite,
 )
-from engine.inference import label_names_for
 from engine.runs import ACTIVE, RunError
 from engine.suite import list_suites, suite_items
 
@@ -191,7 +190,7 @@ def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
         try:
             for run_id in todo:
                 target = store.get(run_id)
-                model_cases(suite, 0, target.config, label_names_for(target.dir))
+                run_cases(suite, 0, target)
         except SuiteFileError as err:
             show_problems(err)
         else:

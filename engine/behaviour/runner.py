@@ -16,7 +16,7 @@ from typing import Any
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import score_test
 from engine.behaviour.spec import Suite, SuiteFileError, load_suite, suite_from_data
-from engine.inference import Cancelled, LoadedModel
+from engine.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
 from engine.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
 
@@ -70,13 +70,22 @@ def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
     return sorted(names - {None}, key=lambda name: (name != "sentiment", name))
 
 
-def model_cases(suite: Suite, seed: int, target_config: dict[str, Any],
-                label_names: list[str]) -> dict[str, list[Case]]:
+def run_cases(suite: Suite, seed: int, target: Run) -> dict[str, list[Case]]:
+    """`model_cases` for a stored run's model: its classes and whether it reads sentence pairs."""
+    return model_cases(suite, seed, target.config, label_names_for(target.dir), segment_names_for(target.dir))
+
+
+def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_names: list[str],
+                segment_names: tuple[str, str] | None = None) -> dict[str, list[Case]]:
     """Every test's cases for one model, after checking the suite's labels against the model's classes.
-    Raises `SuiteFileError` naming each test whose label the model lacks or that makes no cases."""
+    Raises `SuiteFileError` naming each test whose label the model lacks or that makes no cases, or saying that
+    a sentence-pair model (`segment_names`) is not what a suite's one-sentence cases can test."""
     from engine.data import DataError
     from engine.evaluate import eval_set
 
+    if segment_names is not None:
+        raise SuiteFileError([f"this model reads sentence pairs ({' / '.join(segment_names)}); behavioural suites "
+                              f"test single-sentence classifiers: each case is one sentence"])
     problems = []
     for test in suite.tests:
         unknown = sorted(test.labels() - set(label_names))
@@ -115,7 +124,7 @@ def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any
                    progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], list[dict]]:
     """Each test's summary and every case's record for one loaded model: the cases are made, each distinct text
     is predicted once (in chunks, `should_stop` checked between them: raises `Cancelled`), then each test scored."""
-    cases = model_cases(suite, seed, target_config, loaded.label_names)
+    cases = model_cases(suite, seed, target_config, loaded.label_names, loaded.segment_names)
     texts = list(dict.fromkeys(t for group in cases.values() for c in group for t in (c.original, c.text) if t))
     probs_of: dict[str, Any] = {}
     for start in range(0, len(texts), CHUNK):

@@ -41,9 +41,8 @@ def _targets(args: argparse.Namespace) -> list[str]:
 def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
     """Each target's behaviour config, with the suite read and its cases made for each model before any run
     exists (a refused suite is a FlagError naming --suite)."""
-    from engine.behaviour.runner import behaviour_config, model_cases
+    from engine.behaviour.runner import behaviour_config, run_cases
     from engine.behaviour.spec import SuiteFileError, load_suite
-    from engine.inference import label_names_for
     from engine.runs import RunError
 
     if args.seed < 0:
@@ -58,7 +57,7 @@ def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
                 raise RunError(f"run {run_id} has no trained model to test (kind {target.config.get('kind')}, "
                                f"status {target.status.get('status')})")
         with blaming("--suite", SuiteFileError):
-            model_cases(suite, args.seed, target.config, label_names_for(target.dir))
+            run_cases(suite, args.seed, target)
         configs.append(behaviour_config(target.id, suite, args.seed))
     return configs
 
