@@ -117,7 +117,7 @@ def dev_set_name(config: dict) -> str:
 def own_sets(config: dict) -> list[str]:
     """The sets of a train run's own task, to explore and attack it on: its dev set first (`heldout` for an
     uploaded CSV), then the robustness sets of its task (`task_of`: a CSV run's declared GLUE task included)."""
-    return [dev_set_name(config), *ROBUSTNESS_SETS.get(task_of(config), [])]
+    return list(dict.fromkeys([dev_set_name(config), *ROBUSTNESS_SETS.get(task_of(config), [])]))
 
 
 def same_task(config: dict, name: str) -> bool:

@@ -144,8 +144,9 @@ def _solver_trajectory(layer_std: float = 0.3, **settings) -> list[float]:
     x = torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(1))
     mask = torch.zeros(3, 1, 1, 7)
     mask[1, ..., 5:] = torch.finfo(torch.float32).min          # the encoder's additive mask: 2 padding tokens
-    conn = EulerConnection(_random_bert_layer(layer_std), **{"h": 1.0, "iterations": 8, "gamma": 0.5, "field": "residual",
-                                                    "exact_grad": False, "implicit": True, **settings})
+    conn = EulerConnection(_random_bert_layer(layer_std), **{"h": 1.0, "iterations": 8, "gamma": 0.5,
+                                                             "field": "residual", "exact_grad": False,
+                                                             "implicit": True, **settings})
     conn.track = True
     with torch.no_grad():
         conn(x, mask)

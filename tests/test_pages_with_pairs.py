@@ -61,3 +61,12 @@ def test_ode_probes_a_pair_run_on_pairs_and_says_why_live_sentences_leave_it_out
     assert "Sentence-pair runs are not offered here" in captions
     live_models = at.selectbox(key="ode-live-a").options
     assert len(live_models) == 1                                                     # the single-sentence run
+
+
+def test_benchmark_offers_the_pair_runs_own_sets_to_attack(pair_home, monkeypatch):
+    store, run = pair_home
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
+    at = page("benchmark.py")
+    at.session_state["bench-dataset"] = "advglue-rte"
+    no_exception(at.run())
+    assert at.selectbox(key="bench-attack-set").options == ["advglue-rte"]     # its task's sets, each once

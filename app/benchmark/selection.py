@@ -13,7 +13,8 @@ from app.formatting import fmt_time, short_dataset
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.benchmark import AttackSpec
-from engine.runs import Run
+from engine.evaluate import own_sets
+from engine.runs import Run, RunError
 from engine.suite import SuiteSpec, list_suites, suite_train_runs
 
 SUITE, CHOSEN = "A suite", "Runs I choose"
@@ -69,7 +70,7 @@ def _suite_selection(suites: list[dict]) -> Selection:
     suite_overview(suite_id)
     run_ids = suite_train_runs(store, suite)
     attack = attack_inputs(AttackSpec(spec.recipe, spec.attack_dataset, spec.attack_n) if spec.attacks() else None,
-                           key=f"-{suite_id}")
+                           key=f"-{suite_id}", config=_task_config(run_ids, spec.dataset))
     return Selection(run_ids, attack, suite)
 
 
@@ -86,7 +87,19 @@ def _chosen_selection() -> Selection:
     whole = st.multiselect("Add every finished run of these methods", methods, key="bench-whole",
                            help=f"Every finished run of the method on {short_dataset(dataset)}.")
     run_ids = list(dict.fromkeys([*run_ids, *(row["id"] for m in whole for row in mine if row["method"] == m)]))
-    return Selection(run_ids, attack_inputs(AttackSpec(), key=""), None)
+    return Selection(run_ids, attack_inputs(AttackSpec(), key="", config=_task_config(run_ids, dataset or "sst2")),
+                     None)
+
+
+def _task_config(run_ids: list[str], dataset: str) -> dict:
+    """The config of the first of these runs still stored (it names the task's sets), else just the dataset."""
+    store = get_store()
+    for run_id in run_ids:
+        try:
+            return store.get(run_id).config
+        except RunError:
+            continue
+    return {"dataset": dataset}
 
 
 def _dataset_choice(models: list[dict]) -> str | None:
@@ -110,15 +123,16 @@ def is_model(row: dict) -> bool:
     return row["kind"] == "train" and row["status"] == "done" and not row.get("parent")
 
 
-def attack_inputs(default: AttackSpec | None, key: str) -> AttackSpec | None:
-    """Which stored attack to read for every run (a suite's own by default); another one can be computed."""
+def attack_inputs(default: AttackSpec | None, key: str, config: dict) -> AttackSpec | None:
+    """Which stored attack to read for every run (a suite's own by default); another one can be computed. The
+    attacked sets offered are those of the runs' own task (`config`: one of the runs)."""
     recipes = [r["name"] for r in recipe_table() if r["available"]] + ["none"]
     default = default or AttackSpec(recipe="none")
     a, b, c = st.columns(3)
     recipe = a.selectbox("Attack results to read", recipes, key=f"bench-recipe-read{key}",
                          index=recipes.index(default.recipe) if default.recipe in recipes else len(recipes) - 1,
                          help="Another recipe than the suite's shows as missing until you compute it.")
-    sets = ["sst2-dev", "advglue-sst2"]
+    sets = own_sets(config)
     dataset = b.selectbox("Attacked sentences from", sets, key=f"bench-attack-set{key}",
                           index=sets.index(default.dataset) if default.dataset in sets else 0)
     n = c.number_input("Number of sentences attacked", 1, 872, max(1, default.n), key=f"bench-attack-read-n{key}")
