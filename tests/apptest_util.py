@@ -38,3 +38,15 @@ def read_as(markdown: str) -> str:
 
 def chart_titles(at: AppTest) -> list[str]:
     return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def jobs_run_in_process(monkeypatch) -> None:
+    """Make `jobs.submit` execute the job here and now (a worker process would outlive the test)."""
+    from engine import jobs
+
+    def run_here(store, config, kind="train", parent=None):
+        run = store.create(config, kind=kind, parent=parent)
+        jobs.execute(store, run, lambda: False)
+        return run
+
+    monkeypatch.setattr(jobs, "submit", run_here)

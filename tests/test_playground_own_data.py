@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from apptest_util import no_exception, page
+from apptest_util import jobs_run_in_process, no_exception, page
 from test_attacks import sensitive_tiny_run
 
 WORDS = ["sport", "money", "film", "science", "vote"]   # one topic word per class
@@ -95,14 +95,8 @@ def test_examples_come_from_the_models_own_dev_split(app, stores):
 
 
 def test_batch_attack_defaults_to_the_models_own_data_and_warns_on_another_task(app, stores, monkeypatch):
-    from engine import jobs
 
-    def run_here(store, config, kind="train", parent=None):
-        run = store.create(config, kind=kind, parent=parent)
-        jobs.execute(store, run, lambda: False)
-        return run
-
-    monkeypatch.setattr(jobs, "submit", run_here)
+    jobs_run_in_process(monkeypatch)
     at = on_csv_model(app, stores)
     dataset = at.selectbox(key=f"pg-batch-dataset-{stores[2]}")
     assert dataset.value == "heldout" and any("SST-2 dev" in o for o in dataset.options)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apptest_util import jobs_run_in_process
 from streamlit.testing.v1 import AppTest
 from test_attacks import sensitive_tiny_run
 
@@ -183,14 +184,8 @@ def test_two_models_side_by_side(app, store_home):
 
 def test_batch_attack_panel(app, monkeypatch):
     """The batch form queues an attack run; here it runs in-process (a worker would outlive the test)."""
-    from engine import jobs
 
-    def run_here(store, config, kind="train", parent=None):
-        run = store.create(config, kind=kind, parent=parent)
-        jobs.execute(store, run, lambda: False)
-        return run
-
-    monkeypatch.setattr(jobs, "submit", run_here)
+    jobs_run_in_process(monkeypatch)
     at = app
     at.number_input(key="pg-batch-n").set_value(5)
     at.number_input(key="pg-batch-budget-queries").set_value(300)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from apptest_util import read_as
+from apptest_util import jobs_run_in_process, read_as
 from pair_run_util import copy_run
 from streamlit.testing.v1 import AppTest
 
@@ -114,15 +114,9 @@ def test_examples_fill_both_boxes(app):
 
 def test_batch_attack_on_a_pair_dataset(app, monkeypatch):
     """The batch form attacks AdvGLUE-RTE's pairs on the chosen segment; its table shows both segments."""
-    from engine import jobs
     from engine.data import load_dataset
 
-    def run_here(store, config, kind="train", parent=None):
-        run = store.create(config, kind=kind, parent=parent)
-        jobs.execute(store, run, lambda: False)
-        return run
-
-    monkeypatch.setattr(jobs, "submit", run_here)
+    jobs_run_in_process(monkeypatch)
     at = app
     assert at.selectbox(key=f"pg-batch-dataset-{at.session_state['pg-run-a']}").value == "advglue-rte"
     assert set(at.selectbox(key=f"pg-batch-dataset-{at.session_state['pg-run-a']}").options) >= {
