@@ -5,8 +5,10 @@ cluster offers. Only a job's worker and `python -m engine cluster` call this; th
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 from engine.executor import ExecutorError
@@ -69,6 +71,7 @@ def connect(address: str, with_code: bool = True):
     check_reachable(address)
     if ray.is_initialized():
         return ray
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         ray.init(address=address, runtime_env=runtime_env() if with_code else None, logging_level="ERROR",
                  log_to_driver=False, configure_logging=False)
@@ -78,6 +81,10 @@ def connect(address: str, with_code: bool = True):
             first = (f"the cluster runs another Ray or Python version than this machine (ray {ray.__version__}, "
                      f"python {sys.version.split()[0]}): {' '.join(str(err).split())}")
         raise ExecutorError(f"cannot connect to the Ray cluster at {quoted(address)}: {first}") from err
+    finally:   # ray.init makes SIGTERM abort the process; a job's Cancel must still stop it at the next step
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     return ray
 
 

@@ -22,6 +22,8 @@ from engine.user_text import quoted
 EXECUTORS = {"local": "this machine: items one after another in the job's worker slot",
              "ray": "a Ray cluster: each item a Ray task on some node"}
 SHARED_HOME_VARIABLE = "ROBUSTLAB_SHARED_HOME"
+THIS_MACHINE = "this machine"
+# an item's `state` (its task's, not its runs'): queued, running, retrying (lost once), finished, failed, cancelled
 
 
 class ExecutorError(ValueError):
@@ -104,8 +106,10 @@ class LocalExecutor:
                 break
             parent.set_status(current=item.label, step=offset)
             work = item.prepare()
+            note(item, state="running", node=THIS_MACHINE)
             outcome = work.function(store, work.payload, should_stop, PartProgress(parent, progress, offset, total),
                                     partial(note, item))
+            note(item, state="finished")
             finished(item, outcome)
             offset += item.steps
 

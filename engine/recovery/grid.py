@@ -274,7 +274,7 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
 
     def finished(item: Item, fields: dict[str, Any]) -> None:
         cell = cells[item.index]
-        note(item, state=fields["status"], run=fields["run"])
+        note(item, status=fields["status"], run=fields["run"])
         outcomes.append(fields["status"])
         if fields.get("error"):
             errors.append(f"{cell.label} seed {cell.seed}: {fields['error']}")
