@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apptest_util import no_exception, page, read_as
 from cli_util import refused
 from ray_cluster_util import LocalRayCluster, free_ports
 
@@ -98,6 +99,24 @@ def test_the_cluster_command_lists_both_nodes(cluster, capsys):
     offer = json.loads(capsys.readouterr().out)
     assert offer["ray_version"] == ray.__version__ and (offer["cpus"], offer["gpus"]) == (2, 0)
     assert len(offer["nodes"]) == 2 and all(n["cpus"] == 1 for n in offer["nodes"])
+
+
+@pytest.mark.parametrize("page_file, key", [("benchmark.py", "bench"), ("recovery.py", "rec")])
+def test_the_pages_check_the_cluster_before_start(cluster, run_home, page_file, key):
+    """"Ray cluster" with an address, then Check cluster: what it offers, or why it cannot be used."""
+    at = page(page_file)
+    at.session_state["bench-source"] = "Runs I choose"
+    at = no_exception(at.run())
+    assert at.radio(key=f"{key}-where").value == "this machine"
+    at.radio(key=f"{key}-where").set_value("Ray cluster").run()
+    at.text_input(key=f"{key}-address").input(cluster.address)
+    at = no_exception(at.button(key=f"{key}-check").click().run())
+    assert any(s.value.startswith("2 nodes, 2 CPUs (2 free), 0 GPUs") for s in at.success), [s.value for s in at.success]
+    unreachable = f"127.0.0.1:{free_ports(1)[0]}"
+    at.text_input(key=f"{key}-address").input(unreachable)
+    at = no_exception(at.button(key=f"{key}-check").click().run())
+    assert any(read_as(e.value).startswith(f"Cannot use this cluster: --address: cannot reach a Ray cluster at "
+                                           f"'{unreachable}'") for e in at.error), [e.value for e in at.error]
 
 
 def test_a_cluster_too_small_for_an_item_is_refused(cluster, run_home, capsys):
