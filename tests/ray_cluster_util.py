@@ -49,13 +49,14 @@ class LocalRayCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> LocalRayCluster:
+    def start(self, second: bool = True) -> LocalRayCluster:
         head = free_ports(8)
         self.port = head[0]
         self._ray_start("head", ["--head", "--port", str(head[0]), "--dashboard-port", str(head[1]),
                                  "--include-dashboard", "false", "--node-manager-port", str(head[2]),
                                  "--object-manager-port", str(head[3]), *self._agent_ports(head[4:])])
-        self._ray_start("second", ["--address", self.address, *self._agent_ports(free_ports(4))])
+        if second:
+            self._ray_start("second", ["--address", self.address, *self._agent_ports(free_ports(4))])
         return self
 
     def _agent_ports(self, ports: list[int]) -> list[str]:
