@@ -114,6 +114,11 @@ class LocalExecutor:
             offset += item.steps
 
 
+def state_text(fields: dict[str, Any]) -> str:
+    """An item's task state as an overview shows it, with "(retried)" once its task was lost and submitted again."""
+    return (fields.get("state") or "queued") + (" (retried)" if fields.get("retried") else "")
+
+
 def reserve(store: RunStore, config: dict[str, Any], kind: str = "train", parent: str | None = None) -> Run:
     """Record a run a job will execute later; it carries the job's process id, so until then it reads as
     queued, not as a run whose worker never started."""

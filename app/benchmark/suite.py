@@ -14,7 +14,7 @@ from app.plain_text import markdown_text
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.benchmark import extra_seed_suites
-from engine.executor import ExecutorSpec
+from engine.executor import ExecutorSpec, state_text
 from engine.methods import registry
 from engine.models import known_models
 from engine.parsing import seed_list
@@ -133,8 +133,7 @@ def _overview_body(run: Run, live: bool) -> None:
         st.warning("The suite was cancelled; the runs it finished are kept and reported below.")
     table = pd.DataFrame([{"method": i["method"], "seed": i["seed"], "training": i["train_status"]
                            + (" (reused)" if i.get("reused") else ""), "attack": i.get("attack_status"),
-                           "node": i.get("node") or "", "state": (i.get("state") or "queued")
-                           + (" (retried)" if i.get("retried") else ""),
+                           "node": i.get("node") or "", "state": state_text(i),
                            "train run": i.get("train_run") or "", "error": i.get("error") or ""} for i in items])
     st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(items), 330))
     if live:
