@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(name, "1")
 
@@ -44,9 +44,8 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=512)
     p.add_argument("--attack-n", type=int, default=5)
     args = p.parse_args()
-    from ray_cluster_util import LocalRayCluster
-
     from engine.executor import ExecutorSpec
+    from engine.local_cluster import LocalRayCluster
     from engine.parsing import name_list, seed_list
     from engine.suite import SuiteSpec
 

@@ -1,4 +1,4 @@
-"""Suites and recovery grids on a real Ray cluster of two nodes on this machine (`ray_cluster_util`): every item
+"""Suites and recovery grids on a real Ray cluster of two nodes on this machine (`engine.local_cluster`): every item
 done and readable in the store and the report, in both storage modes; a node lost mid-suite and its item retried;
 cancelling keeps what finished and a re-run reuses it; the cluster command; bad addresses and a missing ray.
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from apptest_util import no_exception, page, read_as
 from cli_util import refused
-from ray_cluster_util import LocalRayCluster, free_ports
 
 from engine.__main__ import main
 from engine.benchmark import AttackSpec, build_report
+from engine.local_cluster import LocalRayCluster, free_ports
 from engine.runs import RunStore, read_json
 from engine.suite import suite_items, suite_train_runs
 
@@ -125,6 +125,25 @@ def test_a_cluster_too_small_for_an_item_is_refused(cluster, run_home, capsys):
     assert line == "error: --address: the Ray cluster has 2 CPUs in all; an item needs 5"
 
 
+def test_a_ray_version_mismatch_is_refused_with_both_versions(cluster, run_home, capsys, monkeypatch):
+    """The cluster reports another Ray version than this machine's (its metadata, as Ray reads it while connecting)."""
+    import ray
+    from ray._common.usage import usage_lib
+
+    reported = usage_lib.get_cluster_metadata
+
+    def older_cluster(gcs_client):
+        return {**(reported(gcs_client) or {}), "ray_version": "2.9.0"}
+
+    monkeypatch.setattr(usage_lib, "get_cluster_metadata", older_cluster)
+    line = refused([*SUITE, "--executor", "ray", "--address", cluster.address], capsys)
+    assert line.startswith(f"error: --address: cannot connect to the Ray cluster at '{cluster.address}': the "
+                           f"cluster runs another Ray or Python version than this machine (ray {ray.__version__}, "
+                           "python "), line
+    assert "The cluster was started with: Ray: 2.9.0" in line and f"Ray: {ray.__version__}" in line, line
+    assert not ray.is_initialized() and RunStore(run_home).list() == []
+
+
 def test_shared_home_tasks_write_in_place(cluster, run_home, capsys, monkeypatch):
     """With a shared home no archive comes back: the runs are already where the store expects them."""
     def no_archives(*_):
@@ -168,12 +187,37 @@ def test_cancel_keeps_finished_items_and_a_rerun_reuses_them(cluster, tmp_path):
     items = suite_items(store.get(suite["id"]))
     finished = [i["train_run"] for i in items if i["train_status"] == "done"]
     assert finished and all(store.get(run_id).has_model() for run_id in finished)
+    stopped = [i for i in items if i["train_status"] != "done"]
+    assert stopped and {i["state"] for i in stopped} <= {"cancelled", "queued"}, "outstanding tasks were cancelled"
     assert not [row for row in store.list() if row["status"] in ("queued", "running")], "nothing left running"
     rerun = engine_process(args, home)
     assert rerun.wait(timeout=240) == 0, rerun.stderr.read()
     again = suite_items(store.get(json.loads(rerun.stdout.read().splitlines()[-1])["run_id"]))
     assert [i["train_run"] for i in again if i.get("reused")] == finished
     assert all(i["train_status"] == "done" for i in again)
+
+
+def test_a_killed_driver_is_resumed_by_a_rerun_that_reuses_finished_items(cluster, tmp_path):
+    """SIGKILL of the suite's driver mid-suite: nothing records its end, yet a re-run reuses every item that finished
+    (its runs came back into the store before the kill) and trains the rest."""
+    home = tmp_path / "runs"
+    args = ["suite", "--methods", "vanilla", "--seeds", "0,1,2,3", *TINY, "--recipe", "none", "--executor", "ray",
+            "--address", cluster.address, "--json"]
+    driver = engine_process(args, home)
+    wait_for_suite(driver, home, lambda s: any(i.get("state") == "finished" for i in s.get("items", [])))
+    driver.kill()
+    driver.wait(timeout=30)
+    store = RunStore(home)
+    killed = store.list(kind="suite")[0]
+    assert killed["status"] == "failed", "a suite whose driver is gone reads as failed, not running"
+    finished = [i["train_run"] for i in suite_items(store.get(killed["id"])) if i.get("state") == "finished"]
+    assert finished
+    rerun = engine_process(args, home)
+    assert rerun.wait(timeout=240) == 0, rerun.stderr.read()
+    again = suite_items(store.get(json.loads(rerun.stdout.read().splitlines()[-1])["run_id"]))
+    reused = [i["train_run"] for i in again if i.get("reused")]
+    assert set(finished) <= set(reused) and all(i["train_status"] == "done" for i in again)
+    assert all(store.get(i["train_run"]).has_model() for i in again)
 
 
 def test_a_lost_node_retries_its_item_and_the_suite_finishes(cluster, tmp_path):

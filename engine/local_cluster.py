@@ -1,10 +1,10 @@
-"""A real Ray cluster on this machine for the executor tests: a head node and a second node joining it, each
-with 1 CPU, on loopback ports chosen free, everything under one temporary folder.
+"""A throwaway Ray cluster on this machine, for the executor tests and `benchmarks/executor_overhead.py`: a head
+node and (optionally) a second node joining it, each with 1 CPU, on loopback ports chosen free, everything under
+one temporary folder.
 
 `ray stop` stops every Ray process of the machine; `LocalRayCluster.stop` ends only the process groups this
 cluster's `ray start` calls created (each `ray start` runs in a session of its own, and its daemons and their
-workers stay in that group; the groups are found by the cluster's temporary folder), by id. Import it as
-`ray_cluster_util`.
+workers stay in that group; the groups are found by the cluster's temporary folder), by id.
 """
 from __future__ import annotations
 
@@ -18,15 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 RAY = str(Path(sys.executable).with_name("ray"))
 # a lost node is noticed within a few seconds, not the default half minute
 FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
                       "RAY_health_check_initial_delay_ms": "0"}
+# a loopback cluster without token authentication, whatever this machine holds: with RAY_AUTH_MODE unset, a head
+# started while ~/.ray/auth_token exists (any local `ray.init()` writes one) turns token authentication on, and a
+# node joining it without the mode set is refused
+NO_TOKEN_AUTH = {"RAY_AUTH_MODE": "disabled"}
 
 
 def free_ports(n: int) -> list[int]:
+    """`n` loopback ports nothing listens on right now."""
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +68,7 @@ class LocalRayCluster:
 
     def _ray_start(self, name: str, flags: list[str]) -> None:
         before = self._our_groups()
-        env = {**os.environ, **FAST_HEALTH_CHECKS, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, **FAST_HEALTH_CHECKS, **NO_TOKEN_AUTH, "RAY_USAGE_STATS_ENABLED": "0"}
         done = subprocess.run([RAY, "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
                                "--temp-dir", str(self.temp), "--object-store-memory", str(150 * 1024 ** 2),
                                "--disable-usage-stats", *flags],
@@ -75,6 +78,8 @@ class LocalRayCluster:
 
     def _our_groups(self) -> set[int]:
         """Process groups of the processes whose command line names this cluster's folder."""
+        import psutil
+
         groups = set()
         for proc in psutil.process_iter(["pid", "cmdline"]):
             try:
@@ -86,6 +91,8 @@ class LocalRayCluster:
 
     def second_node_id(self) -> str:
         """The Ray node id of the second node (from its raylet's command line)."""
+        import psutil
+
         for proc in psutil.process_iter(["pid", "cmdline"]):
             try:
                 args = proc.info["cmdline"] or []
