@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import argparse
+
+    from engine.executor import ExecutorSpec
     from engine.runs import Run, RunStore
 
 
@@ -71,3 +74,34 @@ def run_foreground(store: RunStore, run: Run, as_json: bool, what: str = "run", 
         bar.close()
     emit(shape(results), as_json)
     return 0 if results.get("status") in ("done", "cancelled") else 1
+
+
+def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    """Where a suite's or grid's items run: --executor local|ray, --address, --shared-home, --cpus-per-item."""
+    parser.add_argument("--executor", default="local", choices=["local", "ray"],
+                        help="local: this machine, one item after another; ray: each item a task on a Ray cluster")
+    parser.add_argument("--address", default="auto", help="the Ray cluster: auto, host:6379 or ray://host:10001")
+    parser.add_argument("--shared-home", action="store_true", default=None,
+                        help="every Ray node mounts ROBUSTLAB_HOME at the same path: tasks write runs in place "
+                             "(default: ROBUSTLAB_SHARED_HOME, else runs come back as archives)")
+    parser.add_argument("--cpus-per-item", type=int, default=1,
+                        help="CPU threads each Ray task asks for on a cluster without GPUs")
+
+
+def executor_spec(args: argparse.Namespace) -> ExecutorSpec:
+    """The executor the flags ask for; a Ray cluster is asked what it offers now, so an unreachable or full one is
+    refused (naming --address) before any run is recorded."""
+    from engine.executor import ExecutorError, ExecutorSpec
+
+    shared = {} if args.shared_home is None else {"shared_home": True}
+    spec = ExecutorSpec(kind=args.executor, address=args.address, cpus=args.cpus_per_item, **shared)
+    with blaming("--cpus-per-item", ExecutorError):
+        spec.check()
+    if spec.kind == "ray":
+        from engine.cluster import capacity_problem, probe
+
+        with blaming("--address", ExecutorError):
+            problem = capacity_problem(probe(spec.address), spec.cpus)
+            if problem:
+                raise ExecutorError(problem)
+    return spec

@@ -10,6 +10,7 @@ import fcntl
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -131,7 +132,7 @@ def execute(store: RunStore, run: Run, should_stop: Callable[[], bool],
 
     `slot_held`: a job made of other jobs (a recovery grid, a suite) runs its parts in the slot it holds.
     """
-    run.set_status(pid=os.getpid())
+    run.set_status(pid=os.getpid(), host=socket.gethostname())
     slot = None if slot_held else acquire_slot(store, run, should_stop)
     if slot is None and not slot_held:
         run.set_status("cancelled", finished=time.time())

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import sqlite3
 import time
 import zipfile
@@ -35,6 +36,8 @@ ACTIVE = ("queued", "running")
 WORKER_GONE = ("the worker process ended without finishing (killed or crashed); everything it recorded before that "
                "is kept")
 NO_WORKER = "no worker ever started for this run"
+# a Ray task on a store every node shares keeps its own index here: SQLite must not sit on a network filesystem
+NODE_INDEX_VARIABLE = "ROBUSTLAB_NODE_INDEX"
 
 
 class RunError(ValueError):
@@ -106,6 +109,8 @@ def stale_reason(status: dict) -> str | None:
     """Why a run recorded as queued or running is neither (its worker is gone, or never started), or None."""
     if status.get("status") not in ACTIVE:
         return None
+    if status.get("host", socket.gethostname()) != socket.gethostname():
+        return None   # a process on another machine (a cluster node): the job that started it records its end
     if status.get("pid"):
         return None if pid_alive(status["pid"]) else WORKER_GONE
     return NO_WORKER if time.time() - status.get("created", time.time()) > 120 else None
@@ -208,7 +213,7 @@ class RunStore:
             db.execute(SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.home / "index.sqlite", timeout=30)
+        db = sqlite3.connect(os.environ.get(NODE_INDEX_VARIABLE) or self.home / "index.sqlite", timeout=30)
         db.row_factory = sqlite3.Row
         db.execute("pragma journal_mode=wal")
         return db
@@ -245,6 +250,16 @@ class RunStore:
                        "where id=?",
                        (status.get("status"), status.get("finished"), results.get("dev_accuracy"),
                         results.get("advglue_sst2_accuracy"), json.dumps(summary), run.id))
+
+    def sync(self, run_id: str) -> None:
+        """Bring the index in line with a run folder written by another process (a cluster task): copy its
+        status, or drop its row when the folder is gone."""
+        run = Run(self.home / run_id)
+        if (run.dir / "config.json").exists():
+            self.update_index(run)
+        else:
+            with closing(self._db()) as db, db:
+                db.execute("delete from runs where id=?", (run_id,))
 
     def list(self, kind: str | None = None, status: str | None = None, method: str | None = None,
              parent: str | None = None, model: str | None = None) -> list[dict]:

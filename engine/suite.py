@@ -1,18 +1,24 @@
 """A suite: every chosen method over every chosen seed, trained, evaluated and attacked, as one job.
 
-The suite holds one worker slot and runs its parts in it, one after another (seed by seed, so a
-half-finished suite already compares methods). Each part is an ordinary run: a trained model is a `train`
-run any page can open, its attack an `attack` run whose parent is the model. A finished run with the same
-training config (or the same attack) is reused, not repeated; the suite's status lists what each item uses.
+The suite hands its items to an executor (`engine.executor`): on this machine it holds one worker slot and runs
+them in it, one after another (seed by seed, so a half-finished suite already compares methods); on a Ray cluster
+each item is a task on some node, and its runs come back into this store. Each part is an ordinary run: a
+trained model is a `train` run any page can open, its attack an `attack` run whose parent is the model. A
+finished run with the same training config (or the same attack) is reused, not repeated; the suite's status
+lists what each item uses.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from engine.runs import Run, RunError, RunStore
+
+if TYPE_CHECKING:
+    from engine.executor import ExecutorSpec, Item, Work
 
 # config keys that do not change the trained model: runs that differ only here are the same run
 NOT_MODEL_KEYS = ("device", "eval_every", "record_every", "log_every")
@@ -96,20 +102,25 @@ class SuiteSpec:
                 raise SuiteError(f"behaviour suite: {err}") from err
 
 
-def suite_config(spec: SuiteSpec) -> dict[str, Any]:
-    """Check a suite and return the config its `suite` run stores."""
+def suite_config(spec: SuiteSpec, where: ExecutorSpec | None = None) -> dict[str, Any]:
+    """Check a suite and return the config its `suite` run stores, with where its items run (default: here)."""
+    from engine.executor import ExecutorSpec
+
     spec.check()
+    where = where or ExecutorSpec()
+    where.check()
     from engine.train import preflight
 
     preflight(spec.train_config(spec.methods[0], spec.seeds[0]))
-    return {**asdict(spec), "method": "suite", "seed": spec.seeds[0] if len(spec.seeds) == 1 else None}
+    return {**asdict(spec), "method": "suite", "seed": spec.seeds[0] if len(spec.seeds) == 1 else None,
+            "executor": where.to_dict()}
 
 
-def submit_suite(store: RunStore, spec: SuiteSpec) -> Run:
+def submit_suite(store: RunStore, spec: SuiteSpec, where: ExecutorSpec | None = None) -> Run:
     """Queue a whole suite as one background job (it waits for a free slot like any run)."""
     from engine import jobs
 
-    return jobs.submit(store, suite_config(spec), kind="suite")
+    return jobs.submit(store, suite_config(spec, where), kind="suite")
 
 
 def model_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -171,16 +182,14 @@ def list_suites(store: RunStore) -> list[dict[str, Any]]:
 
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
-    """The `suite` job kind: for each (method, seed) train (or reuse), evaluate, attack (or reuse)."""
-    from engine.attacks.attacker import Budget
-    from engine.attacks.batch import batch_config, find_cached
-    from engine.behaviour.runner import behaviour_part
-    from engine.evaluate import evaluate_run
-    from engine.jobs import PartProgress, execute
-    from engine.train import environment, load_splits
+    """The `suite` job kind: for each (method, seed) train (or reuse), evaluate, attack (or reuse), each item
+    handed to the executor the suite's config names (this machine, or a Ray cluster)."""
+    from engine.executor import ExecutorSpec, Item, make_executor
+    from engine.train import load_splits
 
     spec = SuiteSpec.from_dict(run.config)
     store = RunStore(run.dir.parent)
+    executor = make_executor(ExecutorSpec.from_config(run.config))   # a cluster that cannot run says so first
     first = spec.train_config(spec.methods[0], spec.seeds[0])
     splits = load_splits(first)
     train_steps = math.ceil(len(splits.train) / first.batch_size) * first.epochs
@@ -193,56 +202,129 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
     run.log(f"suite: {len(spec.methods)} methods x {len(spec.seeds)} seeds; {train_steps} training steps each"
             + (f"; {spec.recipe} on {spec.attack_n} {spec.attack_dataset} examples" if spec.attacks() else ""))
 
-    def record(index: int, **fields: Any) -> None:
-        items[index].update(fields)
+    def note(item: Item, **fields: Any) -> None:
+        items[item.index].update(fields)
         run.set_status(items=items)
 
+    def finished(item: Item, fields: dict[str, Any]) -> None:
+        note(item, **fields)
+        if "failed" in (fields.get("train_status"), fields.get("attack_status")):
+            run.log(f"{item.label}: failed: {fields.get('error')}")
+
+    plan: list[Item] = []
     for index, (method, seed) in enumerate(spec.items()):
-        if should_stop():
-            break
-        offset = index * per_item
-        run.set_status(current=f"{method} seed {seed}", step=offset)
-        config = spec.train_config(method, seed)
-        trained = find_trained(store, config) if spec.reuse else None
-        if trained is not None:
-            record(index, train_run=trained.id, train_status="done", reused=True)
-            run.log(f"{method} seed {seed}: reusing finished run {trained.id}")
-        else:
-            trained = store.create({**config.to_dict(), "environment": environment(), "suite": run.id})
-            record(index, train_run=trained.id, train_status="running", reused=False)
-            run.log(f"{method} seed {seed}: training run {trained.id}")
-            outcome = execute(store, trained, should_stop, PartProgress(run, progress, offset, total),
-                              slot_held=True)
-            record(index, train_status=outcome.get("status", "failed"), error=outcome.get("error"))
-            if outcome.get("status") != "done":
-                continue
-        try:   # an evaluation or attack that cannot run fails its item, not the models already trained
-            evaluate_run(store, trained.id, eval_sets)   # already stored by training; fills in what is missing
-            if spec.behaviour and not should_stop():
-                record(index, **behaviour_part(store, trained.id, spec.behaviour, should_stop, spec.reuse))
-            if not spec.attacks() or should_stop():
-                continue
-            attack_config = batch_config(trained.id, spec.recipe, spec.attack_dataset, spec.attack_n, Budget())
-            attack = find_cached(store, attack_config) if spec.reuse else None
-            if attack is not None:
-                record(index, attack_run=attack.id, attack_status="done")
-                continue
-            attack = store.create(attack_config, kind="attack", parent=trained.id)
-            record(index, attack_run=attack.id, attack_status="running")
-            outcome = execute(store, attack, should_stop,
-                              PartProgress(run, progress, offset + train_steps, total), slot_held=True)
-            record(index, attack_status=outcome.get("status", "failed"),
-                   **({"error": outcome["error"]} if outcome.get("error") else {}))
-        except Exception as err:
-            record(index, attack_status="failed", error=f"{type(err).__name__}: {err}")
-            run.log(f"{method} seed {seed}: evaluation or attack failed: {type(err).__name__}: {err}")
-    finished = [item for item in items if item["train_status"] == "done"]
+        item = Item(index, f"{method} seed {seed}", per_item, prepare=lambda: None)
+        item.prepare = partial(_prepare_item, store, spec, run, item, method, seed, eval_sets, train_steps, note)
+        plan.append(item)
+    executor.run(store, run, plan, should_stop, progress, note, finished)
+    finished_items = [item for item in items if item["train_status"] == "done"]
     failed = [item for item in items if "failed" in (item["train_status"], item.get("attack_status"))]
-    status = "cancelled" if should_stop() else ("failed" if not finished else "done")
+    status = "cancelled" if should_stop() else ("failed" if not finished_items else "done")
     run.set_status(step=total if status == "done" else run.status.get("step", 0), current=None)
-    run.log(f"suite {status}: {len(finished)} of {len(items)} models trained; {len(failed)} part(s) failed")
+    run.log(f"suite {status}: {len(finished_items)} of {len(items)} models trained; {len(failed)} part(s) failed")
     if status == "failed":
         raise RunError("every training run of the suite failed; the first: "
                        + str(next((i.get("error") for i in items if i.get("error")), "no error recorded")))
-    return {"status": status, "items": items, "train_runs": [i["train_run"] for i in finished],
-            "n_items": len(items), "n_trained": len(finished), "n_failed": len(failed)}
+    return {"status": status, "items": items, "train_runs": [i["train_run"] for i in finished_items],
+            "n_items": len(items), "n_trained": len(finished_items), "n_failed": len(failed)}
+
+
+def _prepare_item(store: RunStore, spec: SuiteSpec, suite: Run, item: Item, method: str, seed: int,
+                  eval_sets: list[str], train_steps: int, note: Callable[..., None]) -> Work:
+    """Decide what one item reuses and record the runs it will write (the suite's process, just before the item
+    starts): a finished run with the same model config is reused, and so is an identical finished attack."""
+    from engine.attacks.attacker import Budget
+    from engine.attacks.batch import batch_config, find_cached
+    from engine.executor import Work, reserve
+    from engine.train import environment
+
+    config = spec.train_config(method, seed)
+    trained = find_trained(store, config) if spec.reuse else None
+    writes: list[str] = []
+    if trained is not None:
+        note(item, train_run=trained.id, train_status="done", reused=True)
+        suite.log(f"{item.label}: reusing finished run {trained.id}")
+    else:
+        trained = reserve(store, {**config.to_dict(), "environment": environment(), "suite": suite.id})
+        writes.append(trained.id)
+        note(item, train_run=trained.id, train_status="queued", reused=False)
+        suite.log(f"{item.label}: training run {trained.id}")
+    payload = {"train_run": trained.id, "train": bool(writes), "eval_sets": eval_sets, "train_steps": train_steps,
+               "attack_run": None, "attack_error": None, "behaviour_run": None}
+    if spec.behaviour:
+        from engine.behaviour.runner import behaviour_config
+        from engine.behaviour.runner import find_cached as find_behaviour
+        from engine.behaviour.spec import load_suite
+
+        config = behaviour_config(trained.id, load_suite(spec.behaviour))
+        found = find_behaviour(store, config) if spec.reuse and not payload["train"] else None
+        if found is not None:
+            note(item, behaviour_run=found.id, behaviour_status="done")
+        else:
+            behaviour = reserve(store, config, kind="behaviour", parent=trained.id)
+            writes.append(behaviour.id)
+            payload["behaviour_run"] = behaviour.id
+    if spec.attacks():
+        try:
+            attack_config = batch_config(trained.id, spec.recipe, spec.attack_dataset, spec.attack_n, Budget())
+        except Exception as err:   # an attack that cannot run fails its item, not the models trained
+            payload["attack_error"] = f"{type(err).__name__}: {err}"
+        else:
+            attack = find_cached(store, attack_config) if spec.reuse and not payload["train"] else None
+            if attack is not None:
+                note(item, attack_run=attack.id, attack_status="done")
+            else:
+                attack = reserve(store, attack_config, kind="attack", parent=trained.id)
+                writes.append(attack.id)
+                payload["attack_run"] = attack.id
+    return Work(run_item, payload, writes, reads=[] if payload["train"] else [trained.id],
+                lost=partial(item_lost, payload["train"]))
+
+
+def item_lost(trains: bool, state: str, reason: str) -> dict[str, Any]:
+    """An item whose task never came back: its training (or, for a reused model, its attack) ended so."""
+    return {"train_status" if trains else "attack_status": state, "error": reason}
+
+
+def run_item(store: RunStore, payload: dict[str, Any], should_stop: Callable[[], bool], progress: Callable,
+             note: Callable[..., None]) -> dict[str, Any]:
+    """One (method, seed) of a suite, in whatever process runs it (the suite's, or a Ray task on some node):
+    train unless reused, evaluate, run the behaviour suite and attack unless reused. Returns the item's fields for
+    the suite's status."""
+    from engine.evaluate import evaluate_run
+    from engine.executor import discard
+    from engine.jobs import execute
+
+    fields: dict[str, Any] = {}
+    attack_id, behaviour_id = payload["attack_run"], payload.get("behaviour_run")
+    if payload["train"]:
+        note(train_status="running")
+        outcome = execute(store, store.get(payload["train_run"]), should_stop, progress, slot_held=True)
+        fields.update(train_status=outcome.get("status", "failed"), error=outcome.get("error"))
+        if fields["train_status"] != "done":
+            discard(store, attack_id)
+            discard(store, behaviour_id)
+            return fields
+    try:   # an evaluation or attack that cannot run fails its item, not the models already trained
+        evaluate_run(store, payload["train_run"], payload["eval_sets"])   # stored by training; fills in what is missing
+        if behaviour_id is not None:
+            if should_stop():
+                discard(store, behaviour_id)
+            else:
+                note(behaviour_run=behaviour_id, behaviour_status="running")
+                outcome = execute(store, store.get(behaviour_id), should_stop, slot_held=True)
+                fields.update(behaviour_run=behaviour_id, behaviour_status=outcome.get("status", "failed"))
+        if payload["attack_error"]:
+            return {**fields, "attack_status": "failed", "error": payload["attack_error"]}
+        if attack_id is None or should_stop():
+            discard(store, attack_id)
+            return fields
+        note(attack_run=attack_id, attack_status="running")
+        train_steps = payload["train_steps"]
+        outcome = execute(store, store.get(attack_id), should_stop,
+                          lambda step, total, value: progress(train_steps + step, total, value), slot_held=True)
+        fields.update(attack_run=attack_id, attack_status=outcome.get("status", "failed"),
+                      **({"error": outcome["error"]} if outcome.get("error") else {}))
+    except Exception as err:
+        fields.update(attack_status="failed", error=f"{type(err).__name__}: {err}")
+    return fields

@@ -3,6 +3,7 @@ its charts and its table; bad grids get clear messages; a grid is queued and can
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -64,6 +65,27 @@ def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
     assert any(t.startswith("Final dev accuracy by position") for t in chart_titles(no_exception(at)))
     at.toggle(key="rec-drift-relative").set_value(False).run()
     assert no_exception(at).get("plotly_chart")
+
+
+def test_the_overview_shows_each_cells_node_and_state(grid_home, tmp_path, monkeypatch):
+    """From the grid's recorded `cell_states`: the local job's (this machine, finished), then a cluster's (a node,
+    and "retried" for a cell whose task was lost once)."""
+    from engine.runs import Run
+
+    home = tmp_path / "runs"
+    shutil.copytree(grid_home[0], home)
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = no_exception(page("recovery.py").run())
+    runs = at.dataframe[0].value
+    assert list(runs["node"]) == ["this machine"] * 3 and list(runs["state"]) == ["finished"] * 3
+    grid = Run(home / grid_home[1])
+    states = grid.status["cell_states"]
+    states[1].update(node="127.0.0.1 (a1b2c3)", retried=True)
+    states[2].update(node=None, state="retrying", retried=True)
+    grid.set_status(cell_states=states)
+    runs = no_exception(at.run()).dataframe[0].value
+    assert list(runs["node"]) == ["this machine", "127.0.0.1 (a1b2c3)", ""]
+    assert list(runs["state"]) == ["finished", "finished (retried)", "retrying (retried)"]
 
 
 def chance_lines(at, index: int) -> list[float]:

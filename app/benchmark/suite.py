@@ -7,12 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from app.components import cancel_button, status_badge
+from app.executor_choice import executor_choice
 from app.formatting import fmt_duration
 from app.live import follow_run
 from app.plain_text import markdown_text
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.benchmark import extra_seed_suites
+from engine.executor import ExecutorSpec, state_text
 from engine.methods import registry
 from engine.models import known_models
 from engine.parsing import seed_list
@@ -43,19 +45,20 @@ def reproduce_form() -> str | None:
                               help="0: no attacks (the attack columns stay empty).")
     reuse = g.checkbox("Reuse finished runs", True, key="bench-reuse",
                        help="A finished run with exactly this configuration (or attack) is used, not repeated.")
+    where = executor_choice("bench")
     config = None
     try:
         spec = SuiteSpec(methods=methods, seeds=seed_list(seeds_text), train_size=int(train_size),
                          epochs=int(epochs), model=model, recipe=None if recipe == "none" else recipe,
                          attack_n=int(attack_n), reuse=reuse)
-        config = suite_config(spec)
+        config = suite_config(spec, where)
     except ValueError as err:   # SuiteError, ConfigError, SettingError: each says what to change
         st.error(f"This suite cannot run: {markdown_text(str(err))}", icon=":material/error:")
     else:
-        st.info(_cost_text(spec), icon=":material/schedule:")
+        st.info(_cost_text(spec, where), icon=":material/schedule:")
     if st.button("Run the suite", type="primary", disabled=config is None, icon=":material/play_arrow:",
                  key="bench-start"):
-        run = submit_suite(get_store(), spec)
+        run = submit_suite(get_store(), spec, where)
         st.success(f"Queued suite {run.id}. It keeps going if you leave this page; follow it below.")
         return run.id
     return None
@@ -86,12 +89,15 @@ def extra_seeds_panel(report: dict) -> list[str]:
     return queued
 
 
-def _cost_text(spec: SuiteSpec) -> str:
+def _cost_text(spec: SuiteSpec, where: ExecutorSpec) -> str:
     estimate = _estimate(str(get_store().home), spec.__dict__)
     known = [v for v in estimate.values() if v is not None]
     unknown = [m for m, v in estimate.items() if v is None]
-    text = (f"{len(spec.methods) * len(spec.seeds)} models ({len(spec.methods)} methods x {len(spec.seeds)} seeds), "
-            "trained one after another in one background job so the machine is never oversubscribed. ")
+    text = f"{len(spec.methods) * len(spec.seeds)} models ({len(spec.methods)} methods x {len(spec.seeds)} seeds), "
+    if where.kind == "ray":
+        return text + ("each a task on the Ray cluster, as many at once as its nodes have room for; their runs come "
+                       "back into this store as each finishes.")
+    text += "trained one after another in one background job so the machine is never oversubscribed. "
     if known:
         text += f"Training needs about {fmt_duration(sum(known))} on this machine, judged from earlier runs"
         text += f" (no earlier run of {', '.join(unknown)} to judge by)" if unknown else ""
@@ -127,6 +133,7 @@ def _overview_body(run: Run, live: bool) -> None:
         st.warning("The suite was cancelled; the runs it finished are kept and reported below.")
     table = pd.DataFrame([{"method": i["method"], "seed": i["seed"], "training": i["train_status"]
                            + (" (reused)" if i.get("reused") else ""), "attack": i.get("attack_status"),
+                           "node": i.get("node") or "", "state": state_text(i),
                            "train run": i.get("train_run") or "", "error": i.get("error") or ""} for i in items])
     st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(items), 330))
     if live:

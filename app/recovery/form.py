@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.executor_choice import executor_choice
 from app.plain_text import markdown_text
 from app.state import get_store
 from engine import jobs
@@ -28,6 +29,7 @@ def new_grid_form() -> None:
         corruption = _corruption_inputs()
     with right:
         budget = _budget_inputs(corruption["model"])
+    where = executor_choice("rec")
     config = None
     try:
         spec = GridSpec(dataset="sst2", model=corruption["model"], positions=corruption["positions"],
@@ -39,14 +41,16 @@ def new_grid_form() -> None:
                         seeds=int_list(budget["seeds"], "Seeds"), train_size=int(budget["train_size"]),
                         epochs=int(budget["epochs"]), batch_size=int(budget["batch_size"]), lr=float(budget["lr"]),
                         eval_every=int(budget["eval_every"]), dev_size=int(budget["dev_size"]))
-        config = grid_config(spec)
+        config = grid_config(spec, where)
     except ValueError as err:   # GridError, CorruptionError, ConfigError: each says what to change
         st.error(f"This grid cannot run: {markdown_text(str(err))}", icon=":material/error:")
     else:
         cells = config["cells"]
         clean = sum(c["position"] == "clean" for c in cells)
         st.info(f"{len(cells)} fine-tuning runs: {clean} clean baseline{'s' if clean > 1 else ''} and "
-                f"{len(cells) - clean} corrupted, run one after another in one background job.",
+                f"{len(cells) - clean} corrupted, "
+                + ("each a task on the Ray cluster." if where.kind == "ray" else
+                   "run one after another in one background job."),
                 icon=":material/list_alt:")
     if st.button("Queue grid", type="primary", disabled=config is None, icon=":material/play_arrow:",
                  key="rec-queue"):

@@ -14,6 +14,7 @@ from app.live import follow_run
 from app.recovery import figures as figs
 from app.recovery.claim import healing_panel
 from app.state import get_store
+from engine.executor import state_text
 from engine.recovery.claims import describe_grid, grid_sentence, judge_grid, usable_seeds
 from engine.recovery.views import GridView, chance_lines, curves_by_label, heatmap_table, layers_by_label, load_grid
 from engine.runs import Run, RunError
@@ -90,7 +91,8 @@ def overview(view: GridView, live: bool) -> None:
             st.error(f"This grid failed: {status.get('error') or 'see the log of its runs'}. Finished runs are kept.")
         table = pd.DataFrame([{"run": c["label"], "seed": c["seed"], "status": c["status"],
                                "step": f"{c['step'] or 0} / {c['total_steps'] or '?'}",
-                               "last dev accuracy": c["dev_accuracy"], "run id": c["run_id"] or ""}
+                               "last dev accuracy": c["dev_accuracy"], "node": c["node"] or "",
+                               "state": state_text(c), "run id": c["run_id"] or ""}
                               for c in view.cells])
         with st.expander(f"The {len(view.cells)} runs of this grid", expanded=live):
             st.dataframe(table, hide_index=True, column_config={

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import score_test
-from engine.behaviour.spec import Suite, SuiteFileError, load_suite, suite_from_data
+from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
 from engine.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
 from engine.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
@@ -37,21 +37,6 @@ def find_cached(store: RunStore, config: dict[str, Any]) -> Run | None:
         if all(run.config.get(k) == config.get(k) for k in CONFIG_KEYS):
             return run
     return None
-
-
-def behaviour_part(store: RunStore, target: str, suite_ref: str, should_stop: Callable[[], bool],
-                   reuse: bool = True, seed: int = 0) -> dict[str, Any]:
-    """A suite's behaviour part on one trained model, run in the slot the suite holds (or reused):
-    the item fields a suite records, `behaviour_run` and `behaviour_status`."""
-    from engine.jobs import execute
-
-    config = behaviour_config(target, load_suite(suite_ref), seed)
-    found = find_cached(store, config) if reuse else None
-    if found is None:
-        found = store.create(config, kind="behaviour", parent=target)
-        outcome = execute(store, found, should_stop, slot_held=True)
-        return {"behaviour_run": found.id, "behaviour_status": outcome.get("status", "failed")}
-    return {"behaviour_run": found.id, "behaviour_status": "done"}
 
 
 def stored_results(store: RunStore, target: str, suite: str) -> dict[str, Any] | None:

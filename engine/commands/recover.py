@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli import emit, run_foreground
+from engine.cli import add_executor_flags, emit, executor_spec, run_foreground
 from engine.parsing import int_list, name_list
 from engine.train_config import default_lr_text
 
@@ -27,7 +27,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
                     dev_size=None if args.dev_size == -1 else args.dev_size, max_length=args.max_length,
                     device=args.device)
-    config = grid_config(spec)   # raises GridError / ConfigError / CorruptionError with the reason
+    config = grid_config(spec, executor_spec(args))   # raises GridError / ConfigError / CorruptionError with the reason
     store = RunStore()
     if args.detach:
         run = jobs.submit(store, config, kind="recover")
@@ -65,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dev-size", type=int, default=400, help="dev examples per evaluation; -1 for all")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
+    add_executor_flags(p)
     p.add_argument("--detach", action="store_true", help="queue the grid as a background job and return at once")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recover)

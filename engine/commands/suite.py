@@ -1,13 +1,14 @@
 """`python -m engine suite --methods vanilla,rose-ensemble --seeds 0,1,2 --train-size 2000 --epochs 2`.
 
-Queues every (method, seed) as one suite job, then (unless --detach) waits for it with a progress bar.
+`--executor ray --address auto` runs each item as a task on a Ray cluster. Queues every (method, seed) as one
+suite job, then (unless --detach) waits for it with a progress bar.
 Finished runs with the same config, and identical finished attacks, are reused unless --no-reuse.
 """
 from __future__ import annotations
 
 import argparse
 
-from engine.cli import ProgressBar, blaming, emit, run_foreground
+from engine.cli import ProgressBar, add_executor_flags, blaming, emit, executor_spec, run_foreground
 from engine.parsing import name_list, seed_list
 from engine.train_config import default_lr_text
 
@@ -32,14 +33,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--behaviour", default=None, metavar="SUITE",
                    help="also run a behaviour suite on each trained model (sentiment, or a suite JSON file)")
     p.add_argument("--no-reuse", action="store_true", help="train and attack again even when a run matches")
+    add_executor_flags(p)
     p.add_argument("--detach", action="store_true", help="queue the suite and return at once")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_suite)
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    from engine import jobs
     from engine.runs import RunStore
-    from engine.suite import SuiteSpec, default_methods, submit_suite, suite_config
+    from engine.suite import SuiteSpec, default_methods, suite_config
 
     methods = default_methods() if args.methods is None else name_list(args.methods)
     spec = SuiteSpec(methods=methods, seeds=seed_list(args.seeds),
@@ -53,11 +56,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
         with blaming("--behaviour", SuiteFileError):
             load_suite(args.behaviour)
+    config = suite_config(spec, executor_spec(args))
     store = RunStore()
     if args.detach:
-        run = submit_suite(store, spec)
+        run = jobs.submit(store, config, kind="suite")
         emit({"run_id": run.id, "status": "queued", "path": str(run.dir)}, args.json)
         return 0
-    return run_foreground(store, store.create(suite_config(spec), kind="suite"), args.json, what="suite",
+    return run_foreground(store, store.create(config, kind="suite"), args.json, what="suite",
                           bar=ProgressBar(value_format=None),
                           shape=lambda results: {k: results.get(k) for k in SUMMARY_KEYS})

@@ -1,11 +1,12 @@
 """The corruption-then-recovery experiment: a grid of corrupted fine-tuning runs and what they show.
 
-A grid is one `recover` run. Its job runs the cells one after another in its own worker process (it
-holds the single job slot, so it never waits on runs it started itself): for each seed, first the clean
-baseline, then every corrupted cell. Each cell is an ordinary `train` run with `corruption` set and
-`parent` = the grid, so its dev-accuracy curve is recorded every `eval_every` steps while it trains, and
-the Runs page, evaluation and attacks work on it as on any other run. After a cell finishes, the job
-records per-layer CKA against the clean model of the same seed and per-layer weight drift from the
+A grid is one `recover` run. Its job hands the cells to an executor (`engine.executor`): on this machine they
+run one after another in its own worker process (it holds the single job slot, so it never waits on runs it
+started itself), for each seed first the clean baseline, then every corrupted cell; on a Ray cluster each cell
+is a task on some node. Each cell is an ordinary `train` run with `corruption` set and `parent` = the grid,
+so its dev-accuracy curve is recorded every `eval_every` steps while it trains, and the Runs page, evaluation
+and attacks work on it as on any other run. After a cell finishes (and the clean run of its seed), the
+job records per-layer CKA against the clean model of the same seed and per-layer weight drift from the
 corrupted starting point (artifact `recovery`). Cancelling the grid stops the running cell (its curve so
 far is kept), starts no more, and keeps every finished cell.
 """
@@ -15,7 +16,8 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from engine.corruption import INITS, KINDS, CorruptionError, check_spec, group_layers, model_layer_count
 from engine.recovery.analysis import analyse_cell
@@ -23,6 +25,9 @@ from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_lab
 from engine.runs import Run, RunStore
 from engine.train_config import default_lr
 from engine.user_text import quoted
+
+if TYPE_CHECKING:
+    from engine.executor import ExecutorSpec, Work
 
 GRID_POSITIONS: dict[str, str] = {
     "bottom": "the k layers next to the embeddings",
@@ -191,13 +196,18 @@ class GridSpec:
                            device=self.device, corruption=cell.corruption_spec(self))
 
 
-def grid_config(spec: GridSpec) -> dict[str, Any]:
-    """Check a grid and return the config its `recover` run stores (with the model's layer count)."""
+def grid_config(spec: GridSpec, where: ExecutorSpec | None = None) -> dict[str, Any]:
+    """Check a grid and return the config its `recover` run stores (with the model's layer count and where its
+    cells run; default: this machine)."""
+    from engine.executor import ExecutorSpec
+
     num_layers = model_layer_count(spec.model)
     spec.check(num_layers)
+    where = where or ExecutorSpec()
+    where.check()
     cells = spec.cells(num_layers)
     return {**spec.to_dict(), "num_layers": num_layers, "cells": [c.to_dict() for c in cells],
-            "seed": spec.seeds[0] if len(spec.seeds) == 1 else None}
+            "seed": spec.seeds[0] if len(spec.seeds) == 1 else None, "executor": where.to_dict()}
 
 
 
@@ -208,61 +218,89 @@ def cells_of(config: dict[str, Any]) -> list[Cell]:
 
 # ---------------------------------------------------------------- the job
 
-def _train_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int,
-                should_stop: Callable[[], bool], progress: Callable) -> tuple[Run, dict[str, Any]]:
-    """Record one cell as a child run of the grid and train it in this process, in the grid's slot."""
-    from engine.jobs import execute
+def _prepare_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int) -> Work:
+    """Record one cell as a child run of the grid (the grid's process, just before the cell starts)."""
+    from engine.executor import Work, reserve
     from engine.train import environment
 
-    child = store.create({**spec.train_config(cell).to_dict(), "environment": environment(),
-                          "recovery": {**cell.to_dict(), "grid": grid.id, "index": index}},
-                         kind="train", parent=grid.id)
+    child = reserve(store, {**spec.train_config(cell).to_dict(), "environment": environment(),
+                            "recovery": {**cell.to_dict(), "grid": grid.id, "index": index}},
+                    kind="train", parent=grid.id)
     grid.log(f"cell {index + 1}: {cell.label} seed {cell.seed} -> run {child.id}")
-    results = execute(store, child, should_stop, progress, slot_held=True)
-    if results.get("status") == "failed":
-        grid.log(f"cell {cell.label} seed {cell.seed} failed: {results.get('error')}")
-    return child, results
+    return Work(train_cell, {"run": child.id}, writes=[child.id], reads=[], lost=partial(cell_lost, child.id))
+
+
+def cell_lost(run_id: str, state: str, reason: str) -> dict[str, Any]:
+    """A cell whose task never came back."""
+    return {"run": run_id, "status": state, "error": reason}
+
+
+def train_cell(store: RunStore, payload: dict[str, Any], should_stop: Callable[[], bool], progress: Callable,
+               note: Callable[..., None]) -> dict[str, Any]:
+    """Train one cell, in whatever process runs it (the grid's, in its slot, or a Ray task on some node)."""
+    from engine.jobs import execute
+
+    results = execute(store, store.get(payload["run"]), should_stop, progress, slot_held=True)
+    return {"run": payload["run"], "status": results.get("status", "failed"), "error": results.get("error")}
 
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
-    """The `recover` job kind: train every cell of the grid in order, then analyse each against its clean run."""
-    from engine.jobs import PartProgress
+    """The `recover` job kind: hand every cell of the grid to the executor (in order here; all at once on a
+    cluster), then analyse each finished cell against the clean run of its seed once that one has finished."""
+    from engine.executor import ExecutorSpec, Item, make_executor
     from engine.train import load_splits
 
     config = run.config
     spec = GridSpec.from_dict(config)
     cells = cells_of(config)
     store = RunStore(run.dir.parent)
+    executor = make_executor(ExecutorSpec.from_config(config))   # a cluster that cannot run says so first
     first = spec.train_config(cells[0])
     steps_per_cell = math.ceil(len(load_splits(first).train) / spec.batch_size) * spec.epochs
     total = steps_per_cell * len(cells)
-    run.set_status(step=0, total_steps=total, cells_total=len(cells), cells_done=0)
+    states = [{"label": cell.label, "seed": cell.seed, "state": "queued"} for cell in cells]
+    run.set_status(step=0, total_steps=total, cells_total=len(cells), cells_done=0, cell_states=states)
     run.log(f"recovery grid: {len(cells)} runs of {steps_per_cell} steps; {spec.corruption_kind} corruption"
             f"{f' ({spec.init})' if spec.corruption_kind == 'reinit' else ''}; "
             f"seeds {spec.seeds}")
-    clean: dict[int, Run] = {}
+    clean: dict[int, Run | None] = {}          # seed -> its finished clean run (None: the clean run failed)
+    waiting: list[Run] = []                    # finished cells whose clean run has not finished yet
     outcomes: list[str] = []
     errors: list[str] = []
-    for index, cell in enumerate(cells):
-        if should_stop():
-            break
-        run.set_status(current=f"{cell.label} seed {cell.seed}")
-        ticker = PartProgress(run, progress, index * steps_per_cell, total)
-        child, results = _train_cell(store, run, spec, cell, index, should_stop, ticker)
-        outcomes.append(results.get("status", "failed"))
-        if results.get("error"):
-            errors.append(f"{cell.label} seed {cell.seed}: {results['error']}")
-        if results.get("status") == "done":
-            if cell.clean:
-                clean[cell.seed] = child
+
+    def note(item: Item, **fields: Any) -> None:
+        states[item.index].update(fields)
+        run.set_status(cell_states=states)
+
+    def finished(item: Item, fields: dict[str, Any]) -> None:
+        cell = cells[item.index]
+        note(item, status=fields["status"], run=fields["run"])
+        outcomes.append(fields["status"])
+        if fields.get("error"):
+            errors.append(f"{cell.label} seed {cell.seed}: {fields['error']}")
+            run.log(f"cell {cell.label} seed {cell.seed} failed: {fields['error']}")
+        child = store.get(fields["run"])
+        if cell.clean and fields["status"] in ("done", "failed"):
+            clean[cell.seed] = child if fields["status"] == "done" else None
+        if fields["status"] == "done":
+            waiting.append(child)
+        for done in [c for c in waiting if c.config["recovery"]["seed"] in clean]:
+            waiting.remove(done)
             if not should_stop():
                 try:
-                    analyse_cell(child, clean.get(cell.seed))
+                    analyse_cell(done, clean[done.config["recovery"]["seed"]])
                 except Exception as err:  # the run itself is fine; say why its probes are missing
-                    child.log(f"recovery analysis failed: {type(err).__name__}: {err}")
+                    done.log(f"recovery analysis failed: {type(err).__name__}: {err}")
         run.set_status(cells_done=outcomes.count("done"))
-        if results.get("status") != "cancelled":
-            run.set_status(step=(index + 1) * steps_per_cell)
+        if fields["status"] != "cancelled":
+            run.set_status(step=(len(outcomes) - outcomes.count("cancelled")) * steps_per_cell)
+
+    plan: list[Item] = []
+    for index, cell in enumerate(cells):
+        item = Item(index, f"{cell.label} seed {cell.seed}", steps_per_cell, prepare=lambda: None)
+        item.prepare = partial(_prepare_cell, store, run, spec, cell, index)
+        plan.append(item)
+    executor.run(store, run, plan, should_stop, progress, note, finished)
     rows = grid_rows(store, run)
     stopped = should_stop() or len(outcomes) < len(cells) or "cancelled" in outcomes
     status = "cancelled" if stopped else ("failed" if outcomes and all(o == "failed" for o in outcomes) else "done")
@@ -272,4 +310,3 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None
     return {"status": status, **({"errors": errors} if errors else {}), "cells_total": len(cells),
             "cells_done": outcomes.count("done"),
             "rows": rows, "summary": summarise_by_label(rows), "clean": clean_baselines(rows)}
-

@@ -20,7 +20,8 @@ class GridView:
     spec: GridSpec
     num_layers: int
     status: dict[str, Any]
-    cells: list[dict[str, Any]]                 # every planned cell with its run's progress, if it started
+    cells: list[dict[str, Any]]                 # every planned cell with its run's progress, if it started, and
+                                                # its task's node and state as the grid recorded them
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     curves: dict[str, tuple[list[int], list[float]]]   # run id -> dev accuracy curve
@@ -39,16 +40,20 @@ def load_grid(store: RunStore, grid_id: str) -> GridView:
     row_of = {r["run_id"]: r for r in rows}
     cells = []
     grid_status = grid.status.get("status")
+    tasks = grid.status.get("cell_states") or []
     for index, cell in enumerate(cells_of(config)):
         child = by_index.get(index)
+        task = tasks[index] if index < len(tasks) else {}
+        where = {"node": task.get("node"), "state": task.get("state"), "retried": bool(task.get("retried"))}
         if child is None:
             state = "waiting" if grid_status in ("queued", "running") else "not run"
-            cells.append({**cell.to_dict(), "index": index, "run_id": None, "status": state,
+            cells.append({**cell.to_dict(), **where, "index": index, "run_id": None, "status": state,
                           "step": 0, "total_steps": None, "dev_accuracy": None})
         else:
             status = child.status
             curve = dev_curve(child)
-            cells.append({**cell.to_dict(), "index": index, "run_id": child.id, "status": status.get("status"),
+            cells.append({**cell.to_dict(), **where, "index": index, "run_id": child.id,
+                          "status": status.get("status"),
                           "step": status.get("step", 0), "total_steps": status.get("total_steps"),
                           "dev_accuracy": curve[1][-1] if curve[1] else None,
                           "final_accuracy": row_of[child.id]["final_accuracy"]})
