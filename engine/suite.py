@@ -44,11 +44,17 @@ class SuiteSpec:
     model: str = "minilm"
     dataset: str = "sst2"
     recipe: str | None = "deepwordbug"     # None or attack_n 0: no attacks
-    attack_dataset: str = "sst2-dev"
+    attack_dataset: str | None = None      # None: the dataset's own dev set (a CSV's held-out rows)
     attack_n: int = 100
     reuse: bool = True
     behaviour: str | None = None   # a behaviour suite (sentiment, or a suite file) run on each trained model
     train: dict[str, Any] = field(default_factory=dict)   # further TrainConfig fields (batch_size, lr, ...)
+
+    def __post_init__(self) -> None:
+        if self.attack_dataset is None:
+            from engine.evaluate import dev_set_name
+
+            self.attack_dataset = dev_set_name({"dataset": self.dataset})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SuiteSpec:

@@ -617,3 +617,9 @@ def test_report_grid_must_name_a_recovery_grid(run_home, capsys):
     assert "no recovery grid nope" in captured.err and captured.out == ""
     assert main(["report", "--json", "--runs", run_id, "--grid", run_id]) == 2
     assert "not a recovery grid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset,attacked", [("sst2", "sst2-dev"), ("rte", "rte-dev"), ("csv:/x.csv", "heldout")])
+def test_a_suite_attacks_its_own_dataset_s_dev_set_unless_told(dataset, attacked):
+    assert SuiteSpec(methods=["vanilla"], seeds=[0], dataset=dataset).attack_dataset == attacked
+    assert SuiteSpec(methods=["vanilla"], seeds=[0], dataset=dataset, attack_dataset="x").attack_dataset == "x"

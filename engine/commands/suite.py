@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate (default: the model's, {default_lr_text()})")
     p.add_argument("--recipe", default="deepwordbug", help="attack recipe; `none` for no attacks")
-    p.add_argument("--attack-dataset", default="sst2-dev")
+    p.add_argument("--attack-dataset", default=None, help="the set attacked (default: the dataset's dev set)")
     p.add_argument("--attack-n", type=int, default=100, help="attack the first N examples (0: no attacks)")
     p.add_argument("--behaviour", default=None, metavar="SUITE",
                    help="also run a behaviour suite on each trained model (sentiment, or a suite JSON file)")
