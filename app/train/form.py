@@ -154,9 +154,10 @@ def show_upload(filename: str, summary: UploadSummary) -> None:
     guessed = encoding_note(summary.encoding)
     if guessed:
         st.warning(f"{filename}: {guessed}.", icon=":material/translate:")
+    width = "medium" if summary.segment_names else "large"     # both texts of a pair in view, side by side
     st.dataframe(summary.preview, hide_index=True,
-                 column_config={"label": st.column_config.TextColumn(width="small"),
-                                **{name: st.column_config.TextColumn(width="large")
+                 column_config={"label": st.column_config.TextColumn(width=None if summary.segment_names else "small"),
+                                **{name: st.column_config.TextColumn(width=width)
                                    for name in summary.preview.columns if name != "label"}})
     counts = summary.class_counts.itertuples(index=False)
     st.caption("Examples per class: " + " · ".join(
