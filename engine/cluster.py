@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from engine.executor import ExecutorError
-from engine.paths import PROJECT_ROOT
+from engine.paths import PROJECT_ROOT, data_dir
 from engine.user_text import quoted
 
 RAY_PIN = "ray==2.60.0"
@@ -60,9 +60,11 @@ def check_reachable(address: str, seconds: float = CONNECT_SECONDS) -> None:
 
 def runtime_env() -> dict[str, Any]:
     """The project's code as Ray's working directory (uploaded once per job, cached by the nodes) and the data
-    settings a task needs."""
-    return {"working_dir": str(PROJECT_ROOT), "excludes": WORKING_DIR_EXCLUDES,
-            "env_vars": {k: os.environ[k] for k in PASSED_VARIABLES if os.environ.get(k)}}
+    settings a task needs: the data folder is not uploaded, so a task reads it where the driver's resolves to
+    (ROBUSTLAB_DATA, else the project's data/ link followed)."""
+    env = {k: os.environ[k] for k in PASSED_VARIABLES if os.environ.get(k)}
+    env.setdefault("ROBUSTLAB_DATA", str(data_dir().resolve()))
+    return {"working_dir": str(PROJECT_ROOT), "excludes": WORKING_DIR_EXCLUDES, "env_vars": env}
 
 
 def connect(address: str, with_code: bool = True):

@@ -247,3 +247,19 @@ def test_a_lost_node_retries_its_item_and_the_suite_finishes(cluster, tmp_path):
     items = assert_readable(RunStore(home), summary["run_id"])
     retried = [i for i in items if i.get("retried")]
     assert len(retried) == 1 and second not in retried[0]["node"], "retried once, on the node still alive"
+
+
+def test_tasks_read_the_data_where_the_driver_s_data_folder_resolves(monkeypatch, tmp_path):
+    """The data folder is not uploaded with the code: with ROBUSTLAB_DATA unset (a fresh clone's data/ link), the
+    tasks are told the folder the link points to."""
+    from engine import cluster, paths
+
+    target = tmp_path / "shared_data"
+    target.mkdir()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "data").symlink_to(target)
+    monkeypatch.delenv("ROBUSTLAB_DATA", raising=False)
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path / "project")
+    assert cluster.runtime_env()["env_vars"]["ROBUSTLAB_DATA"] == str(target)
+    monkeypatch.setenv("ROBUSTLAB_DATA", "/elsewhere")
+    assert cluster.runtime_env()["env_vars"]["ROBUSTLAB_DATA"] == "/elsewhere"
