@@ -257,34 +257,40 @@ def _prepare_item(store: RunStore, spec: SuiteSpec, suite: Run, item: Item, meth
         suite.log(f"{item.label}: training run {trained.id}")
     payload = {"train_run": trained.id, "train": bool(writes), "eval_sets": eval_sets, "train_steps": train_steps,
                "attack_run": None, "attack_error": None, "behaviour_run": None}
+    reuse = spec.reuse and not payload["train"]    # a model trained now has no finished children yet
     if spec.behaviour:
         from engine.behaviour.runner import behaviour_config
         from engine.behaviour.runner import find_cached as find_behaviour
         from engine.behaviour.spec import load_suite
 
-        config = behaviour_config(trained.id, load_suite(spec.behaviour))
-        found = find_behaviour(store, config) if spec.reuse and not payload["train"] else None
-        if found is not None:
-            note(item, behaviour_run=found.id, behaviour_status="done")
-        else:
-            behaviour = reserve(store, config, kind="behaviour", parent=trained.id)
-            writes.append(behaviour.id)
-            payload["behaviour_run"] = behaviour.id
+        payload["behaviour_run"] = _child_to_run(store, behaviour_config(trained.id, load_suite(spec.behaviour)),
+                                                 "behaviour", find_behaviour if reuse else None, trained, item,
+                                                 note, writes)
     if spec.attacks():
         try:
             attack_config = batch_config(trained.id, spec.recipe, spec.attack_dataset, spec.attack_n, Budget())
         except Exception as err:   # an attack that cannot run fails its item, not the models trained
             payload["attack_error"] = f"{type(err).__name__}: {err}"
         else:
-            attack = find_cached(store, attack_config) if spec.reuse and not payload["train"] else None
-            if attack is not None:
-                note(item, attack_run=attack.id, attack_status="done")
-            else:
-                attack = reserve(store, attack_config, kind="attack", parent=trained.id)
-                writes.append(attack.id)
-                payload["attack_run"] = attack.id
+            payload["attack_run"] = _child_to_run(store, attack_config, "attack", find_cached if reuse else None,
+                                                  trained, item, note, writes)
     return Work(run_item, payload, writes, reads=[] if payload["train"] else [trained.id],
                 lost=partial(item_lost, payload["train"]))
+
+
+def _child_to_run(store: RunStore, config: dict[str, Any], kind: str, find: Callable | None, trained: Run,
+                  item: Item, note: Callable[..., None], writes: list[str]) -> str | None:
+    """A model's attack or behaviour run for an item: a finished identical one (`find`) is noted as done and
+    None returned; otherwise a new run is reserved among the item's writes and its id returned, to run."""
+    from engine.executor import reserve
+
+    found = find(store, config) if find is not None else None
+    if found is not None:
+        note(item, **{f"{kind}_run": found.id, f"{kind}_status": "done"})
+        return None
+    child = reserve(store, config, kind=kind, parent=trained.id)
+    writes.append(child.id)
+    return child.id
 
 
 def item_lost(trains: bool, state: str, reason: str) -> dict[str, Any]:
