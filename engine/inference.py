@@ -93,6 +93,31 @@ def predict_probs(model: torch.nn.Module, method, tokenizer, texts: list[Input],
     return softmax(batched_logits(model, method, tokenizer, texts, max_length, batch_size, mixed_precision=True))
 
 
+class SerializedTokenizer:
+    """A tokenizer shared by threads (two Playground tabs, an attack beside a saliency map): a fast (Rust)
+    tokenizer resets its truncation settings on every call and fails a second caller mid-call with "Already
+    borrowed", so each call through this holds the model's lock. Attributes read through unchanged."""
+
+    def __init__(self, tokenizer, lock: threading.RLock) -> None:
+        self._tokenizer = tokenizer
+        self._lock = lock
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self._tokenizer(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        value = getattr(self._tokenizer, name)
+        if not callable(value):
+            return value
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return locked
+
+
 class LoadedModel:
     """A trained model for inference from several threads: a lock around each forward pass and an LRU
     cache of logits for texts already seen (an attack asks for the same text many times)."""
@@ -101,14 +126,14 @@ class LoadedModel:
                  label_names: list[str] | None = None, run_id: str | None = None, cache_size: int = 50_000,
                  segment_names: tuple[str, str] | None = None) -> None:
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.lock = threading.RLock()
+        self.tokenizer = SerializedTokenizer(tokenizer, self.lock)
         self.method = method
         self.max_length = int(max_length)
         num_labels = int(getattr(getattr(model, "config", None), "num_labels", 0) or 2)
         self.label_names = list(label_names or [str(i) for i in range(num_labels)])
         self.run_id = run_id
         self.segment_names = segment_names   # a sentence-pair model's two segments; None: single sentences
-        self.lock = threading.RLock()
         self._cache: OrderedDict[Input, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()

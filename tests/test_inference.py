@@ -133,3 +133,27 @@ def test_in_batch_match_tuning_logits_depend_on_the_batch_and_are_never_cached(t
     bypass.logits(pair)
     bypass.logits(pair)
     assert not bypass.method.batch_dependent_logits and bypass.stats["cache_hits"] == 2
+
+
+def test_the_shared_tokenizer_waits_for_the_model_lock(tokenizer):
+    """Two threads on one LoadedModel (two Playground tabs): a fast tokenizer fails a second caller mid-call
+    ("Already borrowed"), so a tokenizer call waits while another thread holds the model's lock."""
+    import threading
+
+    model, method = tiny()
+    loaded = LoadedModel(model, tokenizer, method)
+    started, done = threading.Event(), threading.Event()
+
+    def tokenize() -> None:
+        started.set()
+        loaded.tokenizer(["a sentence"], truncation=True, max_length=8)
+        done.set()
+
+    with loaded.lock:
+        worker = threading.Thread(target=tokenize)
+        worker.start()
+        started.wait()
+        assert not done.wait(0.3)          # blocked while this thread holds the lock
+    worker.join(10)
+    assert done.is_set()
+    assert loaded.tokenizer.pad_token_id == tokenizer.pad_token_id
