@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from benchmark_util import count_every_run
 from cli_util import refused
 
 from engine.__main__ import main
@@ -299,6 +300,10 @@ def test_cli_compares_runs(constant, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
     path = tmp_path / "mini.json"
     path.write_text(suite_text(MFT))
+    assert main(["behave", "--runs", f"{target.id},{target.id}", "--suite", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["runs"] == [] and "chance" in out["not_learned"][target.id]      # its stored dev accuracy is at chance
+    count_every_run(monkeypatch)
     assert main(["behave", "--runs", f"{target.id},{target.id}", "--suite", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["runs"] == [target.id]

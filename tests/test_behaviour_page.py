@@ -46,6 +46,7 @@ def test_the_suite_job_stores_behaviour_results_per_model(behaviour_home):
 
 
 def test_page_compares_methods_browses_failures_and_opens_one(behaviour_home, monkeypatch):
+    count_every_run(monkeypatch)   # tiny runs stay near chance; this test reads how the numbers are shown
     home, suite_id = behaviour_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
     at = no_exception(page("behaviour.py").run())
@@ -162,3 +163,16 @@ def test_train_on_failures_queues_a_run_on_the_data_plus_the_failing_cases(behav
     own = ("extra_data", "run_id", "environment", "suite")
     assert {k: v for k, v in new.config.items() if k not in own} == {
         k: v for k, v in store.get(original).config.items() if k not in own}
+
+
+def test_a_run_that_did_not_learn_is_left_out_of_every_number(behaviour_home, monkeypatch):
+    """Tiny runs on 32 examples stay near chance: a model that answers one class would pass every INV test, so the
+    page shows no failure rate for them and says why."""
+    home, suite_id = behaviour_home
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = no_exception(page("behaviour.py").run())
+    at.radio(key="bh-how").set_value("Whole methods of a suite").run()
+    at.multiselect(key="bh-methods").set_value(["vanilla"]).run()
+    no_exception(at)
+    assert any("did not learn" in w.value for w in at.warning)
+    assert set(frame_with(at, "vanilla")["vanilla"]) == {"–"}

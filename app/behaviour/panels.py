@@ -20,7 +20,7 @@ from app.live import poll
 from app.plain_text import markdown_text
 from app.state import get_store
 from engine import jobs
-from engine.behaviour.compare import compare_runs
+from engine.behaviour.compare import compare_runs, not_learned
 from engine.behaviour.editor import editor_suite
 from engine.behaviour.perturb import PERTURBATIONS
 from engine.behaviour.runner import behaviour_config, export_rows, find_cached, read_cases, run_cases
@@ -219,7 +219,13 @@ def _progress(runs: dict, live: bool) -> None:
 def results_panel(chosen: Chosen, results: dict[str, dict]) -> None:
     """The tests with each column's failure rate, and the chart per capability."""
     groups = {r: chosen.groups[r] for r in results}
-    comparison = compare_runs(results, groups)
+    excluded = not_learned(get_store(), list(results))
+    if excluded:
+        st.warning(markdown_text("Left out of every number, because it did not learn (a model that answers one "
+                                 "class changes no prediction, so it would pass every INV test): "
+                                 + "; ".join(f"{run_id} ({why})" for run_id, why in excluded.items()) + "."),
+                   icon=":material/block:")
+    comparison = compare_runs(results, groups, excluded)
     columns = list(dict.fromkeys(groups.values()))
     table = [{"capability": t["capability"], "kind": t["kind"], "test": t["name"], "description": t["description"],
               "cases": t["n_cases"], "counts": "all cases" if t["kind"] == "MFT" else "correct originals only",

@@ -1,7 +1,8 @@
 """Behaviour results side by side: per test and per capability, for each run and, across a method's runs (its
 seeds), as mean ± sample std. A capability's failure rate for one run is the mean of its tests' rates (each test
 weighs the same, however many cases it has); a test with no counted case (INV/DIR whose originals were all
-predicted wrongly) is left out of that mean.
+predicted wrongly) is left out of that mean. A run that did not learn is left out of every number: a model that
+answers one class whatever it reads changes no prediction, so it would pass every INV test.
 """
 from __future__ import annotations
 
@@ -37,10 +38,27 @@ def _by_method(values: dict[str, float | None], methods: dict[str, str]) -> dict
     return out
 
 
-def compare_runs(results: dict[str, dict[str, Any]], methods: dict[str, str]) -> dict[str, Any]:
+def not_learned(store, run_ids: list[str]) -> dict[str, str]:
+    """The runs among `run_ids` known not to have learned (engine.evaluate.learning_status), each with why."""
+    from engine.evaluate import learning_status
+
+    out = {}
+    for run_id in run_ids:
+        status = learning_status(store.get(run_id))
+        if status["learned"] is False:
+            out[run_id] = status["reason"]
+    return out
+
+
+def compare_runs(results: dict[str, dict[str, Any]], methods: dict[str, str],
+                 excluded: dict[str, str] | None = None) -> dict[str, Any]:
     """Tests and capabilities with each run's failure rate and each method's mean ± std over its runs.
-    `results`: run id -> a behaviour run's results (same suite); `methods`: run id -> the method it is grouped in."""
+    `results`: run id -> a behaviour run's results (same suite); `methods`: run id -> the method it is grouped in;
+    `excluded`: run id -> why its numbers are left out (`not_learned`)."""
+    excluded = excluded or {}
     first = next(iter(results.values()), {})
+    results = {run_id: r for run_id, r in results.items() if run_id not in excluded}
+    methods = {run_id: m for run_id, m in methods.items() if run_id not in excluded}
     tests = []
     for test in first.get("tests", []):
         per_run = {run_id: _rates(r).get(test["name"]) for run_id, r in results.items()}
@@ -54,7 +72,7 @@ def compare_runs(results: dict[str, dict[str, Any]], methods: dict[str, str]) ->
         capabilities.append({"capability": capability, "failure_rates": per_run,
                              "by_method": _by_method(per_run, methods)})
     return {"suite": first.get("suite"), "runs": list(results), "methods": methods, "tests": tests,
-            "capabilities": capabilities}
+            "capabilities": capabilities, "not_learned": excluded}
 
 
 def mean_std_text(cell: dict[str, Any]) -> str:

@@ -94,7 +94,7 @@ def _compare(store, configs: list[dict[str, Any]], args: argparse.Namespace) -> 
     import sys
 
     from engine import jobs
-    from engine.behaviour.compare import compare_runs
+    from engine.behaviour.compare import compare_runs, not_learned
     from engine.behaviour.runner import find_cached
 
     results, methods = {}, {}
@@ -114,5 +114,5 @@ def _compare(store, configs: list[dict[str, Any]], args: argparse.Namespace) -> 
                 return 0 if outcome.get("status") == "cancelled" else 1
         results[config["target"]] = run.results
         methods[config["target"]] = store.get(config["target"]).config.get("method", "?")
-    emit(compare_runs(results, methods), args.json)
+    emit(compare_runs(results, methods, not_learned(store, list(results))), args.json)
     return 0
