@@ -279,6 +279,7 @@ def test_job_on_a_constant_model_and_reuse(constant, monkeypatch, tmp_path, caps
     assert main(["behave", target.id, "--suite", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["run_id"] == target.id and out["suite"] == "mini" and not out["cached"]
+    assert out["learned"] is False and "chance" in out["learning"]      # a one-class model: its 0 % INV says little
     tests = {t["name"]: t for t in out["tests"]}
     assert set(tests["mft"]) >= {"name", "capability", "kind", "n_cases", "failure_rate"}
     assert tests["mft"]["failure_rate"] == 0.5          # always positive: the negative half fails

@@ -62,8 +62,11 @@ def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
     return configs
 
 
-def _shape(results: dict[str, Any], target: str, cached: bool) -> dict[str, Any]:
-    return {"run_id": target, "behaviour_run": results.get("run_id"), "suite": results.get("suite"),
+def _shape(results: dict[str, Any], target: str, cached: bool, learning: dict[str, Any]) -> dict[str, Any]:
+    """The printed result; `learned` and `learning` say whether the model learned at all, since a model that answers
+    one class passes every INV test."""
+    return {"run_id": target, "learned": learning["learned"], "learning": learning["reason"],
+            "behaviour_run": results.get("run_id"), "suite": results.get("suite"),
             "status": results.get("status"), "cached": cached, "seed": results.get("seed"),
             "seconds": results.get("seconds"), "tests": [{k: t.get(k) for k in TEST_KEYS}
                                                          for t in results.get("tests", [])],
@@ -72,20 +75,22 @@ def _shape(results: dict[str, Any], target: str, cached: bool) -> dict[str, Any]
 
 def cmd_behave(args: argparse.Namespace) -> int:
     from engine.behaviour.runner import find_cached
+    from engine.evaluate import learning_status
     from engine.runs import RunStore
 
     store = RunStore()
     configs = _checked(args, store)
     if args.runs is None:
         config = configs[0]
+        learning = learning_status(store.get(config["target"]))
         cached = None if args.force else find_cached(store, config)
         if cached is not None:
-            emit(_shape({**cached.results, "run_id": cached.id}, config["target"], True), args.json)
+            emit(_shape({**cached.results, "run_id": cached.id}, config["target"], True, learning), args.json)
             return 0
         run = store.create(config, kind="behaviour", parent=config["target"])
         return run_foreground(store, run, args.json, what="behaviour run",
                               bar=ProgressBar(unit="text", value_format=None),
-                              shape=lambda results: _shape(results, config["target"], False))
+                              shape=lambda results: _shape(results, config["target"], False, learning))
     return _compare(store, configs, args)
 
 
