@@ -133,3 +133,20 @@ def test_batch_attack_on_a_pair_dataset(app, monkeypatch):
     assert list(zip(table["first"], table["second"])) == data.inputs[:4]
     assert set(table["attacked_segment"]) == {"sentence1"}
     assert any("attacked on its sentence1 only" in c.value for c in at.caption)
+
+
+def test_segment_names_from_a_csv_header_are_shown_as_text(pair_run, tmp_path, monkeypatch):
+    """A pair CSV's column names name the boxes and the attack's segments: Markdown in them stays literal."""
+    from engine.runs import read_json, write_json
+
+    home = tmp_path / "runs"
+    _, run = copy_run(pair_run[1], home)
+    write_json(run.dir / "results.json", {**read_json(run.dir / "results.json", {}),
+                                          "segment_names": ["**claim**", "_evidence_"]})
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    labels = [at.text_area(key=k).label for k in ("pg-text", "pg-text-b")]
+    assert [read_as(label) for label in labels] == ["**claim**", "_evidence_"]      # what a reader sees
+    assert labels != ["**claim**", "_evidence_"]                                     # escaped, not bold or italic

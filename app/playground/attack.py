@@ -58,10 +58,11 @@ def segment_picker(names: tuple[str, str] | None, key: str) -> str | None:
     None for a single-sentence model."""
     if names is None:
         return None
-    by_title = {segment_title(name): choice for name, choice in zip(names, SEGMENT_CHOICES)}
-    picked = st.segmented_control("Segment to attack", list(by_title), key=key,
-                                  default=segment_title(names[SEGMENT_CHOICES.index(DEFAULT_SEGMENT)]),
-                                  help=f"The attack edits only this segment; the {names[0]} or {names[1]} it leaves "
+    shown = [markdown_text(segment_title(name)) for name in names]     # a CSV's column names: text, not Markdown
+    by_title = dict(zip(shown, SEGMENT_CHOICES))
+    picked = st.segmented_control("Segment to attack", shown, key=key,
+                                  default=shown[SEGMENT_CHOICES.index(DEFAULT_SEGMENT)],
+                                  help=f"The attack edits only this segment; the {shown[0]} or {shown[1]} it leaves "
                                        "stays exactly as it is.")
     return by_title.get(picked or "", DEFAULT_SEGMENT)
 

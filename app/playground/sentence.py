@@ -77,7 +77,7 @@ def _example_picker(run_id: str) -> None:
     try:
         sets = example_sets(run_id)
     except RunError as err:
-        st.error(str(err))
+        st.error(markdown_text(str(err)))
         return
     adversarial = ", or the adversarial AdvGLUE-SST2 set" if "advglue-sst2" in sets.values() else ""
     source = st.segmented_control("Sentence", [TYPE, *sets], default=TYPE, key="pg-source",
@@ -90,7 +90,7 @@ def _example_picker(run_id: str) -> None:
         texts, labels = _examples(str(runs_home()), run_id, name)
         names = loaded_model(run_id).label_names
     except (DataError, ModelError, RunError) as err:
-        st.error(str(err))
+        st.error(markdown_text(str(err)))
         return
     st.selectbox(f"Example from {source}", range(len(texts)), index=None, key=_example_key(run_id, name),
                  on_change=_use_example, args=(run_id, name, source),
@@ -113,15 +113,16 @@ def _typed(model) -> Input | None:
     st.session_state.setdefault("pg-text", FIRST_PAIR[0])
     st.session_state.setdefault("pg-text-b", FIRST_PAIR[1])
     left, right = st.columns(2)
-    first = left.text_area(segment_title(names[0]), key="pg-text", height=90, max_chars=20_000,
-                           help=f"The first segment of the pair. This model reads {names[0]} and {names[1]} "
+    shown = [markdown_text(name) for name in names]      # a CSV's column names: text, not Markdown
+    first = left.text_area(segment_title(shown[0]), key="pg-text", height=90, max_chars=20_000,
+                           help=f"The first segment of the pair. This model reads {shown[0]} and {shown[1]} "
                                 "together; edit either and press Ctrl+Enter.")
-    second = right.text_area(segment_title(names[1]), key="pg-text-b", height=90, max_chars=20_000,
+    second = right.text_area(segment_title(shown[1]), key="pg-text-b", height=90, max_chars=20_000,
                              help="The second segment of the pair (what an attack edits by default).")
-    empty = [name for name, text in zip(names, (first, second)) if not text.strip()]
+    empty = [name for name, text in zip(shown, (first, second)) if not text.strip()]
     if empty:
         st.info(f"Type the {' and the '.join(empty)}, or pick a pair from a dataset: this model reads "
-                f"{names[0]} and {names[1]} together.", icon=":material/edit:")
+                f"{shown[0]} and {shown[1]} together.", icon=":material/edit:")
         return None
     return first, second
 
