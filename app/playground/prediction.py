@@ -90,7 +90,7 @@ def _prediction(run_id: str, names: list[str], probs: list[float], gold: dict | 
 
 def _saliency_caption(attribution) -> None:
     if attribution.segment_names:
-        first, second = attribution.segment_names
+        first, second = (markdown_text(name) for name in attribution.segment_names)   # a CSV's column names
         st.caption(f"The boxed [SEP] is where the {first} ends and the {second} begins: the model reads both "
                    "in one pass, so a word in either can drive the prediction.")
     if attribution.how == "attention":
