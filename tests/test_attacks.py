@@ -11,7 +11,7 @@ import pytest
 
 from engine.attacks.attacker import Attacker, AttackOutcome, Budget, summarize, summarize_rows
 from engine.attacks.batch import attack_summaries, read_results
-from engine.attacks.diff import diff_summary, diff_tokens
+from engine.attacks.diff import count_changed_words, diff_summary, diff_tokens
 from engine.attacks.recipes import RECIPES, AttackError, Recipe, Requirement, get_recipe, recipe_table
 from engine.attacks.wrapper import FastModelWrapper
 from engine.inference import LoadedModel
@@ -200,6 +200,27 @@ def test_diff_round_trip():
     ops = diff_tokens(a, b)
     assert "".join(o for _, o, _ in ops) == a and "".join(n for _, _, n in ops) == b
     assert diff_summary(a, b).startswith("film -> flim")
+
+
+# (original, perturbed, its one-line summary, words changed): a replacement, an insertion and a deletion each show,
+# with ∅ on the empty side; a change of white space alone is no change of words
+DIFFS = [
+    ("the film is bad", "the movie is bad", "film -> movie", 1),
+    ("the film", "the good film", "∅ -> good", 1),
+    ("the very good film", "the good film", "very -> ∅", 1),
+    ("a b c", "a x c d", "b -> x; ∅ -> d", 2),
+    ("a b c d", "a c", "b -> ∅; d -> ∅", 2),
+    ("a b", "a x y b", "∅ -> x y", 2),
+    ("one two", "three", "one two -> three", 2),
+    ("the  film", "the film", "", 0),
+    ("same words", "same words", "", 0),
+]
+
+
+@pytest.mark.parametrize("a, b, summary, changed", DIFFS, ids=[f"{a!r}->{b!r}" for a, b, _, _ in DIFFS])
+def test_diff_summary_and_changed_words_count_insertions_and_deletions(a, b, summary, changed):
+    assert diff_summary(a, b) == summary
+    assert count_changed_words(a, b) == changed
 
 
 def test_summary_of_stored_rows_and_of_outcomes():

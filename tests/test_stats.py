@@ -204,6 +204,53 @@ def test_non_inferiority_needs_runs_and_spread():
     assert stats.non_inferiority(stats.compare([.80, .81], [.80, .79]), 0.01)[0] == "inconclusive"
 
 
+def judged(low: float, high: float) -> stats.Interval:
+    """A judgeable interval with the given ends (5 runs a side, some spread); the ends are exact binary numbers,
+    so a boundary case is exactly on the boundary, not a rounding away from it."""
+    return stats.Interval((low + high) / 2, low, high, "paired t", 5, 5, 0.25, "")
+
+
+# (low, high, verdict when higher is better, verdict when lower is better): an end exactly at zero is not on the
+# claimed side, so it never supports the claim; touching zero from the other side is "not supported"
+ZERO_EDGES = [
+    (0.0, 1.0, "inconclusive", "not supported"),
+    (-1.0, 0.0, "not supported", "inconclusive"),
+    (-0.0, 0.5, "inconclusive", "not supported"),
+    (2.0 ** -20, 1.0, "supported", "not supported"),
+    (-1.0, -(2.0 ** -20), "not supported", "supported"),
+    (-(2.0 ** -20), 2.0 ** -20, "inconclusive", "inconclusive"),
+]
+
+
+@pytest.mark.parametrize("low, high, higher_better, lower_better", ZERO_EDGES)
+def test_an_interval_that_touches_zero_does_not_support_the_claim(low, high, higher_better, lower_better):
+    iv = judged(low, high)
+    assert stats.verdict(iv)[0] == higher_better
+    assert stats.verdict(iv, higher_is_better=False)[0] == lower_better
+
+
+def test_touching_zero_is_named_in_the_reason():
+    assert stats.verdict(judged(0.0, 1.0)) == ("inconclusive",
+                                               "the interval includes zero: the spread is larger than the gap")
+    assert stats.verdict(judged(-1.0, 0.0))[1] == ("the whole interval is on the other side of zero, or touches it "
+                                                   "from there")
+
+
+# (low, high, non-inferiority verdict at margin 0.5): the worse end exactly at -margin is not "less than margin below"
+MARGIN_EDGES = [
+    (-0.5, 0.5, "inconclusive"),
+    (-0.5 + 2.0 ** -20, 0.5, "supported"),
+    (-1.0, -0.5, "not supported"),
+    (-1.0, -0.5 + 2.0 ** -20, "inconclusive"),
+]
+
+
+@pytest.mark.parametrize("low, high, expected", MARGIN_EDGES)
+def test_non_inferiority_at_exactly_the_margin(low, high, expected):
+    assert stats.non_inferiority(judged(low, high), 0.5)[0] == expected
+    assert stats.non_inferiority(judged(-high, -low), 0.5, higher_is_better=False)[0] == expected
+
+
 # ---------------------------------------------------------------- the bootstrap's resampling scheme
 
 def test_resampling_variance_matches_its_analytic_expectation():

@@ -31,16 +31,18 @@ def diff_chars(old: str, new: str) -> list[tuple[str, str, str]]:
 
 
 def diff_summary(a: str, b: str) -> str:
-    """The changes as one line of text, e.g. `terrible -> terrib1e; movie -> film` (for tables and CSV)."""
+    """The changes as one line of text, e.g. `terrible -> terrib1e; movie -> film` (for tables and CSV); `∅` marks
+    the empty side of an insertion or deletion. A change of white space alone is not a change of words: empty."""
     parts = []
     for op, old, new in diff_tokens(a, b):
-        if op == "equal":
-            continue
         old, new = old.strip(), new.strip()
+        if op == "equal" or not (old or new):
+            continue
         parts.append(f"{old or '∅'} -> {new or '∅'}")
     return "; ".join(parts)
 
 
 def count_changed_words(a: str, b: str) -> int:
-    """How many words the diff of `a` and `b` replaces, deletes or inserts (whitespace changes not counted)."""
-    return sum(1 for op in diff_tokens(a, b) if op[0] != "equal" and (op[1].strip() or op[2].strip()))
+    """How many words the diff of `a` and `b` replaces, deletes or inserts (whitespace changes not counted): each
+    change counts the words on its longer side, so `a b -> a x y b` changes 2 words."""
+    return sum(max(len(old.split()), len(new.split())) for op, old, new in diff_tokens(a, b) if op != "equal")
