@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from engine.paths import runs_home
+from engine.run_swap import recover_leftovers
 from engine.user_text import quoted
 
 ACTIVE = ("queued", "running")
@@ -209,6 +210,7 @@ class RunStore:
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home) if home else runs_home()
         self.home.mkdir(parents=True, exist_ok=True)
+        recover_leftovers(self.home)   # what a killed archive receive or run swap left behind
         with closing(self._db()) as db, db:
             db.execute(SCHEMA)
 
