@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
 from archive_util import HOSTILE, build, good_run, snapshot
 
+from engine.__main__ import main
 from engine.executor import Work
 from engine.ray_executor import Event, _bring_in
 from engine.run_archive import ArchiveError, ArchiveLimits, extract, pack, receive
 from engine.run_swap import host_tag, leftover_name
-from engine.runs import Run, RunStore
+from engine.runs import Run, RunError, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,3 +278,81 @@ def test_a_replaced_run_is_not_put_back_over_its_replacement(world, tmp_path):
     (aside / "results.json").write_text('{"marker": "older"}')
     RunStore(store.home)
     assert not aside.exists() and store.get(run.id).results["marker"] == "old"
+
+
+# ---------------------------------------------------------------- exports
+
+def test_an_export_holds_only_the_run_s_regular_files(world, tmp_path):
+    store, run, victim = world
+    (run.dir / "model").mkdir()
+    (run.dir / "model" / "model.safetensors").write_bytes(b"weights")
+    (run.dir / "model" / "model.safetensors.tmp").write_bytes(b"half")
+    (run.dir / ".status.json.7.tmp").write_text("{}")
+    (run.dir / "x").symlink_to("../index.sqlite")
+    (run.dir / "other").symlink_to(f"../{victim.id}")
+    os.link(victim.dir / "results.json", run.dir / "hard.json")
+    os.mkfifo(run.dir / "pipe")
+    out = store.export_zip(run.id, tmp_path / "out" / "r.zip")
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == sorted(f"{run.id}/{n}" for n in (
+            "config.json", "status.json", "results.json", "log.txt", "model/model.safetensors"))
+        assert zf.read(f"{run.id}/model/model.safetensors") == b"weights"
+    assert os.listdir(tmp_path / "out") == ["r.zip"]
+
+
+def test_an_export_keeps_a_file_dated_1970(world, tmp_path):
+    store, run, _ = world
+    os.utime(run.dir / "results.json", (0, 0))
+    os.utime(run.dir / "log.txt", (-10 ** 12, -10 ** 12))
+    with zipfile.ZipFile(store.export_zip(run.id, tmp_path / "r.zip")) as zf:
+        entry = zf.getinfo(f"{run.id}/results.json")
+        assert entry.date_time == (1980, 1, 1, 0, 0, 0)
+        assert json.loads(zf.read(entry))["marker"] == "old"
+        assert zf.getinfo(f"{run.id}/log.txt").date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_export_out_a_folder_puts_the_zip_inside(world, tmp_path, monkeypatch, capsys):
+    store, run, _ = world
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    assert main(["runs", "export", run.id, "--out", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["zip"] == str(folder / f"{run.id}.zip")
+    assert os.listdir(folder) == [f"{run.id}.zip"]
+    (folder / f"{run.id}.zip").unlink()
+    (folder / f"{run.id}.zip").mkdir()   # the name inside is taken by a folder: refused in one line
+    assert main(["runs", "export", run.id, "--out", str(folder)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: cannot write the zip at '{folder / run.id}.zip': a folder of that name is there"]
+    assert os.listdir(folder) == [f"{run.id}.zip"]
+
+
+def test_a_failed_export_leaves_nothing_behind(world, tmp_path):
+    """The zip outgrows the file-size limit halfway: a one-line error, and no zip or .tmp is left."""
+    store, run, _ = world
+    (run.dir / "model").mkdir()
+    (run.dir / "model" / "model.safetensors").write_bytes(os.urandom(2 * 1024 * 1024))
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
+
+    code = ("import sys; from engine.runs import RunStore, RunError\n"
+            "try: RunStore(sys.argv[1]).export_zip(sys.argv[2], sys.argv[3])\n"
+            "except RunError as err: print(err); sys.exit(2)")
+    done = subprocess.run([sys.executable, "-c", code, str(store.home), run.id, str(out / "r.zip")], cwd=ROOT,
+                          capture_output=True, text=True, preexec_fn=small_files, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.strip() == f"cannot write the zip at '{out / 'r.zip'}': File too large"
+    assert os.listdir(out) == []
+
+
+def test_exporting_a_run_folder_that_is_a_link_is_refused(world, tmp_path):
+    store, run, victim = world
+    linked = store.home / "20261207-000000-vanilla-abcd"
+    linked.symlink_to(victim.dir.name)
+    with pytest.raises(RunError, match="not a folder of its own"):
+        store.export_zip(linked.name, tmp_path / "r.zip")
+    assert not (tmp_path / "r.zip").exists()
