@@ -92,7 +92,7 @@ def unpack(archive: Path, into: Path, run_ids: Iterable[str], limits: ArchiveLim
         if made:
             shutil.rmtree(into, ignore_errors=True)
         what = str(err) if isinstance(err, ArchiveError) else \
-            f"cannot read the run archive {quoted(str(archive), 240)}: {_reason(err)}"
+            f"cannot unpack the run archive {quoted(str(archive), 240)}: {_reason(err)}"
         raise ArchiveError(f"{what}; nothing was unpacked") from err
     return [m.name for m in members if m.isreg()]
 

@@ -125,9 +125,11 @@ HOSTILE: dict[str, tuple[Callable[[Path, str, str, Path], Path], str, dict]] = {
     "too_deep": (lambda d, r, v, o: build(d / "a.tar", lambda t: add(t, f"{r}/" + "/".join("d" * 16), b"x")),
                  "deeper than 16 folders", {}),
     "not_a_tar": (lambda d, r, v, o: (d / "a.tar").write_bytes(os.urandom(5000)) and d / "a.tar",
-                  "cannot read the run archive", {}),
+                  "cannot unpack the run archive", {}),
     "truncated": (lambda d, r, v, o: truncated(build(d / "a.tar", lambda t: good_run(t, r))),
-                  "cannot read the run archive", {}),
+                  "cannot unpack the run archive", {}),
+    "name_too_long": (lambda d, r, v, o: build(d / "a.tar", lambda t: (good_run(t, r), add(t, f"{r}/{'n' * 300}"))),
+                      "File name too long", {}),   # passes every check, fails while writing: the folder goes
 }
 
 
