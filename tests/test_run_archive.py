@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -279,6 +280,17 @@ def test_a_replaced_run_is_not_put_back_over_its_replacement(world, tmp_path):
     RunStore(store.home)
     assert not aside.exists() and store.get(run.id).results["marker"] == "old"
 
+
+
+def test_leftovers_of_the_version_before_owners_are_removed_after_a_day(world):
+    """`.incoming-*`/`.archive-*.tar` as mkdtemp named them (no owner to ask): removed once a day old."""
+    store, run, _ = world
+    old, recent = store.home / ".incoming-k2j4_x9a", store.home / ".archive-q8w1z0p3.tar"
+    old.mkdir()
+    recent.write_bytes(b"tar")
+    os.utime(old, (0, time.time() - 2 * 24 * 3600))
+    RunStore(store.home)
+    assert leftovers(store.home) == [recent.name] and store.get(run.id).results["marker"] == "old"
 
 # ---------------------------------------------------------------- exports
 
