@@ -211,6 +211,8 @@ def _bring_in(store: RunStore, event: Event) -> str | None:
         receive(store, event.archive, event.work.writes)
     except ArchiveError as err:
         return f"its runs came back in an archive that was refused: {err}"
+    except OSError as err:   # the store's own disk (full, read-only): this item fails, the job goes on
+        return f"its runs could not be put into the store: {err.strerror or err}"
     finally:
         event.archive.unlink(missing_ok=True)
     return None
