@@ -10,27 +10,38 @@ has no `filter` argument at all. The rules:
   deeper than `max_depth`, and its first part one of the run ids the caller expects (plain run-id names);
 - no name twice, and no file where another member needs a folder;
 - caps on the bytes, the number of members and the compression ratio, checked on each header before its data
-  is read, so a bomb is refused after reading about as much as the cap allows.
+  is read, and on the tar stream itself (no header over 4 MiB, no stream longer than the caps allow), so a bomb
+  is refused after reading about as much as the caps allow, in data or in headers.
 
 Every header is checked before anything is written; the files then go into a folder this module creates (it must
 not exist yet), one `openat` at a time with O_NOFOLLOW and O_EXCL, never through a path the archive chose.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import re
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from lzma import LZMAError
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.user_text import quoted
 
 # A run id as `RunStore.create` makes them (`20261207-225500-vanilla-1a2b`): a plain name, never `.`/`..`.
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
-COPY_BYTES = 1024 * 1024
 MiB = 1024 * 1024
+COPY_BYTES = MiB
+HEADER_READ_BYTES = 4 * MiB      # the most read at once: a file's data is read in COPY_BYTES, a header is 512 bytes
+HEADER_OVERHEAD_BYTES = 4096     # a member's header blocks, pax record and padding, as the stream cap counts them
+COMPRESSED: tuple[tuple[bytes, Callable[[BinaryIO], BinaryIO]], ...] = (
+    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f, mode="rb")), (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile))
 
 
 class ArchiveError(ValueError):
@@ -84,18 +95,63 @@ def unpack(archive: Path, into: Path, run_ids: Iterable[str], limits: ArchiveLim
     made = False
     try:
         size = os.stat(archive).st_size
-        with tarfile.open(archive, "r") as tar:
+        with _bounded_stream(archive, size, limits) as stream, tarfile.open(fileobj=stream, mode="r:") as tar:
             members = _checked_members(tar, expected, size, limits)
             os.mkdir(into, 0o755)
             made = True
             _write(tar, members, into, limits)
-    except (ArchiveError, tarfile.TarError, EOFError, OSError) as err:   # zlib, lzma, bz2 raise OSError/EOFError
+    except (ArchiveError, tarfile.TarError, EOFError, OSError, LZMAError) as err:   # zlib and bz2: OSError
         if made:
             shutil.rmtree(into, ignore_errors=True)
         what = str(err) if isinstance(err, ArchiveError) else \
             f"cannot unpack the run archive {quoted(str(archive), 240)}: {_reason(err)}"
         raise ArchiveError(f"{what}; nothing was unpacked") from err
     return [m.name for m in members if m.isreg()]
+
+
+class _Bounded:
+    """The tar stream (decompressed where the archive is compressed), refusing to go further than an archive
+    within the caps can: tarfile reads a pax or GNU long-name header whole, in memory, before any member is
+    returned, so a header declaring gigabytes must be stopped here, not after."""
+
+    def __init__(self, raw: BinaryIO, inner: BinaryIO, stop: int) -> None:
+        self.raw, self.inner, self.stop = raw, inner, stop
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > HEADER_READ_BYTES:
+            raise ArchiveError(f"the run archive has a header of {size:,} bytes, more than {HEADER_READ_BYTES:,}")
+        if self.inner.tell() + size > self.stop:
+            raise ArchiveError(f"the run archive goes on past {self.stop:,} bytes, more than its caps allow")
+        return self.inner.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self.inner.seek(offset, whence)
+        if position > self.stop:
+            raise ArchiveError(f"the run archive goes on past {self.stop:,} bytes, more than its caps allow")
+        return position
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def __enter__(self) -> _Bounded:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.inner is not self.raw:
+            self.inner.close()
+        self.raw.close()
+
+
+def _bounded_stream(archive: Path, size: int, limits: ArchiveLimits) -> _Bounded:
+    """The archive's tar stream, decompressed by its magic bytes (gzip, bzip2, xz) or as it is, bounded by what
+    the caps allow: the files' bytes plus a few KiB of headers per member."""
+    raw = open(archive, "rb")   # noqa: SIM115 (closed by _Bounded)
+    magic = raw.read(6)
+    raw.seek(0)
+    opener = next((opener for prefix, opener in COMPRESSED if magic.startswith(prefix)), None)
+    inner = opener(raw) if opener else raw
+    content = min(limits.max_bytes, max(limits.max_ratio * size, limits.ratio_floor))
+    return _Bounded(raw, inner, int(content) + limits.max_members * HEADER_OVERHEAD_BYTES + HEADER_READ_BYTES)
 
 
 def _reason(err: BaseException) -> str:

@@ -17,9 +17,12 @@ MiB = 1024 * 1024
 
 
 def add(tar: tarfile.TarFile, name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "",
-        size: int | None = None) -> None:
-    """One member as written, whatever its type or name (tarfile checks nothing when writing)."""
+        size: int | None = None, pax: int = 0) -> None:
+    """One member as written, whatever its type or name (tarfile checks nothing when writing); `pax` bytes of
+    comment in its pax header."""
     member = tarfile.TarInfo(name)
+    if pax:
+        member.pax_headers = {"comment": "c" * pax}
     member.type, member.linkname, member.mode, member.mtime = kind, link, 0o644, 1_700_000_000
     if kind == tarfile.DIRTYPE:
         member.mode = 0o777
@@ -65,14 +68,15 @@ def cve_2025_4517(tar: tarfile.TarFile, run_id: str, destination: Path) -> None:
     add(tar, f"{run_id}/escape/newfile", b"new")
 
 
-def gzip_bomb(path: Path, run_id: str, declared: int = 1024 * MiB) -> Path:
-    """About 1 MiB of gzip whose tar declares (and really holds) `declared` bytes of zeros: gzip members, each
-    1 MiB of zeros, concatenated (a gzip reader reads them as one stream), so it is built in no time."""
+def gzip_bomb(path: Path, run_id: str, declared: int = 1024 * MiB, kind: bytes = tarfile.REGTYPE) -> Path:
+    """About 1 MiB of gzip whose tar declares (and really holds) `declared` bytes of zeros, as a file's data or (with
+    kind XHDTYPE) as a pax header, which tarfile reads whole into memory: gzip members, each 1 MiB of zeros,
+    concatenated (a gzip reader reads them as one stream), so it is built in no time."""
     header = tarfile.TarInfo(f"{run_id}/model/model.safetensors")
-    header.size, header.mtime = declared, 1_700_000_000
+    header.size, header.mtime, header.type = declared, 1_700_000_000, kind
     zeros = gzip.compress(b"\0" * MiB, compresslevel=9)
     with open(path, "wb") as out:
-        out.write(gzip.compress(header.tobuf(tarfile.PAX_FORMAT)))
+        out.write(gzip.compress(header.tobuf(tarfile.USTAR_FORMAT)))
         for _ in range(declared // MiB):
             out.write(zeros)
         out.write(gzip.compress(b"\0" * (2 * tarfile.BLOCKSIZE)))
@@ -116,6 +120,11 @@ HOSTILE: dict[str, tuple[Callable[[Path, str, str, Path], Path], str, dict]] = {
     "cve_2025_4517": (lambda d, r, v, o: build(d / "a.tar", lambda t: cve_2025_4517(t, r, o.parent / "runs")),
                       "a symbolic link '{r}/a'", {}),
     "gzip_bomb": (lambda d, r, v, o: gzip_bomb(d / "a.tar.gz", r), "more than 20 times its size", {}),
+    "pax_header_bomb": (lambda d, r, v, o: gzip_bomb(d / "a.tar.gz", r, kind=tarfile.XHDTYPE),
+                        "a header of 1,073,741,824 bytes", {}),
+    "headers_past_caps": (lambda d, r, v, o: build(d / "a.tar", lambda t: [add(t, f"{r}/f{i}", b"x", pax=3 * MiB)
+                                                                           for i in range(2)]),
+                          "goes on past", {"max_members": 2, "max_bytes": 10}),
     "over_byte_cap": (lambda d, r, v, o: build(d / "a.tar", lambda t: (add(t, f"{r}/a", os.urandom(600)),
                                                                         add(t, f"{r}/b", os.urandom(600)))),
                       "more than 1,000 bytes (at '{r}/b')", {"max_bytes": 1000}),
