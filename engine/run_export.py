@@ -49,6 +49,9 @@ def export_run(run_dir: Path, out: Path | str) -> Path:
     out = zip_destination(out, run_id)
     if out.is_dir():
         raise RunError(f"cannot write the zip at {quoted(str(out), PATH_CHARS)}: a folder of that name is there")
+    if (blocker := next((p for p in out.parents if p.exists()), None)) is not None and not blocker.is_dir():
+        raise RunError(f"cannot write the zip at {quoted(str(out), PATH_CHARS)}: {quoted(str(blocker), PATH_CHARS)} "
+                       "is a file, not a folder")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,5 +69,13 @@ def export_run(run_dir: Path, out: Path | str) -> Path:
     except OSError as err:
         raise RunError(f"cannot write the zip at {quoted(str(out), PATH_CHARS)}: {err.strerror or err}") from err
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
     return out
+
+
+def _remove(path: Path) -> None:
+    """Remove a file if it is there (a path under a file, which makes unlink fail, has nothing to remove)."""
+    try:
+        path.unlink()
+    except OSError:
+        pass

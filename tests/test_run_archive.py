@@ -337,6 +337,12 @@ def test_export_out_a_folder_puts_the_zip_inside(world, tmp_path, monkeypatch, c
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: cannot write the zip at '{folder / run.id}.zip': a folder of that name is there"]
     assert os.listdir(folder) == [f"{run.id}.zip"]
+    (tmp_path / "a-file").write_text("x")   # a path under a file: refused in one line, the file untouched
+    assert main(["runs", "export", run.id, "--out", str(tmp_path / "a-file" / "r.zip")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: cannot write the zip at '{tmp_path / 'a-file' / 'r.zip'}': '{tmp_path / 'a-file'}' is a file, "
+        "not a folder"]
+    assert (tmp_path / "a-file").read_text() == "x"
 
 
 def test_a_failed_export_leaves_nothing_behind(world, tmp_path):
