@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.executor import ExecutorError, ExecutorSpec, Item, Progress, Work
-from engine.run_archive import chunks, pack, pack_bytes, receive
+from engine.run_archive import ArchiveError, chunks, new_archive_file, pack, pack_bytes, receive
 from engine.runs import ACTIVE, NODE_INDEX_VARIABLE, Run, RunStore
 
 POLL_SECONDS = 0.5
@@ -55,10 +55,9 @@ def item_task(work: Work, inputs: bytes | None, shared_home: str | None, cpus: i
             finally:
                 os.environ.pop(NODE_INDEX_VARIABLE, None)
             return
-        local.mkdir()
         archive = Path(tmp) / "in.tar"
         archive.write_bytes(inputs or b"")
-        extract(archive, local)
+        extract(archive, local, [*work.reads, *work.writes])
         yield work.function(RunStore(local), work.payload, lambda: False, _quiet, _quiet)
         yield from chunks(pack(local, work.writes, Path(tmp) / "out.tar"))
 
@@ -136,18 +135,13 @@ class RayExecutor:
                 note(event.item, **event.fields)
                 continue
             pending -= 1
-            if event.kind == "finished":
-                if event.archive is not None:
-                    receive(store, event.archive, event.work.writes)
-                    event.archive.unlink()
-                else:
-                    for run_id in event.work.writes:
-                        store.sync(run_id)
+            refused = _bring_in(store, event) if event.kind == "finished" else None
+            if event.kind == "finished" and refused is None:
                 note(event.item, state="finished")
                 finished(event.item, event.fields)
             else:
-                state = "cancelled" if self.stopping else "failed"
-                reason = event.fields["reason"]
+                state = "cancelled" if self.stopping and refused is None else "failed"
+                reason = refused or event.fields["reason"]
                 _close_runs(store, event.work.writes, state, reason)
                 note(event.item, state=state, error=reason)
                 finished(event.item, event.work.lost(state, reason))
@@ -179,11 +173,14 @@ class RayExecutor:
                 fields = self.ray.get(next(task))
                 archive = None
                 if shared is None:
-                    handle, name = tempfile.mkstemp(prefix=".archive-", suffix=".tar", dir=store.home)
-                    with os.fdopen(handle, "wb") as out:
-                        for ref in task:
-                            out.write(self.ray.get(ref))
-                    archive = Path(name)
+                    handle, archive = new_archive_file(store.home)
+                    try:
+                        with os.fdopen(handle, "wb") as out:
+                            for ref in task:
+                                out.write(self.ray.get(ref))
+                    except BaseException:   # lost mid-stream: no half archive stays in the store
+                        archive.unlink(missing_ok=True)
+                        raise
                 events.put(Event(item, work, "finished", fields, archive))
                 return
             except exceptions.RayTaskError as err:   # the item's own code raised: no second try would help
@@ -201,6 +198,24 @@ class RayExecutor:
                 time.sleep(1.0)
             finally:
                 self.running.pop(item.index, None)
+
+
+def _bring_in(store: RunStore, event: Event) -> str | None:
+    """Bring a finished item's runs into the store: unpack its archive, or re-index what it wrote in place. Why
+    its archive was refused (the runs stay as they were), or None."""
+    if event.archive is None:
+        for run_id in event.work.writes:
+            store.sync(run_id)
+        return None
+    try:
+        receive(store, event.archive, event.work.writes)
+    except ArchiveError as err:
+        return f"its runs came back in an archive that was refused: {err}"
+    except OSError as err:   # the store's own disk (full, read-only): this item fails, the job goes on
+        return f"its runs could not be put into the store: {err.strerror or err}"
+    finally:
+        event.archive.unlink(missing_ok=True)
+    return None
 
 
 def _close_runs(store: RunStore, run_ids: list[str], state: str, reason: str) -> None:

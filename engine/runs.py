@@ -21,7 +21,6 @@ import shutil
 import socket
 import sqlite3
 import time
-import zipfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine.paths import runs_home
+from engine.run_swap import recover_leftovers
 from engine.user_text import quoted
 
 ACTIVE = ("queued", "running")
@@ -209,6 +209,7 @@ class RunStore:
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home) if home else runs_home()
         self.home.mkdir(parents=True, exist_ok=True)
+        recover_leftovers(self.home)   # what a killed archive receive or run swap left behind
         with closing(self._db()) as db, db:
             db.execute(SCHEMA)
 
@@ -321,14 +322,8 @@ class RunStore:
             db.execute("delete from runs where id=?", (run_id,))
 
     def export_zip(self, run_id: str, out: Path | str) -> Path:
-        """The whole run folder (config, metrics, artifacts, model) as one zip."""
-        run = self.get(run_id)
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(run.dir.rglob("*")):
-                if path.is_file() and not path.name.startswith("."):
-                    zf.write(path, Path(run.id) / path.relative_to(run.dir))
-        os.replace(tmp, out)
-        return out
+        """The whole run folder (config, metrics, artifacts, model) as one zip at `out`, or inside `out` when it
+        is a folder: regular files only, never through a link, no temporary files (`engine.run_export`)."""
+        from engine.run_export import export_run
+
+        return export_run(self.get(run_id).dir, out)
