@@ -165,9 +165,10 @@ class RayExecutor:
 
         shared = str(store.home) if self.spec.shared_home else None
         for attempt in (1, 2):
-            task = self.task.options(**self.resources(), max_retries=0).remote(work, inputs, shared, self.spec.cpus)
-            self.running[item.index] = task
             try:
+                task = self.task.options(**self.resources(), max_retries=0).remote(work, inputs, shared,
+                                                                                    self.spec.cpus)
+                self.running[item.index] = task
                 node = self.ray.get(next(task))
                 events.put(Event(item, work, "note", {"state": "running", "node": node}))
                 fields = self.ray.get(next(task))
@@ -196,6 +197,10 @@ class RayExecutor:
                 events.put(Event(item, work, "note", {"state": "retrying", "retried": True,
                                                       "node": None, "lost": type(err).__name__}))
                 time.sleep(1.0)
+            except Exception as err:   # a fault of this process (its disk, a bug): the item fails, the job goes on
+                events.put(Event(item, work, "lost", {"reason": f"following the task failed: {type(err).__name__}: "
+                                                                f"{err}"}))
+                return
             finally:
                 self.running.pop(item.index, None)
 
