@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from engine.heavy_imports import serialised
 from engine.user_text import is_invisible, quoted
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def _first_words(text: str, limit: int) -> str:
     return line[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
+@serialised
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
@@ -143,6 +145,7 @@ def tiny_config(num_labels: int) -> BertConfig:
                       intermediate_size=64, max_position_embeddings=512, num_labels=num_labels)
 
 
+@serialised
 def build_classifier(name: str, num_labels: int, seed: int = 0) -> torch.nn.Module:
     """A pretrained encoder with a new classifier head sized for the dataset (seeded)."""
     from transformers import AutoModelForSequenceClassification
@@ -168,6 +171,7 @@ def save_trained(model: torch.nn.Module, tokenizer, hf_config, folder: Path) -> 
     tokenizer.save_pretrained(folder)
 
 
+@serialised
 def load_trained(run_dir: Path, device: torch.device | str = "cpu"):
     """Rebuild a run's model (base encoder + its method's changes) and load its safetensors weights.
 

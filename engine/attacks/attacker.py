@@ -23,6 +23,7 @@ from engine.attacks.segments import (
 )
 from engine.attacks.wrapper import FastModelWrapper
 from engine.data import Input
+from engine.heavy_imports import IMPORT_LOCK
 from engine.inference import Cancelled, LoadedModel
 
 DEFAULT_MAX_QUERIES = 2000
@@ -147,7 +148,8 @@ class Attacker:
         self.should_stop = should_stop or (lambda: False)
         self.on_progress = on_progress
         self.wrapper = FastModelWrapper(loaded, self.should_stop)
-        self.attack = self.recipe.build(self.wrapper)
+        with IMPORT_LOCK:   # a recipe's first build loads TextAttack, NLTK corpora, word lists
+            self.attack = self.recipe.build(self.wrapper)
         _apply_budget(self.attack, budget, self.segment)
         if self.segment is not None:
             keep_other_segment_fixed(self.attack, loaded.segment_names, self.segment)

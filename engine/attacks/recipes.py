@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from engine.attacks.wrapper import FastModelWrapper, import_textattack
+from engine.heavy_imports import textattack_recipe
 from engine.inference import LoadedModel
 from engine.models import word_embeddings
 from engine.user_text import quoted
@@ -114,7 +115,7 @@ def _stock(module: str, cls: str) -> Callable[[FastModelWrapper], Any]:
     """Build one of TextAttack's own recipes, unchanged."""
     def build(wrapper: FastModelWrapper) -> Any:
         import_textattack()
-        return getattr(importlib.import_module(f"textattack.attack_recipes.{module}"), cls).build(wrapper)
+        return getattr(textattack_recipe(module), cls).build(wrapper)
     return build
 
 

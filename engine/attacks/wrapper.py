@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from engine.data import Input
+from engine.heavy_imports import textattack_module
 from engine.inference import Cancelled, LoadedModel
 from engine.paths import use_project_nltk_data
 
@@ -54,9 +55,8 @@ class FastModelWrapper:
 
 
 def import_textattack():
-    """Import TextAttack (slow, once) and make our wrapper one of its model wrappers."""
-    import textattack
-    from textattack.models.wrappers import ModelWrapper
-
-    ModelWrapper.register(FastModelWrapper)
+    """Import TextAttack (slow, once, under `engine.heavy_imports`' lock) and make our wrapper one of its model
+    wrappers."""
+    textattack = textattack_module()
+    textattack.models.wrappers.ModelWrapper.register(FastModelWrapper)
     return textattack
