@@ -157,8 +157,8 @@ class Run:
 
     def log_text(self) -> str:
         try:
-            return (self.dir / "log.txt").read_text(encoding="utf-8")
-        except FileNotFoundError:
+            return (self.dir / "log.txt").read_bytes().decode("utf-8", errors="replace")
+        except OSError:
             return ""
 
     def append_metrics(self, rows: list[dict]) -> None:

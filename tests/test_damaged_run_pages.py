@@ -1,0 +1,52 @@
+"""The pages with a damaged run in the store (beside a good one): the Runs page lists it as damaged with its reason
+and shows its details without curves; Home and the Playground draw, and the Playground never offers it."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from apptest_util import no_exception, page, read_as, texts
+
+from engine.runs import RunStore
+
+
+@pytest.fixture(scope="module")
+def damaged_store(tiny_run, tmp_path_factory) -> tuple[Path, str, str]:
+    """Copies of the tiny run (which must stay as it is): one good, one whose status.json holds a list and whose
+    metrics are binary. The store indexes both folders by itself: nothing else records them."""
+    home = tmp_path_factory.mktemp("damaged") / "runs"
+    source = tiny_run[1].dir
+    good, damaged = home / source.name, home / f"{source.name[:-4]}dmgd"
+    shutil.copytree(source, good)
+    shutil.copytree(source, damaged)
+    (damaged / "status.json").write_text("[]")
+    (damaged / "metrics.jsonl").write_bytes(bytes(range(128, 256)) + b"\n")
+    rows = {row["id"]: row for row in RunStore(home).list()}
+    assert rows[damaged.name]["status"] == "damaged" and rows[good.name]["status"] == "done"
+    return home, good.name, damaged.name
+
+
+def test_the_runs_page_lists_and_shows_a_damaged_run(damaged_store, monkeypatch):
+    home, good, damaged = damaged_store
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = page("runs.py")
+    at.query_params["run"] = damaged
+    no_exception(at.run())
+    table = at.dataframe[0].value
+    status = dict(zip(table["id"], table["status"]))
+    assert status[good] == "done"
+    assert status[damaged].startswith("damaged: status.json holds a list") and "metrics.jsonl" in status[damaged]
+    errors = [read_as(e) for e in texts(at, "error")]
+    assert any("Damaged: status.json holds a list" in e for e in errors), errors
+    assert not at.get("plotly_chart")          # no curves drawn from files that cannot be trusted
+    assert at.button(key="runs-delete") and at.get("download_button")
+
+
+def test_home_and_playground_draw_beside_a_damaged_run(damaged_store, monkeypatch):
+    home, good, damaged = damaged_store
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    no_exception(page("home.py").run())
+    at = no_exception(page("playground.py").run())
+    model = at.selectbox(key="pg-run-a")
+    assert model.value == good and damaged not in model.options and model.options == [model.format_func(good)]
