@@ -53,8 +53,12 @@ class RunError(ValueError):
 
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk leaves no half-written temporary file behind
+        raise
 
 
 def read_json(path: Path, default: Any = None, expect: type | None = None) -> Any:

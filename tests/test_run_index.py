@@ -90,11 +90,10 @@ def test_a_garbage_index_is_moved_aside_and_rebuilt(two_runs, run_home):
     garbage = b"this is no database\x00\xff" * 200
     (run_home / "index.sqlite").write_bytes(garbage)
     fresh = RunStore(run_home)
-    assert_both_listed(listed(fresh), first, second)
-    aside = list(run_home.glob("index.sqlite.damaged-*"))
+    aside = list(run_home.glob("index.sqlite.damaged-*"))     # opening the store repaired it, before any use
     assert len(aside) == 1 and aside[0].read_bytes() == garbage   # kept, byte for byte
-    assert indexed_ids(run_home) == {first.id, second.id}
-    assert fresh.index.moved_aside == aside[0]
+    assert fresh.index.moved_aside == aside[0] and indexed_ids(run_home) == {first.id, second.id}
+    assert_both_listed(listed(fresh), first, second)
 
 
 def test_an_index_turned_to_garbage_under_an_open_store_is_repaired(two_runs, run_home):
