@@ -174,6 +174,10 @@ def test_a_really_full_disk_still_lists_runs(tmp_path):
     try:
         store = RunStore(home)
         first, second = finished_run(store, "vanilla", 0.75), finished_run(store, "rose", 0.8)
+        dead = store.create({"method": "vanilla"})
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        dead.set_status("running", pid=gone.pid)
         fill(home)
         assert os.statvfs(home).f_bavail == 0
         env = {**os.environ, "ROBUSTLAB_HOME": str(home)}
@@ -181,7 +185,10 @@ def test_a_really_full_disk_still_lists_runs(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         rows = {r["id"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])}
-        assert set(rows) == {first.id, second.id} and rows[first.id]["status"] == "done"
+        assert set(rows) == {first.id, second.id, dead.id} and rows[first.id]["status"] == "done"
+        assert rows[dead.id]["status"] == "failed"
+        opened = RunStore(home).get(dead.id)     # recording it as failed needs a write: it fails, quietly
+        assert opened.status["status"] == "running" and not list(dead.dir.glob(".*.tmp"))
     finally:
         subprocess.run(["umount", str(home)], capture_output=True, timeout=30)
 
