@@ -106,13 +106,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _field_problems(config: dict, status: dict, results: dict) -> list[str]:
-    """Fields every reader relies on, with the wrong type."""
+def status_problems(status: dict) -> list[str]:
+    """The fields of a status that deciding whether its worker is alive reads, with the wrong type: with any, a
+    "running" status cannot be believed (and its pid must not be signalled)."""
     problems = []
-    if "kind" in config and not isinstance(config["kind"], str):
-        problems.append(f"config.json's kind is {type_name(config['kind'])}, not a string")
     if status and not isinstance(status.get("status"), str):
         problems.append(f"status.json's status is {type_name(status.get('status'))}, not a string")
+    for key in ("created", "finished", "pid"):
+        if status.get(key) is not None and not _is_number(status[key]):
+            problems.append(f"status.json's {key} is {type_name(status[key])}, not a number")
+    return problems
+
+
+def _field_problems(config: dict, status: dict, results: dict) -> list[str]:
+    """Fields every reader relies on, with the wrong type."""
+    problems = status_problems(status)
+    if "kind" in config and not isinstance(config["kind"], str):
+        problems.append(f"config.json's kind is {type_name(config['kind'])}, not a string")
     for key in ("dev_accuracy", "advglue_sst2_accuracy"):
         if results.get(key) is not None and not _is_number(results[key]):
             problems.append(f"results.json's {key} is {type_name(results[key])}, not a number")

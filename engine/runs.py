@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine.paths import runs_home
-from engine.run_files import FolderFacts, inspect_folder, load_json, load_jsonl
+from engine.run_files import FolderFacts, inspect_folder, load_json, load_jsonl, status_problems
 from engine.run_index import RunIndex, row_of, rows_from_folders
 from engine.user_text import quoted
 
@@ -292,15 +292,17 @@ class RunStore:
         ids = [row["id"] for row, _ in rows_from_folders(self.home)] if indexed is None else \
             [row["id"] for row in indexed if _plain_id(row["id"])]
         active = [run_id for run_id in ids
-                  if (facts := inspect_folder(self.home / run_id)) and facts.status.get("status") in ACTIVE]
+                  if (facts := inspect_folder(self.home / run_id)) and not facts.damage
+                  and facts.status.get("status") in ACTIVE]
         return [run_id for run_id in active if self._reconcile_one(Run(self.home / run_id))]
 
     def _reconcile_one(self, run: Run) -> bool:
         if not run.dir.exists():
             self.index.delete(run.id)
             return True
-        status = run.status
-        reason = stale_reason(status)
+        if run.damage:
+            return False   # nothing is written into a run whose files cannot be trusted; `list` says it is damaged
+        reason = stale_reason(run.status)
         if reason is None:
             return False
         final = finished_status(run)
@@ -319,7 +321,8 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
-        if run.status.get("status") in ACTIVE:
+        status = run.status   # a status with a garbage pid or time says nothing about a worker: it does not block
+        if status.get("status") in ACTIVE and not status_problems(status):
             raise RunError(f"run {run_id} is {run.status['status']}; cancel it first "
                            f"(`python -m engine cancel {run_id}`), then delete it")
         try:
