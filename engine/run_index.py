@@ -78,6 +78,17 @@ def rows_from_folders(home: Path) -> list[tuple[dict[str, Any], FolderFacts]]:
     return sorted(found, key=lambda pair: pair[0]["created"] or 0.0, reverse=True)
 
 
+class WrongSchema(sqlite3.DatabaseError):
+    """An SQLite file whose `runs` table is not this store's: as useless as garbage, and repaired the same way."""
+
+
+def _check_schema(db: sqlite3.Connection, tables: set[str]) -> None:
+    if "runs" in tables:
+        columns = {r[1] for r in db.execute("pragma table_info(runs)")}
+        if missing := [c for c in COLUMNS if c not in columns]:
+            raise WrongSchema(f"its runs table lacks the columns {', '.join(missing)}")
+
+
 def _damaged(err: sqlite3.Error) -> bool:
     """True for an index file that is no SQLite database (garbage, or a corrupted page); False for one that is
     merely out of reach now (disk full or I/O error, read-only, locked)."""
@@ -113,6 +124,7 @@ class RunIndex:
     def _prepare(self, sync: bool) -> None:
         with closing(self._connect()) as db:
             tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+            _check_schema(db, tables)
             if "runs" not in tables:
                 with db:
                     db.execute(SCHEMA)
@@ -140,6 +152,7 @@ class RunIndex:
         with self._lock():
             try:
                 with closing(self._connect()) as db:
+                    _check_schema(db, {r[0] for r in db.execute("select name from sqlite_master where type='table'")})
                     if db.execute("pragma quick_check").fetchone()[0] == "ok":
                         return   # repaired meanwhile
             except sqlite3.Error as again:

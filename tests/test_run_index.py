@@ -96,6 +96,17 @@ def test_a_garbage_index_is_moved_aside_and_rebuilt(two_runs, run_home):
     assert_both_listed(listed(fresh), first, second)
 
 
+def test_an_index_of_another_shape_is_moved_aside_and_rebuilt(two_runs, run_home):
+    _, first, second = two_runs
+    remove_index(run_home)
+    with sqlite3.connect(run_home / "index.sqlite") as db:
+        db.execute("create table runs (id text primary key, name text)")
+        db.execute("insert into runs values ('x', 'y')")
+    assert_both_listed(listed(RunStore(run_home)), first, second)
+    assert len(list(run_home.glob("index.sqlite.damaged-*"))) == 1
+    assert indexed_ids(run_home) == {first.id, second.id}
+
+
 def test_an_index_turned_to_garbage_under_an_open_store_is_repaired(two_runs, run_home):
     store, first, second = two_runs
     remove_index(run_home)
