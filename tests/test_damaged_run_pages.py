@@ -1,5 +1,5 @@
 """The pages with a damaged run in the store (beside a good one): the Runs page lists it as damaged with its reason
-and shows its details without curves; Home and the Playground draw, and the Playground never offers it."""
+and shows its details without curves; every other page draws, and the Playground never offers it."""
 from __future__ import annotations
 
 import shutil
