@@ -102,6 +102,7 @@ class RunIndex:
         self.path, self.home = Path(path), Path(home)
         self.problem: str | None = None   # why the last use of the index failed, for messages and tests
         self.moved_aside: Path | None = None
+        self.sync = True
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -113,6 +114,7 @@ class RunIndex:
         that it holds a row for every run folder and none for a folder gone: a deleted, emptied or rebuilt index
         fills itself from the folders. Failing to write (a full disk) is no error: the store then reads the
         folders. A node's own index (a Ray task's) is opened without `sync`: it only ever holds the task's runs."""
+        self.sync = sync
         try:
             self._prepare(sync)
         except sqlite3.Error as err:
@@ -177,7 +179,7 @@ class RunIndex:
             self.moved_aside = aside
             self.problem = f"the index was damaged ({err}); it was moved to {aside.name} and rebuilt"
         try:
-            self._prepare(sync=True)
+            self._prepare(self.sync)
         except sqlite3.Error as again:
             self.problem = f"{type(again).__name__}: {again}"
 
@@ -195,12 +197,8 @@ class RunIndex:
         finally:
             os.close(fd)
 
-    def rebuild(self, db: sqlite3.Connection | None = None) -> int:
+    def rebuild(self, db: sqlite3.Connection) -> int:
         """Replace every row by what the folders say; returns how many runs were indexed."""
-        if db is None:
-            with closing(self._connect()) as own:
-                own.execute(SCHEMA)
-                return self.rebuild(own)
         found = rows_from_folders(self.home)
         with db:
             db.execute("delete from runs")
