@@ -42,7 +42,8 @@ def runs_table(all_rows: list[dict]) -> set[str]:
         "status": cols[0].multiselect("Status", sorted({r["status"] for r in all_rows}), key="runs-f-status"),
         "method": cols[1].multiselect("Method", sorted({r["method"] or r["kind"] for r in all_rows}),
                                       key="runs-f-method"),
-        "dataset": cols[2].multiselect("Dataset", sorted({r["dataset"] or "?" for r in all_rows}), key="runs-f-dataset"),
+        "dataset": cols[2].multiselect("Dataset", sorted({r["dataset"] or "?" for r in all_rows}),
+                                       key="runs-f-dataset"),
         "model": cols[3].multiselect("Model", sorted({r["model"] or "?" for r in all_rows}), key="runs-f-model"),
     }
     search = cols[4].text_input("Search id", key="runs-f-search", placeholder="part of a run id")
