@@ -18,7 +18,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.run_files import FolderFacts, inspect_folder
+from engine.run_health import FolderFacts, inspect_folder
 
 COLUMNS = ("id", "kind", "method", "dataset", "model", "seed", "status", "created", "finished", "dev_accuracy",
            "advglue_sst2_accuracy", "summary", "parent")

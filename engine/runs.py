@@ -11,7 +11,7 @@
     runs/<id>/log.txt           human-readable log
 
 Every write is append-only or atomic (temporary file, then rename), so a killed worker never leaves a
-half-written file behind. Every read distrusts the file (engine/run_files.py): a run with a file that cannot be read
+half-written file behind. Every read distrusts the file (engine/run_health.py): a run with a file that cannot be read
 as what it should hold is listed as "damaged" with the reason (`Run.damage`), and can still be shown, exported and
 deleted.
 """
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine.paths import runs_home
-from engine.run_files import FolderFacts, inspect_folder, load_json, load_jsonl, status_problems
+from engine.run_health import FolderFacts, inspect_folder, load_arrays, load_json, load_jsonl, status_problems
 from engine.run_index import RunIndex, row_of, rows_from_folders
 from engine.user_text import quoted
 
@@ -72,7 +72,7 @@ def read_json(path: Path, default: Any = None, expect: type | None = None) -> An
 
 def read_jsonl(path: Path) -> list[dict]:
     """The records (JSON objects) of an append-only JSONL file; a torn last line (a killed writer), a line that is
-    not UTF-8 or not a JSON object is skipped (`engine.run_files.load_jsonl` says which)."""
+    not UTF-8 or not a JSON object is skipped (`engine.run_health.load_jsonl` says which)."""
     return load_jsonl(path)[0]
 
 
@@ -187,14 +187,7 @@ class Run:
         return sorted(p.stem for p in folder.glob("*.npz") if not p.name.startswith(".")) if folder.exists() else []
 
     def artifact(self, name: str) -> dict[str, np.ndarray]:
-        path = self.dir / "artifacts" / f"{name}.npz"
-        if not path.exists():
-            return {}
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            return {}   # unreadable: as if not recorded (`damage` says so)
+        return load_arrays(self.dir / "artifacts" / f"{name}.npz")   # unreadable: {} (`damage` says so)
 
     def write_artifact(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         (self.dir / "artifacts").mkdir(exist_ok=True)

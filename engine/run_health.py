@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # the JSON files of a run folder and the type each holds
 JSON_FILES: dict[str, type] = {"config.json": dict, "status.json": dict, "results.json": dict, "eval.json": dict}
 METRIC_FIELDS = ("step", "split", "name", "value")
@@ -88,6 +90,15 @@ def _record(raw: bytes, fields: tuple[str, ...]) -> tuple[dict | None, str]:
     if any(field not in value for field in fields):
         return None, f"lacks one of {', '.join(fields)}"
     return value, ""
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a NumPy archive, or {} when it is missing or cannot be read as one (never a pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return {}
 
 
 def artifact_problem(path: Path) -> str | None:
