@@ -197,6 +197,36 @@ class Run:
         return (self.dir / "model" / "model.safetensors").exists()
 
 
+def finished_status(run: Run) -> str | None:
+    """The final status a run's results.json records (done, cancelled, failed), or None. A job writes its results
+    before its status: a worker killed in between left a complete run that this still reads as finished."""
+    status = read_json(run.dir / "results.json", {}).get("status")
+    return status if status in FINAL else None
+
+
+def _plain_id(run_id: Any) -> bool:
+    """An index row's id names a folder right under the store (the index file is not trusted either)."""
+    return isinstance(run_id, str) and bool(run_id) and "/" not in run_id and not run_id.startswith(".")
+
+
+def _shown_row(row: dict, facts: FolderFacts) -> dict:
+    """An index row as `list` shows it: what the folder says wins; the index keeps what an unreadable config lost."""
+    fresh = row_of(row["id"], facts)
+    shown = {**row, **{k: v for k, v in fresh.items() if v is not None or k in ("status", "finished", "dev_accuracy",
+                                                                              "advglue_sst2_accuracy")}}
+    shown["summary"] = json.loads(fresh["summary"])
+    shown["damage"] = facts.damage
+    if facts.damage:
+        shown["status"] = DAMAGED
+    elif shown["status"] in ACTIVE and stale_reason(facts.status):
+        final = facts.results.get("status")
+        shown["status"] = final if final in FINAL else "failed"
+    elif shown["status"] is None:
+        shown["status"] = "unknown"
+    shown["kind"] = shown.get("kind") or "unknown"
+    return shown
+
+
 # ---------------------------------------------------------------- the store
 
 class RunStore:
@@ -336,34 +366,3 @@ class RunStore:
                     zf.write(path, Path(run.id) / path.relative_to(run.dir))
         os.replace(tmp, out)
         return out
-
-
-def finished_status(run: Run) -> str | None:
-    """The final status a run's results.json records (done, cancelled, failed), or None. A job writes its results
-    before its status: a worker killed in between left a complete run that this still reads as finished."""
-    status = read_json(run.dir / "results.json", {}).get("status")
-    return status if status in FINAL else None
-
-
-def _plain_id(run_id: Any) -> bool:
-    """An index row's id names a folder right under the store (the index file is not trusted either)."""
-    return isinstance(run_id, str) and bool(run_id) and "/" not in run_id and not run_id.startswith(".")
-
-
-def _shown_row(row: dict, facts: FolderFacts) -> dict:
-    """An index row as `list` shows it: what the folder says wins; the index keeps what an unreadable config lost."""
-    fresh = row_of(row["id"], facts)
-    shown = {**row, **{k: v for k, v in fresh.items() if v is not None or k in ("status", "finished", "dev_accuracy",
-                                                                              "advglue_sst2_accuracy")}}
-    shown["summary"] = json.loads(fresh["summary"])
-    shown["damage"] = facts.damage
-    if facts.damage:
-        shown["status"] = DAMAGED
-    elif shown["status"] in ACTIVE and stale_reason(facts.status):
-        final = facts.results.get("status")
-        shown["status"] = final if final in FINAL else "failed"
-    elif shown["status"] is None:
-        shown["status"] = "unknown"
-    shown["kind"] = shown.get("kind") or "unknown"
-    return shown
-
