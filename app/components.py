@@ -21,11 +21,11 @@ from engine.runs import ACTIVE, Run, RunStore
 
 _BADGES = {"queued": ("gray", ":material/hourglass_empty:"), "running": ("blue", ":material/autorenew:"),
            "done": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
-           "cancelled": ("orange", ":material/cancel:")}
+           "cancelled": ("orange", ":material/cancel:"), "damaged": ("red", ":material/broken_image:")}
 
 
 def status_badge(status: str | None) -> None:
-    """A coloured badge for a run status (queued, running, done, failed, cancelled)."""
+    """A coloured badge for a run status (queued, running, done, failed, cancelled, damaged)."""
     color, icon = _BADGES.get(status or "", ("gray", ":material/help:"))
     st.badge(status or "unknown", icon=icon, color=color)
 

@@ -115,11 +115,13 @@ def run_label(row: dict, learning: dict | None = None) -> str:
     """One line that tells runs apart in a picker: method, dataset, model, seed, dev accuracy (and, with the
     run's `learning_status`, whether it stayed at chance), id."""
     parts = _what(row)
+    if row.get("damage"):
+        parts.append("damaged")
     if row.get("dev_accuracy") is not None:
         parts.append(f"dev {row['dev_accuracy']:.3f}")
         if mark := learning_mark(learning):
             parts.append(mark)
-    elif row.get("status") not in (None, "done"):
+    elif row.get("status") not in (None, "done", "damaged"):
         parts.append(row["status"])
     parts.append(row.get("id", "?"))
     return " · ".join(parts)

@@ -57,7 +57,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 acc = "" if r["dev_accuracy"] is None else f"dev {r['dev_accuracy']:.4f}"
-                print(f"{r['id']:40s} {r['status']:10s} {r['method'] or r['kind']:14s} {acc}")
+                what = f"damaged: {r['damage']}" if r["damage"] else acc
+                print(f"{r['id']:40s} {r['status']:10s} {r['method'] or r['kind']:14s} {what}")
+        return 0
+    if args.action == "reindex":
+        emit(store.reindex(), args.json)
         return 0
     if not args.run_id:
         raise ValueError(f"`runs {args.action}` needs a RUN_ID")
@@ -66,9 +70,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         from engine.inference import label_names_for
 
         run = store.get(args.run_id)
-        emit({"run_id": run.id, "path": str(run.dir), "config": run.config, "status": run.status,
-              "results": run.results, "learning": learning_status(run), "artifacts": run.artifact_names(),
-              "has_model": run.has_model(), "label_names": label_names_for(run.dir)}, args.json)
+        damage = run.damage   # what is derived from a damaged run's files is left out: they cannot be trusted
+        emit({"run_id": run.id, "path": str(run.dir), "damage": damage, "config": run.config, "status": run.status,
+              "results": run.results, "learning": None if damage else learning_status(run),
+              "artifacts": run.artifact_names(), "has_model": run.has_model(),
+              "label_names": None if damage else label_names_for(run.dir)}, args.json)
     elif args.action == "export":
         out = store.export_zip(args.run_id, args.out or f"{args.run_id}.zip")
         emit({"run_id": args.run_id, "zip": str(out)}, args.json)
@@ -123,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("runs", help="list, show, export or delete runs")
-    p.add_argument("action", choices=["list", "show", "export", "delete"])
+    p = sub.add_parser("runs", help="list, show, export or delete runs; reindex rebuilds the index from the folders",
+                       description="A run whose files cannot be read is listed as damaged, with the reason; it can "
+                                   "still be shown, exported and deleted. reindex rebuilds runs/index.sqlite (a "
+                                   "cache) from the run folders.")
+    p.add_argument("action", choices=["list", "show", "export", "delete", "reindex"])
     p.add_argument("run_id", nargs="?")
     p.add_argument("--out", help="zip path for export")
     p.add_argument("--json", action="store_true")

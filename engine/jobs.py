@@ -146,9 +146,9 @@ def execute(store: RunStore, run: Run, should_stop: Callable[[], bool],
         run.set_status("running", started=time.time())
         store.update_index(run)
         results = job(run, should_stop, progress)
-        results = {"run_id": run.id, **results}
-        write_json(run.dir / "results.json", results)
-        run.set_status(results.get("status", "done"), finished=time.time())
+        results = {"run_id": run.id, "status": "done", **results}   # the final status: a kill before the next
+        write_json(run.dir / "results.json", results)                # line still leaves a finished run
+        run.set_status(results["status"], finished=time.time())
     except Exception as err:
         run.log("failed:\n" + traceback.format_exc())
         results = {"run_id": run.id, "status": "failed", "error": f"{type(err).__name__}: {err}"}

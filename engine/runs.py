@@ -1,16 +1,19 @@
 """The run store: a folder per run, indexed by SQLite so a page can list thousands of runs at once.
 
-    runs/index.sqlite           id, kind, method, dataset, model, seed, status, created, summary metrics
-    runs/<id>/config.json       everything needed to reproduce the run
-    runs/<id>/status.json       status (queued, running, done, failed, cancelled), pid, progress
+    runs/index.sqlite           a cache of the folders: id, kind, method, dataset, model, seed, status, created,
+                                summary metrics (engine/run_index.py: rebuilt from the folders when lost or damaged)
+    runs/<id>/config.json       everything needed to reproduce the run, with its kind, run_id and parent
+    runs/<id>/status.json       status (queued, running, done, failed, cancelled), created, finished, pid, progress
     runs/<id>/metrics.jsonl     one line per scalar: step, split, name, value
-    runs/<id>/results.json      final metrics
+    runs/<id>/results.json      final metrics and the final status
     runs/<id>/artifacts/*.npz   arrays recorded during training
     runs/<id>/model/            model.safetensors + tokenizer + config
     runs/<id>/log.txt           human-readable log
 
 Every write is append-only or atomic (temporary file, then rename), so a killed worker never leaves a
-half-written file behind.
+half-written file behind. Every read distrusts the file (engine/run_health.py): a run with a file that cannot be read
+as what it should hold is listed as "damaged" with the reason (`Run.damage`), and can still be shown, exported and
+deleted.
 """
 from __future__ import annotations
 
@@ -19,9 +22,7 @@ import os
 import secrets
 import shutil
 import socket
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from engine.paths import runs_home
+from engine.run_health import FolderFacts, inspect_folder, load_arrays, load_json, load_jsonl, status_problems
+from engine.run_index import RunIndex, row_of, rows_from_folders
 from engine.run_swap import recover_leftovers
 from engine.user_text import quoted
 
@@ -36,6 +39,8 @@ ACTIVE = ("queued", "running")
 WORKER_GONE = ("the worker process ended without finishing (killed or crashed); everything it recorded before that "
                "is kept")
 NO_WORKER = "no worker ever started for this run"
+FINAL = ("done", "cancelled", "failed")
+DAMAGED = "damaged"
 # a Ray task on a store every node shares keeps its own index here: SQLite must not sit on a network filesystem
 NODE_INDEX_VARIABLE = "ROBUSTLAB_NODE_INDEX"
 
@@ -48,30 +53,27 @@ class RunError(ValueError):
 
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path, default: Any = None) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
+        tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk leaves no half-written temporary file behind
+        raise
+
+
+def read_json(path: Path, default: Any = None, expect: type | None = None) -> Any:
+    """A JSON file's value, or `default` when it is missing, unreadable, not UTF-8, not JSON, or not of type
+    `expect`. A dict or list `default` expects its own type: `read_json(path, {})` is never a list."""
+    if expect is None and isinstance(default, (dict, list)):
+        expect = type(default)
+    value, _ = load_json(path, expect)
+    return default if value is None else value
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The records of an append-only JSONL file; a torn last line (a killed writer) is skipped."""
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-    except FileNotFoundError:
-        pass
-    return rows
+    """The records (JSON objects) of an append-only JSONL file; a torn last line (a killed writer), a line that is
+    not UTF-8 or not a JSON object is skipped (`engine.run_health.load_jsonl` says which)."""
+    return load_jsonl(path)[0]
 
 
 def _json_default(value: Any) -> Any:
@@ -139,6 +141,12 @@ class Run:
     def results(self) -> dict:
         return read_json(self.dir / "results.json", {})
 
+    @property
+    def damage(self) -> str | None:
+        """Why some file of this run cannot be read as what it should hold (one line naming each), or None."""
+        facts = inspect_folder(self.dir)
+        return facts.damage if facts else "config.json is missing"
+
     def set_status(self, status: str | None = None, **fields: Any) -> dict:
         current = self.status
         if status:
@@ -153,8 +161,8 @@ class Run:
 
     def log_text(self) -> str:
         try:
-            return (self.dir / "log.txt").read_text(encoding="utf-8")
-        except FileNotFoundError:
+            return (self.dir / "log.txt").read_bytes().decode("utf-8", errors="replace")
+        except OSError:
             return ""
 
     def append_metrics(self, rows: list[dict]) -> None:
@@ -164,8 +172,8 @@ class Run:
                 f.flush()
 
     def metrics(self) -> list[dict]:
-        """All logged scalars."""
-        return read_jsonl(self.dir / "metrics.jsonl")
+        """All logged scalars (lines that are not a scalar's record are left out: `damage` names them)."""
+        return load_jsonl(self.dir / "metrics.jsonl", ("step", "split", "name", "value"))[0]
 
     def metrics_written(self) -> float | None:
         """When the logged scalars were last written (a Unix time), or None before the first."""
@@ -179,11 +187,7 @@ class Run:
         return sorted(p.stem for p in folder.glob("*.npz") if not p.name.startswith(".")) if folder.exists() else []
 
     def artifact(self, name: str) -> dict[str, np.ndarray]:
-        path = self.dir / "artifacts" / f"{name}.npz"
-        if not path.exists():
-            return {}
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        return load_arrays(self.dir / "artifacts" / f"{name}.npz")   # unreadable: {} (`damage` says so)
 
     def write_artifact(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         (self.dir / "artifacts").mkdir(exist_ok=True)
@@ -193,31 +197,48 @@ class Run:
         return (self.dir / "model" / "model.safetensors").exists()
 
 
+def finished_status(run: Run) -> str | None:
+    """The final status a run's results.json records (done, cancelled, failed), or None. A job writes its results
+    before its status: a worker killed in between left a complete run that this still reads as finished."""
+    status = read_json(run.dir / "results.json", {}).get("status")
+    return status if status in FINAL else None
+
+
+def _plain_id(run_id: Any) -> bool:
+    """An index row's id names a folder right under the store (the index file is not trusted either)."""
+    return isinstance(run_id, str) and bool(run_id) and "/" not in run_id and not run_id.startswith(".")
+
+
+def _shown_row(row: dict, facts: FolderFacts) -> dict:
+    """An index row as `list` shows it: what the folder says wins; the index keeps what an unreadable config lost."""
+    fresh = row_of(row["id"], facts)
+    shown = {**row, **{k: v for k, v in fresh.items() if v is not None or k in ("status", "finished", "dev_accuracy",
+                                                                              "advglue_sst2_accuracy")}}
+    shown["summary"] = json.loads(fresh["summary"])
+    shown["damage"] = facts.damage
+    if facts.damage:
+        shown["status"] = DAMAGED
+    elif shown["status"] in ACTIVE and stale_reason(facts.status):
+        final = facts.results.get("status")
+        shown["status"] = final if final in FINAL else "failed"
+    elif shown["status"] is None:
+        shown["status"] = "unknown"
+    shown["kind"] = shown.get("kind") or "unknown"
+    return shown
+
+
 # ---------------------------------------------------------------- the store
 
-SCHEMA = """
-create table if not exists runs (
-    id text primary key, kind text, method text, dataset text, model text, seed integer,
-    status text, created real, finished real, dev_accuracy real, advglue_sst2_accuracy real,
-    summary text, parent text
-)"""
-
-
 class RunStore:
-    """All runs under one home folder."""
+    """All runs under one home folder: the folders hold everything, the index (`RunIndex`) is a cache of them."""
 
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home) if home else runs_home()
         self.home.mkdir(parents=True, exist_ok=True)
         recover_leftovers(self.home)   # what a killed archive receive or run swap left behind
-        with closing(self._db()) as db, db:
-            db.execute(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(os.environ.get(NODE_INDEX_VARIABLE) or self.home / "index.sqlite", timeout=30)
-        db.row_factory = sqlite3.Row
-        db.execute("pragma journal_mode=wal")
-        return db
+        node_index = os.environ.get(NODE_INDEX_VARIABLE)
+        self.index = RunIndex(Path(node_index) if node_index else self.home / "index.sqlite", self.home)
+        self.index.open(sync=not node_index)
 
     # -- creating and finding
 
@@ -226,13 +247,9 @@ class RunStore:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(2)}"
         run = Run(self.home / run_id)
         run.dir.mkdir(parents=True)
-        write_json(run.dir / "config.json", {**config, "kind": kind, "run_id": run_id})
+        write_json(run.dir / "config.json", {**config, "kind": kind, "run_id": run_id, "parent": parent})
         run.set_status("queued", created=time.time(), pid=None, step=0, total_steps=None)
-        with closing(self._db()) as db, db:
-            db.execute("insert into runs (id, kind, method, dataset, model, seed, status, created, parent) "
-                       "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (run_id, kind, config.get("method"), config.get("dataset"), config.get("model"),
-                        config.get("seed"), "queued", time.time(), parent))
+        self.update_index(run)
         return run
 
     def get(self, run_id: str) -> Run:
@@ -243,14 +260,11 @@ class RunStore:
         return run
 
     def update_index(self, run: Run) -> None:
-        """Copy a run's status and summary metrics into the index."""
-        status, results = run.status, run.results
-        summary = {k: v for k, v in results.items() if isinstance(v, (int, float, str)) or v is None}
-        with closing(self._db()) as db, db:
-            db.execute("update runs set status=?, finished=?, dev_accuracy=?, advglue_sst2_accuracy=?, summary=? "
-                       "where id=?",
-                       (status.get("status"), status.get("finished"), results.get("dev_accuracy"),
-                        results.get("advglue_sst2_accuracy"), json.dumps(summary), run.id))
+        """Copy what a run's folder says (status, summary metrics, and its config's fields) into the index. The
+        index is a cache: when it cannot be written (a full disk) the folder still holds everything."""
+        facts = inspect_folder(run.dir)
+        if facts is not None:
+            self.index.upsert(run.id, facts)
 
     def sync(self, run_id: str) -> None:
         """Bring the index in line with a run folder written by another process (a cluster task): copy its
@@ -259,67 +273,87 @@ class RunStore:
         if (run.dir / "config.json").exists():
             self.update_index(run)
         else:
-            with closing(self._db()) as db, db:
-                db.execute("delete from runs where id=?", (run_id,))
+            self.index.delete(run_id)
+
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild the index from the run folders (`python -m engine runs reindex`): how many runs it holds now,
+        and which of them are damaged (id -> reason)."""
+        count = self.index.reindex()
+        if count is None:
+            raise RunError(f"the index {self.index.path} could not be rebuilt: {self.index.problem}")
+        damaged = {row["id"]: row["damage"] for row in self.list() if row["damage"]}
+        return {"index": str(self.index.path), "runs": count, "damaged": damaged}
 
     def list(self, kind: str | None = None, status: str | None = None, method: str | None = None,
              parent: str | None = None, model: str | None = None) -> list[dict]:
-        """Index rows, newest first. Read-only: a run whose worker died shows as failed here, and is recorded
-        as failed when it is opened (`get`) or the store is reconciled."""
-        query, args = "select * from runs where 1=1", []
-        for column, value in (("kind", kind), ("method", method), ("parent", parent), ("model", model)):
-            if value is not None:
-                query += f" and {column}=?"
-                args.append(value)
-        if status is not None:   # active rows too: one may really be failed
-            query += f" and (status=? or status in ({', '.join('?' * len(ACTIVE))}))"
-            args += [status, *ACTIVE]
-        with closing(self._db()) as db:
-            rows = [dict(r) for r in db.execute(query + " order by created desc", args)]
+        """Index rows, newest first, each brought in line with its folder: its status as the folder says (a run
+        whose worker died shows as failed, or as done when its results were complete), `damage` (None, or why a
+        file cannot be read; its status is then "damaged"). A row whose folder is gone is left out. Read-only:
+        the dead worker's run is recorded as failed when it is opened (`get`) or the store is reconciled. When the
+        index cannot be read (a full disk) the folders are read instead."""
+        filters = {column: value for column, value in
+                   (("kind", kind), ("method", method), ("parent", parent), ("model", model)) if value is not None}
+        indexed = self.index.select(filters)
+        if indexed is None:
+            found = rows_from_folders(self.home)
+        else:
+            found = [(row, inspect_folder(self.home / row["id"])) for row in indexed if _plain_id(row["id"])]
         shown = []
-        for row in rows:
-            if row["status"] in ACTIVE:
-                run = Run(self.home / row["id"])
-                if not run.dir.exists():
-                    continue
-                if stale_reason(run.status):
-                    row["status"] = "failed"
-            if status is None or row["status"] == status:
-                row["summary"] = json.loads(row["summary"] or "{}")
+        for row, facts in found:
+            if facts is None:
+                continue   # its folder is gone
+            row = _shown_row(row, facts)
+            if all(row[column] == value for column, value in filters.items()) and status in (None, row["status"]):
                 shown.append(row)
         return shown
 
     # -- lifecycle
 
     def reconcile(self) -> list[str]:
-        """Mark runs recorded as queued or running whose process is gone as failed; keep all they wrote."""
-        with closing(self._db()) as db:
-            ids = [r["id"] for r in db.execute("select id from runs where status in ('queued', 'running')")]
-        return [run_id for run_id in ids if self._reconcile_one(Run(self.home / run_id))]
+        """Mark runs recorded as queued or running whose process is gone as failed (done, when they had written
+        their results); keep all they wrote."""
+        indexed = self.index.select({})
+        ids = [row["id"] for row, _ in rows_from_folders(self.home)] if indexed is None else \
+            [row["id"] for row in indexed if _plain_id(row["id"])]
+        active = [run_id for run_id in ids
+                  if (facts := inspect_folder(self.home / run_id)) and not facts.damage
+                  and facts.status.get("status") in ACTIVE]
+        return [run_id for run_id in active if self._reconcile_one(Run(self.home / run_id))]
 
     def _reconcile_one(self, run: Run) -> bool:
-        status = run.status
         if not run.dir.exists():
-            with closing(self._db()) as db, db:
-                db.execute("delete from runs where id=?", (run.id,))
+            self.index.delete(run.id)
             return True
-        reason = stale_reason(status)
+        if run.damage:
+            return False   # nothing is written into a run whose files cannot be trusted; `list` says it is damaged
+        reason = stale_reason(run.status)
         if reason is None:
             return False
-        run.set_status("failed", finished=time.time(), error=reason)
-        if reason == WORKER_GONE:
-            run.log("marked failed: worker process is gone")
+        final = finished_status(run)
+        try:
+            if final:
+                run.set_status(final, finished=(run.dir / "results.json").stat().st_mtime)
+                run.log(f"recorded as {final}: the worker ended after writing its results")
+            else:
+                run.set_status("failed", finished=time.time(), error=reason)
+                if reason == WORKER_GONE:
+                    run.log("marked failed: worker process is gone")
+        except OSError:
+            return False   # a full disk: `list` still shows what the folder means
         self.update_index(run)
         return True
 
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
-        if run.status.get("status") in ACTIVE:
+        status = run.status   # a status with a garbage pid or time says nothing about a worker: it does not block
+        if status.get("status") in ACTIVE and not status_problems(status):
             raise RunError(f"run {run_id} is {run.status['status']}; cancel it first "
                            f"(`python -m engine cancel {run_id}`), then delete it")
-        shutil.rmtree(run.dir)
-        with closing(self._db()) as db, db:
-            db.execute("delete from runs where id=?", (run_id,))
+        try:
+            shutil.rmtree(run.dir)
+        except OSError as err:
+            raise RunError(f"run {run_id} could not be deleted entirely ({err.strerror or err}): {run.dir}") from err
+        self.index.delete(run_id)
 
     def export_zip(self, run_id: str, out: Path | str) -> Path:
         """The whole run folder (config, metrics, artifacts, model) as one zip at `out`, or inside `out` when it

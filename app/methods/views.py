@@ -12,6 +12,7 @@ import streamlit as st
 from app.components import job_panel, page_link, run_picker
 from app.figures import has_series
 from app.live import follow_run, is_active
+from app.plain_text import markdown_text
 from app.state import get_store
 from engine import train_flags
 from engine.methods import registry
@@ -60,10 +61,15 @@ def _picked_run(methods: tuple[str, ...], key: str) -> Run | None:
         st.info("Choose a run above to see what the method did inside the model.")
         return None
     try:
-        return store.get(run_id)
+        run = store.get(run_id)
     except RunError as err:
         st.error(str(err))
         return None
+    if damage := run.damage:
+        st.error(markdown_text(f"This run is damaged: {damage}. Its records cannot be trusted; the Runs page shows "
+                               "what can be read, and can export or delete it."), icon=":material/broken_image:")
+        return None
+    return run
 
 
 def _settings_caption(run: Run) -> None:

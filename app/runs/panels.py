@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.components import job_panel, page_link, run_picker, status_badge
 from app.formatting import fmt_time, run_title
+from app.plain_text import markdown_text
 from app.run_views import show_comparison, show_curves, show_results
 from app.runs.table import filter_rows, runs_frame, zip_bytes
 from app.state import get_store, learning_of
@@ -41,7 +42,8 @@ def runs_table(all_rows: list[dict]) -> set[str]:
         "status": cols[0].multiselect("Status", sorted({r["status"] for r in all_rows}), key="runs-f-status"),
         "method": cols[1].multiselect("Method", sorted({r["method"] or r["kind"] for r in all_rows}),
                                       key="runs-f-method"),
-        "dataset": cols[2].multiselect("Dataset", sorted({r["dataset"] or "?" for r in all_rows}), key="runs-f-dataset"),
+        "dataset": cols[2].multiselect("Dataset", sorted({r["dataset"] or "?" for r in all_rows}),
+                                       key="runs-f-dataset"),
         "model": cols[3].multiselect("Model", sorted({r["model"] or "?" for r in all_rows}), key="runs-f-model"),
     }
     search = cols[4].text_input("Search id", key="runs-f-search", placeholder="part of a run id")
@@ -105,13 +107,16 @@ def run_details(all_rows: list[dict], visible: set[str]) -> None:
     run = store.get(run_id)
     row = next(r for r in all_rows if r["id"] == run_id)
     status = run.status
-    state = status.get("status", "unknown")
+    state = "damaged" if row.get("damage") else status.get("status", "unknown")
     head, badge = st.columns([0.85, 0.15], vertical_alignment="center")
     head.subheader(run_title(row))
     with badge:
         status_badge(state)
     st.caption(f"Run `{run_id}` · created {fmt_time(row['created'])} · folder `{run.dir}`")
-    if state in ACTIVE:
+    if row.get("damage"):   # its files cannot be trusted: no curves or results drawn from them
+        st.error(markdown_text(f"Damaged: {row['damage']}. The configuration and log below show what can be read; "
+                               "the run can still be exported and deleted."), icon=":material/broken_image:")
+    elif state in ACTIVE:
         job_panel(run_id)
     else:
         if state == "failed":
@@ -176,7 +181,8 @@ def run_comparison(all_rows: list[dict], visible: set[str]) -> None:
         return
     store = get_store()
     ids = run_picker("Runs to compare", key="runs-compare", multi=True,
-                     filter_fn=lambda r: r["id"] in visible and r["kind"] == "train" and r["status"] != "queued",
+                     filter_fn=lambda r: r["id"] in visible and r["kind"] == "train" and r["status"] not in (
+                         "queued", "damaged"),
                      help="Training runs that have started; pick two or more.")
     if len(ids) < 2:
         st.info("Pick two or more training runs to overlay their curves and compare their results.")

@@ -37,7 +37,8 @@ def runs_frame(rows: Sequence[dict], learning: Mapping[str, dict | None]) -> pd.
 
     return pd.DataFrame([{"id": r["id"], "kind": r["kind"], "method": r["method"],
                           "dataset": short_dataset(r["dataset"]), "model": short_model(r["model"]),
-                          "seed": r["seed"], "status": r["status"], "dev acc": r["dev_accuracy"],
+                          "seed": r["seed"], "status": f"damaged: {r['damage']}" if r.get("damage") else r["status"],
+                          "dev acc": r["dev_accuracy"],
                           "learned": learned_text(learning.get(r["id"])), "chance": chance(r["id"]),
                           "AdvGLUE-SST2 acc": r["advglue_sst2_accuracy"],
                           "created": datetime.fromtimestamp(r["created"]) if r["created"] else None}
