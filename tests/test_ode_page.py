@@ -32,7 +32,9 @@ def test_implicit_is_stable_on_the_whole_left_half_plane_and_explicit_only_in_it
     z = g["re"][None, :] + 1j * g["im"][:, None]
     left = z.real < -1e-9
     assert (g["implicit"][left] < 1).all()
-    assert ((g["explicit"] <= 1) == (np.abs(1 + z) <= 1)).all()
+    # on the circle |1 + z| = 1 itself (z = -2, -1 ± i lie on the grid) the two sides differ only by rounding
+    off_circle = np.abs(np.abs(1 + z) - 1) > 1e-9
+    assert ((g["explicit"] <= 1) == (np.abs(1 + z) <= 1))[off_circle].all()
     assert (g["explicit"][left & (np.abs(1 + z) > 1.01)] > 1).all()
 
 

@@ -123,8 +123,11 @@ def test_rose_freezes_exactly_the_tensors_outside_the_band_and_keeps_their_momen
             assert torch.equal(run.optimizer.state[p]["exp_avg"], momentum), "a frozen tensor's momentum changed"
         else:
             assert not torch.equal(p, weight)
-    others = [p for p in run.model.parameters() if all(p is not q for q in params) and p.requires_grad]
-    assert all(not torch.equal(p, before[p][0]) for p in others if p.dim() == 1)   # biases, LayerNorms always move
+    # Biases and LayerNorms always move, except an attention key bias: its gradient is zero in exact arithmetic
+    # (softmax ignores a shift every key shares), so it moves by rounding noise or, on some CPUs, not at all.
+    others = [p for name, p in run.model.named_parameters() if all(p is not q for q in params) and p.requires_grad
+              and p.dim() == 1 and not name.endswith("attention.self.key.bias")]
+    assert others and all(not torch.equal(p, before[p][0]) for p in others)
 
 
 def test_masked_adamw_with_nothing_masked_is_torch_adamw():
