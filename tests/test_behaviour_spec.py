@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.behaviour.spec import DEFAULT_TOLERANCE, MAX_CASES, SuiteFileError, load_suite, parse_suite
+from engine.behaviour.spec import (
+    DEFAULT_TOLERANCE,
+    MAX_CASES,
+    MAX_SUITE_BYTES,
+    MAX_SUITE_CASES,
+    MAX_TESTS,
+    SuiteFileError,
+    load_suite,
+    parse_suite,
+)
 
 WORDS = {"thing": ["film", "plot"], "pos": ["good", "great"], "solo": ["only"]}
 T1 = "test 1 ('t')"          # how a problem names the first test, called "t"
@@ -205,6 +214,35 @@ def test_a_refusal_names_the_line_of_its_test():
     [problem] = problems_of(text)
     line = next(i for i, row in enumerate(text.splitlines(), 1) if '"second"' in row)
     assert problem.startswith(f"line {line}, test 2 ('second'): \"kind\" must be one of")
+
+
+def test_a_repeated_name_is_refused_on_the_line_of_its_repeat():
+    text = suite(mft(name="dup"), mft(name="other"), mft(name="dup"))
+    [problem] = problems_of(text)
+    line = [i for i, row in enumerate(text.splitlines(), 1) if '"dup"' in row][1]
+    assert problem == f"line {line}, test 3 ('dup'): the name is used by an earlier test; names must be unique"
+
+
+def test_a_suite_has_at_most_max_tests_tests_and_max_suite_cases_cases():
+    many = [mft(name=f"t{i}", n=1) for i in range(MAX_TESTS)]
+    assert len(parse_suite(suite(*many)).tests) == MAX_TESTS
+    assert problems_of(suite(*many, mft(name="one more", n=1))) == [
+        f'"tests" has {MAX_TESTS + 1:,} tests; a suite has at most {MAX_TESTS}']
+    full = MAX_SUITE_CASES // MAX_CASES
+    assert sum(t.n for t in parse_suite(suite(*[mft(name=f"t{i}", n=MAX_CASES) for i in range(full)])).tests) \
+        == full * MAX_CASES <= MAX_SUITE_CASES
+    over = [mft(name=f"t{i}", n=MAX_CASES) for i in range(full)] + [mft(name="last", n=MAX_SUITE_CASES % MAX_CASES + 1)]
+    assert problems_of(suite(*over)) == [f'the tests make {MAX_SUITE_CASES + 1:,} cases in all (the sum of their "n"); '
+                                         f"a suite makes at most {MAX_SUITE_CASES:,}"]
+
+
+def test_a_suite_file_too_large_is_refused_before_it_is_read(tmp_path: Path):
+    big = tmp_path / "big.json"
+    big.write_text(suite(mft()) + " " * MAX_SUITE_BYTES, encoding="utf-8")
+    with pytest.raises(SuiteFileError) as err:
+        load_suite(str(big))
+    assert err.value.problems == [f"big.json is {big.stat().st_size:,} bytes; a suite file is at most "
+                                  f"{MAX_SUITE_BYTES:,}"]
 
 
 def test_a_file_that_is_not_there_or_not_utf8(tmp_path: Path, monkeypatch):

@@ -23,6 +23,9 @@ KINDS = ("MFT", "INV", "DIR")
 DIRECTIONS = ("up", "down")
 DEFAULT_CASES = 100
 MAX_CASES = 2000                 # per test: a suite stays a few seconds of prediction per model
+MAX_TESTS = 200                  # per suite: the built-in has 12; CheckList's largest released suite has ~100
+MAX_SUITE_CASES = 50_000         # per suite (the sum of n): about 3 min of MiniLM prediction on a 2-core CPU
+MAX_SUITE_BYTES = 5_000_000      # a suite file: ~100x the built-in; anything larger is not a hand-written suite
 DEFAULT_TOLERANCE = 0.1          # CheckList's: a DIR change smaller than this is not a failure
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILT_IN = {"sentiment": Path(__file__).with_name("suites") / "sentiment.json"}
@@ -105,6 +108,9 @@ def load_suite(ref: str) -> Suite:
     path = BUILT_IN.get(ref) or Path(ref)
     if not path.is_file():
         raise SuiteFileError([f"{quoted(ref)} is neither a built-in suite ({', '.join(BUILT_IN)}) nor a file"])
+    if path.stat().st_size > MAX_SUITE_BYTES:
+        raise SuiteFileError([f"{path.name} is {path.stat().st_size:,} bytes; a suite file is at most "
+                              f"{MAX_SUITE_BYTES:,}"])
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -126,35 +132,56 @@ def suite_from_data(data: Any, text: str | None = None, fallback_name: str = "cu
     if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
         raise SuiteFileError(['the file must be a JSON object with a "tests" list (and optionally "name", '
                               '"description" and "words")'])
+    if len(data["tests"]) > MAX_TESTS:
+        raise SuiteFileError([f'"tests" has {len(data["tests"]):,} tests; a suite has at most {MAX_TESTS}'])
     problems: list[str] = []
     shared = _word_lists(data.get("words", {}), "the suite's", problems)
     tests: list[BehaviourTest] = []
-    seen: list[Any] = []
+    seen: dict[str, int] = {}   # name -> tests of that name so far
+    lines = _name_lines(text)
     for index, raw in enumerate(data["tests"]):
         name = raw.get("name") if isinstance(raw, dict) else None
-        line = _line(name, seen.count(name), text)
+        earlier = seen.get(name, 0) if isinstance(name, str) else 0
+        line = lines.get(name, [])[earlier] if isinstance(name, str) and len(lines.get(name, [])) > earlier else 0
         where = _where(name, index, line)
-        if name is not None and name in seen:
+        if earlier:
             problems.append(f"{where}: the name is used by an earlier test; names must be unique")
-        seen.append(name)
+        if isinstance(name, str):
+            seen[name] = earlier + 1
         test = _test(raw, where, shared, problems, line)
         if test is not None:
             tests.append(test)
     if not data["tests"]:
         problems.append('"tests" is empty: a suite needs at least one test')
+    total = sum(test.n for test in tests)
+    if total > MAX_SUITE_CASES:
+        problems.append(f"the tests make {total:,} cases in all (the sum of their \"n\"); a suite makes at most "
+                        f"{MAX_SUITE_CASES:,}")
     if problems:
         raise SuiteFileError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) and data.get("name").strip() else fallback_name
     return Suite(name, str(data.get("description", "")), tuple(tests), data)
 
 
-def _line(name: Any, earlier: int, text: str | None) -> int:
-    """The line of a test's `"name": ...` in the file (of its `earlier`-th repeat; 0 when unknown)."""
-    if text is None or not isinstance(name, str):
-        return 0
-    found = [m for written in dict.fromkeys((json.dumps(name, ensure_ascii=False), json.dumps(name)))
-             for m in re.finditer(r'"name"\s*:\s*' + re.escape(written), text)]
-    return text.count("\n", 0, found[earlier].start()) + 1 if len(found) > earlier else 0
+NAME_FIELD = re.compile(r'"name"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _name_lines(text: str | None) -> dict[str, list[int]]:
+    """Each test name's lines in the file, in order (one pass over the text, so a long suite is read in linear
+    time); empty when the text is not known (a page's editor)."""
+    if text is None:
+        return {}
+    lines: dict[str, list[int]] = {}
+    newlines, last = 0, 0
+    for match in NAME_FIELD.finditer(text):
+        newlines += text.count("\n", last, match.start())
+        last = match.start()
+        try:
+            name = json.loads(match.group(1))
+        except json.JSONDecodeError:
+            continue
+        lines.setdefault(name, []).append(newlines + 1)
+    return lines
 
 
 def _where(name: Any, index: int, line: int) -> str:
