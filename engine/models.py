@@ -16,13 +16,13 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from engine.limits import NAME_BYTES, PATH_BYTES
 from engine.user_text import is_invisible, quoted
 
 if TYPE_CHECKING:
     from transformers import BertConfig
 
 WEIGHTS_FILE = "model.safetensors"
-PATH_BYTES, NAME_BYTES = 4096, 255     # the longest path and folder name a Linux or macOS file system takes
 
 
 class ModelError(ValueError):
