@@ -136,8 +136,11 @@ def test_argparse_errors_are_cut_and_escape_control_characters(run_home, capsys)
 
 
 def test_error_lines_show_terminal_escapes_as_code_points(run_home, capsys):
-    line = refused([*TRAIN, "--method", "\x1b[2Jevil" + "y" * 5000], capsys)
-    assert "\x1b" not in line and "⟨U+001B⟩" in line and len(line) < 400, line
+    """A message that repeats a path as it is (no `quoted`) still prints no terminal escape, on one cut line."""
+    path = "/tmp/\x1b[2Jevil/" + ("y" * 200 + "/") * 15 + "f.csv"
+    line = refused([*TRAIN, "--dataset", f"csv:{path}"], capsys)
+    assert line.startswith("error: --dataset: ") and "\x1b" not in line and "⟨U+001B⟩" in line, line
+    assert len(line) < 2100, len(line)
 
 
 # ---------------------------------------------------------------- model folders
