@@ -29,6 +29,12 @@ MAX_INTERVAL = MAX_EPOCHS * MAX_EXAMPLES
 MAX_QUERIES = 1_000_000
 # examples one batch attack (or a suite's attacks) may take: beyond every registered evaluation set
 MAX_ATTACK_EXAMPLES = 100_000
+# one uploaded file (a training CSV, a behaviour suite): a CSV this size already holds hundreds of thousands of rows
+UPLOAD_FILE_BYTES = 25 * 2**20
+# the whole upload folder, unless ROBUSTLAB_UPLOAD_QUOTA_BYTES says otherwise: uploads are kept for good (runs point
+# at them), so a dashboard reached by others must not be able to fill the server's disk with them
+UPLOAD_FOLDER_BYTES = 1024 * 2**20
+UPLOAD_QUOTA_VARIABLE = "ROBUSTLAB_UPLOAD_QUOTA_BYTES"
 # bytes of a path and of one name in it that Linux and macOS file systems take (PATH_MAX, NAME_MAX)
 PATH_BYTES, NAME_BYTES = 4096, 255
 
@@ -55,3 +61,15 @@ def path_problem(path: str | os.PathLike[str]) -> str | None:
     if any(len(part.encode("utf-8", "surrogateescape")) > NAME_BYTES for part in text.split(os.sep)):
         return f"a folder or file name in it is longer than the {NAME_BYTES} bytes a name may hold"
     return None
+
+
+def upload_quota() -> int:
+    """The bytes the upload folder may hold in all: ROBUSTLAB_UPLOAD_QUOTA_BYTES when set, else
+    UPLOAD_FOLDER_BYTES."""
+    value = os.environ.get(UPLOAD_QUOTA_VARIABLE, "").strip()
+    return int(value) if value.isdigit() else UPLOAD_FOLDER_BYTES
+
+
+def megabytes(size: int) -> str:
+    """A size in MB as a message says it."""
+    return f"{size / 2**20:,.1f} MB"
