@@ -10,13 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
-import tomllib
 from apptest_util import no_exception, page, read_as, texts
 from cli_util import refused
 
 from engine.data import DataError, read_csv, store_upload
 from engine.owned_paths import OutsideRootsError, inside, page_roots, uploads_dir
 from engine.paths import PROJECT_ROOT
+
+try:
+    from tomllib import loads as read_toml
+except ModuleNotFoundError:   # Python 3.10: streamlit's own dependency reads it
+    from toml import loads as read_toml
 
 SECRET = "hunter2-TOP-SECRET"
 
@@ -168,5 +172,5 @@ def test_the_train_page_refuses_an_upload_past_the_quota(run_home, monkeypatch):
 
 
 def test_the_browser_is_shown_no_traceback():
-    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    config = read_toml((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] in ("none", "type")
