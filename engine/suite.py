@@ -99,7 +99,7 @@ class SuiteSpec:
         if any(not isinstance(s, int) or not 0 <= s <= MAX_SEED for s in self.seeds):
             raise SuiteError(f"seeds must be whole numbers in 0..{MAX_SEED:,}")
         if not 0 <= self.attack_n <= MAX_ATTACK_EXAMPLES:
-            raise SuiteError(f"the number of examples to attack must be in 0..{MAX_ATTACK_EXAMPLES:,} "
+            raise SuiteError(f"the number of examples to attack must be >= 0 and at most {MAX_ATTACK_EXAMPLES:,} "
                              f"(got {number_text(self.attack_n)})")
         for method in self.methods:
             self.train_config(method, self.seeds[0]).check()
