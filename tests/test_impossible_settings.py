@@ -223,3 +223,22 @@ def test_a_nan_loss_fails_the_run_naming_the_step(run_home, tmp_path):
     assert run.status["status"] == "failed", run.status
     assert "the loss became NaN at step 1" in run.status["error"], run.status["error"]
     assert not (run.dir / "model" / "model.safetensors").exists()
+
+
+def test_a_queued_run_on_a_pickle_only_folder_fails_saying_so(run_home, tmp_path):
+    """A run queued without preflight (the Train page queues, then the worker trains) fails with the true reason."""
+    from engine.jobs import execute
+
+    tiny_folder(tmp_path / "m")
+    (tmp_path / "m" / "pytorch_model.bin").write_bytes(b"\x80\x02not really a pickle")
+    store = RunStore()
+    run = store.create(TrainConfig(model=str(tmp_path / "m"), train_size=32, batch_size=16).to_dict())
+    execute(store, run, lambda: False)
+    assert run.status["status"] == "failed" and "has only pickle weights" in run.status["error"], run.status
+
+
+def test_a_suite_file_name_too_long_is_a_suite_file_error():
+    from engine.behaviour.spec import SuiteFileError, load_suite
+
+    with pytest.raises(SuiteFileError, match="cannot name a suite file: a folder or file name in it is longer"):
+        load_suite("/tmp/" + "s" * 300 + ".json")
