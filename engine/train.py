@@ -163,6 +163,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     config.check()
     set_seed(config.seed)
     device = pick_device(config.device)
+    check_model_folder(config.model, device_memory(device))   # a queued run skipped preflight (the Train page)
     method = make_method(config.method, config.settings)
     splits = load_splits(config)
     tokenizer = load_tokenizer(config.model)
