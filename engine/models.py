@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from engine.limits import NAME_BYTES, PATH_BYTES
 from engine.user_text import is_invisible, quoted
 
 if TYPE_CHECKING:
@@ -72,6 +71,8 @@ def known_models() -> dict[str, str]:
 def model_name_problem(name: str) -> str | None:
     """Why a typed model name cannot be a folder or hub id, judged from the text alone (before the file system,
     which raises `File name too long` on a long paste), or None."""
+    from engine.limits import NAME_BYTES, PATH_BYTES  # the longest path and name a file system takes
+
     if any(is_invisible(ch) or ch in "\t\n\r" for ch in name):
         return f"the model name {quoted(name)} contains control or invisible characters; type it again"
     too_long = [part for part in name.split("/") if len(part.encode()) > NAME_BYTES]
