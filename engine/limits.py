@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 import os
 
-# SQLite's INTEGER and numpy's int64: a larger number cannot be stored in the run index or an array
-INT64_MAX = 2**63 - 1
-# numpy's legacy seeding (np.random.seed, which the training loop calls) takes seeds below 2**32
+# numpy's legacy seeding (np.random.seed, which the training loop calls) takes seeds below 2**32; far below the
+# int64 that SQLite's run index and numpy's arrays hold, so a seed of 10**21 is refused before either sees it
 MAX_SEED = 2**32 - 1
 # one suite or recovery grid: each seed is a whole training run per method (or per cell); 100 is already days
 MAX_SEEDS = 100
