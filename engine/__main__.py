@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import emit, run_foreground
+from engine.cli import Parser, check_names, emit, error_line, run_foreground, too_long_name
 from engine.paths import use_project_nltk_data
 from engine.train_flags import add_train_flags, checked_config
 
@@ -111,7 +111,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="RobustLab engine")
+    parser = Parser(prog="python -m engine", description="RobustLab engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune a classifier (foreground, with a progress bar)",
@@ -167,9 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     from engine.train_config import ConfigError
 
     try:
+        check_names(args)
         return args.func(args)
     except (DataError, ModelError, RunError, ConfigError, SettingError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not too_long_name(err):
+            raise
+        print(error_line(f"a name is too long for the file system ({err.filename!r:.80})"), file=sys.stderr)
         return 2
 
 

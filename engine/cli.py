@@ -3,6 +3,8 @@ anything runs, and running a job in the foreground with a progress bar on stderr
 JSON line)."""
 from __future__ import annotations
 
+import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -10,10 +12,56 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import argparse
-
     from engine.executor import ExecutorSpec
     from engine.runs import Run, RunStore
+
+
+MESSAGE_CHARS = 2000   # an error line is cut here: a message that repeats a 789 KB argument buries the terminal
+USAGE_CHARS = 300      # argparse's own errors (`invalid int value: '...'`) repeat the argument whole: cut sooner
+# the arguments that name a file or a run (comma lists for runs and sets), checked by `check_names` before any
+# command runs, so a name too long for the file system is refused by its flag, not by a traceback
+NAME_ARGS = {"run_id": "RUN_ID", "runs": "--runs", "out": "--out", "suite": "--suite", "behaviour": "--behaviour",
+             "extra_data": "--extra-data", "dataset": "--dataset", "attack_dataset": "--attack-dataset",
+             "sets": "--sets", "run_dir": "RUN_DIR"}
+LISTS = ("runs", "sets")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its own error lines (`invalid int value: '...'`) cut and their control characters shown, like
+    every other error line (`error_line`)."""
+
+    def error(self, message: str):
+        from engine.user_text import shown
+
+        super().error(shown(message, USAGE_CHARS))
+
+
+def error_line(err: BaseException | str) -> str:
+    """What a refused command prints: `error: ` and the message on one line, cut at MESSAGE_CHARS, control and
+    invisible characters (a terminal escape, a bidi override) written as code points."""
+    from engine.user_text import shown
+
+    return f"error: {shown(str(err), MESSAGE_CHARS)}"
+
+
+def too_long_name(err: OSError) -> bool:
+    """An OSError saying a name is too long for the file system (`check_names` refuses the usual ones first)."""
+    return err.errno == errno.ENAMETOOLONG
+
+
+def check_names(args: argparse.Namespace) -> None:
+    """Refuse, naming its flag, an argument that names a file or a run but is too long for the file system."""
+    from engine.limits import path_problem
+    from engine.user_text import quoted
+
+    for attr, flag_name in NAME_ARGS.items():
+        value = getattr(args, attr, None)
+        if not isinstance(value, str):
+            continue
+        for part in value.split(",") if attr in LISTS else [value]:
+            problem = path_problem(part.strip().removeprefix("csv:"))
+            if problem:
+                raise FlagError(f"{flag_name}: {quoted(part)} cannot name a file or a run: {problem}")
 
 
 def emit(data: Any, as_json: bool) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.limits import MAX_SEED, number_text
 from engine.models import encoder_parts
 from engine.user_text import quoted
 
@@ -106,7 +107,13 @@ def check_spec(spec: dict[str, Any], num_layers: int) -> dict[str, Any]:
     embeddings = bool(spec.get("embeddings", False))
     if not layers and not embeddings:
         raise CorruptionError("nothing to corrupt: choose at least one layer or the embeddings")
-    out = {"layers": layers, "embeddings": embeddings, "kind": kind, "seed": int(spec.get("seed", 0))}
+    try:
+        seed = int(spec.get("seed", 0))
+    except (TypeError, ValueError):
+        raise CorruptionError(f"seed must be a whole number (got {quoted(spec.get('seed'))})") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise CorruptionError(f"seed must be in 0..{MAX_SEED:,} (got {number_text(seed)})")
+    out = {"layers": layers, "embeddings": embeddings, "kind": kind, "seed": seed}
     if kind == "reinit":
         init = spec.get("init", "kaiming-normal")
         if init not in INITS:
@@ -114,8 +121,8 @@ def check_spec(spec: dict[str, Any], num_layers: int) -> dict[str, Any]:
         out["init"] = init
     if kind == "noise":
         scale = float(spec.get("scale", 0.5))
-        if not scale > 0:
-            raise CorruptionError(f"noise scale must be > 0 (got {scale:g})")
+        if not 0 < scale < math.inf:
+            raise CorruptionError(f"noise scale must be > 0 and finite (got {scale:g})")
         out["scale"] = scale
     if kind == "zero":
         fraction = float(spec.get("fraction", 0.5))

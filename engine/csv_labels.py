@@ -3,7 +3,10 @@
 Names get ids in sorted order (Python's string order: `neg` is 0, `pos` 1) unless an order is given
 (`train --label-order a,b,c`, or the Train page), and the names are stored with the run in id order. A column
 mixing names and numbers, or names that differ only by spaces or case ("pos", "pos ", "Pos"), is refused naming
-the values and their lines: merging or splitting such classes silently would train on labels nobody meant.
+the lines: merging or splitting such classes silently would train on labels nobody meant.
+
+No message repeats a cell: a label column chosen by mistake may hold anything (a password, a patient's name), and
+a message travels further than the file (a run's error, a page, a terminal log). Messages name lines and counts.
 """
 from __future__ import annotations
 
@@ -39,22 +42,23 @@ def class_ids(cells: Sequence[str], lines: Sequence[int], order: Sequence[str] |
     if any(numeric):
         numbers = _first_lines([(v, n) for v, n, num in zip(values, lines, numeric) if num])
         names = _first_lines([(v, n) for v, n, num in zip(values, lines, numeric) if not num])
-        raise LabelError(f"the label column mixes names and numbers: numbers {_listed(numbers)}; names "
+        raise LabelError(f"the label column mixes names and numbers: numbers on {_listed(numbers)}; names on "
                          f"{_listed(names)}. Use names for every class or integer ids 0..C-1 for every class")
     _refuse_near_duplicates(cells, lines)
     found = _first_lines(list(zip(values, lines)))
     if known is not None:
         strangers = {v: n for v, n in found.items() if v not in known}
         if strangers:
-            raise LabelError(f"labels {_listed(strangers)} are not classes of this model; this model knows: "
-                             f"{', '.join(known)}")
+            raise LabelError(f"the labels on {_listed(strangers)} are not classes of this model; this model "
+                             f"knows: {', '.join(known)}")
         names = list(known)
     elif order is not None:
         names = _checked_order(order, found)
     else:
         names = sorted(found)
         if len(names) < 2:
-            raise LabelError(f"the CSV has only one class ({quoted(names[0])}); a classifier needs at least two")
+            raise LabelError("the CSV has only one class (every row has the same label); a classifier needs at "
+                             "least two")
     ids = {name: i for i, name in enumerate(names)}
     return [ids[v] for v in values], names
 
@@ -73,8 +77,8 @@ def task_class_ids(cells: Sequence[str], lines: Sequence[int], task: str,
         spelled = ", ".join(names)
     strangers = _first_lines([(v, n) for v, n in zip(values, lines) if v not in ids])
     if strangers:
-        raise LabelError(f"labels {_listed(strangers)} are not classes of {task} (its classes: {spelled}); write "
-                         f"every label as one of them, or leave the task out")
+        raise LabelError(f"the labels on {_listed(strangers)} are not classes of {task} (its classes: {spelled}); "
+                         f"write every label as one of them, or leave the task out")
     labels = [ids[v] for v in values]
     absent = [name for i, name in enumerate(names) if i not in set(labels)]
     if absent:
@@ -88,18 +92,22 @@ def _integer_ids(values: list[str], lines: Sequence[int], known: Sequence[str] |
     for line, raw in zip(lines, values):
         value = float(raw)
         if value != int(value) or value < 0:
-            raise LabelError(f"label {quoted(raw)} on line {line} is not a non-negative integer class id")
+            raise LabelError(f"the label on line {line} is not a non-negative integer class id")
         labels.append(int(value))
     classes = sorted(set(labels))
     if known is not None:
         if classes[-1] >= len(known):
-            raise LabelError(f"label {classes[-1]} was never seen in training: this model knows classes "
-                             f"0..{len(known) - 1}")
+            line = next(n for n, label in zip(lines, labels) if label >= len(known))
+            raise LabelError(f"the label on line {line} is a class id this model never saw in training: it knows "
+                             f"classes 0..{len(known) - 1}")
         return labels, list(known)
     if len(classes) < 2:
-        raise LabelError(f"the CSV has only one class ({classes[0]}); a classifier needs at least two")
+        raise LabelError("the CSV has only one class (every row has the same label); a classifier needs at least "
+                         "two")
     if classes != list(range(len(classes))):
-        raise LabelError(f"labels must be 0..C-1 with each class present; found {classes}")
+        absent = next(i for i in range(len(classes)) if i not in set(classes))
+        raise LabelError(f"integer labels must be 0..C-1 with each class present; no row has class {absent}, but "
+                         f"{len(classes)} classes have rows")
     return labels, [str(i) for i in classes]
 
 
@@ -112,10 +120,11 @@ def _checked_order(order: Sequence[str], found: dict[str, int]) -> list[str]:
     extra = [name for name in names if name not in found]
     if extra:
         raise LabelOrderError(f"the label order names {', '.join(quoted(n) for n in extra)}, which is not a label "
-                              f"of the file (its labels: {', '.join(sorted(found))})")
+                              f"of the file (the file has {len(found)} labels)")
     left_out = {v: n for v, n in found.items() if v not in names}
     if left_out:
-        raise LabelOrderError(f"the label order leaves out {_listed(left_out)}; list every label of the file once")
+        raise LabelOrderError(f"the label order leaves out the labels first on {_listed(left_out)}; list every "
+                              f"label of the file once")
     return names
 
 
@@ -127,8 +136,8 @@ def _refuse_near_duplicates(cells: Sequence[str], lines: Sequence[int]) -> None:
     clashes = [spellings for spellings in variants.values() if len(spellings) > 1]
     if clashes:
         groups = "; ".join(_listed(spellings) for spellings in clashes)
-        raise LabelError(f"labels that differ only by spaces or letter case: {groups}. Write each class the same "
-                         f"way on every line")
+        raise LabelError(f"labels that differ only by spaces or letter case, first on {groups}. Write each class "
+                         f"the same way on every line")
 
 
 def is_number(value: str) -> bool:
@@ -150,7 +159,9 @@ def _first_lines(pairs: list[tuple[str, int]]) -> dict[str, int]:
 
 
 def _listed(first_lines: dict[str, int]) -> str:
-    """"'pos' (line 2), 'neg' (line 3)", the first SHOWN values, then how many more."""
-    items = list(first_lines.items())
-    shown = ", ".join(f"{quoted(value)} (line {line})" for value, line in items[:SHOWN])
-    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+    """"lines 2, 3": the first line of each of the first SHOWN distinct values (never the values: they are the
+    file's content), then how many more."""
+    lines = list(first_lines.values())
+    shown = ", ".join(map(str, lines[:SHOWN]))
+    return ("line " if len(lines) == 1 else "lines ") + shown + (
+        f" and {len(lines) - SHOWN} more" if len(lines) > SHOWN else "")

@@ -26,12 +26,14 @@ import torch
 from engine.csv_labels import LabelError, LabelOrderError, class_ids, is_number, task_class_ids
 from engine.csv_table import CsvFormatError, CsvTable, read_table
 from engine.glue_tsv import GLUE_COLUMNS, GlueFileError, read_glue_pairs
-from engine.paths import data_dir, runs_home
+from engine.limits import UPLOAD_FILE_BYTES, UPLOAD_QUOTA_VARIABLE, megabytes, path_problem, upload_quota
+from engine.owned_paths import OutsideRootsError, inside, uploads_dir
+from engine.paths import data_dir
 from engine.user_text import quoted
 
 Input = str | tuple[str, str]     # one example: a sentence, or a sentence pair (first segment, second segment)
 
-MAX_CSV_BYTES = 25 * 1024 * 1024
+MAX_CSV_BYTES = UPLOAD_FILE_BYTES
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
 # a CSV's two text columns of a sentence pair, found by name when none is chosen (GLUE's and AdvGLUE's names)
@@ -256,11 +258,13 @@ def _load_from_hub(spec: DatasetSpec) -> TextDataset:
                        [t.strip() for t in ds[fields[1]]], pair.fields)
 
 
-def load_dataset(name: str, label_order: Sequence[str] | None = None) -> TextDataset:
+def load_dataset(name: str, label_order: Sequence[str] | None = None,
+                 roots: Sequence[Path] | None = None) -> TextDataset:
     """A dataset by registry name, or `csv:PATH` for an uploaded CSV (with its named labels' ids in
-    `label_order` when one is given; a registered set has its own classes)."""
+    `label_order` when one is given; a registered set has its own classes). `roots`: the folders a CSV must lie in
+    (a page's, `engine.owned_paths.page_roots`); None: anywhere (the command line)."""
     if name.startswith("csv:"):
-        return read_csv(name[4:], label_order=label_order)
+        return read_csv(name[4:], label_order=label_order, roots=roots)
     if label_order is not None:
         raise LabelOrderDataError(f"a label order is only for a CSV with named labels; {quoted(name)} has its own "
                                   f"classes")
@@ -286,7 +290,8 @@ def load_dataset(name: str, label_order: Sequence[str] | None = None) -> TextDat
 
 def read_csv(path: str | Path, text_column: str | None = None, label_column: str | None = None,
              label_order: Sequence[str] | None = None, known_labels: Sequence[str] | None = None,
-             text_column_b: str | None = None, task: str | None = None) -> TextDataset:
+             text_column_b: str | None = None, task: str | None = None,
+             roots: Sequence[Path] | None = None) -> TextDataset:
     """Read and validate a user CSV: a text column, or two for sentence pairs, and one label column of class names
     or integer ids 0..C-1 (at least two classes; engine/csv_labels.py says how names get their ids).
 
@@ -294,15 +299,24 @@ def read_csv(path: str | Path, text_column: str | None = None, label_column: str
     unless it names exactly the file's labels); `task`, one of GLUE's pair tasks, says the labels are its classes
     (names or GLUE's ids, every class present) in GLUE's id order; `known_labels` are a trained model's class
     names in id order, when the CSV is evaluated against it. Rows without a text or a label are refused, never
-    dropped: the data trained on is the data given.
+    dropped: the data trained on is the data given. `roots`: the folders the file must lie in (a page's); None:
+    anywhere. No message repeats a cell of the file, only column names and line numbers.
     """
+    problem = path_problem(path)
+    if problem:
+        raise DataError(f"{quoted(os.fspath(path))} cannot be a CSV file: {problem}")
+    if roots is not None:
+        try:
+            path = inside(path, roots)
+        except OutsideRootsError as err:
+            raise DataError(str(err)) from None
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"CSV file {path} does not exist")
     size = path.stat().st_size
     if size > MAX_CSV_BYTES:
-        raise DataError(f"the CSV is {size / 2**20:.1f} MB; RobustLab takes CSVs up to "
-                        f"{MAX_CSV_BYTES // 2**20} MB. Take a random sample of its rows and upload that.")
+        raise DataError(f"the CSV is {megabytes(size)}; RobustLab takes CSVs up to {megabytes(MAX_CSV_BYTES)}. "
+                        f"Take a random sample of its rows and upload that.")
     try:
         table = read_table(path)
     except CsvFormatError as err:
@@ -380,8 +394,18 @@ def _column_positions(header: list[str], text_column: str | None, text_column_b:
         if at is not None and earlier:
             raise FieldDataError(field_name, f"column {quoted(header[at].strip())} is chosen as both the "
                                  f"{_ROLES[earlier[0]]} and the {_ROLES[field_name]}; each role needs its own "
-                                 f"column (the CSV has: {', '.join(header)})")
+                                 f"column (the CSV has: {columns_text(header)})")
     return text_at, text_b_at, label_at
+
+
+SHOWN_COLUMNS = 12   # column names a message lists before saying how many more there are
+
+
+def columns_text(header: Sequence[str]) -> str:
+    """A CSV's column names as a message lists them: each quoted (cut, invisible characters shown), the first
+    SHOWN_COLUMNS, then how many more. The header is the one line of the file a message repeats."""
+    names = ", ".join(quoted(name.strip()) for name in header[:SHOWN_COLUMNS])
+    return names + (f" and {len(header) - SHOWN_COLUMNS} more" if len(header) > SHOWN_COLUMNS else "")
 
 
 _ROLES = {"text_column": "text column", "text_column_b": "second text column", "label_column": "label column"}
@@ -419,9 +443,11 @@ def _check_header(header: list[str], text_column: str | None, label_column: str 
         return
     if not any(is_number(name) for name in header):
         return   # a header with other names: _pick_column says which names it looked for
-    raise DataError(f"the file has no header line: its first line ({quoted(','.join(header))}) is data. Add a "
-                    f"first line that names the columns, e.g. text,label: the text column is called one of "
-                    f"{', '.join(TEXT_COLUMNS)}; the label column one of {', '.join(LABEL_COLUMNS)}")
+    column = next(i for i, name in enumerate(header, 1) if is_number(name))
+    raise DataError(f"the file has no header line: its first line is data (column {column} holds a number where a "
+                    f"column name belongs). Add a first line that names the columns, e.g. text,label: the text "
+                    f"column is called one of {', '.join(TEXT_COLUMNS)}; the label column one of "
+                    f"{', '.join(LABEL_COLUMNS)}")
 
 
 def _pick_column(columns: dict[str, int], header: list[str], wanted: str | None, candidates: tuple[str, ...],
@@ -431,23 +457,33 @@ def _pick_column(columns: dict[str, int], header: list[str], wanted: str | None,
     if wanted:
         if wanted.strip().lower() in columns:
             return columns[wanted.strip().lower()]
-        message = f"no column named {quoted(wanted)}; the CSV has: {', '.join(header)}"
+        message = f"no column named {quoted(wanted)}; the CSV has: {columns_text(header)}"
         raise FieldDataError(field_name, message) if field_name else DataError(message)
     for name in candidates:
         if name in columns:
             return columns[name]
     raise DataError(f"no {kind} column found (looked for {', '.join(candidates)}, or a pair of "
-                    f"{', '.join('/'.join(p) for p in PAIR_COLUMNS)}); the CSV has: {', '.join(header)}")
+                    f"{', '.join('/'.join(p) for p in PAIR_COLUMNS)}); the CSV has: {columns_text(header)}")
 
 
 def store_upload(content: bytes, filename: str) -> Path:
-    """Keep an uploaded CSV in the run store under a content hash, so runs can point at it for good."""
+    """Keep an uploaded CSV in the run store under a content hash, so runs can point at it for good; a DataError
+    when it is larger than one upload may be (UPLOAD_FILE_BYTES) or would take the upload folder past its quota
+    (`engine.limits.upload_quota`)."""
+    if len(content) > UPLOAD_FILE_BYTES:
+        raise DataError(f"the file is {megabytes(len(content))}; an upload may be at most "
+                        f"{megabytes(UPLOAD_FILE_BYTES)}. Take a random sample of its rows and upload that")
     digest = hashlib.sha256(content).hexdigest()[:12]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(filename).stem)[:40] or "upload"
-    folder = runs_home() / "uploads"
+    folder = uploads_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{digest}-{stem}.csv"
     if not target.exists():
+        used = sum(file.stat().st_size for file in folder.iterdir() if file.is_file())
+        if used + len(content) > upload_quota():
+            raise DataError(f"the upload folder is full: it holds {megabytes(used)} of its {megabytes(upload_quota())}"
+                            f" quota, and this file is {megabytes(len(content))}. Delete runs and uploads that are "
+                            f"no longer needed, or ask whoever runs RobustLab to raise {UPLOAD_QUOTA_VARIABLE}")
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(content)
         tmp.replace(target)

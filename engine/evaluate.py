@@ -6,6 +6,7 @@ import functools
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,15 +52,15 @@ def score(probs: np.ndarray, labels: list[int]) -> dict[str, Any]:
             "chance_accuracy": chance_accuracy(labels), "correct": correct.astype(int).tolist()}
 
 
-def eval_set(config: dict, name: str, label_names: list[str]) -> TextDataset:
+def eval_set(config: dict, name: str, label_names: list[str], roots: Sequence[Path] | None = None) -> TextDataset:
     """An evaluation set by name: a registry name, `heldout` (the split held out of a CSV), or csv:PATH (its
-    labels read as the classes `label_names` of the model, in id order)."""
+    labels read as the classes `label_names` of the model, in id order; inside `roots` when a page names it)."""
     if name == "heldout":
         if not config["dataset"].startswith("csv:"):
             raise DataError("`heldout` exists only for runs trained on an uploaded CSV")
         return heldout_set(config)
     if name.startswith("csv:"):
-        return read_csv(name[4:], known_labels=label_names)
+        return read_csv(name[4:], known_labels=label_names, roots=roots)
     data = load_dataset(name)
     if data.num_labels > len(label_names):
         raise DataError(f"{name} has {data.num_labels} classes but the model was trained for {len(label_names)}")

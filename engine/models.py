@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from transformers import BertConfig
 
 WEIGHTS_FILE = "model.safetensors"
-PATH_BYTES, NAME_BYTES = 4096, 255     # the longest path and folder name a Linux or macOS file system takes
 
 
 class ModelError(ValueError):
@@ -73,6 +72,8 @@ def known_models() -> dict[str, str]:
 def model_name_problem(name: str) -> str | None:
     """Why a typed model name cannot be a folder or hub id, judged from the text alone (before the file system,
     which raises `File name too long` on a long paste), or None."""
+    from engine.limits import NAME_BYTES, PATH_BYTES  # the longest path and name a file system takes
+
     if any(is_invisible(ch) or ch in "\t\n\r" for ch in name):
         return f"the model name {quoted(name)} contains control or invisible characters; type it again"
     too_long = [part for part in name.split("/") if len(part.encode()) > NAME_BYTES]

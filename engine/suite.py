@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, MAX_SEEDS, number_text
 from engine.runs import Run, RunError, RunStore
+from engine.user_text import quoted
 
 if TYPE_CHECKING:
     from engine.executor import ExecutorSpec, Item, Work
@@ -91,14 +93,19 @@ class SuiteSpec:
         unknown = [m for m in self.methods if m not in registry()]
         if unknown:
             raise SuiteError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(registry())}")
-        if any(not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise SuiteError(f"seeds must be whole numbers >= 0 (got {self.seeds})")
-        if self.attack_n < 0:
-            raise SuiteError(f"the number of examples to attack must be >= 0 (got {self.attack_n})")
+        if len(self.seeds) > MAX_SEEDS:
+            raise SuiteError(f"{len(self.seeds):,} seeds; a suite takes at most {MAX_SEEDS} (each seed trains every "
+                             f"method once)")
+        if any(not isinstance(s, int) or not 0 <= s <= MAX_SEED for s in self.seeds):
+            raise SuiteError(f"seeds must be whole numbers in 0..{MAX_SEED:,}")
+        if not 0 <= self.attack_n <= MAX_ATTACK_EXAMPLES:
+            raise SuiteError(f"the number of examples to attack must be >= 0 and at most {MAX_ATTACK_EXAMPLES:,} "
+                             f"(got {number_text(self.attack_n)})")
         for method in self.methods:
             self.train_config(method, self.seeds[0]).check()
         if self.attacks():
             batch_config("check", self.recipe, self.attack_dataset, self.attack_n, Budget())
+            self._check_attack_dataset()
         if self.behaviour:
             from engine.behaviour.spec import SuiteFileError, load_suite
 
@@ -106,6 +113,35 @@ class SuiteSpec:
                 load_suite(self.behaviour)
             except SuiteFileError as err:
                 raise SuiteError(f"behaviour suite: {err}") from err
+
+
+    def _check_attack_dataset(self) -> None:
+        """Read the attacked set as the attacks will (`heldout`: the training CSV's own split), and refuse one
+        that does not exist or holds sentence pairs for single-sentence training data (or the reverse), before
+        anything is queued: otherwise every item's attack fails after its training."""
+        from engine.data import PAIR_TASKS, TASKS, DataError, load_dataset
+
+        name = self.attack_dataset
+        if name == "heldout":
+            if not self.dataset.startswith("csv:"):
+                raise SuiteError(f"attack dataset: `heldout` exists only for a suite trained on an uploaded CSV; "
+                                 f"{quoted(self.dataset)} has its own dev set")
+            return
+        try:
+            data = load_dataset(name)
+        except DataError as err:
+            raise SuiteError(f"attack dataset: {err}") from None
+        task = TASKS.get(self.dataset)
+        if task is not None and data.is_pair != (task in PAIR_TASKS):
+            shape = "sentence pairs" if data.is_pair else "single sentences"
+            raise SuiteError(f"attack dataset: {quoted(name)} holds {shape}, but {self.dataset} does not; attack a "
+                             f"set of the same task (default: {quoted(dev_name(self.dataset))})")
+
+
+def dev_name(dataset: str) -> str:
+    from engine.evaluate import dev_set_name
+
+    return dev_set_name({"dataset": dataset})
 
 
 def suite_config(spec: SuiteSpec, where: ExecutorSpec | None = None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from engine.inference import predict_probs
 from engine.input_gradient import PROBE_SIZE, input_gradient_norm
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods._tensors import DriftTracker
+from engine.model_folder import check_model_folder, device_memory
 from engine.models import ModelError, build_classifier, load_tokenizer, pair_encoding_problem, save_trained
 from engine.recorder import Recorder
 from engine.runs import Run
@@ -54,6 +55,11 @@ from engine.train_config import ConfigError, TrainConfig
 LOOP_ARTIFACTS: dict[str, tuple[str, ...]] = {"drift": ("step", "drift")}
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: every step after it would only spread NaN through the weights,
+    so the run stops and fails with the step."""
+
+
 def preflight(config: TrainConfig) -> Splits:
     """Everything that can be refused before a run is created: the hyperparameters and method settings, the
     device, the model, the settings and the corruption against the model's depth, the data files. Each refusal
@@ -61,8 +67,9 @@ def preflight(config: TrainConfig) -> Splits:
     splits, whose `pool` and `notes` say what the run will train on."""
     config.check()
     with _refusing("device", DeviceError):
-        pick_device(config.device)
+        device = pick_device(config.device)
     with _refusing("model", ModelError):
+        check_model_folder(config.model, device_memory(device))   # remote code, pickle weights, too large
         tokenizer = load_tokenizer(config.model)
         num_layers = model_layer_count(config.model)
     with _refusing("settings", SettingError):
@@ -156,6 +163,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     config.check()
     set_seed(config.seed)
     device = pick_device(config.device)
+    check_model_folder(config.model, device_memory(device))   # a queued run skipped preflight (the Train page)
     method = make_method(config.method, config.settings)
     splits = load_splits(config)
     tokenizer = load_tokenizer(config.model)
@@ -211,6 +219,10 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
                               lr_warmup_steps=warmup_steps)
             with autocast(device):
                 loss, scalars = method.training_loss(model, batch, ctx)
+            loss_value = loss.item()   # the one sync a step needs anyway (the log and progress read it)
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"the loss became {'NaN' if math.isnan(loss_value) else 'infinite'} at step "
+                                       f"{step + 1}; lower the learning rate or check the model's weights")
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             method.before_step(model, optimizer, ctx)
@@ -224,7 +236,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
             step += 1
             seen += len(batch["labels"])
             train_seconds += time.perf_counter() - tick
-            window.append(loss.item())
+            window.append(loss_value)
 
             if step % config.log_every == 0 or step == total_steps:
                 mean_loss = float(np.mean(window))
@@ -235,7 +247,7 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
                 if run:
                     run.set_status(step=step, epoch=epoch, train_loss=mean_loss)
             if progress:
-                progress(step, total_steps, loss.item())
+                progress(step, total_steps, loss_value)
             if step % eval_every == 0 and step < total_steps:
                 result = evaluate_dev(step)
                 say(f"step {step}/{total_steps}: dev accuracy {result['accuracy']:.4f}")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import limits
 from engine.user_text import quoted
 
 # Peak learning rate when a config leaves `lr` unset, per model (docs/defaults.md has the sweep behind it).
@@ -115,7 +117,9 @@ class TrainConfig:
     def check(self) -> None:
         """Refuse impossible hyperparameters and method settings before any work starts: one ConfigError with
         every reason, each paired with its field."""
-        problems: list[tuple[str, str]] = []
+        problems: list[tuple[str, str]] = self._number_problems()
+        if problems:   # a nan, inf or a count past its cap: the range checks below would only repeat it
+            raise ConfigError(*problems)
         if self.train_size is not None and self.train_size < 1:
             problems.append(("train_size", f"train size must be at least 1 (got {self.train_size})"))
         if self.dev_size is not None and self.dev_size < 1:
@@ -135,8 +139,9 @@ class TrainConfig:
             problems.append(("adam_beta2", f"Adam beta2 must be in (0, 1) (got {self.adam_beta2:g})"))
         if self.grad_clip <= 0:
             problems.append(("grad_clip", f"gradient clipping norm must be > 0 (got {self.grad_clip:g})"))
-        if not 8 <= self.max_length <= 512:
-            problems.append(("max_length", f"max length must be in [8, 512] tokens (got {self.max_length})"))
+        if not limits.MIN_LENGTH <= self.max_length <= limits.MAX_LENGTH:
+            problems.append(("max_length", f"max length must be in [{limits.MIN_LENGTH}, {limits.MAX_LENGTH}] "
+                                           f"tokens (got {self.max_length})"))
         if self.seed < 0:
             problems.append(("seed", f"seed must be a whole number >= 0 (got {self.seed})"))
         for name in ("eval_every", "record_every"):
@@ -146,6 +151,11 @@ class TrainConfig:
             problems.append(("log_every", f"log_every must be at least 1 (got {self.log_every})"))
         if not 0 < self.dev_fraction < 1:
             problems.append(("dev_fraction", f"dev fraction must be in (0, 1) (got {self.dev_fraction:g})"))
+        for name in ("dataset", "extra_data"):
+            path = getattr(self, name)
+            problem = path and limits.path_problem(path.removeprefix("csv:"))
+            if problem:
+                problems.append((name, f"{quoted(path)} cannot be a file: {problem}"))
         problems += self._csv_problems()
         if self.train_size is not None and self.batch_size > self.train_size:
             problems.append(("batch_size", f"batch size {self.batch_size} is larger than the {self.train_size} "
@@ -158,6 +168,27 @@ class TrainConfig:
             make_method(self.method, self.settings)
         except SettingError as err:
             raise ConfigError(("settings" if self.method in registry() else "method", str(err))) from err
+
+    def _number_problems(self) -> list[tuple[str, str]]:
+        """Every float field that is nan or infinite, and every count past its cap (engine/limits.py says why
+        each cap is where it is): such a run would train on NaN weights, never end, or not fit the run index."""
+        problems = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if limits.not_finite(value):
+                problems.append((f.name, f"{f.name.replace('_', ' ')} must be a finite number (got {value})"))
+        caps = {"seed": limits.MAX_SEED, "epochs": limits.MAX_EPOCHS, "train_size": limits.MAX_EXAMPLES,
+                "dev_size": limits.MAX_EXAMPLES, "batch_size": limits.MAX_BATCH_SIZE,
+                "eval_every": limits.MAX_INTERVAL, "record_every": limits.MAX_INTERVAL,
+                "log_every": limits.MAX_INTERVAL}
+        for name, cap in caps.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or (value is not None and not isinstance(value, numbers.Integral)):
+                problems.append((name, f"{name.replace('_', ' ')} must be a whole number (got {quoted(value)})"))
+            elif value is not None and value > cap:
+                problems.append((name, f"{name.replace('_', ' ')} must be at most {cap:,} (got "
+                                       f"{limits.number_text(value)})"))
+        return problems
 
     def _csv_problems(self) -> list[tuple[str, str]]:
         """The CSV-only fields given for a registered set, an unknown task, or a task with its own label order."""

@@ -75,7 +75,7 @@ def test_malformed_csvs_get_clear_messages(tmp_path, content, message):
 
 
 def test_unseen_labels_at_evaluation_are_refused(tmp_path):
-    with pytest.raises(DataError, match="never seen in training"):
+    with pytest.raises(DataError, match="never saw in training"):
         read_csv(write(tmp_path, "text,label\na,0\nb,3\n"), known_labels=["0", "1"])
 
 

@@ -23,7 +23,14 @@ from engine import jobs
 from engine.behaviour.compare import compare_runs, not_learned
 from engine.behaviour.editor import editor_suite
 from engine.behaviour.perturb import PERTURBATIONS
-from engine.behaviour.runner import behaviour_config, export_rows, find_cached, read_cases, run_cases
+from engine.behaviour.runner import (
+    behaviour_config,
+    check_sentence_files,
+    export_rows,
+    find_cached,
+    read_cases,
+    run_cases,
+)
 from engine.behaviour.spec import (
     BUILT_IN,
     DEFAULT_TOLERANCE,
@@ -33,6 +40,8 @@ from engine.behaviour.spec import (
     load_suite,
     parse_suite,
 )
+from engine.limits import UPLOAD_FILE_BYTES, megabytes
+from engine.owned_paths import page_roots
 from engine.runs import ACTIVE, RunError
 from engine.suite import list_suites, suite_items
 
@@ -103,6 +112,10 @@ def choose_suite() -> Suite | None:
                 st.caption("Upload a JSON file with `words` and `tests`, like the built-in suite (download it "
                            "below to start from it).")
                 return None
+            if upload.size > UPLOAD_FILE_BYTES:
+                st.error(markdown_text(f"{upload.name} is {megabytes(upload.size)}; an upload may be at most "
+                                       f"{megabytes(UPLOAD_FILE_BYTES)}"), icon=":material/error:")
+                return None
             try:
                 text = upload.getvalue().decode("utf-8-sig")
             except UnicodeDecodeError:
@@ -111,6 +124,7 @@ def choose_suite() -> Suite | None:
             suite = parse_suite(text, fallback_name=upload.name.removesuffix(".json"))
         else:
             suite = _editor()
+        check_sentence_files(suite, page_roots())   # a page reads only the upload and data folders
     except SuiteFileError as err:
         show_problems(err)
         return None
@@ -190,7 +204,7 @@ def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
         try:
             for run_id in todo:
                 target = store.get(run_id)
-                run_cases(suite, 0, target)
+                run_cases(suite, 0, target, page_roots())
         except SuiteFileError as err:
             show_problems(err)
         else:
@@ -303,7 +317,7 @@ def _csv(rows: list[dict]) -> str:
 
 def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
     """Train a new run like a chosen one on its data plus its failing cases (with their correct labels)."""
-    from engine.data import store_upload
+    from engine.data import DataError, store_upload
     from engine.train import environment, preflight
     from engine.train_config import ConfigError, TrainConfig
 
@@ -315,11 +329,11 @@ def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
                "this one and run the suite again to see the failure rates move. The cases come from the suite, so "
                "the new run's failure rates on it are no longer a held-out measurement.")
     if st.button("Train on the failures", key="bh-train", icon=":material/model_training:", disabled=not failing):
-        path = store_upload(_csv(export_rows(failing)).encode("utf-8"), f"failures-{run_id}.csv")
-        config = TrainConfig.from_dict({**store.get(run_id).config, "extra_data": str(path)})
         try:
+            path = store_upload(_csv(export_rows(failing)).encode("utf-8"), f"failures-{run_id}.csv")
+            config = TrainConfig.from_dict({**store.get(run_id).config, "extra_data": str(path)})
             preflight(config)
-        except ConfigError as err:
+        except (ConfigError, DataError) as err:
             st.error(markdown_text(f"Cannot train on the failures: {err}"), icon=":material/error:")
         else:
             st.session_state["bh-trained"] = jobs.submit(store, {**config.to_dict(), "environment": environment()}).id

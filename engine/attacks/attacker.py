@@ -25,6 +25,8 @@ from engine.attacks.wrapper import FastModelWrapper
 from engine.data import Input
 from engine.heavy_imports import IMPORT_LOCK
 from engine.inference import Cancelled, LoadedModel
+from engine.limits import MAX_QUERIES
+from engine.user_text import quoted
 
 DEFAULT_MAX_QUERIES = 2000
 DEFAULT_MAX_FRACTION = 0.3
@@ -38,12 +40,13 @@ class Budget:
 
     def check(self) -> None:
         if self.max_queries is not None and (not isinstance(self.max_queries, (int, np.integer))
-                                             or self.max_queries < 1):
-            raise AttackError(f"the query budget must be a whole number of at least 1 (got {self.max_queries!r}): "
-                              "an attack needs at least one query to read the model's first prediction")
+                                             or not 1 <= self.max_queries <= MAX_QUERIES):
+            raise AttackError(f"the query budget must be a whole number in 1..{MAX_QUERIES:,} (got "
+                              f"{quoted(self.max_queries)}): an attack needs at least one query to read the model's "
+                              f"first prediction")
         if self.max_fraction is not None and not 0 < self.max_fraction <= 1:
             raise AttackError(f"the share of words an attack may change must be in (0, 1] "
-                              f"(got {self.max_fraction!r}); 0 would allow no change at all")
+                              f"(got {quoted(self.max_fraction)}); 0 would allow no change at all")
 
 
 @dataclass

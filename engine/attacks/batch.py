@@ -18,6 +18,7 @@ from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budge
 from engine.attacks.recipes import AttackError, get_recipe
 from engine.attacks.segments import check_shape
 from engine.inference import LoadedModel
+from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, number_text
 from engine.runs import read_jsonl
 
 
@@ -25,8 +26,11 @@ def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget,
                  segment: str | None = None) -> dict[str, Any]:
     """The config of an attack run (kind "attack", parent = the target run). `segment` is the pair segment
     attacked, `first` or `second` (None for a single-sentence model: `engine.attacks.segments.chosen_segment`)."""
-    if n < 1:
-        raise AttackError(f"attack at least 1 example (got n={n})")
+    if not 1 <= n <= MAX_ATTACK_EXAMPLES:
+        raise AttackError(f"attack at least 1 example (got n={n})" if n < 1 else
+                          f"attack at most {MAX_ATTACK_EXAMPLES:,} examples (got n={number_text(n)})")
+    if not 0 <= seed <= MAX_SEED:
+        raise AttackError(f"the seed must be a whole number in 0..{MAX_SEED:,} (got {number_text(seed)})")
     budget.check()
     get_recipe(recipe)
     return {"target": target, "recipe": recipe, "dataset": dataset, "n": int(n), "max_queries": budget.max_queries,

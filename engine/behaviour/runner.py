@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.behaviour.generate import Case, GenerationError, generate_cases
@@ -55,14 +56,32 @@ def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
     return sorted(names - {None}, key=lambda name: (name != "sentiment", name))
 
 
-def run_cases(suite: Suite, seed: int, target: Run) -> dict[str, list[Case]]:
+def check_sentence_files(suite: Suite, roots: Sequence[Path]) -> None:
+    """Refuse a suite whose tests read `csv:PATH` sentences outside `roots` (a page's folders), naming each test,
+    before any file is opened: `SuiteFileError`."""
+    from engine.owned_paths import OutsideRootsError, inside
+
+    problems = []
+    for test in suite.tests:
+        if isinstance(test.sentences, str) and test.sentences.startswith("csv:"):
+            try:
+                inside(test.sentences[4:], roots)
+            except OutsideRootsError as err:
+                problems.append(f"{_where(test)}: sentences: {err}")
+    if problems:
+        raise SuiteFileError(problems)
+
+
+def run_cases(suite: Suite, seed: int, target: Run, roots: Sequence[Path] | None = None) -> dict[str, list[Case]]:
     """`model_cases` for a stored run's model: its classes and whether it reads sentence pairs."""
-    return model_cases(suite, seed, target.config, label_names_for(target.dir), segment_names_for(target.dir))
+    return model_cases(suite, seed, target.config, label_names_for(target.dir), segment_names_for(target.dir), roots)
 
 
 def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_names: list[str],
-                segment_names: tuple[str, str] | None = None) -> dict[str, list[Case]]:
-    """Every test's cases for one model, after checking the suite's labels against the model's classes.
+                segment_names: tuple[str, str] | None = None,
+                roots: Sequence[Path] | None = None) -> dict[str, list[Case]]:
+    """Every test's cases for one model, after checking the suite's labels against the model's classes. A test's
+    `csv:PATH` sentences must lie inside `roots` when a page runs the suite (`engine.owned_paths.page_roots`).
     Raises `SuiteFileError` naming each test whose label the model lacks or that makes no cases, or saying that
     a sentence-pair model (`segment_names`) is not what a suite's one-sentence cases can test."""
     from engine.data import DataError
@@ -83,7 +102,7 @@ def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_na
 
     def sentences_of(name: str) -> list[tuple[str, str]]:
         if name not in pools:
-            data = eval_set(target_config, name, label_names)
+            data = eval_set(target_config, name, label_names, roots)
             pools[name] = [(text, label_names[label]) for text, label in zip(data.texts, data.labels)]
         return pools[name]
 

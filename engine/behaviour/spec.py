@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.behaviour.perturb import PERTURBATIONS, WHERE
+from engine.limits import path_problem
 from engine.user_text import quoted
 
 KINDS = ("MFT", "INV", "DIR")
@@ -105,6 +106,9 @@ def built_in_names() -> list[str]:
 
 def load_suite(ref: str) -> Suite:
     """A built-in suite by name (`sentiment`) or a suite file by path."""
+    problem = path_problem(ref)
+    if problem:
+        raise SuiteFileError([f"{quoted(ref)} cannot name a suite file: {problem}"])
     path = BUILT_IN.get(ref) or Path(ref)
     if not path.is_file():
         raise SuiteFileError([f"{quoted(ref)} is neither a built-in suite ({', '.join(BUILT_IN)}) nor a file"])

@@ -78,7 +78,10 @@ def checked_config(args: argparse.Namespace, target: Run) -> dict:
     from engine.data import DataError
     from engine.evaluate import dev_set_name, eval_set
     from engine.inference import label_names_for, segment_names_for
+    from engine.limits import MAX_SEED, number_text
 
+    if not 0 <= args.seed <= MAX_SEED:
+        raise FlagError(f"--seed: must be a whole number in 0..{MAX_SEED:,} (got {number_text(args.seed)})")
     queries = DEFAULT_MAX_QUERIES if args.max_queries is None else args.max_queries
     fraction = DEFAULT_MAX_FRACTION if args.max_fraction is None else args.max_fraction
     with blaming("--max-queries", AttackError):

@@ -43,10 +43,11 @@ def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
     exists (a refused suite is a FlagError naming --suite)."""
     from engine.behaviour.runner import behaviour_config, run_cases
     from engine.behaviour.spec import SuiteFileError, load_suite
+    from engine.limits import MAX_SEED, number_text
     from engine.runs import RunError
 
-    if args.seed < 0:
-        raise FlagError(f"--seed: must be 0 or more (got {args.seed})")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise FlagError(f"--seed: must be a whole number in 0..{MAX_SEED:,} (got {number_text(args.seed)})")
     with blaming("--suite", SuiteFileError):
         suite = load_suite(args.suite)
     configs = []

@@ -7,6 +7,7 @@ nothing overridden.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -59,6 +60,8 @@ class Setting:
             raise SettingError(f"setting {self.name}={quoted(value)} should be a {kind.__name__}") from None
         if self.choices and value not in self.choices:
             raise SettingError(f"setting {self.name}={quoted(value)} must be {self.range_text()}")
+        if isinstance(value, float) and not math.isfinite(value):   # nan passes every range comparison
+            raise SettingError(f"setting {self.name}={value} must be a finite number in {self.range_text()}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
             too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)

@@ -20,6 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from engine.corruption import INITS, KINDS, CorruptionError, check_spec, group_layers, model_layer_count
+from engine.limits import MAX_SEED, MAX_SEEDS
 from engine.recovery.analysis import analyse_cell
 from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_label
 from engine.runs import Run, RunStore
@@ -144,14 +145,18 @@ class GridSpec:
                                 f"numbered 0..{num_layers - 1}")
         if not self.seeds:
             problems.append("the grid is empty: give at least one seed")
+        if len(self.seeds) > MAX_SEEDS:
+            problems.append(f"{len(self.seeds):,} seeds; a grid takes at most {MAX_SEEDS}")
+        if any(not 0 <= int(seed) <= MAX_SEED for seed in self.seeds):
+            problems.append(f"seeds must be whole numbers in 0..{MAX_SEED:,}")
         if len(set(self.seeds)) != len(self.seeds):
             problems.append("each seed should appear once")
         if self.corruption_kind not in KINDS:
             problems.append(f"corruption kind must be one of {', '.join(KINDS)} (got {quoted(self.corruption_kind)})")
         elif self.corruption_kind == "reinit" and self.init not in INITS:
             problems.append(f"re-initialisation must be one of {', '.join(INITS)} (got {quoted(self.init)})")
-        elif self.corruption_kind == "noise" and not self.scale > 0:
-            problems.append(f"noise scale must be > 0 (got {self.scale:g})")
+        elif self.corruption_kind == "noise" and not 0 < self.scale < math.inf:
+            problems.append(f"noise scale must be > 0 and finite (got {self.scale:g})")
         elif self.corruption_kind == "zero" and not 0 <= self.fraction <= 1:
             problems.append(f"the fraction of weights to zero must be in [0, 1] (got {self.fraction:g})")
         if self.dev_size is not None and self.dev_size < 1:
@@ -200,7 +205,9 @@ def grid_config(spec: GridSpec, where: ExecutorSpec | None = None) -> dict[str, 
     """Check a grid and return the config its `recover` run stores (with the model's layer count and where its
     cells run; default: this machine)."""
     from engine.executor import ExecutorSpec
+    from engine.model_folder import check_model_folder
 
+    check_model_folder(spec.model)   # remote code, pickle weights, too large: refused before the layers are read
     num_layers = model_layer_count(spec.model)
     spec.check(num_layers)
     where = where or ExecutorSpec()
