@@ -1,5 +1,5 @@
 # RobustLab: `make setup` (idempotent, ~1 s when done), `make app`, `make lint`, `make test` (lint, then
-# the tests), `make bench`.
+# the tests), `make test-fast` (lint, then the tests not marked slow, ray or browser), `make bench`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
@@ -16,7 +16,7 @@ export HF_DATASETS_OFFLINE := 1
 # pip warns once per package about the machine's sparse local index; hide that noise.
 PIP_QUIET := grep -v 'is ignored: it is neither a file nor a directory' || true
 
-.PHONY: setup app lint test bench
+.PHONY: setup app lint test test-fast bench
 setup: $(VENV)/.installed $(NLTK)/.ready $(VENV)/.chromium
 	@if [ -d ../shared/data ] && [ ! -e data ]; then ln -s ../shared/data data && echo "linked data -> ../shared/data"; fi
 
@@ -51,6 +51,10 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -q -rs tests
+
+# Everything but the tests that train MiniLM, start a Ray cluster or start Chromium (pytest markers): under 2 minutes.
+test-fast: lint
+	$(PY) -m pytest -q -rs -m "not slow and not ray and not browser" tests
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py

@@ -222,6 +222,7 @@ def worker_slots_held(home: Path, slots: int) -> Iterator[None]:
             os.close(fd)
 
 
+@pytest.mark.slow
 def test_train_then_inspect_compare_and_delete_in_runs(run_home, monkeypatch):
     monkeypatch.setenv("ROBUSTLAB_MAX_JOBS", "2")  # both tiny runs at once (workers inherit it): a faster test
     store = RunStore()
@@ -324,6 +325,7 @@ def test_running_run_cannot_be_deleted_but_can_be_cancelled(run_home):
 
 # ---------------------------------------------------------------- cached model loading
 
+@pytest.mark.slow
 def test_model_loader_is_cached_per_run(tiny_run, monkeypatch):
     from app.state import load_model
 

@@ -121,6 +121,7 @@ def test_bad_budget_refused(loaded, budget):
         Attacker(loaded, "deepwordbug", budget)
 
 
+@pytest.mark.slow
 def test_deepwordbug_flips_the_tiny_model_with_a_real_diff(loaded):
     seen = []
     attacker = Attacker(loaded, "deepwordbug", Budget(500, 1.0), on_progress=seen.append)
@@ -138,6 +139,7 @@ def test_deepwordbug_flips_the_tiny_model_with_a_real_diff(loaded):
     assert seen and seen[-1].queries <= outcome.queries and seen[-1].best_text
 
 
+@pytest.mark.slow
 def test_query_budget_is_respected(loaded):
     outcome = Attacker(loaded, "pwws", Budget(3, 1.0)).attack_text(TEXTS[4])
     assert outcome.queries <= 3

@@ -349,6 +349,7 @@ def test_an_empty_word_list_is_named_once():
     assert problems_of(suite_text(MFT, words={**WORDS, "pos": []})) == ["word list 'pos' is empty"]
 
 
+@pytest.mark.slow
 def test_a_pair_model_is_refused_as_what_single_sentence_suites_cannot_test(pair_run, monkeypatch, capsys):
     store, target = pair_run
     monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))

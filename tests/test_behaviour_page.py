@@ -35,6 +35,7 @@ def frame_with(at, column: str):
     return next(df.value for df in at.dataframe if column in df.value.columns)
 
 
+@pytest.mark.slow
 def test_the_suite_job_stores_behaviour_results_per_model(behaviour_home):
     home, suite_id = behaviour_home
     store = RunStore(home)
@@ -83,6 +84,7 @@ def wait_for(store: RunStore, kind: str, count: int) -> None:
     raise AssertionError(f"{kind} jobs still running")
 
 
+@pytest.mark.slow
 def test_a_test_written_in_the_editor_runs_as_a_job(tiny_run, tmp_path, monkeypatch):
     import shutil
 
@@ -140,6 +142,7 @@ def test_benchmark_page_shows_failure_rates_beside_accuracy_under_attack(behavio
     assert json.dumps(list(table.columns)) == json.dumps(["capability", "vanilla"])
 
 
+@pytest.mark.slow
 def test_train_on_failures_queues_a_run_on_the_data_plus_the_failing_cases(behaviour_home, monkeypatch):
     from engine.data import read_csv
 

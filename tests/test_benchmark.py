@@ -409,6 +409,7 @@ def test_suite_items_before_it_runs(run_home):
 
 # ---------------------------------------------------------------- a real suite
 
+@pytest.mark.slow
 def test_suite_trains_evaluates_and_attacks_every_item(suite_store):
     store, suite_id = suite_store
     suite = store.get(suite_id)

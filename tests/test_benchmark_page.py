@@ -38,6 +38,7 @@ def suite_home(tmp_path_factory) -> tuple[Path, str]:
     return home, suite.id
 
 
+@pytest.mark.slow
 def test_page_compares_a_recorded_suite_and_judges_the_claims(suite_home, monkeypatch):
     count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
     home, suite_id = suite_home
@@ -146,6 +147,7 @@ def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypat
     assert no_exception(at.run()).selectbox(key="bench-suite").value == waiting.id
 
 
+@pytest.mark.slow
 def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, monkeypatch):
     """A run without its stored evaluation reads *missing* (never 0) until the button computes just that; another
     recipe than the suite's shows as a missing attack to queue."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from browser_util import launch_browser, require_chromium, serve_app
 
+pytestmark = pytest.mark.browser   # starts Chromium: left out of `make test-fast`
+
 
 @pytest.fixture
 def served_app(run_home):

@@ -13,6 +13,8 @@ import shutil
 import pytest
 from browser_util import launch_browser, require_chromium, serve_app
 
+pytestmark = pytest.mark.browser   # starts Chromium: left out of `make test-fast`
+
 EVIL = "evil.invalid"
 LONG = ("[click](https://evil.invalid/long) " + "lorem ipsum dolor sit amet " * 500)[:12_000]
 HOSTILE = {

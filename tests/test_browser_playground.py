@@ -9,6 +9,8 @@ import pytest
 from browser_util import launch_browser, require_chromium, serve_app
 from test_attacks import sensitive_tiny_run
 
+pytestmark = pytest.mark.browser   # starts Chromium: left out of `make test-fast`
+
 SENTENCE = "a gorgeous , witty , seductive movie ."
 
 

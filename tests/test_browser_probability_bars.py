@@ -7,6 +7,8 @@ from browser_util import launch_browser, require_chromium
 
 from app.playground.prediction import probs_figure
 
+pytestmark = pytest.mark.browser   # starts Chromium: left out of `make test-fast`
+
 WIDTH = 300   # about a narrow Playground column
 
 

@@ -245,6 +245,7 @@ TINY = ["--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size"
         "--dev-size", "32"]
 
 
+@pytest.mark.slow
 def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     from engine.__main__ import main
     from engine.runs import RunStore, read_json

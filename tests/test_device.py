@@ -51,6 +51,7 @@ def test_training_with_the_default_device_reads_the_variable(run_home, monkeypat
         train(config)
 
 
+@pytest.mark.slow
 def test_cli_train_refuses_a_bad_device_variable_before_creating_a_run(run_home):
     env = {**os.environ, "ROBUSTLAB_HOME": str(run_home), "ROBUSTLAB_DEVICE": "nosuch"}
     done = subprocess.run([sys.executable, "-m", "engine", "train", "--model", "tiny", "--train-size", "16",

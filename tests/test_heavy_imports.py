@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Eight threads wait at a barrier, then each makes its first import through a different RobustLab entry point.
@@ -45,6 +47,7 @@ print(json.dumps(errors))
 """
 
 
+@pytest.mark.slow
 def test_threads_making_their_first_attack_side_imports_at_once_all_succeed():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for attempt in range(3):   # the race is a matter of timing: without the lock each try failed here

@@ -351,6 +351,7 @@ def im_run(tmp_path_factory):
     return store, run
 
 
+@pytest.mark.slow
 def test_training_records_the_solver_residual(im_run):
     _, run = im_run
     art = run.artifact("im_residual")

@@ -1,6 +1,8 @@
 """One integration test on the real MiniLM: a few hundred SST-2 examples must teach it something."""
 from __future__ import annotations
 
+import pytest
+
 from engine.inference import predict_probs
 from engine.jobs import execute
 from engine.models import load_trained
@@ -8,6 +10,7 @@ from engine.runs import RunStore
 from engine.train_config import TrainConfig
 
 
+@pytest.mark.slow
 def test_minilm_learns_sst2_from_a_few_hundred_examples(run_home):
     store = RunStore(run_home)
     config = TrainConfig(model="minilm", train_size=400, epochs=1, batch_size=16, lr=8e-5, dev_size=300)
@@ -20,6 +23,7 @@ def test_minilm_learns_sst2_from_a_few_hundred_examples(run_home):
     assert probs[0, 1] > 0.5 > probs[1, 1]
 
 
+@pytest.mark.slow
 def test_minilm_learns_generated_entailment_pairs_and_is_scored_on_advglue_rte(run_home, tmp_path):
     """A few hundred generated RTE-like pairs, declared as the rte task: the held-out pairs show it learned them,
     and AdvGLUE-RTE is scored at the end of training (that it need not learn)."""

@@ -66,6 +66,7 @@ def test_page_without_a_run_says_how_to_make_one(run_home, name, method):
     assert "[Open the Train page](/train)" in texts(at, "markdown")   # page_link's form when a page runs alone
 
 
+@pytest.mark.slow
 def test_rose_page_shows_masks_risks_shares_and_drift_against_vanilla(method_runs):
     at = no_exception(page("rose.py").run())
     assert at.selectbox(key="rose-run").value == method_runs["rose-ensemble"]

@@ -120,6 +120,7 @@ def two_runs(tmp_path_factory):
     return store, ids, broken.id
 
 
+@pytest.mark.slow
 def test_page_probes_runs_and_compares_sentences(two_runs, monkeypatch):
     store, (vanilla, im), broken = two_runs
     monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))

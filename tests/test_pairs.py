@@ -97,6 +97,7 @@ def test_missing_glue_files_offline_say_where_to_put_them(glue_folder, run_home,
     assert no_runs(run_home)
 
 
+@pytest.mark.slow
 def test_the_hub_path_with_the_network_refused_is_one_clear_line_and_no_run(glue_folder, run_home, tmp_path):
     """A fresh process (the hub libraries read their offline switches once, at import) with the offline switches
     off and the hub's address a closed loopback port: every connection is refused."""

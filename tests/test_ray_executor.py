@@ -105,6 +105,7 @@ def test_without_ray_installed_the_message_says_how_to_install_it(run_home, caps
 
 # ---------------------------------------------------------------- on the cluster
 
+@pytest.mark.ray
 def test_the_cluster_command_lists_both_nodes(cluster, capsys):
     import ray
 
@@ -115,6 +116,7 @@ def test_the_cluster_command_lists_both_nodes(cluster, capsys):
 
 
 @pytest.mark.parametrize("page_file, key", [("benchmark.py", "bench"), ("recovery.py", "rec")])
+@pytest.mark.ray
 def test_the_pages_check_the_cluster_before_start(cluster, run_home, page_file, key):
     """"Ray cluster" with an address, then Check cluster: what it offers, or why it cannot be used."""
     at = page(page_file)
@@ -133,11 +135,13 @@ def test_the_pages_check_the_cluster_before_start(cluster, run_home, page_file, 
                                            f"'{unreachable}'") for e in at.error), [e.value for e in at.error]
 
 
+@pytest.mark.ray
 def test_a_cluster_too_small_for_an_item_is_refused(cluster, run_home, capsys):
     line = refused([*SUITE, "--executor", "ray", "--address", cluster.address, "--cpus-per-item", "5"], capsys)
     assert line == "error: --address: the Ray cluster has 2 CPUs in all; an item needs 5"
 
 
+@pytest.mark.ray
 def test_a_ray_version_mismatch_is_refused_with_both_versions(cluster, run_home, capsys, monkeypatch):
     """The cluster reports another Ray version than this machine's (its metadata, as Ray reads it while connecting)."""
     import ray
@@ -157,6 +161,7 @@ def test_a_ray_version_mismatch_is_refused_with_both_versions(cluster, run_home,
     assert not ray.is_initialized() and RunStore(run_home).list() == []
 
 
+@pytest.mark.ray
 def test_shared_home_tasks_write_in_place(cluster, run_home, capsys, monkeypatch):
     """With a shared home no archive comes back: the runs are already where the store expects them."""
     def no_archives(*_):
@@ -172,6 +177,7 @@ def test_shared_home_tasks_write_in_place(cluster, run_home, capsys, monkeypatch
     assert len(store.list(kind="train")) == 4 and len(store.list(kind="attack")) == 4
 
 
+@pytest.mark.ray
 def test_recovery_grid_on_the_cluster(cluster, run_home, capsys):
     assert main(["recover", *TINY, "--positions", "bottom", "--layers", "1", "--eval-every", "1", "--dev-size", "32",
                  "--executor", "ray", "--address", cluster.address, "--json"]) == 0
@@ -186,6 +192,7 @@ def test_recovery_grid_on_the_cluster(cluster, run_home, capsys):
         assert "recovery" in child.artifact_names(), "each cell is analysed against its clean run"
 
 
+@pytest.mark.ray
 def test_cancel_keeps_finished_items_and_a_rerun_reuses_them(cluster, tmp_path):
     home = tmp_path / "runs"
     args = ["suite", "--methods", "vanilla", "--seeds", "0,1,2,3", *TINY, "--recipe", "none", "--executor", "ray",
@@ -210,6 +217,7 @@ def test_cancel_keeps_finished_items_and_a_rerun_reuses_them(cluster, tmp_path):
     assert all(i["train_status"] == "done" for i in again)
 
 
+@pytest.mark.ray
 def test_a_killed_driver_is_resumed_by_a_rerun_that_reuses_finished_items(cluster, tmp_path):
     """SIGKILL of the suite's driver mid-suite: nothing records its end, yet a re-run reuses every item that finished
     (its runs came back into the store before the kill) and trains the rest."""
@@ -233,6 +241,7 @@ def test_a_killed_driver_is_resumed_by_a_rerun_that_reuses_finished_items(cluste
     assert all(store.get(i["train_run"]).has_model() for i in again)
 
 
+@pytest.mark.ray
 def test_a_lost_node_retries_its_item_and_the_suite_finishes(cluster, tmp_path):
     """Runs last: the second node does not come back."""
     home = tmp_path / "runs"

@@ -32,6 +32,7 @@ def grid_home(tmp_path_factory) -> tuple[Path, str]:
     return home, grid.id
 
 
+@pytest.mark.slow
 def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
     home, grid_id = grid_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
@@ -200,6 +201,7 @@ def test_a_valid_grid_says_how_many_runs_it_is(run_home):
     assert not at.button(key="rec-queue").disabled
 
 
+@pytest.mark.slow
 def test_queue_a_grid_from_the_page_and_cancel_it(run_home):
     from engine.runs import ACTIVE, RunStore, pid_alive
 

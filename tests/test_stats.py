@@ -345,6 +345,7 @@ def test_hierarchical_bootstrap_covers_95_percent_paired():
     assert 0.93 <= _bootstrap_coverage(13, paired=True)[0] <= 0.97
 
 
+@pytest.mark.slow
 def test_hierarchical_bootstrap_covers_95_percent_unpaired():
     """Seeds drawn apart, one method twice as unstable over seeds as the other, 3 to 5 seeds a side."""
     assert 0.93 <= _bootstrap_coverage(14, paired=False, spread=(0.04, 0.02))[0] <= 0.97
