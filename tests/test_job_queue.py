@@ -139,14 +139,16 @@ def test_run_ids_never_collide_even_with_the_same_second_and_random_bits(run_hom
     assert first.config["run_id"] == first.id and second.config["run_id"] == second.id
 
 
-def test_many_creates_at_once_give_distinct_runs(run_home):
+def test_many_creates_in_the_same_second_give_distinct_runs(run_home, monkeypatch):
+    """1,000 runs created by 4 threads within one second (by the clock the ids are made from)."""
+    monkeypatch.setattr(runs.time, "strftime", lambda *_: "20261207-120000")
     store = RunStore(run_home)
     made: list[str] = []
     errors: list[BaseException] = []
 
     def create_many() -> None:
         try:
-            for _ in range(100):
+            for _ in range(250):
                 made.append(store.create({"method": "vanilla"}).id)
         except BaseException as err:
             errors.append(err)
@@ -156,7 +158,7 @@ def test_many_creates_at_once_give_distinct_runs(run_home):
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors and len(set(made)) == 400
+    assert not errors and len(set(made)) == 1000
     assert {row["id"] for row in store.list()} == set(made)
 
 
