@@ -224,3 +224,19 @@ def test_a_killed_worker_frees_its_slot_for_the_next_run(run_home, monkeypatch):
     assert store.get(long.id).status["status"] == "failed"
     wait_for(lambda: store.get(short.id).status["status"] == "done",
              about=lambda: f"for the next run: {short.status} {short.log_text()} {workers_of(run_home)}")
+
+
+def test_the_train_page_says_when_the_queue_is_full(run_home, monkeypatch):
+    from apptest_util import no_exception, page, texts
+
+    monkeypatch.setenv("ROBUSTLAB_MAX_QUEUED", "1")
+    at = no_exception(page("train.py").run())
+    at.radio(key="train-model").set_value("tiny")
+    at.number_input(key="train-size").set_value(32)
+    with slots_held(run_home):
+        at.button(key="train-start").click().run()
+        first = no_exception(at).session_state["train-run-id"]
+        at.button(key="train-start").click().run()
+        assert any(e.startswith("Not started: 1 runs are already waiting for a slot") for e in texts(at, "error"))
+        assert [row["id"] for row in RunStore(run_home).list()] == [first]
+        assert jobs.cancel(RunStore(run_home), first) == "cancelled"
