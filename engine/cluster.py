@@ -11,6 +11,7 @@ preface with its SETTINGS frame) within `CONNECT_SECONDS`, and `ray.init` itself
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import signal
@@ -177,6 +178,14 @@ def connect(address: str, with_code: bool = True):
     return ray
 
 
+class _NotMainThreadNote(logging.Filter):
+    """Drops Ray's note that it set no SIGTERM handler outside the main thread: this process keeps its own
+    handlers on purpose (a job's Cancel), and a refusal stays one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is not the main thread" not in record.getMessage()
+
+
 def _init_within(ray, address: str, env: dict[str, Any] | None, seconds: float) -> None:
     """`ray.init` in a thread of its own, given `seconds` to connect: ExecutorError naming the address when it
     has not answered by then (the thread is left behind, see `abandoned`), or ray.init's own exception."""
@@ -190,6 +199,9 @@ def _init_within(ray, address: str, env: dict[str, Any] | None, seconds: float) 
         except BaseException as err:   # handed to the caller's thread
             outcome["error"] = err
 
+    ray_worker_log = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _NotMainThreadNote) for f in ray_worker_log.filters):
+        ray_worker_log.addFilter(_NotMainThreadNote())
     thread = threading.Thread(target=connect_now, name="ray-init", daemon=True)
     thread.start()
     thread.join(seconds)
