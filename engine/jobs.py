@@ -26,6 +26,7 @@ from typing import Any
 
 from engine.paths import PROJECT_ROOT, use_project_nltk_data
 from engine.runs import ACTIVE, Run, RunError, RunStore, process_identity, worker_alive, write_json
+from engine.user_text import quoted
 
 # kind of run -> "module:function(run, should_stop, progress) -> results dict"
 JOB_KINDS: dict[str, str] = {"train": "engine.train:run_job", "attack": "engine.attacks.batch:run_job",
@@ -71,18 +72,29 @@ class PartProgress:
             self.progress(self.offset + step, self.total, value)
 
 
+def _setting(name: str, default: str, kind: type) -> float:
+    """A numeric setting from the environment; RunError naming the variable when it is not a number."""
+    text = os.environ.get(name, default)
+    try:
+        return kind(text)
+    except ValueError:
+        raise RunError(f"{name}={quoted(text)} is not a number; unset it or give one "
+                       f"(default {default})") from None
+
+
 def max_jobs() -> int:
-    return max(1, int(os.environ.get("ROBUSTLAB_MAX_JOBS", "1")))
+    """How many jobs run at once (`ROBUSTLAB_MAX_JOBS`, default 1)."""
+    return max(1, int(_setting("ROBUSTLAB_MAX_JOBS", "1", int)))
 
 
 def max_queued() -> int:
     """How many runs may wait for a slot at once (`ROBUSTLAB_MAX_QUEUED`, default 50); `submit` refuses more."""
-    return max(1, int(os.environ.get("ROBUSTLAB_MAX_QUEUED", "50")))
+    return max(1, int(_setting("ROBUSTLAB_MAX_QUEUED", "50", int)))
 
 
 def cancel_grace() -> float:
     """Seconds a worker has to stop after Cancel's SIGTERM before it is killed (`ROBUSTLAB_CANCEL_GRACE`, 10)."""
-    return max(0.0, float(os.environ.get("ROBUSTLAB_CANCEL_GRACE", "10")))
+    return max(0.0, _setting("ROBUSTLAB_CANCEL_GRACE", "10", float))
 
 
 # ---------------------------------------------------------------- the queue
@@ -182,13 +194,14 @@ def submit(store: RunStore, config: dict, kind: str = "train", parent: str | Non
     """Record a queued run and let the dispatcher start it when a slot is free. RunError when the queue is full."""
     if kind not in JOB_KINDS:
         raise RunError(f"unknown job kind {kind!r}")
-    queued = len(waiting_runs(store))
-    if queued >= max_queued():
-        raise RunError(f"{queued} runs are already waiting for a slot, the most ROBUSTLAB_MAX_QUEUED allows; "
-                       "wait for some to finish or cancel some, then submit again")
-    run = store.create(config, kind=kind, parent=parent)
-    run.set_status(waiting="dispatch")
-    dispatch(store)
+    with _dispatcher_lock(store):   # counting and recording as one step: two submits never pass the cap together
+        queued = len(waiting_runs(store))
+        if queued >= max_queued():
+            raise RunError(f"{queued} run(s) already wait for a slot, the most ROBUSTLAB_MAX_QUEUED allows; "
+                           "wait for some to finish or cancel some, then submit again")
+        run = store.create(config, kind=kind, parent=parent)
+        run.set_status(waiting="dispatch")
+        _dispatch_locked(store, None)
     return run
 
 

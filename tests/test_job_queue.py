@@ -186,12 +186,15 @@ def test_the_queue_is_capped_with_a_clear_refusal(run_home, monkeypatch):
     config = TrainConfig(**TINY).to_dict()
     with slots_held(run_home):
         queued = [jobs.submit(store, config), jobs.submit(store, config)]
-        with pytest.raises(RunError, match="2 runs are already waiting for a slot, the most ROBUSTLAB_MAX_QUEUED"):
+        with pytest.raises(RunError, match=r"2 run\(s\) already wait for a slot, the most ROBUSTLAB_MAX_QUEUED"):
             jobs.submit(store, config)
         assert len(store.list()) == 2 and all(run.status.get("pid") is None for run in queued)
         assert workers_of(run_home) == []
         assert [jobs.cancel(store, run.id) for run in queued] == ["cancelled", "cancelled"]
     assert jobs.dispatch(store) == [] and workers_of(run_home) == []
+    monkeypatch.setenv("ROBUSTLAB_MAX_QUEUED", "lots")
+    with pytest.raises(RunError, match="ROBUSTLAB_MAX_QUEUED='lots' is not a number"):
+        jobs.submit(store, config)
 
 
 def test_queued_runs_are_rows_and_one_worker_runs_per_slot(run_home, monkeypatch):
@@ -204,8 +207,9 @@ def test_queued_runs_are_rows_and_one_worker_runs_per_slot(run_home, monkeypatch
     while not all(run.status["status"] in ("done", "failed", "cancelled") for run in submitted):
         most = max(most, len(workers_of(run_home, active_only=True)))
         time.sleep(0.2)
-    assert [run.status["status"] for run in submitted] == ["done"] * 3, submitted[-1].log_text()
-    assert most == 1
+    assert [run.status["status"] for run in submitted] == ["done"] * 3, [(run.status, run.log_text())
+                                                                          for run in submitted]
+    assert most == 1, [run.status for run in submitted]
     starts = [run.status["started"] for run in submitted]
     ends = [run.status["finished"] for run in submitted]
     assert starts == sorted(starts) and all(ends[i] <= starts[i + 1] for i in range(2)), "one at a time, oldest first"
@@ -237,6 +241,6 @@ def test_the_train_page_says_when_the_queue_is_full(run_home, monkeypatch):
         at.button(key="train-start").click().run()
         first = no_exception(at).session_state["train-run-id"]
         at.button(key="train-start").click().run()
-        assert any(e.startswith("Not started: 1 runs are already waiting for a slot") for e in texts(at, "error"))
+        assert any(e.startswith("Not started: 1 run(s) already wait for a slot") for e in texts(at, "error"))
         assert [row["id"] for row in RunStore(run_home).list()] == [first]
         assert jobs.cancel(RunStore(run_home), first) == "cancelled"
