@@ -35,6 +35,8 @@ JOB_KINDS: dict[str, str] = {"train": "engine.train:run_job", "attack": "engine.
 # a dispatched worker finds the slot lock it was handed under this file descriptor
 SLOT_FD_VARIABLE = "ROBUSTLAB_SLOT_FD"
 FOREGROUND_POLL_SECONDS = 1.0
+# how long a dispatcher called as a worker ends waits for that worker's slot lock to be released by the system
+SETTLE_SECONDS = 2.0
 
 
 class StopFlag:
@@ -143,17 +145,25 @@ def waiting_runs(store: RunStore) -> list[Run]:
     return waiting
 
 
-def dispatch(store: RunStore) -> list[str]:
+def dispatch(store: RunStore, settle: float = 0.0) -> list[str]:
     """Start a worker for each of the oldest queued runs while a slot is free; returns the runs started. A
-    foreground job first in line stops it: that job takes the next slot itself."""
-    with _dispatcher_lock(store):
-        started, _ = _dispatch_locked(store, None)
-    return started
+    foreground job first in line stops it: that job takes the next slot itself. Called just after a worker ended
+    (the system releases its slot's lock a moment after the process is gone), `settle` (`SETTLE_SECONDS`) tries
+    again for up to that long while a queued run finds every slot held."""
+    deadline = time.time() + settle
+    started: list[str] = []
+    while True:
+        with _dispatcher_lock(store):
+            more, _, blocked = _dispatch_locked(store, None)
+        started += more
+        if not blocked or time.time() >= deadline:
+            return started
+        time.sleep(0.1)
 
 
-def _dispatch_locked(store: RunStore, me: Run | None) -> tuple[list[str], int | None]:
+def _dispatch_locked(store: RunStore, me: Run | None) -> tuple[list[str], int | None, bool]:
     """The queue walk, under the dispatcher lock: start dispatched runs in order; when `me` (a foreground run) is
-    reached with a slot free, return that slot to it."""
+    reached with a slot free, return that slot to it. The flag says a dispatched run found no free slot."""
     started = []
     for run in waiting_runs(store):
         foreground = run.status.get("waiting") == "foreground"
@@ -161,15 +171,15 @@ def _dispatch_locked(store: RunStore, me: Run | None) -> tuple[list[str], int | 
             break
         slot = _free_slot(store)
         if slot is None:
-            break
+            return started, None, not foreground
         if foreground:
-            return started, slot
+            return started, slot, False
         try:
             _start_worker(store, run, slot)
         finally:
             os.close(slot)   # the worker holds the lock now (its copy of the descriptor)
         started.append(run.id)
-    return started, None
+    return started, None, False
 
 
 def _start_worker(store: RunStore, run: Run, slot: int) -> None:
@@ -201,7 +211,7 @@ def submit(store: RunStore, config: dict, kind: str = "train", parent: str | Non
                            "wait for some to finish or cancel some, then submit again")
         run = store.create(config, kind=kind, parent=parent)
         run.set_status(waiting="dispatch")
-        _dispatch_locked(store, None)
+        _dispatch_locked(store, None)   # a fresh submit: no slot is being released, nothing to wait for
     return run
 
 
@@ -262,7 +272,7 @@ def escalate(store: RunStore, run: Run) -> bool:
                    error=f"stopped by force: the worker did not stop within {cancel_grace():g} s of Cancel")
     run.log("killed: the worker did not stop after cancel")
     store.update_index(run)
-    dispatch(store)
+    dispatch(store, settle=SETTLE_SECONDS)
     return True
 
 
@@ -270,8 +280,7 @@ def _after_grace(store: RunStore, run: Run) -> None:
     """Cancel's follow-up: kill the worker if it still runs; if it died without calling the dispatcher (a SIGTERM
     before its handler was installed), record that and let the queue move on."""
     if not escalate(store, run):
-        store.reconcile()
-        dispatch(store)
+        dispatch(store, settle=SETTLE_SECONDS if store.reconcile() else 0.0)
 
 
 def reconcile(store: RunStore) -> list[str]:
@@ -280,7 +289,7 @@ def reconcile(store: RunStore) -> list[str]:
     failed = store.reconcile()
     for row in store.list(status="running") + store.list(status="queued"):
         escalate(store, Run(store.home / row["id"]))
-    dispatch(store)
+    dispatch(store, settle=SETTLE_SECONDS if failed else 0.0)   # a worker found dead may still hold its slot
     return failed
 
 
@@ -291,7 +300,7 @@ def _wait_for_slot(store: RunStore, run: Run, should_stop: Callable[[], bool]) -
     run.set_status(waiting="foreground")
     while not should_stop():
         with _dispatcher_lock(store):
-            _, slot = _dispatch_locked(store, run)
+            _, slot, _ = _dispatch_locked(store, run)
         if slot is not None:
             run.set_status(waiting=None)
             return slot
@@ -333,7 +342,7 @@ def execute(store: RunStore, run: Run, should_stop: Callable[[], bool],
             os.close(slot)
     store.update_index(run)
     if slot is not None:
-        dispatch(store)   # the slot is free: the next queued run starts
+        dispatch(store, settle=SETTLE_SECONDS)   # the slot is free (or about to be): the next queued run starts
     return results
 
 
@@ -351,7 +360,7 @@ def worker_main(run_dir: str) -> int:
     if run.status.get("status") != "queued":
         if slot_fd is not None:
             os.close(slot_fd)
-            dispatch(store)
+            dispatch(store, settle=SETTLE_SECONDS)
         return 0
     results = execute(store, run, flag, slot=slot_fd)
     return 0 if results.get("status") in ("done", "cancelled") else 1
