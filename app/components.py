@@ -114,6 +114,7 @@ def _panel_body(store: RunStore, run: Run, live: bool, stacked: bool) -> None:
             status_badge(state)
         step, total = status.get("step") or 0, status.get("total_steps")
         if state == "queued":
+            jobs.dispatch(store)   # a slot freed by a worker killed from outside: the queue moves on here too
             ahead = _queue_position(store, run)
             st.progress(0.0, text=f"Waiting for a free worker slot: {ahead} run(s) ahead of it."
                         if ahead else "Starting: loading data and model…")

@@ -27,11 +27,14 @@ def get_store() -> RunStore:
 
 @st.cache_resource(show_spinner=False)
 def _reconciled(home: str) -> list[str]:
-    return _store(home).reconcile()
+    from engine import jobs
+
+    return jobs.reconcile(_store(home))
 
 
 def reconcile_once() -> list[str]:
-    """Once per process and store: runs marked running whose worker died become failed (their data kept)."""
+    """Once per process and store: runs marked running whose worker died become failed (their data kept), a
+    worker that outlived its Cancel is killed, and queued runs start on free slots."""
     return _reconciled(str(runs_home()))
 
 

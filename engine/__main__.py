@@ -5,6 +5,7 @@ With --json a command's last stdout line is one JSON object; errors go to stderr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from engine.cli import Parser, check_names, emit, error_line, run_foreground, too_long_name
@@ -179,5 +180,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def exit_code_now(code: int) -> None:
+    """Exit with `code`; at once (no exit hooks) when a Ray connect was given up on, since Ray's own exit hook
+    would wait for the thread still stuck in it."""
+    cluster = sys.modules.get("engine.cluster")
+    if cluster is not None and cluster.abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code_now(main())

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from engine.runs import Run, RunStore
+from engine.runs import Run, RunStore, process_identity
 from engine.user_text import quoted
 
 EXECUTORS = {"local": "this machine: items one after another in the job's worker slot",
@@ -123,7 +123,7 @@ def reserve(store: RunStore, config: dict[str, Any], kind: str = "train", parent
     """Record a run a job will execute later; it carries the job's process id, so until then it reads as
     queued, not as a run whose worker never started."""
     run = store.create(config, kind=kind, parent=parent)
-    run.set_status(pid=os.getpid())
+    run.set_status(**process_identity())
     return run
 
 

@@ -41,6 +41,7 @@ WORKER_GONE = ("the worker process ended without finishing (killed or crashed); 
 NO_WORKER = "no worker ever started for this run"
 FINAL = ("done", "cancelled", "failed")
 DAMAGED = "damaged"
+ID_ATTEMPTS = 20
 # a Ray task on a store every node shares keeps its own index here: SQLite must not sit on a network filesystem
 NODE_INDEX_VARIABLE = "ROBUSTLAB_NODE_INDEX"
 
@@ -92,7 +93,34 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def pid_alive(pid: int | None) -> bool:
+def process_start(pid: int) -> float | None:
+    """When process `pid` started, as the system counts it (Linux: clock ticks since boot, /proc/PID/stat field 22;
+    elsewhere psutil's create_time); None when there is no such process. Together with the PID it names one
+    process: a PID the system hands out again belongs to a process with another start."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return float(fields[19])   # field 22; the fields after the command name start at field 3
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:   # psutil.NoSuchProcess, AccessDenied, a platform without it
+        return None
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """The status fields that name a worker process (this one by default): its PID and when it started."""
+    pid = pid or os.getpid()
+    return {"pid": pid, "pid_started": process_start(pid), "host": socket.gethostname()}
+
+
+def pid_alive(pid: int | None, started: float | None = None) -> bool:
+    """Whether process `pid` runs (a zombie does not). With `started` (recorded by `process_identity`), only the
+    process that started then counts: a PID reused by another process reads as dead."""
     if not pid:
         return False
     try:
@@ -100,21 +128,35 @@ def pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if started is not None and process_start(pid) != started:
+        return False
     try:  # a zombie child of this process is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except OSError:
-        return True
+        return started is None or process_start(pid) is not None
+
+
+def worker_alive(status: dict) -> bool:
+    """Whether the worker a run's status names is alive and is the process that was recorded; a pid or start
+    that is not a number names no process of ours."""
+    pid, started = status.get("pid"), status.get("pid_started")
+    if type(pid) is not int or (started is not None and type(started) not in (int, float)):
+        return False
+    return pid_alive(pid, started)
 
 
 def stale_reason(status: dict) -> str | None:
-    """Why a run recorded as queued or running is neither (its worker is gone, or never started), or None."""
+    """Why a run recorded as queued or running is neither (its worker is gone, or never started), or None.
+    A run queued for the dispatcher (`waiting`) has no worker yet and is not stale."""
     if status.get("status") not in ACTIVE:
         return None
     if status.get("host", socket.gethostname()) != socket.gethostname():
         return None   # a process on another machine (a cluster node): the job that started it records its end
     if status.get("pid"):
-        return None if pid_alive(status["pid"]) else WORKER_GONE
+        return None if worker_alive(status) else WORKER_GONE
+    if status.get("status") == "queued" and status.get("waiting") == "dispatch":
+        return None
     return NO_WORKER if time.time() - status.get("created", time.time()) > 120 else None
 
 
@@ -243,14 +285,24 @@ class RunStore:
     # -- creating and finding
 
     def create(self, config: dict, kind: str = "train", parent: str | None = None) -> Run:
-        label = config.get("method") or kind
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(2)}"
-        run = Run(self.home / run_id)
-        run.dir.mkdir(parents=True)
+        run = self._new_run_folder(config.get("method") or kind)
+        run_id = run.id
         write_json(run.dir / "config.json", {**config, "kind": kind, "run_id": run_id, "parent": parent})
         run.set_status("queued", created=time.time(), pid=None, step=0, total_steps=None)
         self.update_index(run)
         return run
+
+    def _new_run_folder(self, label: str) -> Run:
+        """A new, empty run folder: time, label and 32 random bits, made with an exclusive mkdir; a name another
+        process took first is drawn again, so two creates never share a folder."""
+        for _ in range(ID_ATTEMPTS):
+            run = Run(self.home / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(4)}")
+            try:
+                run.dir.mkdir()
+                return run
+            except FileExistsError:
+                continue
+        raise RunError(f"could not find a free run id in {self.home} after {ID_ATTEMPTS} tries")
 
     def get(self, run_id: str) -> Run:
         run = Run(self.home / run_id)
@@ -349,6 +401,10 @@ class RunStore:
         if status.get("status") in ACTIVE and not status_problems(status):
             raise RunError(f"run {run_id} is {run.status['status']}; cancel it first "
                            f"(`python -m engine cancel {run_id}`), then delete it")
+        children = [row["id"] for row in self.list(parent=run_id) if row["status"] in ACTIVE]
+        if children:
+            raise RunError(f"run {run_id} has {len(children)} run(s) still working on it ({', '.join(children[:3])}); "
+                           f"cancel them first (`python -m engine cancel {children[0]}`), then delete it")
         try:
             shutil.rmtree(run.dir)
         except OSError as err:

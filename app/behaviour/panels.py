@@ -208,10 +208,14 @@ def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
         except SuiteFileError as err:
             show_problems(err)
         else:
-            for run_id in todo:
-                started[(run_id, suite.digest)] = jobs.submit(store, configs[run_id], kind="behaviour",
-                                                              parent=run_id).id
-            st.rerun()
+            try:
+                for run_id in todo:
+                    started[(run_id, suite.digest)] = jobs.submit(store, configs[run_id], kind="behaviour",
+                                                                  parent=run_id).id
+            except RunError as err:   # the queue is full: the runs queued before it stay queued
+                st.error(markdown_text(str(err)), icon=":material/block:")
+            else:
+                st.rerun()
     if active:
         poll(lambda: {r: store.get(j) for r, j in active.items()},
              lambda runs: any(run.status.get("status") in ACTIVE for run in runs.values()), _progress, every=1.0)
@@ -336,6 +340,10 @@ def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
         except (ConfigError, DataError) as err:
             st.error(markdown_text(f"Cannot train on the failures: {err}"), icon=":material/error:")
         else:
-            st.session_state["bh-trained"] = jobs.submit(store, {**config.to_dict(), "environment": environment()}).id
+            try:
+                st.session_state["bh-trained"] = jobs.submit(store, {**config.to_dict(),
+                                                                     "environment": environment()}).id
+            except RunError as err:   # the queue is full
+                st.error(markdown_text(f"Cannot train on the failures: {err}"), icon=":material/error:")
     if st.session_state.get("bh-trained"):
         job_panel(st.session_state["bh-trained"])

@@ -18,7 +18,7 @@ from engine.executor import ExecutorSpec, state_text
 from engine.methods import registry
 from engine.models import known_models
 from engine.parsing import seed_list
-from engine.runs import Run
+from engine.runs import Run, RunError
 from engine.suite import SuiteSpec, default_methods, estimate_seconds, submit_suite, suite_config, suite_items
 
 
@@ -58,7 +58,11 @@ def reproduce_form() -> str | None:
         st.info(_cost_text(spec, where), icon=":material/schedule:")
     if st.button("Run the suite", type="primary", disabled=config is None, icon=":material/play_arrow:",
                  key="bench-start"):
-        run = submit_suite(get_store(), spec, where)
+        try:
+            run = submit_suite(get_store(), spec, where)
+        except RunError as err:   # the queue is full
+            st.error(f"Not queued: {markdown_text(str(err))}", icon=":material/block:")
+            return None
         st.success(f"Queued suite {run.id}. It keeps going if you leave this page; follow it below.")
         return run.id
     return None

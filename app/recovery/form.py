@@ -12,6 +12,7 @@ from engine.corruption import INITS, KINDS, REINIT_SOURCE, model_layer_count
 from engine.models import known_models
 from engine.parsing import int_list
 from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config
+from engine.runs import RunError
 from engine.train_config import default_lr_text
 
 POSITION_HELP = "; ".join(f"**{k}**: {v}" for k, v in GRID_POSITIONS.items())
@@ -54,7 +55,11 @@ def new_grid_form() -> None:
                 icon=":material/list_alt:")
     if st.button("Queue grid", type="primary", disabled=config is None, icon=":material/play_arrow:",
                  key="rec-queue"):
-        run = jobs.submit(get_store(), config, kind="recover")
+        try:
+            run = jobs.submit(get_store(), config, kind="recover")
+        except RunError as err:   # the queue is full
+            st.error(f"Not queued: {markdown_text(str(err))}", icon=":material/block:")
+            return
         st.session_state["rec-grid"] = run.id
         st.success(f"Queued grid {run.id}. Follow it below; it keeps going if you leave this page.")
 

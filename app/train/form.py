@@ -27,7 +27,7 @@ from engine.data import (
 )
 from engine.methods import Method, Preset, SettingError, registry
 from engine.models import ModelError, known_models, load_tokenizer, pair_encoding_problem
-from engine.runs import ACTIVE
+from engine.runs import ACTIVE, RunError
 from engine.train import environment
 from engine.train_config import ConfigError, TrainConfig, default_lr, default_lr_text
 
@@ -308,6 +308,10 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
         if problem:
             st.error(f"Not started: {problem}.", icon=":material/block:")
         else:
-            run = jobs.submit(store, {**config.to_dict(), "environment": environment()})
-            follow(run.id)
-            st.toast(f"Run {run.id} queued", icon=":material/play_arrow:")
+            try:
+                run = jobs.submit(store, {**config.to_dict(), "environment": environment()})
+            except RunError as err:   # the queue is full
+                st.error(f"Not started: {markdown_text(str(err))}", icon=":material/block:")
+            else:
+                follow(run.id)
+                st.toast(f"Run {run.id} queued", icon=":material/play_arrow:")
