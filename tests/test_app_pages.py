@@ -2,17 +2,14 @@
 including one real tiny-model run started from the Train page and followed to its end."""
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apptest_util import TIMEOUT, no_exception, page, texts
+from queue_util import slots_held
 from streamlit.testing.v1 import AppTest
 
 from app.figures import comparison_figure, loss_figure, robustness_points, series
@@ -208,20 +205,6 @@ def wait_until_finished(at: AppTest, store: RunStore, run_ids: list[str], limit:
     pytest.fail(f"runs still {states} after {limit}s: " + store.get(run_ids[-1]).log_text())
 
 
-@contextlib.contextmanager
-def worker_slots_held(home: Path, slots: int) -> Iterator[None]:
-    """Hold every worker slot's lock, so submitted runs stay queued until the block ends."""
-    (home / ".slots").mkdir(parents=True, exist_ok=True)
-    fds = [os.open(home / ".slots" / f"slot-{slot}.lock", os.O_CREAT | os.O_RDWR) for slot in range(slots)]
-    try:
-        for fd in fds:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
 @pytest.mark.slow
 def test_train_then_inspect_compare_and_delete_in_runs(run_home, monkeypatch):
     monkeypatch.setenv("ROBUSTLAB_MAX_JOBS", "2")  # both tiny runs at once (workers inherit it): a faster test
@@ -231,7 +214,7 @@ def test_train_then_inspect_compare_and_delete_in_runs(run_home, monkeypatch):
     at.number_input(key="train-size").set_value(32)
     at.number_input(key="train-epochs").set_value(1)
     at.number_input(key="train-batch").set_value(16)
-    with worker_slots_held(run_home, 2):          # both runs wait, so what the page shows is known
+    with slots_held(run_home, 2):          # both runs wait, so what the page shows is known
         at.button(key="train-start").click().run()
         first = no_exception(at).session_state["train-run-id"]
         assert store.get(first).config["train_size"] == 32 and store.get(first).config["model"] == "tiny"

@@ -3,7 +3,6 @@ signalled only while it is still the recorded process, Cancel ends a worker that
 collide, and a parent is not deleted under a child still working on it."""
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -11,41 +10,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
+from queue_util import slots_held, wait_for
 
 from engine import jobs, runs
 from engine.runs import WORKER_GONE, RunError, RunStore, process_identity, process_start, stale_reason
 from engine.train_config import TrainConfig
 
 TINY = dict(model="tiny", train_size=16, epochs=1, batch_size=16, dev_size=16, eval_every=1)
-
-
-def wait_for(predicate, timeout: float = 300.0, poll: float = 0.2, about=""):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting {about() if callable(about) else about}")
-
-
-@contextmanager
-def slots_held(home: Path, slots: int = 1) -> Iterator[None]:
-    """Every worker slot held by this test, so nothing submitted can start."""
-    (home / ".slots").mkdir(parents=True, exist_ok=True)
-    fds = [os.open(home / ".slots" / f"slot-{slot}.lock", os.O_CREAT | os.O_RDWR) for slot in range(slots)]
-    try:
-        for fd in fds:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def workers_of(home: Path, active_only: bool = False) -> list[int]:

@@ -8,12 +8,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from queue_util import wait_for
 from saved_model_util import assert_reloads_as_trained
 
 from engine import jobs
@@ -25,16 +25,6 @@ from engine.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(model="tiny", train_size=48, epochs=1, batch_size=16, dev_size=48, eval_every=1)
-
-
-def wait_for(predicate, timeout: float = 120.0, poll: float = 0.3):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("timed out waiting")
 
 
 def test_finished_run_has_its_files_index_row_and_loadable_model(tiny_run):

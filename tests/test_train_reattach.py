@@ -64,7 +64,7 @@ def test_an_address_naming_no_run_is_ignored(run_home):
 
 
 def test_starting_a_run_puts_it_in_the_address(run_home, monkeypatch):
-    from test_app_pages import worker_slots_held
+    from queue_util import slots_held
 
     from engine import jobs
 
@@ -73,7 +73,7 @@ def test_starting_a_run_puts_it_in_the_address(run_home, monkeypatch):
     at.radio(key="train-model").set_value("tiny")
     at.number_input(key="train-size").set_value(32)
     at.number_input(key="train-batch").set_value(16)
-    with worker_slots_held(run_home, 1):             # the run waits for a slot, and is cancelled before it gets one
+    with slots_held(run_home, 1):             # the run waits for a slot, and is cancelled before it gets one
         at.button(key="train-start").click().run()
         run_id = no_exception(at).session_state["train-run-id"]
         assert at.query_params["run"] == run_id
