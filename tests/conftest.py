@@ -23,6 +23,22 @@ def run_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture
+def attack_target(run_home) -> str:
+    """The id of a finished train run with a stand-in saved model: enough for the attack and behave commands'
+    checks, which must all come before anything loads the model."""
+    from engine.runs import RunStore
+    from engine.train_config import TrainConfig
+
+    store = RunStore()
+    run = store.create(TrainConfig(model="tiny").to_dict())
+    (run.dir / "model").mkdir()
+    (run.dir / "model" / "model.safetensors").write_bytes(b"")
+    run.set_status("done")
+    store.update_index(run)
+    return run.id
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One finished vanilla run of the tiny model on 64 SST-2 examples, shared by the tests that only read it.

@@ -31,19 +31,6 @@ def test_a_folder_that_holds_no_model_is_named_whole(run_home, capsys, tmp_path)
     assert RunStore().list() == []
 
 
-@pytest.fixture
-def target(run_home) -> str:
-    """A finished train run with a (stand-in) saved model: enough for the attack command's checks, which must
-    all come before anything loads the model."""
-    store = RunStore()
-    run = store.create(TrainConfig(model="tiny").to_dict())
-    (run.dir / "model").mkdir()
-    (run.dir / "model" / "model.safetensors").write_bytes(b"")
-    run.set_status("done")
-    store.update_index(run)
-    return run.id
-
-
 @pytest.mark.parametrize("argv, flag, says", [
     (["--dataset", "nosuchset"], "--dataset", "unknown dataset 'nosuchset'"),
     (["--n", "100000"], "--n", "100000 is more than the 872 examples of sst2-dev"),
@@ -51,13 +38,13 @@ def target(run_home) -> str:
     (["--recipe", "nosuchrecipe"], "--recipe", "unknown recipe 'nosuchrecipe'"),
     (["--max-fraction", "2"], "--max-fraction", "(0, 1]"),
 ])
-def test_attack_refuses_bad_flags_before_a_run_exists(target, capsys, argv, flag, says):
-    line = refused(["attack", target, *argv], capsys)
+def test_attack_refuses_bad_flags_before_a_run_exists(attack_target, capsys, argv, flag, says):
+    line = refused(["attack", attack_target, *argv], capsys)
     assert line.startswith(f"error: {flag}: ") and says in line, line
-    assert [row["id"] for row in RunStore().list()] == [target]
+    assert [row["id"] for row in RunStore().list()] == [attack_target]
 
 
-def test_heldout_is_the_csv_runs_own_split_and_refused_for_other_runs(target, capsys, tmp_path):
+def test_heldout_is_the_csv_runs_own_split_and_refused_for_other_runs(attack_target, capsys, tmp_path):
     """`--dataset heldout` is read as the attack will read it: the held-out split of the run's own CSV (10 % of
     50 rows here), and refused by name for a run not trained on a CSV."""
     csv = tmp_path / "three.csv"
@@ -71,5 +58,5 @@ def test_heldout_is_the_csv_runs_own_split_and_refused_for_other_runs(target, ca
     store.update_index(run)
     line = refused(["attack", run.id, "--dataset", "heldout", "--n", "100"], capsys)
     assert line.startswith("error: --n: 100 is more than the ") and "examples of heldout" in line, line
-    line = refused(["attack", target, "--dataset", "heldout"], capsys)
+    line = refused(["attack", attack_target, "--dataset", "heldout"], capsys)
     assert line.startswith("error: --dataset: ") and "only for runs trained on an uploaded CSV" in line, line

@@ -83,23 +83,11 @@ def test_suite_attack_dataset_is_checked_before_anything_is_queued(run_home, cap
     assert nothing_stored(run_home)
 
 
-@pytest.fixture
-def target(run_home) -> str:
-    """A finished train run with a stand-in saved model (the checks come before anything loads it)."""
-    store = RunStore()
-    run = store.create(TrainConfig(model="tiny").to_dict())
-    (run.dir / "model").mkdir()
-    (run.dir / "model" / "model.safetensors").write_bytes(b"")
-    run.set_status("done")
-    store.update_index(run)
-    return run.id
-
-
 @pytest.mark.parametrize("command", ["attack", "behave"])
-def test_attack_and_behave_refuse_a_seed_beyond_int64(target, capsys, command):
-    line = refused([command, target, "--seed", str(10**21)], capsys)
+def test_attack_and_behave_refuse_a_seed_beyond_int64(attack_target, capsys, command):
+    line = refused([command, attack_target, "--seed", str(10**21)], capsys)
     assert line.startswith("error: --seed: ") and "4,294,967,295" in line, line
-    assert [row["id"] for row in RunStore().list()] == [target]
+    assert [row["id"] for row in RunStore().list()] == [attack_target]
 
 
 LONG = "x" * 300
