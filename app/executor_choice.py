@@ -12,7 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from app.plain_text import markdown_text
-from engine.executor import ExecutorSpec
+from engine.cluster import PAGE_ADDRESSES_VARIABLE, page_address_problem
+from engine.executor import ExecutorError, ExecutorSpec
 from engine.paths import PROJECT_ROOT
 
 HERE, CLUSTER = "this machine", "Ray cluster"
@@ -36,14 +37,20 @@ def cluster_offer(address: str) -> tuple[dict | None, str | None]:
 
 def executor_choice(key: str) -> ExecutorSpec:
     """The where-to-run inputs (keys start with `key`); returns the choice. Checking the cluster is a button,
-    its answer kept in the session until the address changes."""
+    its answer kept in the session until the address changes. An address a page may not use (or of the wrong
+    shape) raises ExecutorError, which the caller shows as why the job cannot run."""
     where = st.radio("Run on", [HERE, CLUSTER], horizontal=True, key=f"{key}-where",
                      help="**this machine**: one item after another in one background job. **Ray cluster**: each "
                           "(method, seed) or grid cell a Ray task on some node; the runs come back into this store.")
     if where == HERE:
         return ExecutorSpec()
     address = st.text_input("Cluster address", "auto", key=f"{key}-address",
-                            help="auto (the cluster this machine belongs to), host:6379 or ray://host:10001")
+                            help="auto (the cluster this machine belongs to), host:6379 or ray://host:10001. "
+                                 f"Besides auto and this machine, only the addresses listed in "
+                                 f"{PAGE_ADDRESSES_VARIABLE} when the dashboard was started.")
+    problem = page_address_problem(address)
+    if problem:   # never checked or used: the server opens no connection to it
+        raise ExecutorError(problem)
     shared = st.checkbox("Every node mounts this run store at the same path", key=f"{key}-shared",
                          help="Tasks then write their runs in place; otherwise each run comes back as an archive.")
     checked = st.session_state.get(f"{key}-offer")

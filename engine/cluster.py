@@ -83,6 +83,29 @@ def endpoint(address: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
+PAGE_ADDRESSES_VARIABLE = "ROBUSTLAB_CLUSTER_ADDRESSES"
+
+
+def page_address_problem(address: str) -> str | None:
+    """Why a page may not use cluster `address`, or None. A dashboard reached by others must not make its server
+    open a connection to any host:port a visitor types, so pages take only `auto`, a loopback host, and the
+    addresses the operator lists in `ROBUSTLAB_CLUSTER_ADDRESSES` (comma-separated); the CLI takes any."""
+    point = endpoint(address)      # an address of the wrong shape: its own ExecutorError
+    allowed = [a.strip() for a in os.environ.get(PAGE_ADDRESSES_VARIABLE, "").split(",") if a.strip()]
+    if point is None or address.strip() in allowed:
+        return None
+    host = point[0]
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost":
+            return None
+    return (f"this dashboard connects only to auto, this machine (127.0.0.1, localhost, [::1]) and the cluster "
+            f"addresses its operator lists in {PAGE_ADDRESSES_VARIABLE}; {quoted(address)} is not one of them "
+            f"(`python -m engine suite|recover --executor ray --address ...` takes any)")
+
+
 def host_problem(host: str) -> str | None:
     """Why `host` cannot be a host name or IPv4 address, or None."""
     if not host:

@@ -126,3 +126,37 @@ def test_a_grid_on_a_server_that_is_not_ray_fails_and_the_queue_moves_on(run_hom
     assert store.get(grid.id).status["status"] == "failed"
     assert silent_server in store.get(grid.id).status["error"], store.get(grid.id).status
     assert store.get(behind.id).status["status"] == "done", behind.log_text()
+
+
+@pytest.mark.parametrize("address", ["auto", "127.0.0.1:6379", "localhost:6379", "[::1]:6379", "ray://127.0.0.2:10001",
+                                     "head.lab:6379"])
+def test_a_page_may_use_auto_this_machine_and_the_listed_addresses(address, monkeypatch):
+    monkeypatch.setenv(cluster.PAGE_ADDRESSES_VARIABLE, "head.lab:6379, ray://other:10001")
+    assert cluster.page_address_problem(address) is None
+
+
+@pytest.mark.parametrize("address", ["10.0.0.2:6379", "head.lab:6380", "ray://evil.example:10001", "[fe80::1]:6379"])
+def test_a_page_may_not_make_the_server_connect_anywhere_else(address, monkeypatch):
+    monkeypatch.setenv(cluster.PAGE_ADDRESSES_VARIABLE, "head.lab:6379")
+    problem = cluster.page_address_problem(address)
+    assert problem and f"'{address}' is not one of them" in problem and cluster.PAGE_ADDRESSES_VARIABLE in problem
+
+
+@pytest.mark.parametrize("page_file, key, start", [("benchmark.py", "bench", "bench-start"),
+                                                   ("recovery.py", "rec", "rec-queue")])
+def test_the_pages_refuse_a_foreign_address_and_never_connect_to_it(run_home, monkeypatch, page_file, key, start):
+    from apptest_util import no_exception, page, read_as
+
+    monkeypatch.delenv(cluster.PAGE_ADDRESSES_VARIABLE, raising=False)
+    opened = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: opened.append(a) or pytest.fail("connected"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: opened.append(a) or pytest.fail("ran a cluster check"))
+    at = page(page_file)
+    at.session_state["bench-source"] = "Runs I choose"
+    at = no_exception(at.run())
+    at.radio(key=f"{key}-where").set_value("Ray cluster").run()
+    at = no_exception(at.text_input(key=f"{key}-address").input("10.0.0.2:6379").run())
+    errors = [read_as(e.value) for e in at.error]
+    assert any("'10.0.0.2:6379' is not one of them" in e for e in errors), errors
+    assert not [b for b in at.button if b.key == f"{key}-check"], "no Check button for an address a page may not use"
+    assert at.button(key=start).disabled and opened == []

@@ -45,9 +45,9 @@ def reproduce_form() -> str | None:
                               help="0: no attacks (the attack columns stay empty).")
     reuse = g.checkbox("Reuse finished runs", True, key="bench-reuse",
                        help="A finished run with exactly this configuration (or attack) is used, not repeated.")
-    where = executor_choice("bench")
     config = None
     try:
+        where = executor_choice("bench")
         spec = SuiteSpec(methods=methods, seeds=seed_list(seeds_text), train_size=int(train_size),
                          epochs=int(epochs), model=model, recipe=None if recipe == "none" else recipe,
                          attack_n=int(attack_n), reuse=reuse)

@@ -30,9 +30,9 @@ def new_grid_form() -> None:
         corruption = _corruption_inputs()
     with right:
         budget = _budget_inputs(corruption["model"])
-    where = executor_choice("rec")
     config = None
     try:
+        where = executor_choice("rec")
         spec = GridSpec(dataset="sst2", model=corruption["model"], positions=corruption["positions"],
                         levels=int_list(corruption["levels"], "k"),
                         custom_layers=int_list(corruption["custom"], "the custom layer set"),
