@@ -308,6 +308,9 @@ class RunStore:
         run = Run(self.home / run_id)
         if not run_id or "/" in run_id or run_id.startswith(".") or not (run.dir / "config.json").exists():
             raise RunError(f"no run {quoted(run_id)} in {self.home}; `python -m engine runs list` shows the runs")
+        if run.dir.is_symlink():   # its writes would land in whatever it points at (another run, say)
+            raise RunError(f"run {quoted(run_id)} is a link to another folder, which RobustLab never follows; "
+                           f"`python -m engine runs delete {run_id}` removes the link (not what it points at)")
         self._reconcile_one(run)
         return run
 
@@ -396,6 +399,11 @@ class RunStore:
         return True
 
     def delete(self, run_id: str) -> None:
+        link = self.home / run_id
+        if run_id and "/" not in run_id and not run_id.startswith(".") and link.is_symlink():
+            link.unlink()   # the link only: what it points at is not this store's to delete
+            self.index.delete(run_id)
+            return
         run = self.get(run_id)
         status = run.status   # a status with a garbage pid or time says nothing about a worker: it does not block
         if status.get("status") in ACTIVE and not status_problems(status):

@@ -3,6 +3,7 @@ shown, exported and deleted; the other runs are untouched, and nothing raises.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 
@@ -10,7 +11,7 @@ import pytest
 from test_run_index import finished_run
 
 from engine.__main__ import main
-from engine.runs import Run, RunStore, read_json, read_jsonl
+from engine.runs import Run, RunError, RunStore, read_json, read_jsonl
 
 NPZ_GARBAGE = b"PK\x03\x04 but no archive follows"
 
@@ -108,3 +109,17 @@ def test_read_json_returns_the_default_for_another_type(tmp_path):
     assert read_json(tmp_path / "missing.json", {"a": 1}) == {"a": 1}
     path.write_bytes(b"\x00\x01\x02\n{\"a\": 1}\n[2]\n{\"b\": 2}")
     assert read_jsonl(path) == [{"a": 1}, {"b": 2}]
+
+
+def test_a_run_folder_that_is_a_link_is_never_followed_and_delete_removes_only_the_link(run_home):
+    store = RunStore(run_home)
+    linked, victim = store.create({"method": "vanilla"}), store.create({"method": "vanilla"})
+    victim.set_status("done")
+    before = {p.name: p.read_bytes() for p in victim.dir.iterdir()}
+    shutil.rmtree(linked.dir)
+    linked.dir.symlink_to(victim.dir.name)
+    with pytest.raises(RunError, match="is a link to another folder, which RobustLab never follows"):
+        store.get(linked.id)
+    store.delete(linked.id)
+    assert not os.path.lexists(linked.dir) and {row["id"] for row in store.list()} == {victim.id}
+    assert {p.name: p.read_bytes() for p in victim.dir.iterdir()} == before
