@@ -74,6 +74,7 @@ def test_bad_addresses_get_a_clear_line(address, reason):
     assert reason in message and "\n" not in message and len(message) < 300
 
 
+@pytest.mark.slow
 def test_a_server_that_is_not_ray_fails_the_cluster_check_in_seconds(silent_server):
     started = time.time()
     done = subprocess.run([sys.executable, "-m", "engine", "cluster", "--address", silent_server, "--json"],
@@ -109,6 +110,7 @@ def test_a_ray_client_address_without_the_client_extra_says_how_to_install_it(mo
         cluster.connect("ray://head:10001")
 
 
+@pytest.mark.slow
 def test_a_grid_on_a_server_that_is_not_ray_fails_and_the_queue_moves_on(run_home, silent_server, monkeypatch):
     """The only job slot: a recovery grid sent to the silent server, then a training run queued behind it."""
     from engine.recovery.grid import GridSpec, grid_config

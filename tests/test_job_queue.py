@@ -172,6 +172,7 @@ def test_the_queue_is_capped_with_a_clear_refusal(run_home, monkeypatch):
         jobs.submit(store, config)
 
 
+@pytest.mark.slow
 def test_queued_runs_are_rows_and_one_worker_runs_per_slot(run_home, monkeypatch):
     monkeypatch.setenv("ROBUSTLAB_MAX_JOBS", "1")
     store = RunStore(run_home)
@@ -190,6 +191,7 @@ def test_queued_runs_are_rows_and_one_worker_runs_per_slot(run_home, monkeypatch
     assert starts == sorted(starts) and all(ends[i] <= starts[i + 1] for i in range(2)), "one at a time, oldest first"
 
 
+@pytest.mark.slow
 def test_a_killed_worker_frees_its_slot_for_the_next_run(run_home, monkeypatch):
     monkeypatch.setenv("ROBUSTLAB_MAX_JOBS", "1")
     store = RunStore(run_home)

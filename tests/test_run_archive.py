@@ -371,6 +371,6 @@ def test_exporting_a_run_folder_that_is_a_link_is_refused(world, tmp_path):
     store, run, victim = world
     linked = store.home / "20261207-000000-vanilla-abcd"
     linked.symlink_to(victim.dir.name)
-    with pytest.raises(RunError, match="not a folder of its own"):
+    with pytest.raises(RunError, match="is a link to another folder"):
         store.export_zip(linked.name, tmp_path / "r.zip")
     assert not (tmp_path / "r.zip").exists()
