@@ -19,7 +19,10 @@ from engine.user_text import quoted
 ZIP_FIRST = (1980, 1, 1, 0, 0, 0)
 ZIP_LAST = (2107, 12, 31, 23, 59, 58)
 COPY_BYTES = 1024 * 1024
-PATH_CHARS = 240   # a path is echoed whole unless it is absurd: its end says the most
+PATH_CHARS = 240
+LEFT_OUT_FILE = "LEFT-OUT.txt"
+LEFT_OUT_HEADER = ("RobustLab exports only a run's own regular files. These were in the run folder and are not in "
+                   "this zip:\n")   # a path is echoed whole unless it is absurd: its end says the most
 
 
 def zip_date(mtime: float) -> tuple[int, int, int, int, int, int]:
@@ -53,10 +56,11 @@ def export_run(run_dir: Path, out: Path | str) -> Path:
         raise RunError(f"cannot write the zip at {quoted(str(out), PATH_CHARS)}: {quoted(str(blocker), PATH_CHARS)} "
                        "is a file, not a folder")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    left_out: list[str] = []
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, file, info in run_files(run_dir):
+            for name, file, info in run_files(run_dir, left_out):
                 entry = zipfile.ZipInfo(f"{run_id}/{name}", date_time=zip_date(info.st_mtime))
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 entry.external_attr = 0o644 << 16
@@ -65,6 +69,8 @@ def export_run(run_dir: Path, out: Path | str) -> Path:
                     while left > 0 and (block := file.read(min(COPY_BYTES, left))):
                         sink.write(block)
                         left -= len(block)
+            if left_out:   # said in the zip itself, so whoever opens it knows what it does not hold
+                zf.writestr(f"{run_id}/{LEFT_OUT_FILE}", LEFT_OUT_HEADER + "".join(f"{n}\n" for n in left_out))
         os.replace(tmp, out)
     except OSError as err:
         raise RunError(f"cannot write the zip at {quoted(str(out), PATH_CHARS)}: {err.strerror or err}") from err

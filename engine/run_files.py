@@ -29,35 +29,54 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") or name.endswith(".tmp")
 
 
-def run_files(run_dir: Path) -> Iterator[tuple[str, BinaryIO, os.stat_result]]:
+def run_files(run_dir: Path, left_out: list[str] | None = None) -> Iterator[tuple[str, BinaryIO, os.stat_result]]:
     """(name relative to the run folder with '/', the open file, its stat) for each regular file, sorted by name
-    within each folder. The file is closed when the next one is asked for. Nothing when `run_dir` is a link."""
+    within each folder. The file is closed when the next one is asked for. Nothing when `run_dir` is a link.
+    `left_out` gets "NAME (why)" for each entry that is not a temporary file and was left out, so an export can
+    say what it does not hold."""
     if not is_real_run_dir(run_dir):
         return
+    skipped = left_out if left_out is not None else []
     for folder, dirs, names, dir_fd in os.fwalk(run_dir, follow_symlinks=False):
-        dirs[:] = sorted(d for d in dirs if not is_temporary(d))
         prefix = Path(folder).relative_to(run_dir).as_posix()
+        base = "" if prefix == "." else f"{prefix}/"
+        skipped += [f"{base}{d} (a link to a folder)" for d in sorted(dirs)
+                    if not is_temporary(d) and _is_link(d, dir_fd)]
+        dirs[:] = sorted(d for d in dirs if not is_temporary(d))
         for name in sorted(names):
             if is_temporary(name):
                 continue
-            opened = _open_regular(name, dir_fd)
+            opened, why = _open_regular(name, dir_fd)
             if opened is None:
+                skipped.append(f"{base}{name} ({why})")
                 continue
             with opened as f:
-                yield (name if prefix == "." else f"{prefix}/{name}"), f, os.fstat(f.fileno())
+                yield f"{base}{name}", f, os.fstat(f.fileno())
 
 
-def _open_regular(name: str, dir_fd: int) -> BinaryIO | None:
-    """`name` in the folder `dir_fd` opened for reading when it is a regular file with one name, else None."""
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_regular(name: str, dir_fd: int) -> tuple[BinaryIO | None, str]:
+    """`name` in the folder `dir_fd` opened for reading when it is a regular file with one name; else None and
+    why it is not read."""
     try:
         before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if not stat.S_ISREG(before.st_mode) or before.st_nlink != 1:
-            return None   # a link, fifo, device or socket (opening some has effects), or a hard link
+        if stat.S_ISLNK(before.st_mode):
+            return None, "a symbolic link"
+        if not stat.S_ISREG(before.st_mode):
+            return None, "not a regular file"   # a fifo, device or socket: opening some has effects
+        if before.st_nlink != 1:
+            return None, "a hard link: a second name of a file that may belong elsewhere"
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return None
+    except OSError as err:
+        return None, f"unreadable: {err.strerror or err}"
     after = os.fstat(fd)
     if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(after.st_mode):
         os.close(fd)
-        return None   # swapped between the check and the open
-    return os.fdopen(fd, "rb")
+        return None, "changed while it was opened"
+    return os.fdopen(fd, "rb"), ""

@@ -307,8 +307,11 @@ def test_an_export_holds_only_the_run_s_regular_files(world, tmp_path):
     out = store.export_zip(run.id, tmp_path / "out" / "r.zip")
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == sorted(f"{run.id}/{n}" for n in (
-            "config.json", "status.json", "results.json", "log.txt", "model/model.safetensors"))
+            "config.json", "status.json", "results.json", "log.txt", "model/model.safetensors", "LEFT-OUT.txt"))
         assert zf.read(f"{run.id}/model/model.safetensors") == b"weights"
+        said = zf.read(f"{run.id}/LEFT-OUT.txt").decode().splitlines()[1:]
+    assert said == ["other (a link to a folder)", "hard.json (a hard link: a second name of a file that may belong "
+                    "elsewhere)", "pipe (not a regular file)", "x (a symbolic link)"]
     assert os.listdir(tmp_path / "out") == ["r.zip"]
 
 
