@@ -150,7 +150,7 @@ def word_spans(text: str, segment: int = 0) -> list[WordSpan]:
 # ---------------------------------------------------------------- attributions
 
 @dataclass
-class Attribution:
+class Explanation:
     """One explanation of one prediction, word by word over the original text (a pair's words: the first
     segment's, then the second's)."""
     text: str
@@ -193,7 +193,7 @@ class Attribution:
 
 
 def explain(loaded: LoadedModel, given: Input, how: str = "ig", target: int | None = None,
-            steps: int = IG_STEPS) -> Attribution:
+            steps: int = IG_STEPS) -> Explanation:
     """Attribute the prediction for `given` (a sentence, or a (first, second) pair for a pair model; already
     fitted to the model) to its words. A pair is read with its segment ids, and the [SEP] between its segments
     gets its own score (`boundary_score`).
@@ -281,7 +281,7 @@ def explain(loaded: LoadedModel, given: Input, how: str = "ig", target: int | No
     if second is not None:   # the [SEP] closing the first segment: the first special token after it
         last_first = max(t for t, s in enumerate(segment_of) if s == 0)
         boundary = float(token_scores[last_first + 1])
-    return Attribution(first, how, target, loaded.label_names, probs.tolist(), words, scores.tolist(),
+    return Explanation(first, how, target, loaded.label_names, probs.tolist(), words, scores.tolist(),
                        tok.convert_ids_to_tokens(enc["input_ids"]), [float(s) for s in token_scores],
                        token_word, completeness, second, loaded.segment_names, boundary)
 

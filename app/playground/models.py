@@ -11,7 +11,7 @@ import threading
 
 import streamlit as st
 
-from engine.attribution import IG_STEPS, Attribution, explain
+from engine.attribution import IG_STEPS, Explanation, explain
 from engine.data import Input
 from engine.inference import LoadedModel
 from engine.paths import runs_home
@@ -40,11 +40,11 @@ def probabilities(run_id: str, text: Input) -> list[float]:
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _explanation(home: str, run_id: str, text: Input, how: str, target: int | None) -> Attribution:
+def _explanation(home: str, run_id: str, text: Input, how: str, target: int | None) -> Explanation:
     return explain(loaded_model(run_id), text, how, target, IG_STEPS)
 
 
-def explanation(run_id: str, text: Input, how: str, target: int | None = None) -> Attribution:
+def explanation(run_id: str, text: Input, how: str, target: int | None = None) -> Explanation:
     """Word-level saliency of `text` (a sentence, or a pair) for class `target` (default: the predicted class)."""
     return _explanation(str(runs_home()), run_id, text, how, target)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from engine.attacks.diff import diff_chars, diff_tokens
-from engine.attribution import Attribution
+from engine.attribution import Explanation
 from engine.data import Input
 from engine.user_text import codepoint
 
@@ -89,7 +89,7 @@ def _visible(text: str, marked: bool) -> str:
 
 # ---------------------------------------------------------------- saliency
 
-def heatmap_spans(attribution: Attribution) -> list[Span]:
+def heatmap_spans(attribution: Explanation) -> list[Span]:
     """The original text with each word shaded by its attribution (scaled to the largest in the text). A pair
     is drawn as its first segment, the [SEP] boundary between them (shaded by its own score), then its second
     segment, each segment headed by its name."""
@@ -106,7 +106,7 @@ def heatmap_spans(attribution: Attribution) -> list[Span]:
             *_shaded(attribution, attribution.text_b, 1, peak)]
 
 
-def _shaded(attribution: Attribution, text: str, segment: int, peak: float) -> list[Span]:
+def _shaded(attribution: Explanation, text: str, segment: int, peak: float) -> list[Span]:
     """One segment's text, its words shaded by their scores."""
     spans, cursor = [], 0
     for word, score in zip(attribution.words, attribution.scores):
@@ -121,7 +121,7 @@ def _shaded(attribution: Attribution, text: str, segment: int, peak: float) -> l
     return spans
 
 
-def _score_span(attribution: Attribution, text: str, score: float, peak: float, what: str = "",
+def _score_span(attribution: Explanation, text: str, score: float, peak: float, what: str = "",
                 boxed: bool = False) -> Span:
     strength = min(abs(score) / peak, 1.0)
     if attribution.how == "attention":
@@ -133,7 +133,7 @@ def _score_span(attribution: Attribution, text: str, score: float, peak: float, 
                 f"{what}; {note}" if what else note, boxed=boxed)
 
 
-def heatmap(attribution: Attribution, label: str | None = None) -> None:
+def heatmap(attribution: Explanation, label: str | None = None) -> None:
     """A saliency heat map; hovering the block shows what the scores mean (and IG's completeness)."""
     render(heatmap_spans(attribution), tip=attribution.describe(), label=label)
 

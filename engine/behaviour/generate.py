@@ -38,7 +38,8 @@ class Case:
         return asdict(self)
 
 
-def test_rng(test: BehaviourTest, seed: int) -> random.Random:
+def case_rng(test: BehaviourTest, seed: int) -> random.Random:
+    """One test's random source, seeded by the run seed and the test name: adding a test changes no other's cases."""
     return random.Random(f"{seed}:{test.name}")
 
 
@@ -49,7 +50,7 @@ def generate_suite(suite: Suite, seed: int, sentences_of: SentenceSource) -> dic
 
 def generate_cases(test: BehaviourTest, seed: int, sentences_of: SentenceSource) -> list[Case]:
     """Up to `test.n` distinct cases of one test, the same ones for the same seed."""
-    rng = test_rng(test, seed)
+    rng = case_rng(test, seed)
     pairs = _from_templates(test, rng) if test.templates else _from_sentences(test, rng, sentences_of)
     if not pairs:
         raise GenerationError(f"test {test.name!r} made no cases: " + (
