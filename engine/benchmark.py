@@ -23,7 +23,6 @@ from engine.runs import ACTIVE, RunError, RunStore, read_json
 
 METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
            "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
-ACCURACIES = ("dev_accuracy", "advglue_sst2_accuracy", "accuracy_under_attack")   # charts with a chance line
 MIN_SEEDS = 3
 
 

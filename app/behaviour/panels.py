@@ -21,7 +21,7 @@ from app.plain_text import markdown_text
 from app.state import get_store
 from engine import jobs
 from engine.behaviour.compare import compare_runs, not_learned
-from engine.behaviour.editor import editor_suite
+from engine.behaviour.editor import SOURCES, editor_suite
 from engine.behaviour.perturb import PERTURBATIONS
 from engine.behaviour.runner import (
     behaviour_config,
@@ -145,7 +145,7 @@ def _editor() -> Suite:
                                  "prediction. DIR: it must move the label's probability one way.")
     capability = top[2].text_input("Capability", "Vocabulary", key="bh-ed-capability")
     description = st.text_input("What it tests", "", key="bh-ed-description")
-    source = st.radio("Cases from", ["templates", "sentences", "dataset"], horizontal=True, key="bh-ed-source",
+    source = st.radio("Cases from", SOURCES, horizontal=True, key="bh-ed-source",
                       format_func={"templates": "templates and word lists", "sentences": "my sentences",
                                    "dataset": "an evaluation set"}.get)
     dataset, lines, words = "sst2-dev", "", ""

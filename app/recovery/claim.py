@@ -10,8 +10,6 @@ import streamlit as st
 
 from engine.recovery.views import bottom_vs_top
 
-VERDICT_ICONS = {"supported": ":material/check_circle:", "not supported": ":material/cancel:",
-                 "inconclusive": ":material/help:"}
 CONCLUSIONS = {   # the bottom-below-top part's verdict, in words: the page concludes only from it
     "supported": "bottom-layer corruption recovered less than top-layer, as the paper reports",
     "not supported": "bottom-layer corruption did not recover less than top-layer, unlike the paper",

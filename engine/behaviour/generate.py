@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from engine.behaviour.perturb import PERTURBATIONS
-from engine.behaviour.spec import SLOT, BehaviourTest, Suite, Template
+from engine.behaviour.spec import SLOT, BehaviourTest, Template
 
 SentenceSource = Callable[[str], list[tuple[str, str]]]    # an evaluation set's name -> (text, label name)
 ATTEMPTS_PER_CASE = 20
@@ -41,11 +41,6 @@ class Case:
 def case_rng(test: BehaviourTest, seed: int) -> random.Random:
     """One test's random source, seeded by the run seed and the test name: adding a test changes no other's cases."""
     return random.Random(f"{seed}:{test.name}")
-
-
-def generate_suite(suite: Suite, seed: int, sentences_of: SentenceSource) -> dict[str, list[Case]]:
-    """Every test's cases, by test name; a test that makes none raises `GenerationError`."""
-    return {test.name: generate_cases(test, seed, sentences_of) for test in suite.tests}
 
 
 def generate_cases(test: BehaviourTest, seed: int, sentences_of: SentenceSource) -> list[Case]:

@@ -184,9 +184,6 @@ def read_cases(run: Run, test: str | None = None, failed_only: bool = False) -> 
             if (test is None or row["test"] == test) and (row["failed"] or not failed_only)]
 
 
-EXPORT_COLUMNS = ("text", "label", "model_label", "test", "original")
-
-
 def export_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Failing cases as a dataset: the text, the label it should get, the model's label, the test (and the original
     text of an INV/DIR case); `train --extra-data` reads the text and label columns."""

@@ -100,10 +100,6 @@ class Suite:
         return set().union(*(t.labels() for t in self.tests)) if self.tests else set()
 
 
-def built_in_names() -> list[str]:
-    return list(BUILT_IN)
-
-
 def load_suite(ref: str) -> Suite:
     """A built-in suite by name (`sentiment`) or a suite file by path."""
     problem = path_problem(ref)
