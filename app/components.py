@@ -13,6 +13,7 @@ from streamlit.errors import StreamlitAPIException
 from app.formatting import progress_point, progress_text, run_label, run_title
 from app.live import follow_run
 from app.nav import PAGES_DIR
+from app.plain_text import markdown_text
 from app.run_views import show_curves, show_results
 from app.state import get_store, learning_of
 from engine import jobs
@@ -158,7 +159,7 @@ def settings_form(method_cls: type[Method], key: str, start: Mapping[str, Any] |
             try:  # say at once when a value is outside its range (e.g. the open end of (0, 1])
                 values[setting.name] = setting.parse(raw)
             except SettingError as err:
-                st.error(str(err), icon=":material/error:")
+                st.error(markdown_text(str(err)), icon=":material/error:")
                 values[setting.name] = raw
     return values
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import streamlit as st
 
+from app.plain_text import markdown_text
 from app.state import get_store
 from engine.runs import ACTIVE, Run, RunError, RunStore
 
@@ -57,5 +58,5 @@ def run_or_warning(store: RunStore, run_id: str) -> Run | None:
     try:
         return store.get(run_id)
     except RunError as err:
-        st.warning(str(err))
+        st.warning(markdown_text(str(err)))
         return None

@@ -49,3 +49,36 @@ def test_pages_define_no_functions_or_classes():
     found = [f"{path}:{line} ({kind})" for path, tree in files for line, kind in definitions(tree)]
     assert not found, ("a page is layout only; move this into a named panel in its app/<feature>/ package: "
                        + ", ".join(found))
+
+
+MESSAGES = {"error", "warning", "info", "success", "exception", "toast", "markdown", "caption"}
+ERROR_NAMES = {"err", "error", "e", "exc"}
+
+
+def raw_error_texts(tree: ast.Module) -> list[int]:
+    """Lines where an `st.<message>(...)` call shows an exception's text not passed through `markdown_text`: a
+    bare `err`, `str(...)` or either inside an f-string. An engine message quotes what a person typed, so
+    Streamlit would render a typed `[link](...)`, `**bold**` or `$formula$` in it."""
+    def raw(value: ast.AST) -> bool:
+        if isinstance(value, ast.Name):
+            return value.id in ERROR_NAMES
+        return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "str"
+
+    lines = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MESSAGES
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "st" and node.args):
+            continue
+        first = node.args[0]
+        parts = [v.value for v in first.values if isinstance(v, ast.FormattedValue)] \
+            if isinstance(first, ast.JoinedStr) else [first]
+        if any(raw(part) for part in parts):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_pages_show_an_error_s_text_only_through_markdown_text():
+    files = parsed("app") + parsed("pages")
+    found = [f"{path}:{line}" for path, tree in files for line in raw_error_texts(tree)]
+    assert not found, ("an exception's text is shown as Markdown (wrap it in app.plain_text.markdown_text): "
+                       + ", ".join(found))

@@ -152,3 +152,16 @@ def test_attack_header_shows_the_typed_text_as_text(playground):
     header = next(m.value for m in no_exception(at.run()).markdown if m.value.startswith("**Attack with"))
     assert_shown_as_text(header)
     assert "⟨U+202E⟩gnp" in header and "click me" in header
+
+
+def test_a_typed_method_setting_is_shown_as_text_in_its_error(run_home):
+    """Train -> IM-BERT -> layers: what a person typed comes back in the refusal as text, not as a live link."""
+    at = no_exception(page("train.py").run())
+    at.selectbox(key="train-method").set_value("im-bert").run()
+    hostile = "[click me](https://evil.example/x) **bold** $x^2$"
+    at = no_exception(at.text_input(key="train-settings-im-bert-layers").input(hostile).run())
+    shown = [e.value for e in at.error]
+    assert any("click me" in e for e in shown), shown
+    for markdown in shown:
+        assert "](https://" not in markdown and "**bold**" not in markdown and "$x^2$" not in markdown, markdown
+    assert any("[click me](https://evil.example/x) **bold** $x^2$" in read_as(e) for e in shown), shown

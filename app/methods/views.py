@@ -63,7 +63,7 @@ def _picked_run(methods: tuple[str, ...], key: str) -> Run | None:
     try:
         run = store.get(run_id)
     except RunError as err:
-        st.error(str(err))
+        st.error(markdown_text(str(err)))
         return None
     if damage := run.damage:
         st.error(markdown_text(f"This run is damaged: {damage}. Its records cannot be trusted; the Runs page shows "

@@ -9,6 +9,7 @@ from app.components import page_link, run_picker
 from app.dataset_context import context_dataset, of_dataset
 from app.formatting import run_title, short_dataset
 from app.ode import figures as figs
+from app.plain_text import markdown_text
 from app.state import get_store, load_model
 from engine import ode
 from engine.data import SST2_LABELS, DataError, load_dataset
@@ -69,7 +70,7 @@ def euler_steps() -> None:
     try:
         traj = ode.euler_trajectories(h, lam, steps)
     except ValueError as err:
-        st.error(f"{err}. Move h or λ a little.")
+        st.error(f"{markdown_text(str(err))}. Move h or λ a little.")
     else:
         m = st.columns(3)
         m[0].metric("h·λ", f"{z.real:.3g} {z.imag:+.3g}i")
@@ -109,7 +110,7 @@ def model_probes() -> None:
                 probes[label] = cached_probe(str(runs_home()), run_id)
             run = store.get(run_id)
         except (ModelError, RunError, DataError, ValueError) as err:
-            st.error(f"Cannot probe {label}: {err}")
+            st.error(f"Cannot probe {markdown_text(str(label))}: {markdown_text(str(err))}")
             continue
         results[label] = run.results
         art = run.artifact("im_residual")
@@ -169,7 +170,7 @@ def live_sentences() -> None:
             try:
                 pool = advglue_sentences()
             except DataError as err:
-                st.error(str(err))
+                st.error(markdown_text(str(err)))
                 pool = []
             if pool:
                 k = st.selectbox("AdvGLUE-SST2 sentence", range(len(pool)), key="ode-live-adv",
@@ -185,9 +186,9 @@ def live_sentences() -> None:
             try:
                 outcome[names[run_id]] = cached_divergence(str(runs_home()), run_id, clean, perturbed)
             except (ModelError, RunError) as err:
-                st.error(f"Cannot load the model of {names[run_id]}: {err}")
+                st.error(f"Cannot load the model of {markdown_text(str(names[run_id]))}: {markdown_text(str(err))}")
             except ValueError as err:
-                st.error(str(err))
+                st.error(markdown_text(str(err)))
                 break
         if outcome:
             st.plotly_chart(figs.divergence_figure(outcome), key="ode-div")

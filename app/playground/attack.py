@@ -111,7 +111,7 @@ def _live_view(live: LiveAttack) -> None:
     snap = live.snapshot()
     ready, error = textattack_status()
     if error:
-        st.error(f"TextAttack could not be imported: {error}")
+        st.error(f"TextAttack could not be imported: {markdown_text(error)}")
     elif not ready:
         st.caption(":material/hourglass_top: Loading TextAttack (only the first attack after start-up waits "
                    "for this)…")
@@ -200,7 +200,7 @@ def _outcome_view(run_id: str, outcome, names: list[str], wide: bool) -> None:
             first = explanation(run_id, outcome.original_input, how, outcome.label)
             second = explanation(run_id, outcome.perturbed_input, how, outcome.label)
         except AttributionError as err:
-            st.warning(str(err))
+            st.warning(markdown_text(str(err)))
         else:
             text_views.heatmap(first, label=f"{EXPLAINERS[how]} before, for {names[outcome.label]}")
             text_views.heatmap(second, label=f"{EXPLAINERS[how]} after, for {names[outcome.label]}")

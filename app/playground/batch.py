@@ -10,6 +10,7 @@ import streamlit as st
 
 from app.components import job_panel, status_badge
 from app.formatting import short_dataset
+from app.plain_text import markdown_text
 from app.playground import text_views
 from app.playground.attack import budget_inputs, recipe_picker, segment_picker
 from app.playground.model_choice import run_heading
@@ -59,7 +60,7 @@ def batch_panel(store: RunStore, run_id: str) -> None:
     try:
         names = loaded_model(run_id).segment_names
     except (ModelError, RunError) as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(markdown_text(str(err)), icon=":material/error:")
         return
     sets = attack_sets(target, names is not None)
     with st.form("pg-batch-form", border=True):
@@ -82,7 +83,7 @@ def batch_panel(store: RunStore, run_id: str) -> None:
             else:
                 st.session_state["pg-batch-run"] = jobs.submit(store, config, kind="attack", parent=run_id).id
         except (AttackError, DataError, RunError) as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(markdown_text(str(err)), icon=":material/error:")
     rows = store.list(kind="attack", parent=run_id)
     if not rows:
         st.info("No batch attacks on this model yet.")

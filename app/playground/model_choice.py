@@ -7,6 +7,7 @@ import streamlit as st
 from app.components import job_panel, run_picker
 from app.dataset_context import context_dataset, of_dataset
 from app.formatting import run_title, short_dataset
+from app.plain_text import markdown_text
 from app.state import get_store
 from engine import jobs
 from engine.paths import runs_home
@@ -82,6 +83,6 @@ def offer_default_training(store: RunStore) -> None:
         try:
             jobs.submit(store, {**TrainConfig().to_dict(), "environment": environment()})
         except (RunError, OSError) as err:
-            st.error(f"Could not start training: {err}")
+            st.error(f"Could not start training: {markdown_text(str(err))}")
             return
         st.rerun()   # the next run finds the queued job and shows its panel

@@ -58,7 +58,7 @@ def predictions(run_ids: list[str], text: Input, how: str, gold: dict | None) ->
                 model = loaded_model(run_id)
                 probs = probabilities(run_id, text)
             except (ModelError, RunError) as err:
-                st.error(str(err))
+                st.error(markdown_text(str(err)))
                 continue
             entry["probs"][run_id] = probs
             # one model: probabilities left, saliency right; two models: each column stacked
@@ -69,7 +69,7 @@ def predictions(run_ids: list[str], text: Input, how: str, gold: dict | None) ->
                 try:
                     attribution = explanation(run_id, text, how)
                 except AttributionError as err:
-                    st.warning(str(err))
+                    st.warning(markdown_text(str(err)))
                     continue
                 text_views.heatmap(attribution, label=f"{EXPLAINERS[how]} for {attribution.target_name} "
                                                       f"(hover for details)")

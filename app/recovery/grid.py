@@ -11,6 +11,7 @@ import streamlit as st
 from app.components import cancel_button, page_link, run_picker, status_badge
 from app.formatting import fmt_duration
 from app.live import follow_run
+from app.plain_text import markdown_text
 from app.recovery import figures as figs
 from app.recovery.claim import healing_panel
 from app.state import get_store
@@ -53,7 +54,7 @@ def _grid_view(grid: Run, live: bool) -> None:
     try:
         view = load_grid(get_store(), grid.id)
     except (RunError, ValueError) as err:
-        st.error(f"Cannot show this grid: {err}")
+        st.error(f"Cannot show this grid: {markdown_text(str(err))}")
         return
     overview(view, live)
     results(view, live)

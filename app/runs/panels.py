@@ -159,7 +159,7 @@ def _export_and_delete(store: RunStore, run: Run) -> None:
                 try:
                     store.delete(run_id)
                 except RunError as err:
-                    st.error(str(err), icon=":material/block:")
+                    st.error(markdown_text(str(err)), icon=":material/block:")
                     st.session_state["runs-delete-blocked"] = run_id
                 else:
                     st.session_state.pop("runs-confirm-delete", None)
