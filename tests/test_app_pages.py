@@ -75,6 +75,26 @@ def test_home_renders_and_reports_the_machine(run_home):
     assert any("No runs yet" in i for i in texts(at, "info"))
 
 
+def test_home_notes_absent_optional_pair_datasets_without_an_error(run_home, tmp_path, monkeypatch):
+    """SST-2 and AdvGLUE there, no GLUE pair files (as the shared data folder is): nothing reads as missing."""
+    def data_folder(name: str, files: tuple[str, ...]) -> None:   # a new folder each time: availability is cached
+        for file in files:
+            (tmp_path / name / file).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / file).write_text("")
+        monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / name))
+
+    data_folder("data", ("sst2/train.tsv", "sst2/dev.tsv", "advglue/dev.json"))
+    at = no_exception(page("home.py").run())
+    assert not any("datasets are missing" in w for w in texts(at, "warning")), texts(at, "warning")
+    body = " ".join(texts(at, "markdown"))
+    assert ":material/cancel:" not in body and "`sst2`" in body and "`rte`" not in body
+    assert any(c.startswith("Optional, not in the data folder: rte, rte-dev, qnli,") for c in texts(at, "caption"))
+    data_folder("no-dev", ("sst2/train.tsv", "advglue/dev.json"))   # a core set missing: still a warning
+    at = no_exception(page("home.py").run())
+    assert any("datasets are missing" in w for w in texts(at, "warning"))
+    assert ":material/cancel:] `sst2-dev`" in " ".join(texts(at, "markdown"))
+
+
 def test_home_explains_missing_data_and_nltk(run_home, tmp_path, monkeypatch):
     monkeypatch.setenv("ROBUSTLAB_DATA", str(tmp_path / "no-data"))
     nltk = tmp_path / "nltk"

@@ -63,12 +63,20 @@ def datasets_and_attack_data() -> None:
             st.error(f"No datasets found in the data folder `{data_dir()}`. {data_folder_help()}",
                      icon=":material/folder_off:")
         else:
+            # GLUE's pair tasks are optional (their files are added by hand, `source` says which): their absence
+            # is a note, not an error; only a missing core set (SST-2, AdvGLUE) is
+            optional = [name for name, present in found.items() if not present and REGISTRY[name].source]
             for name, present in found.items():
+                if name in optional:
+                    continue
                 mark = ":green[:material/check_circle:]" if present else ":red[:material/cancel:]"
                 st.markdown(f"{mark} `{name}`: {REGISTRY[name].description}"
                             + ("" if present else f" (missing: expected `{data_dir() / REGISTRY[name].local_file}`)"))
-            if not all(found.values()):
+            if any(not present and name not in optional for name, present in found.items()):
                 st.warning(f"Some datasets are missing from `{data_dir()}`. {data_folder_help()}")
+            if optional:
+                st.caption(f"Optional, not in the data folder: {', '.join(optional)}. Each is a GLUE sentence-pair "
+                           "file you add by hand (its file name is given on the Train page) to train on that task.")
         st.caption("Your own data: upload a CSV with a text and a label column on the Train page.")
     with nltk_col:
         st.markdown("**Attack data (NLTK)**")
