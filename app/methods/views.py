@@ -13,7 +13,7 @@ from app.components import job_panel, page_link, run_picker
 from app.figures import has_series
 from app.live import follow_run, is_active
 from app.plain_text import markdown_text
-from app.state import default_candidates, get_store, is_plain_default
+from app.state import default_candidates, derived_marks_of, get_store, is_plain_default
 from engine import train_flags
 from engine.methods import registry
 from engine.runs import Run, RunError
@@ -137,8 +137,7 @@ def _finished_vanilla(run: Run) -> tuple[list[Run], list[Run]]:
 def vanilla_twin(run: Run) -> Run | None:
     """The newest finished vanilla run trained like `run`, preferring one that recorded its weight drift."""
     found, _ = _finished_vanilla(run)
-    plain = {row["id"] for row in default_candidates(get_store().list(kind="train", method="vanilla", status="done"))}
-    found = [r for r in found if r.id in plain]   # a healed or extra-data run is no vanilla twin
+    found = [r for r in found if not derived_marks_of({"id": r.id})]   # a healed or extra-data run is no twin
     with_drift = [r for r in found if (Path(r.dir) / "artifacts" / "drift.npz").exists()]
     return (with_drift or found or [None])[0]
 
