@@ -99,8 +99,8 @@ def model_probes() -> None:
     rows = {r["id"]: r for r in store.list() if trained(r)}
     asked = [r for r in st.query_params.get("runs", "").split(",") if r in rows]   # ?runs=ID,ID links here
     latest = {}   # the newest run of each Euler method, all of one dataset (SST-2 unless a link names another)
-    plain = default_candidates(list(rows.values()))   # never a recovery-grid cell, extra data or a run at chance
-    for r in of_dataset(plain, context_dataset(plain, asked)):
+    mine = of_dataset(list(rows.values()), context_dataset(list(rows.values()), asked))
+    for r in default_candidates(mine):   # never a recovery-grid cell, a run on extra data or one at chance
         if r.get("method") in EULER_METHODS:
             latest.setdefault(r["method"], r["id"])      # list() is newest first
     chosen = run_picker("Runs to compare", key="ode-runs", filter_fn=trained, multi=True,

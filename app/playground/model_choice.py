@@ -47,8 +47,9 @@ def pick_models() -> list[str]:
     rows = [r for r in get_store().list() if is_trained(r)]
     if not rows:
         return []
-    plain = default_candidates(rows)   # never a recovery-grid cell, a run on extra data or one that did not learn
-    mine = of_dataset(plain, context_dataset(plain))
+    # never a recovery-grid cell, a run on extra data or one that did not learn; nor, without a plain run of the
+    # page's dataset, one of another dataset
+    mine = default_candidates(of_dataset(rows, context_dataset(rows)))
     vanilla = [r for r in mine if r.get("method") == "vanilla"] or mine
     default = max(vanilla, key=lambda r: r.get("dev_accuracy") or 0.0)["id"] if vanilla else None   # best baseline
     left, right = st.columns(2)
