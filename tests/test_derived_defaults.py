@@ -73,6 +73,10 @@ def test_no_page_defaults_to_a_derived_run_and_each_says_what_it_is(tiny_run, ru
     assert "did not learn (chance 0.509)" in labelled(picker.options, ids["stuck"])
     assert not any(mark in labelled(picker.options, ids["plain"]) for mark in ("corrupted", "extra", "did not"))
 
+    linked = page("playground.py")
+    linked.query_params["run"] = ids["corrupted"]     # a person may still choose a derived run: by a link
+    assert no_exception(linked.run()).selectbox(key="pg-run-a").value == ids["corrupted"]
+
     ode = no_exception(page("ode_stability.py").run())
     assert ode.multiselect(key="ode-runs").value == [ids["plain"]]
     assert ode.selectbox(key="ode-live-a").value == ids["plain"]

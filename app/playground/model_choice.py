@@ -43,7 +43,8 @@ def run_tag(run_id: str) -> str:
 def pick_models() -> list[str]:
     """One run, or two of the same dataset to compare; [] when no trained run exists yet. The first defaults to
     the best plain vanilla run of SST-2 (else of the newest run's dataset), never to a run of another dataset just
-    because its small dev set scored higher, nor to a derived run (`app.state.is_plain_default`)."""
+    because its small dev set scored higher, nor to a derived run (`app.state.is_plain_default`); a `?run=ID` link
+    chooses it by hand."""
     rows = [r for r in get_store().list() if is_trained(r)]
     if not rows:
         return []
@@ -52,6 +53,8 @@ def pick_models() -> list[str]:
     mine = default_candidates(of_dataset(rows, context_dataset(rows)))
     vanilla = [r for r in mine if r.get("method") == "vanilla"] or mine
     default = max(vanilla, key=lambda r: r.get("dev_accuracy") or 0.0)["id"] if vanilla else None   # best baseline
+    if st.query_params.get("run") in {r["id"] for r in rows}:   # a ?run=ID link names one by hand
+        default = st.query_params["run"]
     left, right = st.columns(2)
     with left:
         first = run_picker("Model", key="pg-run-a", filter_fn=is_trained, default=default,
