@@ -44,6 +44,7 @@ def derived_store(tiny_run, run_home) -> dict[str, str]:
                                 recovery={"position": "top", "k": 1, "label": "top-1", "seed": 0, "grid": grid.id}),
         "extra": copied_run(store, trained, 200, 0.93, extra_data="/somewhere/failures.csv", train_size=64),
         "stuck": copied_run(store, trained, 100, 0.52),
+        "uegr-stuck": copied_run(store, trained, 50, 0.52, method="uegr"),   # a method page's only run
     }
 
 
@@ -80,6 +81,9 @@ def test_no_page_defaults_to_a_derived_run_and_each_says_what_it_is(tiny_run, ru
     ode = no_exception(page("ode_stability.py").run())
     assert ode.multiselect(key="ode-runs").value == [ids["plain"]]
     assert ode.selectbox(key="ode-live-a").value == ids["plain"]
+    bare = page("ode_stability.py")
+    bare.session_state["ode-runs"] = []                # the live tab's own default, with nothing chosen above
+    assert no_exception(bare.run()).selectbox(key="ode-live-a").value == ids["plain"]
     live = ode.selectbox(key="ode-live-a").options
     assert "top-1 corrupted (reinit layer 5)" in labelled(live, ids["corrupted"])
     assert "trained on +120 extra examples" in labelled(live, ids["extra"])
@@ -88,6 +92,10 @@ def test_no_page_defaults_to_a_derived_run_and_each_says_what_it_is(tiny_run, ru
     home = no_exception(page("home.py").run())
     shown = texts(home, "markdown")
     assert any("healed 64 x 1" in m for m in shown) and any("+120 extra examples" in m for m in shown)
+
+    uegr = no_exception(page("uegr.py").run())
+    assert uegr.selectbox(key="uegr-run").value is None
+    assert "did not learn" in labelled(uegr.selectbox(key="uegr-run").options, ids["uegr-stuck"])
 
     runs = no_exception(page("runs.py").run())
     assert runs.selectbox(key="runs-detail").value is None   # the Runs page preselects only what a link names
