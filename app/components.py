@@ -15,7 +15,7 @@ from app.live import follow_run
 from app.nav import PAGES_DIR
 from app.plain_text import markdown_text
 from app.run_views import show_curves, show_results
-from app.state import get_store, learning_of
+from app.state import derived_marks_of, get_store, learning_of
 from engine import jobs
 from engine.methods.base import Method, Setting, SettingError
 from engine.runs import ACTIVE, Run, RunStore
@@ -58,7 +58,7 @@ def run_picker(label: str, key: str, filter_fn: Callable[[dict], bool] | None = 
         st.info("No runs to choose from yet. Train one on the **Train** page (a tiny-model run takes under a "
                 "minute).")
         return [] if multi else None
-    labels = {row["id"]: run_label(row, learning_of(row)) for row in rows}
+    labels = {row["id"]: run_label(row, learning_of(row), derived_marks_of(row)) for row in rows}
     ids = list(labels)
     if key in st.session_state:  # drop choices that were deleted or filtered out since
         chosen = st.session_state[key]

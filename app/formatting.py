@@ -111,10 +111,45 @@ def learned_text(learning: dict | None) -> str | None:
     return "yes" if learning["learned"] else "no"
 
 
-def run_label(row: dict, learning: dict | None = None) -> str:
+def _layers_text(layers: list) -> str:
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(str(layer) for layer in layers)
+
+
+def _budget_text(config: dict) -> str:
+    """`2,000 x 2`: the training examples and epochs of a run (`all` when it trained on the whole set)."""
+    size = config.get("train_size")
+    return f"{f'{size:,}' if isinstance(size, int) else 'all'} x {config.get('epochs', '?')}"
+
+
+def derived_marks(config: dict, results: dict | None = None) -> list[str]:
+    """What makes a run something other than a plain model, in words from its config: a recovery-grid cell
+    (`top-1 corrupted (reinit layer 5), healed 2,000 x 2`, or the grid's clean baseline) and training on extra
+    data (`trained on +120 extra examples`, counted from results' `n_train` less the sampled `train_size`).
+    [] for a plain run."""
+    marks = []
+    corruption, cell = config.get("corruption"), config.get("recovery") or {}
+    if isinstance(corruption, dict):
+        where = [part for part in (_layers_text(corruption.get("layers") or []) if corruption.get("layers") else "",
+                                   "embeddings" if corruption.get("embeddings") else "") if part]
+        label = f"{cell['label']} " if isinstance(cell, dict) and cell.get("label") else ""
+        marks.append(f"{label}corrupted ({corruption.get('kind', 'corruption')} {' + '.join(where) or '?'}), "
+                     f"healed {_budget_text(config)}")
+    elif cell or config.get("parent") and config.get("kind", "train") == "train":
+        marks.append(f"clean baseline of a recovery grid, {_budget_text(config)}")
+    if config.get("extra_data"):
+        n_train, size = (results or {}).get("n_train"), config.get("train_size")
+        extra = n_train - size if isinstance(n_train, int) and isinstance(size, int) and n_train > size else None
+        marks.append(f"trained on +{extra:,} extra examples" if extra else
+                     f"trained on extra examples ({Path(str(config['extra_data'])).name})")
+    return marks
+
+
+def run_label(row: dict, learning: dict | None = None, marks: list[str] | None = None) -> str:
     """One line that tells runs apart in a picker: method, dataset, model, seed, dev accuracy (and, with the
-    run's `learning_status`, whether it stayed at chance), id."""
+    run's `learning_status`, whether it stayed at chance), id. `marks` (`derived_marks`) say what a derived run
+    is: they follow the method, so a healed or extra-data run never reads as a plain one."""
     parts = _what(row)
+    parts[1:1] = marks or []
     if row.get("damage"):
         parts.append("damaged")
     if row.get("dev_accuracy") is not None:

@@ -83,3 +83,37 @@ def learning_of(row: dict) -> dict | None:
     from engine.evaluate import learning_status
 
     return learning_status(Run(get_store().home / row["id"]))
+
+
+def derived_marks_of(row: dict) -> list[str]:
+    """What makes the run of an index row a derived one (`app.formatting.derived_marks`: a recovery-grid cell,
+    extra training data), read from its folder; [] for a plain run or one whose files cannot be read."""
+    from app.formatting import derived_marks
+
+    run = Run(get_store().home / row["id"])
+    try:
+        config, results = run.config, run.results
+    except (OSError, ValueError):
+        config, results = {}, {}
+    if not isinstance(config, dict):
+        return []
+    marks = derived_marks(config, results if isinstance(results, dict) else {})
+    if not marks and row.get("parent") and row.get("kind") == "train":
+        marks = ["inside a recovery grid"]   # its config could not say more
+    return marks
+
+
+def is_plain_default(row: dict) -> bool:
+    """Whether a run may be a page's default pick: never a recovery-grid cell (corrupted or its clean baseline),
+    a run trained on extra data or a run that did not learn. A person may still pick those by hand."""
+    if row.get("parent") and row.get("kind") == "train":
+        return False
+    if derived_marks_of(row):
+        return False
+    learning = learning_of(row)
+    return not (learning and learning.get("learned") is False)
+
+
+def default_candidates(rows: list[dict]) -> list[dict]:
+    """The rows a page may preselect from (`is_plain_default`), in their order."""
+    return [row for row in rows if is_plain_default(row)]

@@ -118,11 +118,12 @@ def type_into(page, label: str, text: str) -> None:
     wait_for_app_run(page)
 
 
-def playground(browser, url: str, name: str, text: str) -> list[str]:
-    """Type the text (a fresh session each time), see its prediction, attack it, read the attack header."""
+def playground(browser, url: str, name: str, text: str, run_id: str) -> list[str]:
+    """Type the text (a fresh session each time), see its prediction, attack it, read the attack header. The run
+    is named by a link: the tiny run stays at chance, so it is never a default pick."""
     from playwright.sync_api import expect
 
-    page, watch = open_page(browser, url + "/playground", "Adversarial playground")
+    page, watch = open_page(browser, f"{url}/playground?run={run_id}", "Adversarial playground")
     try:
         expect(page.get_by_text("Prediction:").first).to_be_visible(timeout=90_000)
         box = page.get_by_role("textbox", name="Text")
@@ -150,7 +151,7 @@ def train_model_field(page, watch: Watch, name: str, text: str) -> list[str]:
     return found + problems_on(page, watch, f"Train model field, {name}, Train clicked")
 
 
-def test_hostile_text_stays_text_on_every_page(served_store, tmp_path):
+def test_hostile_text_stays_text_on_every_page(served_store, tiny_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
@@ -158,7 +159,7 @@ def test_hostile_text_stays_text_on_every_page(served_store, tmp_path):
         browser = launch_browser(p)
         try:
             for name, text in HOSTILE.items():
-                problems += playground(browser, served_store, name, text)
+                problems += playground(browser, served_store, name, text, tiny_run[1].id)
 
             page, watch = open_page(browser, served_store + "/train", "Train a model")
             page.get_by_text("local folder / hub id").click()

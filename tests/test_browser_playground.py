@@ -18,16 +18,16 @@ SENTENCE = "a gorgeous , witty , seductive movie ."
 def served_playground(request, tmp_path):
     require_chromium()                      # before the tiny run is trained for nothing
     home = tmp_path / "runs"
-    sensitive_tiny_run(request.getfixturevalue("tiny_run"), home)
+    _, run = sensitive_tiny_run(request.getfixturevalue("tiny_run"), home)
     with serve_app(home) as url:
-        yield url
+        yield f"{url}/playground?run={run.id}"   # named by the link: a tiny run stays at chance, never a default
 
 
 def open_playground(browser, url: str):
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
-    page.goto(url + "/playground", timeout=60_000)
+    page.goto(url, timeout=60_000)
     expect(page.get_by_role("heading", name="Adversarial playground")).to_be_visible(timeout=90_000)
     expect(page.get_by_text("Prediction:").first).to_be_visible(timeout=90_000)
     return page

@@ -33,6 +33,13 @@ def texts(at: AppTest, kind: str) -> str:
     return " ".join(str(e.value) for e in getattr(at, kind))
 
 
+def opened(name: str, key: str, run_id: str) -> AppTest:
+    """A method page on a run picked by hand: the tiny runs stay at chance, so none is a default pick."""
+    at = page(name)
+    at.session_state[key] = run_id
+    return no_exception(at.run())
+
+
 @pytest.fixture(scope="module")
 def method_runs(tmp_path_factory):
     """One finished tiny run of each page's method plus the vanilla twin ROSE compares its drift with."""
@@ -68,7 +75,7 @@ def test_page_without_a_run_says_how_to_make_one(run_home, name, method):
 
 @pytest.mark.slow
 def test_rose_page_shows_masks_risks_shares_and_drift_against_vanilla(method_runs):
-    at = no_exception(page("rose.py").run())
+    at = opened("rose.py", "rose-run", method_runs["rose-ensemble"])
     assert at.selectbox(key="rose-run").value == method_runs["rose-ensemble"]
     figures = charts(at)
     titles = [f["layout"]["title"]["text"] for f in figures]
@@ -88,7 +95,7 @@ def test_rose_page_shows_masks_risks_shares_and_drift_against_vanilla(method_run
 
 
 def test_uegr_page_shows_saliency_selection_and_loss_terms(method_runs):
-    at = no_exception(page("uegr.py").run())
+    at = opened("uegr.py", "uegr-run", method_runs["uegr"])
     figures = charts(at)
     titles = [f["layout"]["title"]["text"] for f in figures]
     assert "Saliency of the encoder's weights at step 3 (sampled elements)" in titles
@@ -106,7 +113,7 @@ def test_uegr_page_shows_saliency_selection_and_loss_terms(method_runs):
 
 
 def test_uegr_input_gradient_chart_overlays_a_vanilla_run(method_runs):
-    at = no_exception(page("uegr.py").run())
+    at = opened("uegr.py", "uegr-run", method_runs["uegr"])
     assert at.selectbox(key="uegr-vanilla").value == method_runs["vanilla"]      # trained alike: first
     chart = next(f for f in charts(at) if f["layout"]["title"]["text"] == "Input-gradient norm at each dev evaluation")
     assert [t["name"] for t in chart["data"]] == [f"uegr · {method_runs['uegr']}",
@@ -119,13 +126,13 @@ def test_uegr_input_gradient_chart_overlays_a_vanilla_run(method_runs):
 
 def test_uegr_input_gradient_chart_says_when_there_is_no_vanilla_run(method_runs, monkeypatch):
     monkeypatch.setattr("app.methods.uegr.vanilla_runs_with", lambda *_args: [])
-    at = no_exception(page("uegr.py").run())
+    at = opened("uegr.py", "uegr-run", method_runs["uegr"])
     assert "No finished vanilla run has recorded the input-gradient norm" in texts(at, "info")
     assert "--method vanilla" in texts(at, "code")
 
 
 def test_match_page_animates_the_matrix_and_reports_both_modes(method_runs):
-    at = no_exception(page("match_tuning.py").run())
+    at = opened("match_tuning.py", "match-run", method_runs["match-tuning"])
     matrix = charts(at)[0]
     assert [f["name"] for f in matrix["frames"]] == ["0", "1", "2", "3"]      # step 0 plus 3 recorded steps
     assert values(matrix["frames"][0]["data"][0]["z"]).shape == (16, 16)     # the 16-example probe batch

@@ -8,7 +8,7 @@ from app.checks import NEVER_OFFLINE, SETUP_COMMAND, data_folder_help, minilm_st
 from app.components import page_link, status_badge
 from app.formatting import fmt_acc, fmt_time, run_label
 from app.nav import discover
-from app.state import dataset_availability, device_text, get_store, learning_of
+from app.state import dataset_availability, default_candidates, derived_marks_of, device_text, get_store, learning_of
 from engine.data import REGISTRY
 from engine.models import known_models
 from engine.paths import data_dir
@@ -107,10 +107,12 @@ def recent_runs() -> None:
         cols = st.columns([0.12, 0.58, 0.15, 0.15], vertical_alignment="center")
         with cols[0]:
             status_badge(row["status"])
-        cols[1].markdown(run_label(row, learning_of(row)))
+        cols[1].markdown(run_label(row, learning_of(row), derived_marks_of(row)))
         cols[2].caption(fmt_time(row["created"]))
         with cols[3]:
             page_link("runs.py", "Details", icon=":material/open_in_new:", query_params={"run": row["id"]})
     if len(rows) > 6:
-        st.caption(f"{len(rows) - 6} more on the Runs page. Dev accuracy of the best finished run: "
-                   f"{fmt_acc(max((r['dev_accuracy'] for r in rows if r['dev_accuracy'] is not None), default=None))}.")
+        best = max((r["dev_accuracy"] for r in default_candidates(rows) if r["dev_accuracy"] is not None), default=None)
+        st.caption(f"{len(rows) - 6} more on the Runs page. Dev accuracy of the best plain "
+                   "finished run (no recovery-grid cell, extra data or run that did not learn): "
+                   f"{fmt_acc(best)}.")

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from app.figures import comparison_figure, has_series
-from app.formatting import run_label
+from app.formatting import derived_marks, run_label
 from app.methods import figures as fm
 from app.methods.views import artifact, command_like, step_slider, vanilla_runs_with
 from app.run_views import show_curves, show_results
@@ -106,7 +106,8 @@ def input_gradient_chart(run: Run) -> None:
                 "quarter of the way through training (runs from before it was recorded have none).")
         return
     vanillas = vanilla_runs_with(run, "dev", "input_grad_norm")
-    labels = {r.id: run_label({**r.config, **r.results, "id": r.id}) for r in vanillas}
+    labels = {r.id: run_label({**r.config, **r.results, "id": r.id}, marks=derived_marks(r.config, r.results))
+              for r in vanillas}
     chosen = st.selectbox("Vanilla run to compare with", [*labels, NO_VANILLA], key="uegr-vanilla",
                           format_func=lambda i: labels.get(i, "none"),
                           help="Finished vanilla runs on this run's dataset that recorded the input-gradient norm; "

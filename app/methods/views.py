@@ -13,7 +13,7 @@ from app.components import job_panel, page_link, run_picker
 from app.figures import has_series
 from app.live import follow_run, is_active
 from app.plain_text import markdown_text
-from app.state import get_store
+from app.state import default_candidates, derived_marks_of, get_store, is_plain_default
 from engine import train_flags
 from engine.methods import registry
 from engine.runs import Run, RunError
@@ -56,7 +56,9 @@ def _picked_run(methods: tuple[str, ...], key: str) -> Run | None:
         page_link("train.py", "Open the Train page", icon=":material/model_training:")
         return None
     run_id = run_picker("Run", key=key, filter_fn=lambda r: r.get("method") in methods and r.get("kind") == "train",
-                        default=rows[0]["id"], help="Runs of this page's method, newest first.")
+                        default=next((r["id"] for r in default_candidates(rows)), None),
+                        help="Runs of this page's method, newest first (the newest plain one preselected: not a "
+                             "recovery-grid cell, a run on extra data or one that did not learn).")
     if not run_id:
         st.info("Choose a run above to see what the method did inside the model.")
         return None
@@ -114,8 +116,9 @@ TRAINED_ALIKE = ("dataset", "model", "seed", "train_size", "epochs", "batch_size
 
 
 def _finished_vanilla(run: Run) -> tuple[list[Run], list[Run]]:
-    """The finished vanilla runs on `run`'s dataset, newest first: those trained like `run` (same dataset, model,
-    seed, size, epochs, batch), and the others. A run of another dataset is never a baseline."""
+    """The finished vanilla runs on `run`'s dataset, newest first and plain ones (`is_plain_default`) first: those
+    trained like `run` (same dataset, model, seed, size, epochs, batch), and the others. A run of another dataset
+    is never a baseline."""
     store = get_store()
     alike, others = [], []
     for row in store.list(kind="train", method="vanilla", status="done"):
@@ -126,13 +129,15 @@ def _finished_vanilla(run: Run) -> tuple[list[Run], list[Run]]:
         except RunError:
             continue
         same = all(other.config.get(k) == run.config.get(k) for k in TRAINED_ALIKE)
-        (alike if same else others).append(other)
-    return alike, others
+        (alike if same else others).append((other, is_plain_default(row)))
+    plain_first = lambda found: [r for r, plain in found if plain] + [r for r, plain in found if not plain]  # noqa: E731
+    return plain_first(alike), plain_first(others)
 
 
 def vanilla_twin(run: Run) -> Run | None:
     """The newest finished vanilla run trained like `run`, preferring one that recorded its weight drift."""
     found, _ = _finished_vanilla(run)
+    found = [r for r in found if not derived_marks_of({"id": r.id})]   # a healed or extra-data run is no twin
     with_drift = [r for r in found if (Path(r.dir) / "artifacts" / "drift.npz").exists()]
     return (with_drift or found or [None])[0]
 

@@ -7,10 +7,10 @@ import streamlit as st
 
 from app.components import page_link, run_picker
 from app.dataset_context import context_dataset, of_dataset
-from app.formatting import run_title, short_dataset
+from app.formatting import learning_mark, run_title, short_dataset
 from app.ode import figures as figs
 from app.plain_text import markdown_text
-from app.state import get_store, load_model
+from app.state import default_candidates, derived_marks_of, get_store, learning_of, load_model
 from engine import ode
 from engine.data import SST2_LABELS, DataError, load_dataset
 from engine.inference import segment_names_for
@@ -47,8 +47,11 @@ def prediction(probs, dataset: str) -> str:
 
 
 def short_label(row: dict) -> str:
-    return (f"{row.get('method') or row.get('kind')} · {short_dataset(row.get('dataset'))} · seed {row.get('seed')} · "
-            f"{row['id'][-4:]}")
+    """method · dataset · seed · id tail, with what a derived run is (a recovery-grid cell, extra data, no
+    learning) so that it never reads as a plain model."""
+    marks = [*derived_marks_of(row), *filter(None, [learning_mark(learning_of(row))])]
+    return " · ".join([str(row.get("method") or row.get("kind")), *marks, short_dataset(row.get("dataset")),
+                       f"seed {row.get('seed')}", row["id"][-4:]])
 
 
 def trained(row: dict) -> bool:
@@ -96,7 +99,8 @@ def model_probes() -> None:
     rows = {r["id"]: r for r in store.list() if trained(r)}
     asked = [r for r in st.query_params.get("runs", "").split(",") if r in rows]   # ?runs=ID,ID links here
     latest = {}   # the newest run of each Euler method, all of one dataset (SST-2 unless a link names another)
-    for r in of_dataset(list(rows.values()), context_dataset(list(rows.values()), asked)):
+    mine = of_dataset(list(rows.values()), context_dataset(list(rows.values()), asked))
+    for r in default_candidates(mine):   # never a recovery-grid cell, a run on extra data or one at chance
         if r.get("method") in EULER_METHODS:
             latest.setdefault(r["method"], r["id"])      # list() is newest first
     chosen = run_picker("Runs to compare", key="ode-runs", filter_fn=trained, multi=True,
@@ -153,14 +157,19 @@ def live_sentences() -> None:
     else:
         ids = [r["id"] for r in runs]
         names = {r["id"]: short_label(r) for r in runs}
-        picked = st.session_state.get("ode-runs") or []
+        plain = [r["id"] for r in default_candidates(runs)]   # what may be preselected: no derived run
+        picked = [r for r in st.session_state.get("ode-runs") or [] if r in ids]
         c = st.columns(2)
-        first = c[0].selectbox("Model A", ids, index=ids.index(picked[0]) if picked and picked[0] in ids else 0,
-                               format_func=names.__getitem__, key="ode-live-a")
-        others = [r for r in [*picked[1:], *ids] if r in ids and r != first]
+        first_default = next(iter([*picked[:1], *plain]), None)
+        first = c[0].selectbox("Model A", ids, index=None if first_default is None else ids.index(first_default),
+                               format_func=names.__getitem__, key="ode-live-a", placeholder="Choose a run")
+        others = [r for r in [*picked[1:], *plain] if r != first]
         second_default = others[0] if others else first
-        second = c[1].selectbox("Model B", ids, index=ids.index(second_default), format_func=names.__getitem__,
-                                key="ode-live-b")
+        second = c[1].selectbox("Model B", ids, index=None if second_default is None else ids.index(second_default),
+                                format_func=names.__getitem__, key="ode-live-b", placeholder="Choose a run")
+        if first is None or second is None:
+            st.info("Choose two models above (the same one twice is fine).")
+            return
         source = st.radio("Sentences", ["Type my own", "AdvGLUE-SST2 sentence with typos"], horizontal=True,
                           key="ode-live-source")
         if source == "Type my own":

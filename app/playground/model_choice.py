@@ -8,7 +8,7 @@ from app.components import job_panel, run_picker
 from app.dataset_context import context_dataset, of_dataset
 from app.formatting import run_title, short_dataset
 from app.plain_text import markdown_text
-from app.state import get_store
+from app.state import default_candidates, derived_marks_of, get_store
 from engine import jobs
 from engine.paths import runs_home
 from engine.runs import ACTIVE, RunError, RunStore
@@ -29,8 +29,10 @@ def _row(run_id: str) -> dict:
 
 
 def run_heading(run_id: str) -> str:
-    """method · dataset · model · seed · id tail: a column header that tells two runs apart."""
-    return f"{run_title(_row(run_id))} · {run_id.rsplit('-', 1)[-1]}"
+    """method · what a derived run is · dataset · model · seed · id tail: a column header that tells two runs
+    apart and never lets a healed or extra-data run read as a plain one."""
+    marks = derived_marks_of(_row(run_id))
+    return " · ".join([run_title(_row(run_id)), *marks, run_id.rsplit("-", 1)[-1]])
 
 
 def run_tag(run_id: str) -> str:
@@ -40,14 +42,19 @@ def run_tag(run_id: str) -> str:
 
 def pick_models() -> list[str]:
     """One run, or two of the same dataset to compare; [] when no trained run exists yet. The first defaults to
-    the best vanilla run of SST-2 (else of the newest run's dataset), never to a run of another dataset just
-    because its small dev set scored higher."""
+    the best plain vanilla run of SST-2 (else of the newest run's dataset), never to a run of another dataset just
+    because its small dev set scored higher, nor to a derived run (`app.state.is_plain_default`); a `?run=ID` link
+    chooses it by hand."""
     rows = [r for r in get_store().list() if is_trained(r)]
     if not rows:
         return []
-    mine = of_dataset(rows, context_dataset(rows))
+    # never a recovery-grid cell, a run on extra data or one that did not learn; nor, without a plain run of the
+    # page's dataset, one of another dataset
+    mine = default_candidates(of_dataset(rows, context_dataset(rows)))
     vanilla = [r for r in mine if r.get("method") == "vanilla"] or mine
-    default = max(vanilla, key=lambda r: r.get("dev_accuracy") or 0.0)["id"]   # the best baseline first
+    default = max(vanilla, key=lambda r: r.get("dev_accuracy") or 0.0)["id"] if vanilla else None   # best baseline
+    if st.query_params.get("run") in {r["id"] for r in rows}:   # a ?run=ID link names one by hand
+        default = st.query_params["run"]
     left, right = st.columns(2)
     with left:
         first = run_picker("Model", key="pg-run-a", filter_fn=is_trained, default=default,
