@@ -8,6 +8,7 @@ from app.checks import NEVER_OFFLINE, SETUP_COMMAND, data_folder_help, minilm_st
 from app.components import page_link, status_badge
 from app.formatting import fmt_acc, fmt_time, run_label
 from app.nav import discover
+from app.plain_text import markdown_text
 from app.state import dataset_availability, default_candidates, derived_marks_of, device_text, get_store, learning_of
 from engine.data import REGISTRY
 from engine.models import known_models
@@ -107,7 +108,7 @@ def recent_runs() -> None:
         cols = st.columns([0.12, 0.58, 0.15, 0.15], vertical_alignment="center")
         with cols[0]:
             status_badge(row["status"])
-        cols[1].markdown(run_label(row, learning_of(row), derived_marks_of(row)))
+        cols[1].markdown(markdown_text(run_label(row, learning_of(row), derived_marks_of(row))))
         cols[2].caption(fmt_time(row["created"]))
         with cols[3]:
             page_link("runs.py", "Details", icon=":material/open_in_new:", query_params={"run": row["id"]})
