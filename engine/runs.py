@@ -39,6 +39,7 @@ ACTIVE = ("queued", "running")
 WORKER_GONE = ("the worker process ended without finishing (killed or crashed); everything it recorded before that "
                "is kept")
 NO_WORKER = "no worker ever started for this run"
+CANCELLED_GONE = "cancelled: the worker ended after Cancel without recording its end"
 FINAL = ("done", "cancelled", "failed")
 DAMAGED = "damaged"
 ID_ATTEMPTS = 20
@@ -389,6 +390,11 @@ class RunStore:
             if final:
                 run.set_status(final, finished=(run.dir / "results.json").stat().st_mtime)
                 run.log(f"recorded as {final}: the worker ended after writing its results")
+            elif reason == WORKER_GONE and run.status.get("kill_after") is not None:
+                # a Cancel was asked for and the worker is gone (stopped, or killed by the Cancel's escalation,
+                # which may be recording the same at this moment): cancelled, never "failed"
+                run.set_status("cancelled", finished=time.time(), error=CANCELLED_GONE)
+                run.log("recorded as cancelled: the worker ended after Cancel without recording its end")
             else:
                 run.set_status("failed", finished=time.time(), error=reason)
                 if reason == WORKER_GONE:

@@ -221,3 +221,17 @@ def test_the_train_page_says_when_the_queue_is_full(run_home, monkeypatch):
         assert any(e.startswith("Not started: 1 run(s) already wait for a slot") for e in texts(at, "error"))
         assert [row["id"] for row in RunStore(run_home).list()] == [first]
         assert jobs.cancel(RunStore(run_home), first) == "cancelled"
+
+
+def test_a_worker_gone_after_cancel_reads_cancelled_not_failed(run_home):
+    """Cancel asked, then the worker is gone before it recorded its end (killed by the Cancel's own escalation
+    while a page reconciles the store at that moment): the run is cancelled, never "failed"."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    identity = process_identity(ended.pid)
+    ended.wait()
+    store = RunStore(run_home)
+    cancelled, crashed = store.create({"method": "vanilla"}), store.create({"method": "vanilla"})
+    cancelled.set_status("running", kill_after=time.time() - 1, **identity)
+    crashed.set_status("running", **identity)
+    assert store.get(cancelled.id).status["status"] == "cancelled"
+    assert store.get(crashed.id).status["status"] == "failed"
