@@ -263,13 +263,16 @@ def escalate(store: RunStore, run: Run) -> bool:
     status = run.status
     if status.get("status") not in ACTIVE or status.get("kill_after") is None or time.time() < status["kill_after"]:
         return False
+    why = f"stopped by force: the worker did not stop within {cancel_grace():g} s of Cancel"
+    if not worker_alive(status):
+        return False
+    run.set_status(kill_sent=why)   # before the kill: a reconcile that sees the worker gone records the same
     if not _signal(status, signal.SIGKILL):
         return False
     deadline = time.time() + 5
     while worker_alive(status) and time.time() < deadline:
         time.sleep(0.05)
-    run.set_status("cancelled", finished=time.time(),
-                   error=f"stopped by force: the worker did not stop within {cancel_grace():g} s of Cancel")
+    run.set_status("cancelled", finished=time.time(), error=why)
     run.log("killed: the worker did not stop after cancel")
     store.update_index(run)
     dispatch(store, settle=SETTLE_SECONDS)

@@ -393,7 +393,7 @@ class RunStore:
             elif reason == WORKER_GONE and run.status.get("kill_after") is not None:
                 # a Cancel was asked for and the worker is gone (stopped, or killed by the Cancel's escalation,
                 # which may be recording the same at this moment): cancelled, never "failed"
-                run.set_status("cancelled", finished=time.time(), error=CANCELLED_GONE)
+                run.set_status("cancelled", finished=time.time(), error=run.status.get("kill_sent") or CANCELLED_GONE)
                 run.log("recorded as cancelled: the worker ended after Cancel without recording its end")
             else:
                 run.set_status("failed", finished=time.time(), error=reason)
