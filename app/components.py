@@ -16,9 +16,9 @@ from app.nav import PAGES_DIR
 from app.plain_text import markdown_text
 from app.run_views import show_curves, show_results
 from app.state import derived_marks_of, get_store, learning_of
-from engine import jobs
+from engine.execution import jobs
 from engine.methods.base import Method, Setting, SettingError
-from engine.runs import ACTIVE, Run, RunStore
+from engine.store.runs import ACTIVE, Run, RunStore
 
 _BADGES = {"queued": ("gray", ":material/hourglass_empty:"), "running": ("blue", ":material/autorenew:"),
            "done": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),

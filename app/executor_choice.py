@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from app.plain_text import markdown_text
-from engine.cluster import PAGE_ADDRESSES_VARIABLE, page_address_problem
-from engine.executor import ExecutorError, ExecutorSpec
+from engine.execution.cluster import PAGE_ADDRESSES_VARIABLE, page_address_problem
+from engine.execution.executor import ExecutorError, ExecutorSpec
 from engine.paths import PROJECT_ROOT
 
 HERE, CLUSTER = "this machine", "Ray cluster"

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.plain_text import markdown_text
 from app.state import get_store
-from engine.runs import ACTIVE, Run, RunError, RunStore
+from engine.store.runs import ACTIVE, Run, RunError, RunStore
 
 T = TypeVar("T")
 

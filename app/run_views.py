@@ -11,9 +11,9 @@ import streamlit as st
 from app.figures import accuracy_figure, comparison_figure, has_series, loss_figure
 from app.formatting import distinct_labels, fmt_acc, fmt_duration, learned_text, short_dataset, short_model
 from app.plain_text import markdown_text
-from engine.evaluate import learning_status
-from engine.inference import label_names_for
-from engine.runs import Run, RunStore
+from engine.models.inference import label_names_for
+from engine.store.runs import Run, RunStore
+from engine.training.evaluate import learning_status
 
 LOSS_CAPTION = ("How to read it: the solid line is the training loss (averaged over a few steps), the dotted "
                 "line the loss on the dev set at each evaluation. Both should fall; a dev loss that turns up "

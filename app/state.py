@@ -10,9 +10,9 @@ from typing import Any
 
 import streamlit as st
 
-from engine.data import available_datasets
+from engine.data.registry import available_datasets
 from engine.paths import data_dir, runs_home
-from engine.runs import Run, RunStore
+from engine.store.runs import Run, RunStore
 
 
 @st.cache_resource(show_spinner=False)
@@ -27,7 +27,7 @@ def get_store() -> RunStore:
 
 @st.cache_resource(show_spinner=False)
 def _reconciled(home: str) -> list[str]:
-    from engine import jobs
+    from engine.execution import jobs
 
     return jobs.reconcile(_store(home))
 
@@ -40,8 +40,8 @@ def reconcile_once() -> list[str]:
 
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=4)
 def _model(home: str, run_id: str) -> tuple[Any, Any, Any]:
-    from engine.device import pick_device
-    from engine.models import load_trained
+    from engine.models.device import pick_device
+    from engine.models.loading import load_trained
 
     return load_trained(_store(home).get(run_id).dir, pick_device())
 
@@ -54,7 +54,7 @@ def load_model(run_id: str) -> tuple[Any, Any, Any]:
 @st.cache_resource(show_spinner=False)
 def device_text() -> str:
     """The device training and inference will use, in words (torch is imported once, here)."""
-    from engine.device import describe, pick_device
+    from engine.models.device import describe, pick_device
 
     return describe(pick_device())
 
@@ -76,11 +76,11 @@ def active_counts() -> dict[str, int]:
 
 
 def learning_of(row: dict) -> dict | None:
-    """Whether the run of an index row learned (`engine.evaluate.learning_status`), for a finished train run;
+    """Whether the run of an index row learned (`engine.training.evaluate.learning_status`), for a finished train run;
     None for anything else."""
     if row.get("kind") != "train" or row.get("status") != "done":
         return None
-    from engine.evaluate import learning_status
+    from engine.training.evaluate import learning_status
 
     return learning_status(Run(get_store().home / row["id"]))
 

@@ -33,7 +33,7 @@ TASK_SETS = {"sst2": "sst2-dev", "rte": "advglue-rte"}   # what each task's atta
 
 
 def pick_run(store, run_id: str | None, task: str):
-    from engine.inference import segment_names_for
+    from engine.models.inference import segment_names_for
 
     if run_id:
         return store.get(run_id)
@@ -73,10 +73,10 @@ def main() -> None:
     from engine.attacks.recipes import RECIPES
     from engine.attacks.segments import keep_other_segment_fixed, pair_text
     from engine.attacks.wrapper import FastModelWrapper, import_textattack
-    from engine.data import load_dataset
-    from engine.inference import LoadedModel
-    from engine.models import load_trained
-    from engine.runs import RunStore
+    from engine.data.registry import load_dataset
+    from engine.models.inference import LoadedModel
+    from engine.models.loading import load_trained
+    from engine.store.runs import RunStore
 
     textattack = import_textattack()
     run = pick_run(RunStore(), args.run, args.task)

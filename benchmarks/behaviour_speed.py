@@ -43,9 +43,9 @@ def main() -> None:
 
     from engine.behaviour.runner import evaluate_suite
     from engine.behaviour.spec import load_suite
-    from engine.device import pick_device
-    from engine.inference import LoadedModel
-    from engine.runs import RunStore
+    from engine.models.device import pick_device
+    from engine.models.inference import LoadedModel
+    from engine.store.runs import RunStore
 
     store = RunStore()
     run = pick_run(store, args.run)

@@ -24,9 +24,9 @@ for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 
 def timed_suite(home: Path, spec, where) -> float:
     """Seconds to run one suite to its end in this process, in its own run store."""
-    from engine import jobs
-    from engine.runs import RunStore
-    from engine.suite import suite_config
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
+    from engine.suite.job import suite_config
 
     store = RunStore(home)
     started = time.perf_counter()
@@ -44,10 +44,10 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=512)
     p.add_argument("--attack-n", type=int, default=5)
     args = p.parse_args()
-    from engine.executor import ExecutorSpec
-    from engine.local_cluster import LocalRayCluster
-    from engine.parsing import name_list, seed_list
-    from engine.suite import SuiteSpec
+    from engine.execution.executor import ExecutorSpec
+    from engine.execution.local_cluster import LocalRayCluster
+    from engine.suite.job import SuiteSpec
+    from engine.user_text import name_list, seed_list
 
     spec = SuiteSpec(methods=name_list(args.methods), seeds=seed_list(args.seeds), model=args.model,
                      train_size=args.train_size, epochs=1, attack_n=args.attack_n, reuse=False,

@@ -27,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from engine.data import encode, load_dataset, pad_batch
+    from engine.data.batching import encode, pad_batch
+    from engine.data.registry import load_dataset
     from engine.methods import make_method
     from engine.methods.im_bert import solver_residuals
-    from engine.models import build_classifier, load_tokenizer
+    from engine.models.loading import build_classifier, load_tokenizer
 
     settings = dict(item.split("=", 1) for item in args.set)
     tokenizer = load_tokenizer("minilm")

@@ -2,7 +2,7 @@
 one process, and prints one JSON line of ratios.
 
 Every method gets its own model (same seed) and optimizer and runs the training loop's step exactly
-as engine/train.py does (loss, backward, clip, before_step, step, zero_grad, after_step), including
+as engine/training/train.py does (loss, backward, clip, before_step, step, zero_grad, after_step), including
 the heavy recording on every `--record-every` step, the cadence of a 2,000-example, 2-epoch run.
 Methods take turns in rounds (the order rotates), and each ratio is the median over rounds of
 (method's mean step time / vanilla's mean step time in the same round), so load from other processes
@@ -56,14 +56,14 @@ def parse_args() -> argparse.Namespace:
 
 
 class Trainee:
-    """One method with its own model and optimizer, stepping like engine/train.py."""
+    """One method with its own model and optimizer, stepping like engine/training/train.py."""
 
     def __init__(self, name: str, model_name: str, device, clock, lr: float = 5e-5) -> None:
         import torch
 
         from engine.methods import make_method
-        from engine.models import build_classifier
-        from engine.recorder import Recorder
+        from engine.models.loading import build_classifier
+        from engine.training.recorder import Recorder
 
         torch.manual_seed(0)
         self.name = name
@@ -104,10 +104,11 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from engine.data import bucketed_batches, encode_dataset, iter_batches, load_dataset
-    from engine.device import describe
+    from engine.data.batching import bucketed_batches, encode_dataset, iter_batches
+    from engine.data.registry import load_dataset
     from engine.methods import registry
-    from engine.models import load_tokenizer
+    from engine.models.device import describe
+    from engine.models.loading import load_tokenizer
 
     if args.threads:
         torch.set_num_threads(args.threads)

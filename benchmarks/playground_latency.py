@@ -57,11 +57,11 @@ def main() -> None:
 
     from engine.attacks.attacker import Attacker, Budget
     from engine.attacks.wrapper import import_textattack
-    from engine.attribution import IG_STEPS, explain
-    from engine.data import load_dataset
-    from engine.device import describe, pick_device
-    from engine.inference import LoadedModel
-    from engine.runs import RunStore
+    from engine.data.registry import load_dataset
+    from engine.explain.attribution import IG_STEPS, explain
+    from engine.models.device import describe, pick_device
+    from engine.models.inference import LoadedModel
+    from engine.store.runs import RunStore
 
     if args.threads:
         torch.set_num_threads(args.threads)

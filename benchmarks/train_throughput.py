@@ -22,7 +22,7 @@ def hf_trainer_eps(texts: list[str], labels: list[int], model_name: str, args: a
     import datasets
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from engine.models import build_classifier, load_tokenizer
+    from engine.models.loading import build_classifier, load_tokenizer
 
     tokenizer = load_tokenizer(model_name)
     data = datasets.Dataset.from_dict({"text": texts, "label": labels}).map(
@@ -42,8 +42,8 @@ def hf_trainer_eps(texts: list[str], labels: list[int], model_name: str, args: a
 
 
 def robustlab_eps(model_name: str, args: argparse.Namespace) -> float:
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     config = TrainConfig(model=model_name, train_size=args.n, epochs=1, batch_size=args.batch_size, lr=args.lr,
                          max_length=args.max_length, eval_every=10**9, dev_size=32)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     args = parser.parse_args()
 
-    from engine.data import load_dataset
+    from engine.data.registry import load_dataset
 
     subset = load_dataset("sst2").sample(args.n, 0)   # the exact subset RobustLab's loop draws with seed 0
     ours = robustlab_eps(args.model, args)

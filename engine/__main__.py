@@ -10,15 +10,15 @@ import sys
 
 from engine.cli import Parser, check_names, emit, error_line, run_foreground, too_long_name
 from engine.paths import use_project_nltk_data
-from engine.train_flags import add_train_flags, checked_config
+from engine.training.flags import add_train_flags, checked_config
 
 use_project_nltk_data()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine import jobs
-    from engine.runs import RunStore
-    from engine.train import environment
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
+    from engine.training.train import environment
 
     config, notes = checked_config(args)
     for note in notes:
@@ -34,9 +34,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.cli import blaming
-    from engine.data import DataError
-    from engine.evaluate import evaluate_run, own_sets
-    from engine.runs import RunStore
+    from engine.data.text_dataset import DataError
+    from engine.store.runs import RunStore
+    from engine.training.evaluate import evaluate_run, own_sets
 
     store = RunStore()
     sets = [s for s in args.sets.split(",") if s] if args.sets else own_sets(store.get(args.run_id).config)
@@ -48,7 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore()
     if args.action == "list":
@@ -67,8 +67,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not args.run_id:
         raise ValueError(f"`runs {args.action}` needs a RUN_ID")
     if args.action == "show":
-        from engine.evaluate import learning_status
-        from engine.inference import label_names_for
+        from engine.models.inference import label_names_for
+        from engine.training.evaluate import learning_status
 
         run = store.get(args.run_id)
         damage = run.damage   # what is derived from a damaged run's files is left out: they cannot be trusted
@@ -86,8 +86,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from engine import jobs
-    from engine.runs import RunStore
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
 
     emit({"run_id": args.run_id, "status": jobs.cancel(RunStore(), args.run_id)}, args.json)
     return 0
@@ -106,7 +106,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from engine.jobs import worker_main
+    from engine.execution.jobs import worker_main
 
     return worker_main(args.run_dir)
 
@@ -161,11 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from engine.data import DataError
+    from engine.data.text_dataset import DataError
     from engine.methods import SettingError
-    from engine.models import ModelError
-    from engine.runs import RunError
-    from engine.train_config import ConfigError
+    from engine.models.architecture import ModelError
+    from engine.store.runs import RunError
+    from engine.training.config import ConfigError
 
     try:
         check_names(args)
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 def exit_code_now(code: int) -> None:
     """Exit with `code`; at once (no exit hooks) when a Ray connect was given up on, since Ray's own exit hook
     would wait for the thread still stuck in it."""
-    cluster = sys.modules.get("engine.cluster")
+    cluster = sys.modules.get("engine.execution.cluster")
     if cluster is not None and cluster.abandoned:
         sys.stdout.flush()
         sys.stderr.flush()

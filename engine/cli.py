@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from engine.user_text import FlagError
+
 if TYPE_CHECKING:
-    from engine.executor import ExecutorSpec
-    from engine.runs import Run, RunStore
+    from engine.execution.executor import ExecutorSpec
+    from engine.store.runs import Run, RunStore
 
 
 MESSAGE_CHARS = 2000   # an error line is cut here: a message that repeats a 789 KB argument buries the terminal
@@ -72,10 +74,6 @@ def emit(data: Any, as_json: bool) -> None:
         print(json.dumps(data, indent=2, default=str))
 
 
-class FlagError(ValueError):
-    """A flag's value refused before any run exists; the message starts with the flag (`--n: ...`)."""
-
-
 @contextmanager
 def blaming(flag: str, *errors: type[Exception]) -> Iterator[None]:
     """Any of `errors` raised inside becomes a FlagError naming `flag` (the command exits 2 with one line)."""
@@ -112,7 +110,7 @@ def run_foreground(store: RunStore, run: Run, as_json: bool, what: str = "run", 
                    shape: Callable[[dict], Any] = lambda results: results) -> int:
     """Execute a created run in this process (Ctrl-C stops it at the next step, keeping what it recorded),
     print `shape(results)`, and return the exit code: 0 when done or cancelled, 1 when it failed."""
-    from engine import jobs
+    from engine.execution import jobs
 
     print(f"{what} {run.id} in {run.dir}", file=sys.stderr)
     bar = bar or ProgressBar()
@@ -139,14 +137,14 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
 def executor_spec(args: argparse.Namespace) -> ExecutorSpec:
     """The executor the flags ask for; a Ray cluster is asked what it offers now, so an unreachable or full one is
     refused (naming --address) before any run is recorded."""
-    from engine.executor import ExecutorError, ExecutorSpec
+    from engine.execution.executor import ExecutorError, ExecutorSpec
 
     shared = {} if args.shared_home is None else {"shared_home": True}
     spec = ExecutorSpec(kind=args.executor, address=args.address, cpus=args.cpus_per_item, **shared)
     with blaming("--cpus-per-item", ExecutorError):
         spec.check()
     if spec.kind == "ray":
-        from engine.cluster import capacity_problem, probe
+        from engine.execution.cluster import capacity_problem, probe
 
         with blaming("--address", ExecutorError):
             problem = capacity_problem(probe(spec.address), spec.cpus)

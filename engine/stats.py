@@ -419,3 +419,10 @@ def seeds_needed_for(iv: Interval, power: float = 0.8, max_seeds: int = 100) -> 
         return None
     return seeds_needed(iv.diff, iv.sd, iv.kind, power, max_seeds=max_seeds,
                         paired=iv.design != "two-sample")
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None with fewer than two values: one seed has no spread)."""
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None

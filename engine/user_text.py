@@ -48,3 +48,27 @@ def quoted(value: object, limit: int = ECHO_CHARS) -> str:
     text = value if isinstance(value, str) else repr(value)
     kept, rest = _cut(text, limit)
     return (repr(visible(kept)) if isinstance(value, str) else visible(kept)) + rest
+
+def name_list(text: str) -> list[str]:
+    """`vanilla, uegr` -> ["vanilla", "uegr"]; empty parts are dropped."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def int_list(text: str, what: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]; a clear message naming `what` for anything else."""
+    try:
+        return [int(v) for v in name_list(text)]
+    except ValueError:
+        raise ValueError(f"{what} takes whole numbers separated by commas (got {quoted(text)})") from None
+
+
+def seed_list(text: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2] for a suite's seeds."""
+    try:
+        return [int(part) for part in name_list(text)]
+    except ValueError:
+        raise ValueError(f"seeds are whole numbers separated by commas, like 0,1,2 (got {quoted(text)})") from None
+
+
+class FlagError(ValueError):
+    """A flag's value refused before any run exists; the message starts with the flag (`--n: ...`)."""

@@ -4,7 +4,7 @@
 # order: 40
 """Benchmark: methods compared over seeds (clean, AdvGLUE, under attack), the seed papers' claims judged
 against our runs, and the Reproduce panel that queues a whole suite. Layout only; every number comes from
-engine.benchmark, which reads what the runs stored."""
+engine.reporting.benchmark, which reads what the runs stored."""
 import streamlit as st
 
 from app.benchmark.results import (
@@ -18,9 +18,9 @@ from app.benchmark.results import (
 from app.benchmark.selection import choose_selection, reproduce
 from app.benchmark.suite import extra_seeds_panel
 from app.state import get_store
-from engine.benchmark import build_report
+from engine.reporting.benchmark import build_report
 from engine.stats import LEVEL
-from engine.suite import list_suites
+from engine.suite.job import list_suites
 
 ABOUT = f"""
 **What is compared.** Each method is fine-tuned with the same data, budget and seeds. For each model the page reads

@@ -3,7 +3,7 @@
 # section: Methods
 # order: 40
 """ODE stability: when an implicit Euler step damps perturbations (IM-BERT), from the test equation to
-trained models and live sentences. Layout only; the numbers come from engine.ode."""
+trained models and live sentences. Layout only; the numbers come from engine.probe.ode."""
 import streamlit as st
 
 from app.ode.panels import euler_steps, live_sentences, model_probes

@@ -42,7 +42,7 @@ def chart_titles(at: AppTest) -> list[str]:
 
 def jobs_run_in_process(monkeypatch) -> None:
     """Make `jobs.submit` execute the job here and now (a worker process would outlive the test)."""
-    from engine import jobs
+    from engine.execution import jobs
 
     def run_here(store, config, kind="train", parent=None):
         run = store.create(config, kind=kind, parent=parent)

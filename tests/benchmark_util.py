@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.runs import Run, RunStore, write_json
-from engine.train_config import TrainConfig
+from engine.store.runs import Run, RunStore, write_json
+from engine.training.config import TrainConfig
 
 DEV_CHANCE = 444 / 872        # the SST-2 dev set's majority-class rate
 ADVGLUE_N = 148
@@ -49,7 +49,7 @@ def fake_run(store: RunStore, method: str, seed: int, dev: float, advglue: float
 def count_every_run(monkeypatch) -> None:
     """Count every run as learned: a tiny random BERT on 32 examples stays near chance, and the tests that call
     this check how numbers are read and pooled, not whether a model learned."""
-    import engine.evaluate
+    import engine.training.evaluate
 
-    monkeypatch.setattr(engine.evaluate, "learning_status", lambda run: {
+    monkeypatch.setattr(engine.training.evaluate, "learning_status", lambda run: {
         "chance_accuracy": 0.5, "dev_accuracy": None, "learned": True, "reason": "counted by the test"})

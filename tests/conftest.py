@@ -27,8 +27,8 @@ def run_home(tmp_path, monkeypatch) -> Path:
 def attack_target(run_home) -> str:
     """The id of a finished train run with a stand-in saved model: enough for the attack and behave commands'
     checks, which must all come before anything loads the model."""
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     store = RunStore()
     run = store.create(TrainConfig(model="tiny").to_dict())
@@ -48,14 +48,14 @@ def tiny_run(tmp_path_factory):
     """
     from saved_model_util import keep_saved_models
 
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     home = tmp_path_factory.mktemp("tiny_runs")
     store = RunStore(home)
     config = TrainConfig(model="tiny", train_size=64, epochs=1, batch_size=16, dev_size=64, eval_every=2)
     run = store.create(config.to_dict())
-    from engine.jobs import execute
+    from engine.execution.jobs import execute
 
     with keep_saved_models():
         execute(store, run, lambda: False)

@@ -27,7 +27,7 @@ DENY = ["false", "never", "wrong", "untrue", "nonsense", "denied"]      # label 
 
 def pair_data(n: int, seed: int):
     """n generated (premise, hypothesis) pairs with RTE's classes, balanced."""
-    from engine.data import PAIR_TASKS, TextDataset
+    from engine.data.text_dataset import PAIR_TASKS, TextDataset
 
     rng = random.Random(seed)
     firsts, seconds, labels = [], [], []
@@ -44,18 +44,18 @@ def pair_data(n: int, seed: int):
 def train_pair_run(home: Path, model: str = "tiny", n: int = 384, epochs: int = 10, lr: float = 5e-3):
     """Train `model` on n generated pairs into a new run of the store at `home` (a job executed in this
     process); returns (store, run)."""
-    import engine.train
-    from engine.jobs import execute
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    import engine.training.train
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     store = RunStore(home)
     config = TrainConfig(model=model, dataset="advglue-rte", train_size=n, epochs=epochs, batch_size=32,
                          dev_size=64, eval_every=0, lr=lr, seed=0)
     run = store.create(config.to_dict())
-    splits = engine.train.Splits(pair_data(n, 0), pair_data(64, 1), "advglue-rte", {}, n, [])
+    splits = engine.training.train.Splits(pair_data(n, 0), pair_data(64, 1), "advglue-rte", {}, n, [])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine.train, "load_splits", lambda _config: splits)
+        patch.setattr(engine.training.train, "load_splits", lambda _config: splits)
         execute(store, run, lambda: False)
     assert run.status["status"] == "done", run.log_text()
     return store, run
@@ -66,7 +66,7 @@ def copy_run(source, home: Path):
     returns (store, run)."""
     import shutil
 
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(home)
     run = store.create(source.config)

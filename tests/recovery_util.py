@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.recovery.grid import GridSpec
-from engine.runs import Run, RunStore, write_json
+from engine.store.runs import Run, RunStore, write_json
 
 DEV_CHANCE = 444 / 872        # the SST-2 dev set's majority-class rate
 NUM_LAYERS = 6                # MiniLM's layer count: levels up to 3 from the bottom and from the top

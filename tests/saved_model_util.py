@@ -28,16 +28,16 @@ _KEPT: dict[Path, torch.nn.Module] = {}
 @contextlib.contextmanager
 def keep_saved_models() -> Iterator[None]:
     """While active, each model the training loop saves is also deep-copied here, keyed by its run folder."""
-    import engine.train
+    import engine.training.train
 
-    save = engine.train.save_trained
+    save = engine.training.train.save_trained
 
     def save_and_keep(model, tokenizer, hf_config, folder: Path) -> None:
         _KEPT[Path(folder).parent.resolve()] = copy.deepcopy(model).eval()
         save(model, tokenizer, hf_config, folder)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine.train, "save_trained", save_and_keep)
+        patch.setattr(engine.training.train, "save_trained", save_and_keep)
         yield
 
 
@@ -47,8 +47,8 @@ def assert_reloads_as_trained(run_dir: Path):
 
     Returns load_trained's (model, tokenizer, method).
     """
-    from engine.inference import predict_probs
-    from engine.models import build_classifier, load_trained
+    from engine.models.inference import predict_probs
+    from engine.models.loading import build_classifier, load_trained
 
     trained = _KEPT.get(Path(run_dir).resolve())
     assert trained is not None, f"{run_dir} was not trained inside keep_saved_models()"

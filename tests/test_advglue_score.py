@@ -8,8 +8,8 @@ import pytest
 from benchmark_util import fake_run
 
 from engine.__main__ import main
-from engine.advglue_score import advglue_scores, task_accuracy
-from engine.runs import RunStore, write_json
+from engine.reporting.advglue_score import advglue_scores, task_accuracy
+from engine.store.runs import RunStore, write_json
 
 DEV_SETS = {"sst2": "sst2-dev", "qqp": "qqp-dev", "mnli": "mnli-dev", "qnli": "qnli-dev", "rte": "rte-dev"}
 

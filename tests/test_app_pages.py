@@ -15,10 +15,10 @@ from streamlit.testing.v1 import AppTest
 from app.figures import comparison_figure, loss_figure, robustness_points, series
 from app.nav import discover, read_header
 from app.train.uploads import accept_upload
-from engine.data import DataError
-from engine.device import describe, pick_device
-from engine.evaluate import evaluate_run
-from engine.runs import RunStore, read_json
+from engine.data.text_dataset import DataError
+from engine.models.device import describe, pick_device
+from engine.store.runs import RunStore, read_json
+from engine.training.evaluate import evaluate_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from engine.attacks.batch import attack_summaries, read_results
 from engine.attacks.diff import count_changed_words, diff_summary, diff_tokens
 from engine.attacks.recipes import RECIPES, AttackError, Recipe, Requirement, get_recipe, recipe_table
 from engine.attacks.wrapper import FastModelWrapper
-from engine.inference import LoadedModel
+from engine.models.inference import LoadedModel
 
 TEXTS = ["a charming and often affecting journey .", "unflinchingly bleak and desperate",
          "it 's a lovely film with lovely performances by buy and accorsi .", "bad",
@@ -32,9 +32,10 @@ def sensitive_tiny_run(tiny_run, home: Path):
     """
     import torch
 
-    from engine.data import encode, load_dataset, model_inputs, pad_batch
-    from engine.models import load_trained, save_trained
-    from engine.runs import RunStore
+    from engine.data.batching import encode, model_inputs, pad_batch
+    from engine.data.registry import load_dataset
+    from engine.models.loading import load_trained, save_trained
+    from engine.store.runs import RunStore
 
     source = tiny_run[1]
     store = RunStore(home)
@@ -86,7 +87,7 @@ def own_store(sensitive, monkeypatch):
 def test_wrapper_matches_plain_model(tiny_run, loaded):
     """Same probabilities as evaluate.predict_probs, in input order: on the trained tiny run (to float
     precision) and on the refit head (which magnifies padding round-off, hence the looser tolerance)."""
-    from engine.inference import predict_probs
+    from engine.models.inference import predict_probs
 
     plain_run = LoadedModel.from_run(tiny_run[1].dir)
     for model, atol in ((plain_run, 1e-6), (loaded, 2e-4)):
@@ -285,7 +286,7 @@ def test_textattack_caches_no_logits_that_depend_on_the_batch(inference, cached)
     """TextAttack keeps each text's model output; Match-Tuning's in-batch logits change with the batch, so its
     attacks must ask the model every time."""
     from engine.methods import make_method
-    from engine.models import build_classifier, load_tokenizer
+    from engine.models.loading import build_classifier, load_tokenizer
 
     method = make_method("match-tuning", {"inference": inference})
     model = method.prepare_model(build_classifier("tiny", 2, seed=0)).eval()

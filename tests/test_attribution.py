@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_attacks import sensitive_tiny_run
 
-from engine.attribution import AttributionError, explain, fit_text, word_spans
-from engine.inference import LoadedModel
+from engine.explain.attribution import AttributionError, explain, fit_text, word_spans
+from engine.models.inference import LoadedModel
 
 MESSY = "It's  a char-ming,\tfilm 😀 שלום zero\u200bwidth ok!!"
 

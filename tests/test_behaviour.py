@@ -15,10 +15,11 @@ from engine.__main__ import main
 from engine.behaviour.compare import capability_rates, compare_runs, mean_std_text
 from engine.behaviour.generate import GenerationError, generate_cases
 from engine.behaviour.perturb import contractions, punctuation, replace, typo
-from engine.behaviour.runner import export_rows, find_cached, model_cases, read_cases
+from engine.behaviour.runner import export_rows, model_cases, read_cases
 from engine.behaviour.scoring import score_test
 from engine.behaviour.spec import MAX_CASES, SuiteFileError, load_suite, parse_suite
-from engine.runs import RunStore
+from engine.execution.kinds import find_done
+from engine.store.runs import RunStore
 
 LABELS = ["negative", "positive"]
 WORDS = {"thing": ["film", "plot", "cast"], "pos": ["good", "great"], "neg": ["bad", "awful"],
@@ -249,7 +250,7 @@ def constant_run(tiny_run, home):
     """A copy of the tiny run whose classifier ignores its input: P(positive) = sigmoid(1) for every text."""
     import torch
 
-    from engine.models import load_trained, save_trained
+    from engine.models.loading import load_trained, save_trained
 
     source = tiny_run[1]
     store = RunStore(home)
@@ -293,7 +294,7 @@ def test_job_on_a_constant_model_and_reuse(constant, monkeypatch, tmp_path, caps
     assert main(["behave", target.id, "--suite", str(path), "--json"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["cached"] and again["behaviour_run"] == run.id
-    assert find_cached(store, {**run.config, "seed": 1}) is None
+    assert find_done(store, "behaviour", {**run.config, "seed": 1}) is None
 
 
 def test_cli_compares_runs(constant, monkeypatch, tmp_path, capsys):
@@ -331,8 +332,8 @@ def test_cli_refuses_bad_input(constant, monkeypatch, tmp_path, capsys):
 
 
 def test_a_cancelled_job_keeps_nothing_half_made_and_is_not_reused(constant):
-    from engine import jobs
     from engine.behaviour.runner import behaviour_config
+    from engine.execution import jobs
 
     store, target = constant
     config = behaviour_config(target.id, load_suite("sentiment"))
@@ -342,7 +343,7 @@ def test_a_cancelled_job_keeps_nothing_half_made_and_is_not_reused(constant):
                            slot_held=True)
     assert outcome["status"] == "cancelled" and steps[0][0] == 256 and steps[0][1] > 3000
     assert run.status["step"] == 256 and not (run.dir / "cases.jsonl").exists()
-    assert find_cached(store, config) is None
+    assert find_done(store, "behaviour", config) is None
 
 
 def test_an_empty_word_list_is_named_once():

@@ -12,14 +12,14 @@ import pytest
 from apptest_util import chart_titles, no_exception, page, read_as, texts
 from benchmark_util import count_every_run
 
-from engine.runs import RunStore
+from engine.store.runs import RunStore
 
 
 @pytest.fixture(scope="module")
 def behaviour_home(tmp_path_factory):
     """A finished tiny suite: vanilla, seeds 0 and 1, no attack, the built-in sentiment suite on each model."""
-    from engine import jobs
-    from engine.suite import SuiteSpec, suite_config
+    from engine.execution import jobs
+    from engine.suite.job import SuiteSpec, suite_config
 
     home = tmp_path_factory.mktemp("behaviour_runs")
     store = RunStore(home)
@@ -144,7 +144,7 @@ def test_benchmark_page_shows_failure_rates_beside_accuracy_under_attack(behavio
 
 @pytest.mark.slow
 def test_train_on_failures_queues_a_run_on_the_data_plus_the_failing_cases(behaviour_home, monkeypatch):
-    from engine.data import read_csv
+    from engine.data.csv_reading import read_csv
 
     home, suite_id = behaviour_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(home))

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from benchmark_util import count_every_run, fake_run
 
-from engine import jobs, stats
+from engine import stats
 from engine.__main__ import main
-from engine.attacks.batch import find_cached
 from engine.attacks.recipes import AttackError
-from engine.benchmark import (
+from engine.execution import jobs
+from engine.execution.kinds import find_done
+from engine.reporting.benchmark import (
     METRICS,
     AttackSpec,
     aggregate,
@@ -35,19 +36,18 @@ from engine.benchmark import (
     scale_note,
     statements,
 )
-from engine.benchmark_export import methods_table, to_csv, to_markdown
-from engine.method_claims import CLAIMS, ROBUST_METRICS, combine, judge_methods, part_interval
-from engine.runs import RunStore
-from engine.suite import (
+from engine.reporting.claims import CLAIMS, ROBUST_METRICS, combine, judge_methods, part_interval
+from engine.reporting.export import methods_table, to_csv, to_markdown
+from engine.store.runs import RunStore
+from engine.suite.job import (
     SuiteError,
     SuiteSpec,
     estimate_seconds,
-    find_trained,
     suite_config,
     suite_items,
     suite_train_runs,
 )
-from engine.train_config import ConfigError
+from engine.training.config import ConfigError
 
 SPEC = dict(methods=["vanilla", "rose-second"], seeds=[0, 1], model="tiny", train_size=32, epochs=1, attack_n=2,
             train={"batch_size": 16})
@@ -425,7 +425,7 @@ def test_suite_trains_evaluates_and_attacks_every_item(suite_store):
                                                                                     suite_id)
         evals = json.loads((run.dir / "eval.json").read_text())
         assert {"sst2-dev", "advglue-sst2"} <= set(evals)
-        attack = find_cached(store, ATTACK.config_for(run.id))
+        attack = find_done(store, "attack", ATTACK.config_for(run.id))
         assert attack is not None and attack.id == item["attack_run"] and attack.results["n"] == 2
 
 
@@ -461,10 +461,10 @@ def test_same_model_config_is_found_and_others_are_not(suite_store):
     store, suite_id = suite_store
     first = suite_items(store.get(suite_id))[0]
     spec = SuiteSpec(**{**SPEC, "train": {"batch_size": 16, "eval_every": 3, "device": "cpu"}})
-    assert find_trained(store, spec.train_config("vanilla", 0)).id == first["train_run"]
-    assert find_trained(store, spec.train_config("vanilla", 7)) is None
-    assert find_trained(store, SuiteSpec(**{**SPEC, "train": {"batch_size": 16, "lr": 1e-4}})
-                        .train_config("vanilla", 0)) is None
+    assert find_done(store, "train", spec.train_config("vanilla", 0).to_dict()).id == first["train_run"]
+    assert find_done(store, "train", spec.train_config("vanilla", 7).to_dict()) is None
+    assert find_done(store, "train", SuiteSpec(**{**SPEC, "train": {"batch_size": 16, "lr": 1e-4}})
+                     .train_config("vanilla", 0).to_dict()) is None
     estimate = estimate_seconds(store, SuiteSpec(**{**SPEC, "seeds": [0, 1, 9]}))
     assert set(estimate) == {"vanilla", "rose-second"} and all(v > 0 for v in estimate.values())
     assert estimate_seconds(store, SuiteSpec(**SPEC)) == {"vanilla": 0.0, "rose-second": 0.0}
@@ -532,8 +532,8 @@ def test_report_with_a_failed_and_a_deleted_run(suite_store, tiny_runs_count, tm
 def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(suite_store, tiny_runs_count, tmp_path):
     """Naming a run twice must not narrow the spread; an attack that skipped every sentence (the model was wrong on
     all of them) has no success rate, which must read as missing, not as a perfect 0."""
-    from engine.benchmark import run_row
-    from engine.runs import write_json
+    from engine.reporting.benchmark import run_row
+    from engine.store.runs import write_json
 
     source, suite_id = suite_store
     ids = suite_train_runs(source, source.get(suite_id))
@@ -543,7 +543,7 @@ def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(
 
     shutil.copytree(source.home, tmp_path / "runs")
     store = RunStore(tmp_path / "runs")
-    attack = find_cached(store, ATTACK.config_for(ids[0]))
+    attack = find_done(store, "attack", ATTACK.config_for(ids[0]))
     write_json(attack.dir / "results.json", {**attack.results, "succeeded": 0, "failed": 0, "skipped": 2,
                                              "success_rate": 0.0, "accuracy_under_attack": 0.0})
     row = run_row(store, ids[0], ATTACK)
@@ -555,7 +555,7 @@ def test_a_run_named_twice_counts_once_and_nothing_attacked_has_no_success_rate(
 def test_an_attack_that_cannot_run_fails_its_item_not_the_suite(suite_store, tmp_path):
     """The machine changed between queueing and running (here: the suite asks for a recipe whose data is not on
     this machine): every model is still trained or reused and reported; each item's attack says why it failed."""
-    from engine.runs import write_json
+    from engine.store.runs import write_json
 
     source, _ = suite_store
     shutil.copytree(source.home, tmp_path / "runs")
@@ -577,7 +577,7 @@ def test_report_fill_computes_only_what_is_missing(suite_store, tmp_path, monkey
     store = RunStore(tmp_path / "runs")
     ids = suite_train_runs(store, store.get(suite_id))
     (store.get(ids[0]).dir / "eval.json").unlink()
-    store.delete(find_cached(store, ATTACK.config_for(ids[1])).id)
+    store.delete(find_done(store, "attack", ATTACK.config_for(ids[1])).id)
     attacks_before = len(store.list(kind="attack"))
     monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))
     monkeypatch.setattr(jobs.StopFlag, "install", lambda self: self)  # keep pytest's signal handlers

@@ -24,9 +24,9 @@ def methods_frame(at: AppTest):
 @pytest.fixture(scope="module")
 def suite_home(tmp_path_factory) -> tuple[Path, str]:
     """A finished tiny suite: vanilla and rose-second, seeds 0 and 1, each attacked on 2 dev sentences."""
-    from engine import jobs
-    from engine.runs import RunStore
-    from engine.suite import SuiteSpec, suite_config
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
+    from engine.suite.job import SuiteSpec, suite_config
 
     home = tmp_path_factory.mktemp("bench_runs")
     store = RunStore(home)
@@ -92,8 +92,8 @@ def test_runs_chosen_by_hand_and_missing_attacks(suite_home, monkeypatch):
 
 def test_a_deleted_run_is_shown_as_deleted_not_as_zero(suite_home, tmp_path, monkeypatch):
     count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
-    from engine.runs import RunStore
-    from engine.suite import suite_train_runs
+    from engine.store.runs import RunStore
+    from engine.suite.job import suite_train_runs
 
     home = tmp_path / "copy"
     shutil.copytree(suite_home[0], home)
@@ -109,7 +109,7 @@ def test_a_deleted_run_is_shown_as_deleted_not_as_zero(suite_home, tmp_path, mon
 
 
 def test_reproduce_queues_a_suite_and_cancel_stops_it(run_home):
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     at = page("benchmark.py").run()
     at.multiselect(key="bench-methods").set_value(["vanilla"])
@@ -122,7 +122,7 @@ def test_reproduce_queues_a_suite_and_cancel_stops_it(run_home):
     no_exception(at)
     suites = RunStore(run_home).list(kind="suite")
     assert len(suites) == 1 and at.selectbox(key="bench-suite").value == suites[0]["id"]
-    from engine import jobs
+    from engine.execution import jobs
 
     jobs.cancel(RunStore(run_home), suites[0]["id"])
     deadline = time.time() + 60
@@ -133,8 +133,8 @@ def test_reproduce_queues_a_suite_and_cancel_stops_it(run_home):
 
 def test_a_link_with_a_suite_id_opens_that_suite(suite_home, tmp_path, monkeypatch):
     """The newest suite that has begun is shown first; the Runs page's link (?suite=ID) opens the one it names."""
-    from engine.runs import RunStore
-    from engine.suite import SuiteSpec, suite_config
+    from engine.store.runs import RunStore
+    from engine.suite.job import SuiteSpec, suite_config
 
     home = tmp_path / "copy"
     shutil.copytree(suite_home[0], home)
@@ -152,9 +152,9 @@ def test_missing_evaluations_are_computed_once_on_request(suite_home, tmp_path, 
     """A run without its stored evaluation reads *missing* (never 0) until the button computes just that; another
     recipe than the suite's shows as a missing attack to queue."""
     count_every_run(monkeypatch)   # tiny runs stay near chance; these tests read how numbers are shown
-    from engine import jobs
-    from engine.runs import RunStore
-    from engine.suite import suite_train_runs
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
+    from engine.suite.job import suite_train_runs
 
     home = tmp_path / "copy"
     shutil.copytree(suite_home[0], home)
@@ -189,7 +189,7 @@ def chart_spec(at: AppTest, title: str) -> dict:
 
 def hand_written_runs(home: Path) -> dict[str, list[str]]:
     """Vanilla and UEGR, seeds 0-2, all learned, plus one UEGR run (seed 3) that did not learn."""
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(home)
     ids = {"vanilla": [fake_run(store, "vanilla", s, d, a, lr=2e-4).id
@@ -233,9 +233,9 @@ def test_claims_tab_leaves_out_a_run_that_did_not_learn(run_home):
 
 
 def test_the_extra_seeds_an_open_claim_needs_are_queued_in_one_click(run_home):
-    from engine import jobs
-    from engine.runs import RunStore
-    from engine.suite import SuiteSpec
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
+    from engine.suite.job import SuiteSpec
 
     hand_written_runs(run_home)
     at = open_runs(["vanilla", "uegr"])

@@ -7,9 +7,9 @@ import shlex
 import pytest
 
 from engine.__main__ import build_parser
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
-from engine.train_flags import config_from_args, train_command
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
+from engine.training.flags import config_from_args, train_command
 
 # every field away from its default, for two methods whose settings cover floats, strings, lists and booleans
 CHANGED = dict(dataset="csv:/tmp/my data.csv", model="tiny", train_size=None, epochs=3, batch_size=8, lr=2e-5,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from cli_util import refused
 
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
 
 
 @pytest.mark.parametrize("argv, flag, says", [

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import cluster, jobs
-from engine.executor import ExecutorError, ExecutorSpec
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
+from engine.execution import cluster, jobs
+from engine.execution.executor import ExecutorError, ExecutorSpec
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.corruption import INITS, KINDS, CorruptionError, check_spec, corrupt, group_layers, targets
-from engine.models import build_classifier
+from engine.models.corruption import INITS, KINDS, CorruptionError, check_spec, corrupt, group_layers, targets
+from engine.models.loading import build_classifier
 from engine.recovery.analysis import linear_cka
 from engine.recovery.grid import GridSpec
 from engine.recovery.metrics import area_under_curve, chance_corrected_ratio, steps_to_reach, summarise_by_label
@@ -248,7 +248,7 @@ TINY = ["--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size"
 @pytest.mark.slow
 def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     from engine.__main__ import main
-    from engine.runs import RunStore, read_json
+    from engine.store.runs import RunStore, read_json
 
     code = main(["recover", "--positions", "bottom,top", "--layers", "1", "--seeds", "0", "--init", "linear-default",
                  *TINY, "--json"])
@@ -296,10 +296,10 @@ def test_cli_refuses_k_larger_than_the_model(run_home, capsys):
 
 
 def test_cancelling_a_grid_halfway_keeps_finished_runs_and_their_curves(run_home):
-    from engine import jobs
+    from engine.execution import jobs
     from engine.recovery.grid import grid_config
     from engine.recovery.views import load_grid
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(run_home)
     spec = GridSpec(model="tiny", positions=["bottom", "top"], levels=[1], seeds=[0], train_size=32, epochs=1,

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from apptest_util import no_exception, page, texts
 
-from engine import jobs
 from engine.__main__ import main
-from engine.csv_table import file_encoding
-from engine.data import DataError, read_csv
-from engine.runs import RunStore
+from engine.data.csv_reading import read_csv
+from engine.data.csv_table import file_encoding
+from engine.data.text_dataset import DataError
+from engine.execution import jobs
+from engine.store.runs import RunStore
 
 TWEETS = ["loving the new phone", "worst service ever,\rnever again", "it's ok I guess", "so\rhappy today",
           "meh", "great game last night", "traffic again", "cannot wait", "bad news", "fine, thanks"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from apptest_util import no_exception, page, read_as, texts
 
-from engine.runs import RunStore
+from engine.store.runs import RunStore
 
 
 @pytest.fixture(scope="module")

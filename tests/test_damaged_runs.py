@@ -11,7 +11,7 @@ import pytest
 from test_run_index import finished_run
 
 from engine.__main__ import main
-from engine.runs import Run, RunError, RunStore, read_json, read_jsonl
+from engine.store.runs import Run, RunError, RunStore, read_json, read_jsonl
 
 NPZ_GARBAGE = b"PK\x03\x04 but no archive follows"
 

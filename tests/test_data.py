@@ -5,19 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import (
-    DataError,
-    Encoded,
-    TextDataset,
-    bucketed_batches,
-    encode_dataset,
-    load_dataset,
-    model_inputs,
-    pad_batch,
-    read_csv,
-    split_train_dev,
-)
-from engine.models import load_tokenizer
+from engine.data.batching import Encoded, bucketed_batches, encode_dataset, model_inputs, pad_batch
+from engine.data.csv_reading import read_csv
+from engine.data.registry import load_dataset
+from engine.data.splits import split_train_dev
+from engine.data.text_dataset import DataError, TextDataset
+from engine.models.loading import load_tokenizer
 
 
 def test_registry_datasets_load_with_their_sizes():

@@ -8,7 +8,7 @@ from pathlib import Path
 from apptest_util import no_exception, page
 from benchmark_util import fake_run
 
-from engine.runs import Run, RunStore, write_json
+from engine.store.runs import Run, RunStore, write_json
 
 
 def news_csv(folder: Path) -> str:
@@ -32,7 +32,7 @@ def news_run(store: RunStore, method: str, seed: int, dev: float, dataset: str) 
 def test_claims_are_judged_on_one_dataset_and_the_report_says_so(run_home, tmp_path):
     """More news-corpus runs than SST-2 runs: a claim about fine-tuning methods is still judged on the SST-2 rows,
     every part of it, and the report says the other dataset's rows are not in the claims."""
-    from engine.benchmark import build_report
+    from engine.reporting.benchmark import build_report
 
     store = RunStore(run_home)
     news = news_csv(tmp_path)

@@ -7,10 +7,10 @@ from apptest_util import no_exception, page
 
 from engine.__main__ import build_parser
 from engine.recovery.grid import GridSpec
-from engine.runs import RunStore
-from engine.suite import SuiteSpec
-from engine.train_config import TrainConfig, default_lr
-from engine.train_flags import config_from_args, train_command
+from engine.store.runs import RunStore
+from engine.suite.job import SuiteSpec
+from engine.training.config import TrainConfig, default_lr
+from engine.training.flags import config_from_args, train_command
 
 MINILM_LR, TINY_LR, OTHER_LR = 2e-4, 5e-5, 5e-5
 

@@ -8,7 +8,7 @@ import time
 from apptest_util import no_exception, page, texts
 
 from app.formatting import derived_marks
-from engine.runs import RunStore, read_json, write_json
+from engine.store.runs import RunStore, read_json, write_json
 
 SST2_DEV_CHANCE = 444 / 872
 CORRUPTION = {"layers": [5], "embeddings": False, "kind": "reinit", "init": "kaiming-normal", "seed": 0}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.device import DeviceError, pick_device
+from engine.models.device import DeviceError, pick_device
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +41,8 @@ def test_an_accelerator_this_machine_lacks_is_refused(monkeypatch):
 
 
 def test_training_with_the_default_device_reads_the_variable(run_home, monkeypatch):
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     config = TrainConfig(model="tiny", train_size=16, batch_size=16, epochs=1)
     assert config.device == "auto"

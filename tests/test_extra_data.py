@@ -7,7 +7,7 @@ import json
 from cli_util import refused
 
 from engine.__main__ import main
-from engine.runs import RunStore
+from engine.store.runs import RunStore
 
 TINY = ["train", "--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16", "--dev-size", "16"]
 
@@ -37,9 +37,9 @@ def test_a_file_that_cannot_be_read_is_refused_naming_the_flag(run_home, tmp_pat
 def test_a_pair_run_takes_extra_pairs_whole_and_refuses_single_sentences(tmp_path):
     import pytest
 
-    from engine.data import TextDataset
-    from engine.extra_data import with_extra_rows
-    from engine.train_config import ConfigError
+    from engine.data.text_dataset import TextDataset
+    from engine.training.config import ConfigError
+    from engine.training.extra_data import with_extra_rows
 
     train = TextDataset("rte", ["a cat sat"], [0], ["entailment", "not_entailment"], ["a cat is sitting"],
                         ("sentence1", "sentence2"))

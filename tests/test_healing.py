@@ -9,10 +9,10 @@ import pytest
 from recovery_util import DEV_CHANCE, fake_grid
 from scipy import stats as sps
 
-from engine.evaluate import dev_chance
 from engine.recovery.claims import judge_grid, judge_healing
 from engine.recovery.metrics import chance_corrected_ratio, grid_rows, summarise_by_label
-from engine.runs import RunError, RunStore
+from engine.store.runs import RunError, RunStore
+from engine.training.evaluate import dev_chance
 
 CLEAN = {0: 0.85, 1: 0.82, 2: 0.84, 3: 0.86}
 # chance-corrected recovery ratio per seed at k = 1, 2, 3: the seeds differ a lot (seed 1 heals least), bottom
@@ -188,7 +188,7 @@ def test_report_grid_must_name_a_recovery_grid(store, capsys):
 
 def test_cka_hidden_states_of_a_pair_run_cover_both_segments():
     """A pair run's CKA probe reads its dev pairs, so the compared token states hold both segments' tokens."""
-    from engine.models import build_classifier, load_tokenizer
+    from engine.models.loading import build_classifier, load_tokenizer
     from engine.recovery.analysis import token_states
 
     tokenizer = load_tokenizer("tiny")

@@ -1,5 +1,5 @@
 """The first attack-side imports of a process, made by several threads at once, all succeed: transformers'
-lazy names and TextAttack are imported once under one lock (engine.heavy_imports), as two Playground tabs of a
+lazy names and TextAttack are imported once under one lock (engine.models.heavy_imports), as two Playground tabs of a
 freshly started server need. Each try is a fresh interpreter, since a module is imported once per process."""
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # Eight threads wait at a barrier, then each makes its first import through a different RobustLab entry point.
 RACE = r"""
 import json, threading
-from engine.heavy_imports import transformers_names
+from engine.models.heavy_imports import transformers_names
 from engine.attacks.wrapper import import_textattack
 from engine.attacks.recipes import get_recipe
-from engine.models import build_classifier, load_tokenizer
+from engine.models.loading import build_classifier, load_tokenizer
 
 def recipe_module():
-    from engine.heavy_imports import textattack_recipe
+    from engine.models.heavy_imports import textattack_recipe
     textattack_recipe("deepwordbug_gao_2018")
 
 entries = [import_textattack, lambda: transformers_names("set_seed"), lambda: build_classifier("tiny", 2),

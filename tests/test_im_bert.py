@@ -9,10 +9,11 @@ import torch
 from saved_model_util import assert_reloads_as_trained, keep_saved_models
 from torch import nn
 
-from engine import ode
 from engine.methods import SettingError, make_method
 from engine.methods.im_bert import EulerConnection, SolverDivergedError, check_not_diverging, connections, real_tokens
-from engine.models import ModelError, build_classifier, load_tokenizer
+from engine.models.architecture import ModelError
+from engine.models.loading import build_classifier, load_tokenizer
+from engine.probe import ode
 
 
 def _batch() -> dict[str, torch.Tensor]:
@@ -337,9 +338,9 @@ def test_typo_copy_changes_inner_letters_only():
 
 @pytest.fixture(scope="module")
 def im_run(tmp_path_factory):
-    from engine.jobs import execute
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     store = RunStore(tmp_path_factory.mktemp("im_runs"))
     config = TrainConfig(model="tiny", method="im-bert", train_size=48, epochs=1, batch_size=16, dev_size=32,
@@ -375,9 +376,9 @@ def test_summary_has_the_final_relative_residual(im_run):
 def test_a_diverging_solver_stops_the_run_with_the_message(run_home):
     """A fixed step of 1 at h = 4 (no line search) makes layer 0's residual grow on the tiny model: the run
     fails at its first step with the solver's message as its error, and saves no model."""
-    from engine.jobs import execute
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     store = RunStore(run_home)
     config = TrainConfig(model="tiny", method="im-bert", train_size=32, epochs=1, batch_size=16, dev_size=32,
@@ -416,7 +417,7 @@ def test_probe_command_prints_per_layer_json_and_stores_it(im_run, monkeypatch, 
 
 def test_probe_of_a_run_without_a_model_is_refused(run_home, capsys):
     from engine.__main__ import main
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     run = RunStore().create({"method": "im-bert", "model": "tiny", "dataset": "sst2", "seed": 0})
     with pytest.raises(ModelError, match="no saved model"):

@@ -10,8 +10,8 @@ from cli_util import refused
 
 from engine import limits
 from engine.__main__ import main
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
 
 TRAIN = ["train", "--model", "tiny", "--train-size", "32", "--batch-size", "16"]
 FLOAT_FLAGS = ["--lr", "--weight-decay", "--warmup-ratio", "--adam-beta2", "--grad-clip", "--dev-fraction"]
@@ -135,7 +135,7 @@ def test_error_lines_show_terminal_escapes_as_code_points(run_home, capsys):
 
 def tiny_folder(folder, **config_changes) -> None:
     """A folder holding the tiny model's config.json (with `config_changes`), without weights."""
-    from engine.models import tiny_config
+    from engine.models.loading import tiny_config
 
     folder.mkdir(parents=True, exist_ok=True)
     config = tiny_config(2).to_dict()
@@ -180,7 +180,7 @@ def test_the_parameter_estimate_is_within_two_percent_of_a_built_model():
     parameters a built BERT really has (biases and LayerNorms are what it leaves out)."""
     from transformers import BertConfig, BertModel
 
-    from engine.model_folder import estimated_parameters
+    from engine.models.folder import estimated_parameters
 
     config = BertConfig(vocab_size=5000, hidden_size=128, num_hidden_layers=3, num_attention_heads=2,
                         intermediate_size=512)
@@ -196,8 +196,8 @@ def test_a_nan_loss_fails_the_run_naming_the_step(run_home, tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from engine.jobs import execute
-    from engine.models import load_tokenizer, tiny_config
+    from engine.execution.jobs import execute
+    from engine.models.loading import load_tokenizer, tiny_config
 
     model = AutoModelForSequenceClassification.from_config(tiny_config(2))
     with torch.no_grad():
@@ -215,7 +215,7 @@ def test_a_nan_loss_fails_the_run_naming_the_step(run_home, tmp_path):
 
 def test_a_queued_run_on_a_pickle_only_folder_fails_saying_so(run_home, tmp_path):
     """A run queued without preflight (the Train page queues, then the worker trains) fails with the true reason."""
-    from engine.jobs import execute
+    from engine.execution.jobs import execute
 
     tiny_folder(tmp_path / "m")
     (tmp_path / "m" / "pytorch_model.bin").write_bytes(b"\x80\x02not really a pickle")

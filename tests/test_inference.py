@@ -1,15 +1,16 @@
 """The one inference path, checked against a plain forward pass of each text on its own; and where a
-BERT keeps its parts (`engine.models.encoder_parts`, `word_embeddings`)."""
+BERT keeps its parts (`engine.models.loading.encoder_parts`, `word_embeddings`)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from engine.inference import Cancelled, LoadedModel, batched_logits, label_names_for, predict_probs
 from engine.methods import make_method
-from engine.models import NotBertError, build_classifier, encoder_parts, load_tokenizer, word_embeddings
-from engine.runs import write_json
+from engine.models.architecture import NotBertError, encoder_parts, word_embeddings
+from engine.models.inference import Cancelled, LoadedModel, batched_logits, label_names_for, predict_probs
+from engine.models.loading import build_classifier, load_tokenizer
+from engine.store.runs import write_json
 
 TEXTS = ["a gripping , funny film", "dull", "the acting , costumes , music and sound are all astounding",
          "bad and long", "a quiet , moving portrait of two lives", "fine"]

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from engine.data import encode, pad_batch
-from engine.input_gradient import input_gradient_norm
+from engine.data.batching import encode, pad_batch
+from engine.explain.input_gradient import input_gradient_norm
 from engine.methods import make_method
-from engine.models import build_classifier, load_tokenizer
+from engine.models.loading import build_classifier, load_tokenizer
 
 TEXTS = ["a gripping, beautifully acted film", "dull", "it never finds its footing, and the jokes fall flat", "fine"]
 LABELS = [1, 0, 0, 1]

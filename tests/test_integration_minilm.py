@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.inference import predict_probs
-from engine.jobs import execute
-from engine.models import load_trained
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
+from engine.execution.jobs import execute
+from engine.models.inference import predict_probs
+from engine.models.loading import load_trained
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
 
 
 @pytest.mark.slow

@@ -16,9 +16,10 @@ import psutil
 import pytest
 from queue_util import slots_held, wait_for
 
-from engine import jobs, runs
-from engine.runs import WORKER_GONE, RunError, RunStore, process_identity, process_start, stale_reason
-from engine.train_config import TrainConfig
+from engine.execution import jobs
+from engine.store import runs
+from engine.store.runs import WORKER_GONE, RunError, RunStore, process_identity, process_start, stale_reason
+from engine.training.config import TrainConfig
 
 TINY = dict(model="tiny", train_size=16, epochs=1, batch_size=16, dev_size=16, eval_every=1)
 

@@ -9,10 +9,10 @@ import pytest
 from apptest_util import no_exception, page, texts
 
 from app.formatting import learned_text, run_label
-from engine.data import load_dataset
-from engine.evaluate import chance_accuracy, dev_set_name, evaluate_run, has_learned, learning_status
-from engine.runs import RunStore, read_json, write_json
-from engine.train_config import TrainConfig
+from engine.data.registry import load_dataset
+from engine.store.runs import RunStore, read_json, write_json
+from engine.training.config import TrainConfig
+from engine.training.evaluate import chance_accuracy, dev_set_name, evaluate_run, has_learned, learning_status
 
 SST2_DEV_CHANCE = 444 / 872      # 444 of the 872 SST-2 dev sentences are positive
 ADVGLUE_CHANCE = 76 / 148
@@ -77,8 +77,8 @@ def test_learning_status_is_unknown_without_a_dev_score_or_a_readable_dev_set(ru
 def test_training_stores_chance_learned_and_per_sentence_correctness(tiny_run):
     """results.json has the dev set's chance and `learned`; each eval.json entry has its set's chance and,
     per sentence in the set's order, whether the model got it right."""
-    from engine.inference import predict_probs
-    from engine.models import load_trained
+    from engine.models.inference import predict_probs
+    from engine.models.loading import load_trained
 
     _, run = tiny_run
     results, evals = run.results, read_json(run.dir / "eval.json")

@@ -9,8 +9,8 @@ from saved_model_util import assert_reloads_as_trained, keep_saved_models
 
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods.match_tuning import MatchPooler, matching_matrix, matching_stats
-from engine.models import build_classifier
-from engine.recorder import Recorder
+from engine.models.loading import build_classifier
+from engine.training.recorder import Recorder
 
 
 def encode(ids: list[list[int]], labels: list[int]) -> dict[str, torch.Tensor]:
@@ -86,7 +86,7 @@ def test_a_batch_of_one_trains_and_evaluates():
     loss, stats = method.training_loss(model, one, StepContext(1, 1, 0, torch.device("cpu"), recorder, True))
     assert torch.isfinite(loss) and stats["diag_mass"] == 1.0 and stats["different_label_mass"] == 0.0
     loss.backward()
-    from engine.data import Encoded
+    from engine.data.batching import Encoded
 
     extra = method.extra_evaluation(model, Encoded(sentences(3, 4), [0, 1, 1]), 1, torch.device("cpu"))
     assert extra["dev_accuracy_inbatch"] == extra["dev_accuracy_bypass"]    # with B = 1 the two modes agree
@@ -120,9 +120,9 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 
 def test_train_save_and_load_round_trip(run_home):
-    from engine.runs import RunStore
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     store = RunStore()
     config = TrainConfig(model="tiny", method="match-tuning", train_size=32, batch_size=16, epochs=1, dev_size=32)
@@ -148,7 +148,7 @@ def initial_diag_mass(settings: dict) -> float:
 
 def test_temperature_and_projection_start_are_settings_that_move_the_initial_diagonal_mass():
     from engine.__main__ import build_parser
-    from engine.train_flags import config_from_args
+    from engine.training.flags import config_from_args
 
     words = ["train", "--method", "match-tuning", "--set", "temperature=0.3", "--set", "dense_init=random"]
     assert config_from_args(build_parser().parse_args(words)).settings == {"temperature": 0.3, "dense_init": "random"}

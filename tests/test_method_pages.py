@@ -43,9 +43,9 @@ def opened(name: str, key: str, run_id: str) -> AppTest:
 @pytest.fixture(scope="module")
 def method_runs(tmp_path_factory):
     """One finished tiny run of each page's method plus the vanilla twin ROSE compares its drift with."""
-    from engine.jobs import execute
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     home = tmp_path_factory.mktemp("method_runs")
     store = RunStore(home)
@@ -147,7 +147,7 @@ def test_a_page_follows_a_run_while_it_trains(method_runs):
     """A run still training: the job panel (with Cancel) and the method's charts, redrawn live."""
     import shutil
 
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(os.environ["ROBUSTLAB_HOME"])
     done = store.get(method_runs["uegr"])

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.jobs import execute
+from engine.execution.jobs import execute
 from engine.methods import registry
-from engine.recorder import Recorder
-from engine.runs import RunStore
-from engine.suite import default_methods
-from engine.train import LOOP_ARTIFACTS
-from engine.train_config import TrainConfig
+from engine.store.runs import RunStore
+from engine.suite.job import default_methods
+from engine.training.config import TrainConfig
+from engine.training.recorder import Recorder
+from engine.training.train import LOOP_ARTIFACTS
 
 ROOT = Path(__file__).resolve().parent.parent
 # `artifact(run, "rose")` in the app's helpers, `run.artifact("im_residual")` on a Run
@@ -58,10 +58,11 @@ def test_default_suite_is_every_registered_method():
 def test_every_model_call_of_a_training_step_reads_a_pair_batch_segment_ids(tmp_path, name):
     """Sentence pairs: each forward pass a method makes in a training step and at inference gets the batch's
     token_type_ids (ROSE's doubled batch, UEGR's embedding-space passes, Match-Tuning's encoder pass)."""
-    from engine.data import TextDataset, bucketed_batches, encode_dataset, iter_batches
+    from engine.data.batching import bucketed_batches, encode_dataset, iter_batches
+    from engine.data.text_dataset import TextDataset
     from engine.methods import make_method
     from engine.methods.base import StepContext
-    from engine.models import build_classifier, load_tokenizer
+    from engine.models.loading import build_classifier, load_tokenizer
 
     pairs = TextDataset("pairs", ["a cat sat", "dogs bark", "rain fell", "we ate"], [0, 1, 0, 1], ["no", "yes"],
                         ["on the mat", "at night loudly", "all day", "lunch early"])

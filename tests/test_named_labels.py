@@ -12,8 +12,9 @@ from apptest_util import no_exception, page, texts
 from cli_util import refused
 
 from engine.__main__ import main
-from engine.data import DataError, read_csv
-from engine.runs import RunStore
+from engine.data.csv_reading import read_csv
+from engine.data.text_dataset import DataError
+from engine.store.runs import RunStore
 
 TOPICS = ["sport", "money", "film"]
 
@@ -144,7 +145,7 @@ def upload(at, name: str, content: bytes):
 
 
 def test_train_page_shows_the_names_and_stores_a_chosen_order(run_home, tmp_path, monkeypatch):
-    from engine import jobs
+    from engine.execution import jobs
 
     queued = []
     monkeypatch.setattr(jobs, "submit", lambda store, config: queued.append(config) or store.create(config))
@@ -162,7 +163,7 @@ def test_train_page_shows_the_names_and_stores_a_chosen_order(run_home, tmp_path
 
 
 def test_train_page_refuses_an_order_that_misses_a_label(run_home, tmp_path, monkeypatch):
-    from engine import jobs
+    from engine.execution import jobs
 
     queued = []
     monkeypatch.setattr(jobs, "submit", lambda store, config: queued.append(config) or store.create(config))

@@ -10,7 +10,7 @@ from apptest_util import no_exception, texts
 from streamlit.testing.v1 import AppTest
 
 from app.ode import figures as figs
-from engine import ode
+from engine.probe import ode
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "ode_stability.py")
@@ -100,9 +100,9 @@ def test_page_teaches_without_any_run(run_home):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """A tiny vanilla and a tiny IM-BERT run in one store, plus a 'done' run whose model is missing."""
-    from engine.jobs import execute
-    from engine.runs import RunStore, write_json
-    from engine.train_config import TrainConfig
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore, write_json
+    from engine.training.config import TrainConfig
 
     store = RunStore(tmp_path_factory.mktemp("ode_runs"))
     ids = []

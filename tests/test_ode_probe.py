@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine import ode
-from engine.models import build_classifier, encoder_parts, load_tokenizer
+from engine.models.architecture import encoder_parts
+from engine.models.loading import build_classifier, load_tokenizer
+from engine.probe import ode
 
 # Powers of two, so rescaling and undoing it are exact in floating point: the layers see bit-identical inputs.
 EMBEDDING_SCALE, LAYER_SCALES = 4.0, (0.25, 8.0)
@@ -97,9 +98,9 @@ def test_the_probe_of_a_rescaled_model_keeps_both_scale_free_growths(tokenizer):
 
 def test_probe_json_reports_absolute_and_scale_free_growth_per_layer(run_home, capsys):
     from engine.__main__ import main
-    from engine.jobs import execute
-    from engine.runs import RunStore
-    from engine.train_config import TrainConfig
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
 
     store = RunStore()
     run = store.create(TrainConfig(model="tiny", train_size=32, epochs=1, batch_size=16, dev_size=16).to_dict())

@@ -13,9 +13,10 @@ import pytest
 from apptest_util import no_exception, page, read_as, texts
 from cli_util import refused
 
-from engine.data import DataError, read_csv, store_upload
-from engine.owned_paths import OutsideRootsError, inside, page_roots, uploads_dir
+from engine.data.csv_reading import read_csv, store_upload
+from engine.data.text_dataset import DataError
 from engine.paths import PROJECT_ROOT
+from engine.store.owned_paths import OutsideRootsError, inside, page_roots, uploads_dir
 
 try:
     from tomllib import loads as read_toml
@@ -152,9 +153,9 @@ def test_uploads_past_the_folder_quota_are_refused_and_nothing_is_kept(run_home,
 
 
 def test_an_upload_larger_than_one_file_may_be_is_refused(run_home, monkeypatch):
-    import engine.data
+    import engine.data.csv_reading
 
-    monkeypatch.setattr(engine.data, "UPLOAD_FILE_BYTES", 100)
+    monkeypatch.setattr(engine.data.csv_reading, "UPLOAD_FILE_BYTES", 100)
     with pytest.raises(DataError, match="an upload may be at most"):
         store_upload(b"x" * 101, "big.csv")
     assert not uploads_dir().exists() or not list(uploads_dir().iterdir())

@@ -38,9 +38,9 @@ def test_runs_page_lists_the_pair_run(pair_home, monkeypatch):
 def test_ode_probes_a_pair_run_on_pairs_and_says_why_live_sentences_leave_it_out(pair_home, monkeypatch):
     import numpy as np
 
-    from engine import ode
-    from engine.data import load_dataset
-    from engine.models import load_tokenizer
+    from engine.data.registry import load_dataset
+    from engine.models.loading import load_tokenizer
+    from engine.probe import ode
 
     store, run = pair_home
     monkeypatch.setenv("ROBUSTLAB_HOME", str(store.home))

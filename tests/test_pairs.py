@@ -16,22 +16,16 @@ from cli_util import refused
 from pair_data_util import rte_like_pairs, write_glue_rte, write_pair_csv
 
 from engine.__main__ import main
-from engine.data import (
-    DEV_SET,
-    ROBUSTNESS_SETS,
-    TASKS,
-    DataError,
-    heldout_set,
-    load_dataset,
-    read_csv,
-    run_dataset,
-)
-from engine.evaluate import evaluate_run, own_sets, same_task
-from engine.jobs import execute
+from engine.data.csv_reading import read_csv
+from engine.data.registry import DEV_SET, ROBUSTNESS_SETS, TASKS, load_dataset
+from engine.data.splits import heldout_set, run_dataset
+from engine.data.text_dataset import DataError
+from engine.execution.jobs import execute
 from engine.methods import registry
 from engine.paths import data_dir
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
+from engine.training.evaluate import evaluate_run, own_sets, same_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["train", "--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16"]
@@ -235,7 +229,7 @@ def test_a_tokenizer_without_a_pair_template_is_refused_for_pairs(tmp_path, pair
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from engine.models import build_classifier
+    from engine.models.loading import build_classifier
 
     folder = tmp_path / "no-pairs"
     build_classifier("tiny", 2).save_pretrained(folder)

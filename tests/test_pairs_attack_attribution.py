@@ -12,8 +12,8 @@ from pair_run_util import copy_run, pair_data
 from engine.attacks.attacker import Attacker, Budget
 from engine.attacks.batch import read_results
 from engine.attacks.recipes import AttackError
-from engine.attribution import AttributionError, explain, fit_pair
-from engine.inference import LoadedModel, segment_names_for
+from engine.explain.attribution import AttributionError, explain, fit_pair
+from engine.models.inference import LoadedModel, segment_names_for
 
 PAIR = ("the old man walked to the market .", "false , a farmer looked at the garden .")
 
@@ -142,7 +142,7 @@ def test_cli_attacks_a_pair_run_on_the_chosen_segment(own_store, capsys):
         assert out["n"] == 3 and out["segment"] == segment
         run = store.get(out["run_id"])
         assert run.config["segment"] == segment
-        from engine.data import load_dataset
+        from engine.data.registry import load_dataset
 
         data = load_dataset("advglue-rte")
         rows = read_results(run)

@@ -19,7 +19,7 @@ def pair_content(tmp_path, header=("premise", "hypothesis", "label")) -> bytes:
 
 
 def queue_runs(monkeypatch) -> list[dict]:
-    from engine import jobs
+    from engine.execution import jobs
 
     queued: list[dict] = []
     monkeypatch.setattr(jobs, "submit", lambda store, config: queued.append(config) or store.create(config))

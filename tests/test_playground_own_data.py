@@ -27,9 +27,9 @@ def stores(tiny_run, tmp_path_factory):
     """A store with an SST-2 run and a tiny model trained on the 5-class CSV, recorded with dev 1.000 (the toy
     model that became the default before), and a second SST-2 run to compare with. Returns (home, sst2 run id,
     csv run id, second sst2 run id)."""
-    from engine.jobs import execute
-    from engine.runs import RunStore, read_json, write_json
-    from engine.train_config import TrainConfig
+    from engine.execution.jobs import execute
+    from engine.store.runs import RunStore, read_json, write_json
+    from engine.training.config import TrainConfig
 
     home = tmp_path_factory.mktemp("own-data") / "runs"
     _, sst2 = sensitive_tiny_run(tiny_run, home)
@@ -76,8 +76,9 @@ def test_comparison_offers_only_runs_of_the_same_dataset(app, stores):
 
 
 def test_examples_come_from_the_models_own_dev_split(app, stores):
-    from engine.data import load_dataset, split_train_dev
-    from engine.runs import RunStore
+    from engine.data.registry import load_dataset
+    from engine.data.splits import split_train_dev
+    from engine.store.runs import RunStore
 
     app.session_state["pg-source"] = "SST-2 dev"                      # chosen on the SST-2 model first
     at = on_csv_model(app.run(), stores)
@@ -131,7 +132,7 @@ def test_attack_label_says_what_the_run_says(app, stores):
     """An attack whose index row still says queued while its run has finished is labelled by the run."""
     from engine.attacks.attacker import Budget
     from engine.attacks.batch import batch_config
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(stores[0])
     run = store.create(batch_config(stores[1], "deepwordbug", "sst2-dev", 1, Budget(10, 0.3)), kind="attack",

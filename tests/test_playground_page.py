@@ -99,7 +99,7 @@ def test_short_attack_shows_a_diff(app):
 
 
 def test_cancel(app, monkeypatch):
-    from engine.inference import LoadedModel
+    from engine.models.inference import LoadedModel
 
     original = LoadedModel.logits
 
@@ -153,9 +153,9 @@ def test_misclassified_example_is_skipped(app):
     at = app
     at.session_state["pg-source"] = "SST-2 dev"
     at.run()
-    from engine.data import load_dataset
-    from engine.inference import LoadedModel
-    from engine.runs import RunStore
+    from engine.data.registry import load_dataset
+    from engine.models.inference import LoadedModel
+    from engine.store.runs import RunStore
 
     store = RunStore()
     model = LoadedModel.from_run(store.get(at.selectbox(key="pg-run-a").value).dir)
@@ -202,7 +202,7 @@ def test_batch_attack_panel(app, monkeypatch):
 
 
 def test_no_model_offers_default_training(run_home, monkeypatch):
-    from engine import jobs
+    from engine.execution import jobs
 
     submitted = {}
 

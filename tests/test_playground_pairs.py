@@ -101,7 +101,7 @@ def test_empty_segment_is_asked_for(app):
 
 
 def test_examples_fill_both_boxes(app):
-    from engine.data import load_dataset
+    from engine.data.registry import load_dataset
 
     at = app
     data = load_dataset("advglue-rte")
@@ -114,7 +114,7 @@ def test_examples_fill_both_boxes(app):
 
 def test_batch_attack_on_a_pair_dataset(app, monkeypatch):
     """The batch form attacks AdvGLUE-RTE's pairs on the chosen segment; its table shows both segments."""
-    from engine.data import load_dataset
+    from engine.data.registry import load_dataset
 
     jobs_run_in_process(monkeypatch)
     at = app
@@ -137,7 +137,7 @@ def test_batch_attack_on_a_pair_dataset(app, monkeypatch):
 
 def test_segment_names_from_a_csv_header_are_shown_as_text(pair_run, tmp_path, monkeypatch):
     """A pair CSV's column names name the boxes and the attack's segments: Markdown in them stays literal."""
-    from engine.runs import read_json, write_json
+    from engine.store.runs import read_json, write_json
 
     home = tmp_path / "runs"
     _, run = copy_run(pair_run[1], home)

@@ -1,6 +1,6 @@
-"""Suites and recovery grids on a real Ray cluster of two nodes on this machine (`engine.local_cluster`): every item
-done and readable in the store and the report, in both storage modes; a node lost mid-suite and its item retried;
-cancelling keeps what finished and a re-run reuses it; the cluster command; bad addresses and a missing ray.
+"""Suites and recovery grids on a real Ray cluster of two nodes on this machine (`engine.execution.local_cluster`):
+every item done and readable in the store and the report, in both storage modes; a node lost mid-suite and its item
+retried; cancelling keeps what finished and a re-run reuses it; the cluster command; bad addresses and a missing ray.
 
 The lost-node test kills the second node, so it runs last in this module."""
 from __future__ import annotations
@@ -19,10 +19,10 @@ from apptest_util import no_exception, page, read_as
 from cli_util import refused
 
 from engine.__main__ import main
-from engine.benchmark import AttackSpec, build_report
-from engine.local_cluster import LocalRayCluster, free_ports
-from engine.runs import RunStore, read_json
-from engine.suite import suite_items, suite_train_runs
+from engine.execution.local_cluster import LocalRayCluster, free_ports
+from engine.reporting.benchmark import AttackSpec, build_report
+from engine.store.runs import RunStore, read_json
+from engine.suite.job import suite_items, suite_train_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--model", "tiny", "--train-size", "32", "--epochs", "1", "--batch-size", "16"]
@@ -167,7 +167,7 @@ def test_shared_home_tasks_write_in_place(cluster, run_home, capsys, monkeypatch
     def no_archives(*_):
         raise AssertionError("a shared home must not move archives")
 
-    monkeypatch.setattr("engine.ray_executor.receive", no_archives)
+    monkeypatch.setattr("engine.execution.ray_executor.receive", no_archives)
     assert main([*SUITE, "--executor", "ray", "--address", cluster.address, "--shared-home", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_trained"] == 4 and summary["n_failed"] == 0
@@ -261,7 +261,8 @@ def test_a_lost_node_retries_its_item_and_the_suite_finishes(cluster, tmp_path):
 def test_tasks_read_the_data_where_the_driver_s_data_folder_resolves(monkeypatch, tmp_path):
     """The data folder is not uploaded with the code: with ROBUSTLAB_DATA unset (a fresh clone's data/ link), the
     tasks are told the folder the link points to."""
-    from engine import cluster, paths
+    from engine import paths
+    from engine.execution import cluster
 
     target = tmp_path / "shared_data"
     target.mkdir()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from ray import exceptions
 
-from engine.executor import ExecutorSpec, Item, Work
-from engine.ray_executor import RayExecutor
-from engine.runs import Run, RunStore
+from engine.execution.executor import ExecutorSpec, Item, Work
+from engine.execution.ray_executor import RayExecutor
+from engine.store.runs import Run, RunStore
 
 pytestmark = pytest.mark.timeout(60)
 Outcome = Exception | str   # what one submission of the task does: raise this, "ok", or "hang" until cancelled
@@ -59,6 +59,16 @@ class ScriptedTask:
         return iter(["node 127.0.0.1", {"answer": 42}] if outcome == "ok" else [outcome])
 
 
+class LosableTask:
+    """An item task whose work the stand-in never runs; when lost, its fields say how."""
+
+    def run(self, *_):
+        return {}
+
+    def lost(self, state, reason):
+        return {"state": state, "reason": reason}
+
+
 def run_one_item(run_home, script: list[Outcome], stop: bool = False) -> tuple[ScriptedRay, dict, list, Run]:
     """One item writing one reserved run, through the executor's `run`; returns the stand-in, what `finished`
     got, every note, and the item's run. `stop`: the job is stopped once the item's task is submitted."""
@@ -67,8 +77,7 @@ def run_one_item(run_home, script: list[Outcome], stop: bool = False) -> tuple[S
     child = store.create({"method": "vanilla"}, parent=parent.id)
     ray = ScriptedRay(script)
     executor = RayExecutor(ExecutorSpec(kind="ray", shared_home=True), ray, gpus=False)
-    work = Work(function=lambda *_: {}, payload={}, writes=[child.id], reads=[],
-                lost=lambda state, reason: {"state": state, "reason": reason})
+    work = Work(task=LosableTask(), writes=[child.id], reads=[])
     item = Item(index=0, label="vanilla seed 0", steps=1, prepare=lambda: work)
     got, notes = {}, []
     executor.run(store, parent, [item], lambda: stop and ray.submissions > 0, None,
@@ -97,7 +106,7 @@ def test_a_fault_of_the_driver_itself_fails_the_item_instead_of_hanging_the_job(
 
 
 def test_a_task_lost_once_is_submitted_again_and_finishes(run_home, monkeypatch):
-    monkeypatch.setattr("engine.ray_executor.time.sleep", lambda _: None)
+    monkeypatch.setattr("engine.execution.ray_executor.time.sleep", lambda _: None)
     ray, got, notes, _ = run_one_item(run_home, [exceptions.WorkerCrashedError(), "ok"])
     assert ray.submissions == 2
     assert got == {"answer": 42}
@@ -108,7 +117,7 @@ def test_a_task_lost_once_is_submitted_again_and_finishes(run_home, monkeypatch)
 @pytest.mark.parametrize("lost", [exceptions.WorkerCrashedError(), exceptions.NodeDiedError("node gone"),
                                   exceptions.ActorDiedError()])
 def test_a_task_lost_twice_fails_its_item_not_a_third_time(run_home, monkeypatch, lost):
-    monkeypatch.setattr("engine.ray_executor.time.sleep", lambda _: None)
+    monkeypatch.setattr("engine.execution.ray_executor.time.sleep", lambda _: None)
     ray, got, _, child = run_one_item(run_home, [lost, lost, "ok"])
     assert ray.submissions == 2
     assert got == {"state": "failed", "reason": f"the task was lost twice ({type(lost).__name__})"}
@@ -116,7 +125,7 @@ def test_a_task_lost_twice_fails_its_item_not_a_third_time(run_home, monkeypatch
 
 
 def test_a_task_lost_while_stopping_reads_cancelled(run_home, monkeypatch):
-    monkeypatch.setattr("engine.ray_executor.time.sleep", lambda _: None)
+    monkeypatch.setattr("engine.execution.ray_executor.time.sleep", lambda _: None)
     ray, got, _, child = run_one_item(run_home, ["hang", "ok"], stop=True)
     assert ray.submissions == 1
     assert got == {"state": "cancelled", "reason": "the task was cancelled"}

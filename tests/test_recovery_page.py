@@ -18,9 +18,9 @@ TIMEOUT = 120  # seconds for one script run: the first run imports torch and tra
 @pytest.fixture(scope="module")
 def grid_home(tmp_path_factory) -> tuple[Path, str]:
     """One finished tiny grid (clean, bottom-1, top-1; seed 0), recorded by the real job."""
-    from engine import jobs
+    from engine.execution import jobs
     from engine.recovery.grid import GridSpec, grid_config
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     home = tmp_path_factory.mktemp("recovery_runs")
     store = RunStore(home)
@@ -71,7 +71,7 @@ def test_page_shows_every_view_of_a_recorded_grid(grid_home, monkeypatch):
 def test_the_overview_shows_each_cells_node_and_state(grid_home, tmp_path, monkeypatch):
     """From the grid's recorded `cell_states`: the local job's (this machine, finished), then a cluster's (a node,
     and "retried" for a cell whose task was lost once)."""
-    from engine.runs import Run
+    from engine.store.runs import Run
 
     home = tmp_path / "runs"
     shutil.copytree(grid_home[0], home)
@@ -103,7 +103,7 @@ def synthetic_grids(run_home) -> dict[str, str]:
     from recovery_util import fake_grid
     from test_healing import BOTTOM, TOP, accuracy_of
 
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(run_home)
     at_chance = fake_grid(store, accuracy_of({"bottom": BOTTOM, "top": TOP}, {0: 0.52, 1: 0.51, 2: 0.55}),
@@ -142,7 +142,7 @@ def test_a_clean_baseline_that_did_not_learn_keeps_the_conclusion_from_agreeing_
     from recovery_util import fake_grid
     from test_healing import BOTTOM, CLEAN, TOP, accuracy_of
 
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     fake_grid(RunStore(run_home), accuracy_of({"bottom": BOTTOM, "top": TOP}, {**CLEAN, 3: 0.52}), seeds=[0, 1, 2, 3])
     at = no_exception(page("recovery.py").run())
@@ -203,7 +203,7 @@ def test_a_valid_grid_says_how_many_runs_it_is(run_home):
 
 @pytest.mark.slow
 def test_queue_a_grid_from_the_page_and_cancel_it(run_home):
-    from engine.runs import ACTIVE, RunStore, pid_alive
+    from engine.store.runs import ACTIVE, RunStore, pid_alive
 
     at = no_exception(page("recovery.py").run())
     at.radio(key="rec-model").set_value("tiny").run()

@@ -13,8 +13,8 @@ from engine.methods._tensors import dropout_rates, rose_candidates
 from engine.methods.base import param_groups
 from engine.methods.masked_optimizer import MaskedAdamW
 from engine.methods.rose import band_mask, second_order_risk, symmetric_kl
-from engine.models import build_classifier
-from engine.recorder import Recorder
+from engine.models.loading import build_classifier
+from engine.training.recorder import Recorder
 
 
 def tiny() -> nn.Module:
@@ -229,9 +229,9 @@ def test_mask_warmup_defaults_to_the_learning_rate_warmup():
 
 def test_a_run_masks_after_its_learning_rate_warmup(run_home):
     """Through the real loop: 8 steps with a 25 % warm-up leave the first 2 unmasked, and the summary says 2."""
-    from engine.runs import RunStore
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     config = TrainConfig(model="tiny", method="rose-second", settings={"upper": 30}, train_size=64, batch_size=8,
                          epochs=1, dev_size=16, warmup_ratio=0.25, eval_every=8)
@@ -254,7 +254,7 @@ README_SST2 = {("rose-first", "base"): (2e-5, 60.0), ("rose-second", "base"): (1
 
 def train_args(*words: str):
     from engine.__main__ import build_parser
-    from engine.train_flags import config_from_args
+    from engine.training.flags import config_from_args
 
     return config_from_args(build_parser().parse_args(["train", *words]))
 
@@ -319,9 +319,9 @@ def test_train_records_masks_and_drift(run_home):
     """A real run keeps, in its folder, one mask per step over the candidate tensors (their mean is the summary's
     keep fraction), the tensors' names, the loop's weight drift and the KL scalar."""
     from engine.methods._tensors import rose_candidates
-    from engine.runs import RunStore
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     config = TrainConfig(model="tiny", method="rose-first", train_size=32, batch_size=16, epochs=1, dev_size=32)
     run = RunStore(run_home).create(config.to_dict())

@@ -20,11 +20,12 @@ import pytest
 from archive_util import HOSTILE, build, good_run, snapshot
 
 from engine.__main__ import main
-from engine.executor import Work
-from engine.ray_executor import Event, _bring_in
-from engine.run_archive import ArchiveError, ArchiveLimits, extract, pack, receive
-from engine.run_swap import host_tag, leftover_name
-from engine.runs import Run, RunError, RunStore
+from engine.execution.executor import Work
+from engine.execution.ray_executor import Event, _bring_in
+from engine.recovery.grid import GridCell
+from engine.store.archive import ArchiveError, ArchiveLimits, extract, pack, receive
+from engine.store.runs import Run, RunError, RunStore
+from engine.store.swap import host_tag, leftover_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +113,7 @@ def test_a_refused_archive_fails_its_item_and_keeps_its_runs(world, tmp_path):
     file is removed, the runs stay as they were."""
     store, run, _ = world
     archive = HOSTILE["symlink"][0](tmp_path / "archives", run.id, "VICTIM", tmp_path / "outside")
-    work = Work(function=print, payload={}, writes=[run.id], reads=[], lost=lambda state, reason: {})
+    work = Work(task=GridCell(run.id), writes=[run.id], reads=[])
     reason = _bring_in(store, Event(item=None, work=work, kind="finished", fields={}, archive=archive))
     assert reason == ("its runs came back in an archive that was refused: the run archive holds a symbolic link "
                       f"'{run.id}/log.txt' (only files and folders are unpacked); nothing was unpacked")
@@ -161,7 +162,7 @@ OTHER_PYTHON_CHECK = textwrap.dedent("""
     from pathlib import Path
     sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
     from archive_util import HOSTILE, build, good_run, snapshot
-    from engine.tar_unpack import ArchiveError, ArchiveLimits, unpack
+    from engine.store.tar_unpack import ArchiveError, ArchiveLimits, unpack
     out = {}
     for case, (make, words, limits) in sorted(HOSTILE.items()):
         root = Path(tempfile.mkdtemp())
@@ -360,7 +361,7 @@ def test_a_failed_export_leaves_nothing_behind(world, tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
 
-    code = ("import sys; from engine.runs import RunStore, RunError\n"
+    code = ("import sys; from engine.store.runs import RunStore, RunError\n"
             "try: RunStore(sys.argv[1]).export_zip(sys.argv[2], sys.argv[3])\n"
             "except RunError as err: print(err); sys.exit(2)")
     done = subprocess.run([sys.executable, "-c", code, str(store.home), run.id, str(out / "r.zip")], cwd=ROOT,

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import jobs, run_index
 from engine.__main__ import main
-from engine.runs import Run, RunStore, write_json
+from engine.execution import jobs
+from engine.execution.kinds import job_kind
+from engine.store import index as run_index
+from engine.store.runs import Run, RunStore, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -217,7 +219,7 @@ def job_without_a_status(run, should_stop, progress):
 def test_a_worker_killed_after_writing_its_results_leaves_a_done_run(run_home, monkeypatch):
     store = RunStore(run_home)
     run = store.create({"method": "vanilla", "dataset": "sst2", "model": "tiny"})
-    monkeypatch.setitem(jobs.JOB_KINDS, "train", f"{__name__}:job_without_a_status")
+    monkeypatch.setattr(job_kind("train"), "run", job_without_a_status)
     set_status = Run.set_status
 
     def dying(self, status=None, **fields):

@@ -16,12 +16,12 @@ import pytest
 from queue_util import wait_for
 from saved_model_util import assert_reloads_as_trained
 
-from engine import jobs
-from engine.data import load_dataset
-from engine.evaluate import evaluate_run
-from engine.runs import RunError, RunStore, read_json, write_json
-from engine.train import train
-from engine.train_config import TrainConfig
+from engine.data.registry import load_dataset
+from engine.execution import jobs
+from engine.store.runs import RunError, RunStore, read_json, write_json
+from engine.training.config import TrainConfig
+from engine.training.evaluate import evaluate_run
+from engine.training.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(model="tiny", train_size=48, epochs=1, batch_size=16, dev_size=48, eval_every=1)

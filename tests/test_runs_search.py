@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from apptest_util import no_exception, page, texts
 
-from engine.runs import RunStore
-from engine.train_config import TrainConfig
+from engine.store.runs import RunStore
+from engine.training.config import TrainConfig
 
 
 def test_a_search_with_no_match_says_so_and_shows_the_search_as_text(run_home):

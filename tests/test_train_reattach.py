@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from apptest_util import no_exception, page, texts
 
-from engine.runs import Run, RunStore
-from engine.train_config import TrainConfig
+from engine.store.runs import Run, RunStore
+from engine.training.config import TrainConfig
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_an_address_naming_no_run_is_ignored(run_home):
 def test_starting_a_run_puts_it_in_the_address(run_home, monkeypatch):
     from queue_util import slots_held
 
-    from engine import jobs
+    from engine.execution import jobs
 
     monkeypatch.setenv("ROBUSTLAB_MAX_JOBS", "1")
     at = no_exception(page("train.py").run())

@@ -11,8 +11,8 @@ import torch
 
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods.uegr import dropout_schedule, freelb_start, js_divergence, top_fraction_mask
-from engine.models import build_classifier
-from engine.recorder import Recorder
+from engine.models.loading import build_classifier
+from engine.training.recorder import Recorder
 
 
 def batch(seed: int, size: int = 8, length: int = 12) -> dict[str, torch.Tensor]:
@@ -210,9 +210,9 @@ def test_bad_settings_are_refused_with_the_range(settings, words):
 
 
 def test_train_records_curves_and_summary(run_home):
-    from engine.runs import RunStore
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.store.runs import RunStore
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     store = RunStore()
     config = TrainConfig(model="tiny", method="uegr", settings={"K": 2}, train_size=32, batch_size=16, epochs=1,

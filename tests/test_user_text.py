@@ -61,7 +61,7 @@ HOSTILE = [LINK, IMAGE, RTL, HTML, "a" * 1_700, LONG]
 
 @pytest.mark.parametrize("typed", HOSTILE)
 def test_train_model_field_refuses_hostile_names_with_a_short_message(run_home, typed):
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     at = no_exception(page("train.py").run())
     at.radio(key="train-model").set_value("other").run()
@@ -105,7 +105,7 @@ def test_benchmark_seeds_echo_the_input_as_text(run_home, typed):
 
 def test_cli_refuses_a_long_model_name_in_one_short_line(run_home, capsys):
     from engine.__main__ import main
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     assert main(["train", "--model", LONG, "--train-size", "16", "--batch-size", "8"]) == 2
     err = capsys.readouterr().err.strip()

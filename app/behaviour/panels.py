@@ -19,7 +19,6 @@ from app.dataset_context import context_dataset, of_dataset
 from app.live import poll
 from app.plain_text import markdown_text
 from app.state import get_store
-from engine import jobs
 from engine.behaviour.compare import compare_runs, not_learned
 from engine.behaviour.editor import SOURCES, editor_suite
 from engine.behaviour.perturb import PERTURBATIONS
@@ -27,7 +26,6 @@ from engine.behaviour.runner import (
     behaviour_config,
     check_sentence_files,
     export_rows,
-    find_cached,
     read_cases,
     run_cases,
 )
@@ -40,10 +38,12 @@ from engine.behaviour.spec import (
     load_suite,
     parse_suite,
 )
+from engine.execution import jobs
+from engine.execution.kinds import find_done
 from engine.limits import UPLOAD_FILE_BYTES, megabytes
-from engine.owned_paths import page_roots
-from engine.runs import ACTIVE, RunError
-from engine.suite import list_suites, suite_items
+from engine.store.owned_paths import page_roots
+from engine.store.runs import ACTIVE, RunError
+from engine.suite.job import list_suites, suite_items
 
 RUNS, METHODS = "Runs I choose", "Whole methods of a suite"
 BUILT, WRITE, UPLOAD = "Built-in", "Write a test", "Upload a suite file"
@@ -184,7 +184,7 @@ def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
     while it runs. Returns run id -> results for the runs done."""
     store = get_store()
     configs = {run_id: behaviour_config(run_id, suite) for run_id in chosen.run_ids}
-    done = {run_id: cached for run_id, config in configs.items() if (cached := find_cached(store, config))}
+    done = {run_id: cached for run_id, config in configs.items() if (cached := find_done(store, "behaviour", config))}
     started = st.session_state.setdefault("bh-jobs", {})
     active = {}
     for run_id in configs:
@@ -321,9 +321,10 @@ def _csv(rows: list[dict]) -> str:
 
 def train_panel(chosen: Chosen, results: dict[str, dict]) -> None:
     """Train a new run like a chosen one on its data plus its failing cases (with their correct labels)."""
-    from engine.data import DataError, store_upload
-    from engine.train import environment, preflight
-    from engine.train_config import ConfigError, TrainConfig
+    from engine.data.csv_reading import store_upload
+    from engine.data.text_dataset import DataError
+    from engine.training.config import ConfigError, TrainConfig
+    from engine.training.train import environment, preflight
 
     store = get_store()
     run_id = st.selectbox("Run", list(results), format_func=chosen.groups.get, key="bh-train-run")

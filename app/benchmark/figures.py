@@ -1,5 +1,5 @@
 """Plotly figures of a benchmark report: each metric by method row (mean, spread, every seed), and accuracy
-under attack against query budget, each accuracy with its chance line. They take engine.benchmark's report
+under attack against query budget, each accuracy with its chance line. They take engine.reporting.benchmark's report
 dicts. No Streamlit here."""
 from __future__ import annotations
 

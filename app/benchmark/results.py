@@ -1,6 +1,6 @@
 """The Benchmark report on the page: what is missing (and the button that computes it), what the report
 warns about (rows split by settings, runs that did not learn, too few seeds), and its three tabs: methods,
-claims, export. Every number comes from engine.benchmark."""
+claims, export. Every number comes from engine.reporting.benchmark."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ from app.benchmark.selection import Selection
 from app.state import get_store
 from engine.behaviour.compare import capability_table, method_behaviour
 from engine.behaviour.runner import stored_suites
-from engine.benchmark import METRICS, AttackSpec, attacks_under_way, budget_curves, fill_missing, missing_work
-from engine.benchmark_export import (
+from engine.reporting.benchmark import METRICS, AttackSpec, attacks_under_way, budget_curves, fill_missing, missing_work
+from engine.reporting.export import (
     claims_table,
     excluded_table,
     fmt_value,
@@ -23,7 +23,7 @@ from engine.benchmark_export import (
     to_csv,
     to_markdown,
 )
-from engine.runs import ACTIVE
+from engine.store.runs import ACTIVE
 
 VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"), "not supported": ("red", ":material/cancel:"),
                  "inconclusive": ("gray", ":material/help:")}

@@ -12,10 +12,10 @@ from app.dataset_context import context_dataset, of_dataset
 from app.formatting import fmt_time, short_dataset
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
-from engine.benchmark import AttackSpec
-from engine.evaluate import own_sets
-from engine.runs import Run, RunError
-from engine.suite import SuiteSpec, list_suites, suite_train_runs
+from engine.reporting.benchmark import AttackSpec
+from engine.store.runs import Run, RunError
+from engine.suite.job import SuiteSpec, list_suites, suite_train_runs
+from engine.training.evaluate import own_sets
 
 SUITE, CHOSEN = "A suite", "Runs I choose"
 

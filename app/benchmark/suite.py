@@ -13,13 +13,13 @@ from app.live import follow_run
 from app.plain_text import markdown_text
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
-from engine.benchmark import extra_seed_suites
-from engine.executor import ExecutorSpec, state_text
+from engine.execution.executor import ExecutorSpec, state_text
 from engine.methods import registry
-from engine.models import known_models
-from engine.parsing import seed_list
-from engine.runs import Run, RunError
-from engine.suite import SuiteSpec, default_methods, estimate_seconds, submit_suite, suite_config, suite_items
+from engine.models.loading import known_models
+from engine.reporting.benchmark import extra_seed_suites
+from engine.store.runs import Run, RunError
+from engine.suite.job import SuiteSpec, default_methods, estimate_seconds, submit_suite, suite_config, suite_items
+from engine.user_text import seed_list
 
 
 @st.cache_data(ttl=30, show_spinner=False)

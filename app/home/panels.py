@@ -10,8 +10,8 @@ from app.formatting import fmt_acc, fmt_time, run_label
 from app.nav import discover
 from app.plain_text import markdown_text
 from app.state import dataset_availability, default_candidates, derived_marks_of, device_text, get_store, learning_of
-from engine.data import REGISTRY
-from engine.models import known_models
+from engine.data.registry import REGISTRY
+from engine.models.loading import known_models
 from engine.paths import data_dir
 
 

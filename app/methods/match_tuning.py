@@ -9,7 +9,7 @@ from app.formatting import fmt_acc
 from app.methods import figures as fm
 from app.methods.views import artifact
 from app.run_views import show_curves, show_results
-from engine.runs import Run
+from engine.store.runs import Run
 
 
 def draw(run: Run) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 from app.methods import figures as fm
 from app.methods.views import artifact, command_like, step_slider, vanilla_twin
 from app.run_views import show_curves, show_results
-from engine.runs import Run
+from engine.store.runs import Run
 
 ROSE_METHODS = ("rose-ensemble", "rose-first", "rose-second")
 

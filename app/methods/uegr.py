@@ -11,9 +11,9 @@ from app.formatting import derived_marks, run_label
 from app.methods import figures as fm
 from app.methods.views import artifact, command_like, step_slider, vanilla_runs_with
 from app.run_views import show_curves, show_results
-from engine.input_gradient import PROBE_SIZE
+from engine.explain.input_gradient import PROBE_SIZE
 from engine.methods.uegr import UEGR
-from engine.runs import Run
+from engine.store.runs import Run
 
 NO_VANILLA = "none"
 

@@ -14,9 +14,9 @@ from app.figures import has_series
 from app.live import follow_run, is_active
 from app.plain_text import markdown_text
 from app.state import default_candidates, derived_marks_of, get_store, is_plain_default
-from engine import train_flags
 from engine.methods import registry
-from engine.runs import Run, RunError
+from engine.store.runs import Run, RunError
+from engine.training import flags as train_flags
 
 REFRESH_SECONDS = 3.0
 

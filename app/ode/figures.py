@@ -1,6 +1,6 @@
 """Plotly figures of the ODE stability page: the test equation, stability regions, and probes of models.
 
-They take plain arrays and dicts computed by `engine.ode` (and its numpy-only amplification curves), so
+They take plain arrays and dicts computed by `engine.probe.ode` (and its numpy-only amplification curves), so
 they are cheap and testable; no Streamlit.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.ode import amplification_curves
+from engine.probe.ode import amplification_curves
 
 EXPLICIT_COLOR, IMPLICIT_COLOR, EXACT_COLOR = "#EF553B", "#636EFA", "#7F7F7F"
 # one colour per run, none of them the explicit (red) or implicit (blue) curve colours

@@ -1,5 +1,5 @@
 """The ODE stability page's three parts: the test equation (no model), probes of trained runs, and two models
-carrying a sentence and its perturbed copy through their layers. The numbers come from engine.ode."""
+carrying a sentence and its perturbed copy through their layers. The numbers come from engine.probe.ode."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,12 +11,13 @@ from app.formatting import learning_mark, run_title, short_dataset
 from app.ode import figures as figs
 from app.plain_text import markdown_text
 from app.state import default_candidates, derived_marks_of, get_store, learning_of, load_model
-from engine import ode
-from engine.data import SST2_LABELS, DataError, load_dataset
-from engine.inference import segment_names_for
-from engine.models import ModelError
+from engine.data.registry import load_dataset
+from engine.data.text_dataset import SST2_LABELS, DataError
+from engine.models.architecture import ModelError
+from engine.models.inference import segment_names_for
 from engine.paths import runs_home
-from engine.runs import RunError
+from engine.probe import ode
+from engine.store.runs import RunError
 
 EULER_METHODS = ("vanilla", "ex-bert", "im-bert")
 

@@ -18,9 +18,9 @@ from app.playground.text_views import one_line, segment_title
 from engine.attacks.attacker import DEFAULT_MAX_FRACTION, DEFAULT_MAX_QUERIES, Budget
 from engine.attacks.recipes import RECIPES, AttackError, recipe_table
 from engine.attacks.segments import DEFAULT_SEGMENT, SEGMENT_CHOICES
-from engine.attribution import EXPLAINERS, AttributionError, FittedText
-from engine.models import ModelError
-from engine.runs import RunError
+from engine.explain.attribution import EXPLAINERS, AttributionError, FittedText
+from engine.models.architecture import ModelError
+from engine.store.runs import RunError
 from engine.user_text import shown
 
 STATUS_TEXT = {"succeeded": ("The prediction flipped.", "green"), "failed": ("The model held.", "blue"),

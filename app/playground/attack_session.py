@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from engine.attacks.attacker import AttackOutcome, Budget, Progress
 from engine.attacks.recipes import AttackError
-from engine.data import Input
-from engine.inference import LoadedModel
+from engine.data.text_dataset import Input
+from engine.models.inference import LoadedModel
 
 
 @dataclass

@@ -16,15 +16,17 @@ from app.playground.attack import budget_inputs, recipe_picker, segment_picker
 from app.playground.model_choice import run_heading
 from app.playground.models import loaded_model
 from app.playground.sentence import set_title
-from engine import jobs
 from engine.attacks.attacker import Budget, summarize_rows
-from engine.attacks.batch import batch_config, find_cached, read_results
+from engine.attacks.batch import batch_config, read_results
 from engine.attacks.recipes import AttackError
 from engine.attacks.segments import DEFAULT_SEGMENT, SEGMENT_CHOICES
-from engine.data import REGISTRY, DataError
-from engine.evaluate import dev_set_name, own_sets, same_task
-from engine.models import ModelError
-from engine.runs import ACTIVE, Run, RunError, RunStore
+from engine.data.registry import REGISTRY
+from engine.data.text_dataset import DataError
+from engine.execution import jobs
+from engine.execution.kinds import find_done
+from engine.models.architecture import ModelError
+from engine.store.runs import ACTIVE, Run, RunError, RunStore
+from engine.training.evaluate import dev_set_name, own_sets, same_task
 
 # registered evaluation sets any model may be attacked on: single sentences, and AdvGLUE's sentence pairs
 OTHER_SETS = ("sst2-dev", "advglue-sst2")
@@ -76,7 +78,7 @@ def batch_panel(store: RunStore, run_id: str) -> None:
     if submitted:
         try:
             config = batch_config(run_id, recipe, dataset, int(n), Budget(queries, fraction), segment=segment)
-            cached = find_cached(store, config)
+            cached = find_done(store, "attack", config)
             if cached is not None:
                 st.info("This exact attack already ran on this model; showing its results.")
                 st.session_state["pg-batch-run"] = cached.id

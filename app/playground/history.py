@@ -8,7 +8,7 @@ import streamlit as st
 from app.playground.model_choice import run_tag
 from app.playground.models import loaded_model
 from app.playground.text_views import one_line
-from engine.data import Input
+from engine.data.text_dataset import Input
 
 
 def _change(before: Input, after: Input) -> str:

@@ -9,9 +9,9 @@ from app.dataset_context import context_dataset, of_dataset
 from app.formatting import run_title, short_dataset
 from app.plain_text import markdown_text
 from app.state import default_candidates, derived_marks_of, get_store
-from engine import jobs
+from engine.execution import jobs
 from engine.paths import runs_home
-from engine.runs import ACTIVE, RunError, RunStore
+from engine.store.runs import ACTIVE, RunError, RunStore
 
 
 def is_trained(row: dict) -> bool:
@@ -84,8 +84,8 @@ def offer_default_training(store: RunStore) -> None:
     st.info("There is no trained model yet. Train the default one: vanilla fine-tuning of MiniLM on 2,000 SST-2 "
             "sentences (about two minutes on a CPU).", icon=":material/info:")
     if st.button("Train the default model", type="primary", icon=":material/model_training:", key="pg-train"):
-        from engine.train import environment
-        from engine.train_config import TrainConfig
+        from engine.training.config import TrainConfig
+        from engine.training.train import environment
 
         try:
             jobs.submit(store, {**TrainConfig().to_dict(), "environment": environment()})

@@ -11,16 +11,16 @@ import threading
 
 import streamlit as st
 
-from engine.attribution import IG_STEPS, Explanation, explain
-from engine.data import Input
-from engine.inference import LoadedModel
+from engine.data.text_dataset import Input
+from engine.explain.attribution import IG_STEPS, Explanation, explain
+from engine.models.inference import LoadedModel
 from engine.paths import runs_home
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def _loaded(home: str, run_id: str) -> LoadedModel:
     from app.state import get_store
-    from engine.device import pick_device
+    from engine.models.device import pick_device
 
     return LoadedModel.from_run(get_store().get(run_id).dir, pick_device())
 

@@ -11,10 +11,10 @@ from app.playground import text_views
 from app.playground.history import log_history
 from app.playground.model_choice import run_heading
 from app.playground.models import explanation, loaded_model, probabilities
-from engine.attribution import EXPLAINERS, AttributionError
-from engine.data import Input
-from engine.models import ModelError
-from engine.runs import RunError
+from engine.data.text_dataset import Input
+from engine.explain.attribution import EXPLAINERS, AttributionError
+from engine.models.architecture import ModelError
+from engine.store.runs import RunError
 
 PROBABILITY_TICKS = [0, 0.25, 0.5, 0.75, 1]   # both ends labelled, with room: the axis visibly ends at 100 %
 

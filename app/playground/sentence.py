@@ -10,12 +10,12 @@ from app.plain_text import markdown_text
 from app.playground.models import loaded_model
 from app.playground.text_views import segment_title
 from app.state import get_store
-from engine.attribution import FittedText, fit_input
-from engine.data import DataError, Input
-from engine.evaluate import eval_set, own_sets
-from engine.models import ModelError
+from engine.data.text_dataset import DataError, Input
+from engine.explain.attribution import FittedText, fit_input
+from engine.models.architecture import ModelError
 from engine.paths import runs_home
-from engine.runs import RunError
+from engine.store.runs import RunError
+from engine.training.evaluate import eval_set, own_sets
 
 TYPE = "Type or paste"
 SET_TITLES = {"sst2-dev": "SST-2 dev", "advglue-sst2": "AdvGLUE-SST2", "advglue-rte": "AdvGLUE-RTE",

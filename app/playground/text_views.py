@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from engine.attacks.diff import diff_chars, diff_tokens
-from engine.attribution import Explanation
-from engine.data import Input
+from engine.data.text_dataset import Input
+from engine.explain.attribution import Explanation
 from engine.user_text import codepoint
 
 POSITIVE = (234, 120, 20)     # orange: pushes toward the explained class

@@ -7,13 +7,13 @@ import streamlit as st
 from app.executor_choice import executor_choice
 from app.plain_text import markdown_text
 from app.state import get_store
-from engine import jobs
-from engine.corruption import INITS, KINDS, REINIT_SOURCE, model_layer_count
-from engine.models import known_models
-from engine.parsing import int_list
+from engine.execution import jobs
+from engine.models.corruption import INITS, KINDS, REINIT_SOURCE, model_layer_count
+from engine.models.loading import known_models
 from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config
-from engine.runs import RunError
-from engine.train_config import default_lr_text
+from engine.store.runs import RunError
+from engine.training.config import default_lr_text
+from engine.user_text import int_list
 
 POSITION_HELP = "; ".join(f"**{k}**: {v}" for k, v in GRID_POSITIONS.items())
 

@@ -15,10 +15,10 @@ from app.plain_text import markdown_text
 from app.recovery import figures as figs
 from app.recovery.claim import healing_panel
 from app.state import get_store
-from engine.executor import state_text
+from engine.execution.executor import state_text
 from engine.recovery.claims import describe_grid, grid_sentence, judge_grid, usable_seeds
 from engine.recovery.views import GridView, chance_lines, curves_by_label, heatmap_table, layers_by_label, load_grid
-from engine.runs import Run, RunError
+from engine.store.runs import Run, RunError
 
 METRICS = {"recovery_ratio": "recovery ratio (chance-corrected)", "final_accuracy": "final accuracy", "auc": "AUC",
            "steps_to_95": "steps to 95 %", "advglue_sst2_accuracy": "AdvGLUE-SST2"}

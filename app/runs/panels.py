@@ -10,8 +10,8 @@ from app.plain_text import markdown_text
 from app.run_views import show_comparison, show_curves, show_results
 from app.runs.table import filter_rows, runs_frame, zip_bytes
 from app.state import get_store, learning_of
-from engine import jobs
-from engine.runs import ACTIVE, Run, RunError, RunStore
+from engine.execution import jobs
+from engine.store.runs import ACTIVE, Run, RunError, RunStore
 from engine.user_text import shown
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from app.formatting import learned_text, short_dataset, short_model
-from engine.runs import RunStore
+from engine.store.runs import RunStore
 
 COLUMNS = ["id", "kind", "method", "dataset", "model", "seed", "status", "dev acc", "learned", "chance",
            "AdvGLUE-SST2 acc", "created"]

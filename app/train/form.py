@@ -13,23 +13,18 @@ from app.plain_text import markdown_text
 from app.state import dataset_availability, get_store
 from app.train.uploads import CsvChoice, UploadSummary, accept_upload, upload_header
 from app.train.your_run import follow
-from engine import jobs
-from engine.csv_table import ENCODING_NAMES, encoding_note
-from engine.data import (
-    DEV_SET,
-    PAIR_TASKS,
-    REGISTRY,
-    ROBUSTNESS_SETS,
-    DataError,
-    held_out_count,
-    read_csv,
-    split_sizes_text,
-)
+from engine.data.csv_reading import read_csv
+from engine.data.csv_table import ENCODING_NAMES, encoding_note
+from engine.data.registry import DEV_SET, REGISTRY, ROBUSTNESS_SETS
+from engine.data.splits import held_out_count, split_sizes_text
+from engine.data.text_dataset import PAIR_TASKS, DataError
+from engine.execution import jobs
+from engine.execution.kinds import job_kind
 from engine.methods import Method, Preset, SettingError, registry
-from engine.models import ModelError, known_models, load_tokenizer, pair_encoding_problem
-from engine.runs import ACTIVE, RunError
-from engine.train import environment
-from engine.train_config import ConfigError, TrainConfig, default_lr, default_lr_text
+from engine.models.loading import known_models
+from engine.store.runs import ACTIVE, RunError
+from engine.training.config import ConfigError, TrainConfig, default_lr, default_lr_text
+from engine.training.train import environment
 
 UPLOAD = "Upload CSV"
 SINGLE = "none: single sentences"
@@ -294,17 +289,10 @@ def train_button(data: Choice, model: Choice, method: str, settings: dict[str, A
                              label_order=data.label_order, **data.csv, **budget)
         problem = data.problem or model.problem
         if not problem:
-            try:
-                config.check()
+            try:   # the train kind's own preflight: what the worker and the CLI check, refused before queueing
+                job_kind("train").preflight(config.to_dict())
             except (ConfigError, SettingError) as err:
                 problem = markdown_text(str(err))
-        if not problem and model.name not in known_models() and (data.csv.get("text_column_b")
-                                                                   or data.name in PAIR_TASKS):
-            try:
-                pairs = pair_encoding_problem(load_tokenizer(model.name))
-            except ModelError as err:
-                pairs = str(err)
-            problem = markdown_text(f"model {model.name} cannot read sentence pairs: {pairs}") if pairs else None
         if problem:
             st.error(f"Not started: {problem}.", icon=":material/block:")
         else:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.csv_table import CsvFormatError, file_encoding, read_table
-from engine.data import DataError, csv_columns, read_csv, split_train_dev, store_upload
+from engine.data.csv_reading import csv_columns, read_csv, store_upload
+from engine.data.csv_table import CsvFormatError, file_encoding, read_table
+from engine.data.splits import split_train_dev
+from engine.data.text_dataset import DataError
 
 CsvChoice = dict[str, str | None]   # TrainConfig's CSV fields (text_column, text_column_b, label_column, task)
 
@@ -22,7 +24,7 @@ class UploadSummary:
     path: Path
     rows: int
     label_names: list[str]       # the classes in id order: names sorted, or the integer ids as text
-    encoding: str                # the codec it was read with, a key of engine.csv_table.ENCODING_NAMES
+    encoding: str                # the codec it was read with, a key of engine.data.csv_table.ENCODING_NAMES
     preview: pd.DataFrame        # the first rows: label, then the text or both texts of a pair (short column first)
     class_counts: pd.DataFrame   # label, examples, share
     columns: CsvChoice           # how it was read: the columns and task a TrainConfig takes for it

@@ -11,7 +11,7 @@ from app.components import job_panel, page_link, status_badge
 from app.formatting import fmt_time, run_label
 from app.live import poll
 from app.state import get_store
-from engine.runs import ACTIVE
+from engine.store.runs import ACTIVE
 
 FOLLOWED = "train-run-id"   # session key of the run the page follows
 ADDRESS = "run"             # the query parameter that keeps it across a refresh

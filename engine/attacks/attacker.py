@@ -22,10 +22,10 @@ from engine.attacks.segments import (
     segments_of,
 )
 from engine.attacks.wrapper import FastModelWrapper
-from engine.data import Input
-from engine.heavy_imports import IMPORT_LOCK
-from engine.inference import Cancelled, LoadedModel
+from engine.data.text_dataset import Input
 from engine.limits import MAX_QUERIES
+from engine.models.heavy_imports import IMPORT_LOCK
+from engine.models.inference import Cancelled, LoadedModel
 from engine.user_text import quoted
 
 DEFAULT_MAX_QUERIES = 2000

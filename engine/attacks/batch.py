@@ -2,7 +2,7 @@
 (a sentence-pair model's pairs on one segment, `first` or `second`, the other kept as it is).
 
 An attack run's config names its target run; a finished attack with the same settings is reused
-(`find_cached`). Per-example records go to results.jsonl as they are made, results.csv at the end.
+(`engine.execution.kinds.find_done`). Per-example records go to results.jsonl as they are made, results.csv at the end.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Any
 from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budget, summarize
 from engine.attacks.recipes import AttackError, get_recipe
 from engine.attacks.segments import check_shape
-from engine.inference import LoadedModel
 from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, number_text
-from engine.runs import read_jsonl
+from engine.models.inference import LoadedModel
+from engine.store.runs import read_jsonl
 
 
 def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget, seed: int = 0,
@@ -38,15 +38,6 @@ def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget,
 
 
 CONFIG_KEYS = ("target", "recipe", "dataset", "n", "max_queries", "max_fraction", "seed", "segment")
-
-
-def find_cached(store, config: dict[str, Any]):
-    """A finished attack run with the same target, recipe, dataset, n, budget and seed, or None."""
-    for row in store.list(kind="attack", parent=config["target"], status="done"):
-        run = store.get(row["id"])
-        if all(run.config.get(k) == config.get(k) for k in CONFIG_KEYS):
-            return run
-    return None
 
 
 def attack_summaries(store, target: str) -> list[dict[str, Any]]:
@@ -72,9 +63,9 @@ def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] 
     Each example's record is appended to results.jsonl as soon as it is done; results.csv is written at
     the end (also after a cancel), and the summary becomes results.json.
     """
-    from engine.device import pick_device
-    from engine.evaluate import eval_set
-    from engine.runs import RunStore
+    from engine.models.device import pick_device
+    from engine.store.runs import RunStore
+    from engine.training.evaluate import eval_set
 
     config = run.config
     store = RunStore(run.dir.parent)

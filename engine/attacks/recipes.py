@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from engine.attacks.wrapper import FastModelWrapper, import_textattack
-from engine.heavy_imports import textattack_recipe
-from engine.inference import LoadedModel
-from engine.models import word_embeddings
+from engine.models.architecture import word_embeddings
+from engine.models.heavy_imports import textattack_recipe
+from engine.models.inference import LoadedModel
 from engine.user_text import quoted
 
 

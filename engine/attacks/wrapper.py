@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from engine.data import Input
-from engine.heavy_imports import textattack_module
-from engine.inference import Cancelled, LoadedModel
+from engine.data.text_dataset import Input
+from engine.models.heavy_imports import textattack_module
+from engine.models.inference import Cancelled, LoadedModel
 from engine.paths import use_project_nltk_data
 
 use_project_nltk_data()   # before nltk or TextAttack is imported; the recipes import this module first
@@ -55,7 +55,7 @@ class FastModelWrapper:
 
 
 def import_textattack():
-    """Import TextAttack (slow, once, under `engine.heavy_imports`' lock) and make our wrapper one of its model
+    """Import TextAttack (slow, once, under `engine.models.heavy_imports`' lock) and make our wrapper one of its model
     wrappers."""
     textattack = textattack_module()
     textattack.models.wrappers.ModelWrapper.register(FastModelWrapper)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.benchmark import mean_std
+from engine.stats import mean_std
 
 
 def _rates(results: dict[str, Any]) -> dict[str, float | None]:
@@ -39,8 +39,8 @@ def _by_method(values: dict[str, float | None], methods: dict[str, str]) -> dict
 
 
 def not_learned(store, run_ids: list[str]) -> dict[str, str]:
-    """The runs among `run_ids` known not to have learned (engine.evaluate.learning_status), each with why."""
-    from engine.evaluate import learning_status
+    """The runs among `run_ids` known not to have learned (engine.training.evaluate.learning_status), each with why."""
+    from engine.training.evaluate import learning_status
 
     out = {}
     for run_id in run_ids:

@@ -3,7 +3,8 @@
 A behaviour run is a run of kind "behaviour" whose parent is the trained run, like a batch attack. Its config
 holds the whole suite as read (so its cases can be made again from the config and the seed); its folder holds
 `cases.jsonl` (every case with both predictions) and `results.json` (one summary per test). A finished run with
-the same target, suite content and seed is reused (`find_cached`). Predictions go through `LoadedModel`, the
+the same target, suite content and seed is reused (`engine.execution.kinds.find_done`). Predictions go through
+`LoadedModel`, the
 batched, length-sorted, cached path the attacks use, so a sentence shared by several tests is predicted once.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import score_test
 from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
-from engine.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
-from engine.runs import Run, RunStore, read_jsonl
+from engine.models.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
+from engine.store.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
 
 CHUNK = 256          # texts per progress step (and per cancel check, besides the one before each batch)
@@ -29,15 +30,6 @@ def behaviour_config(target: str, suite: Suite, seed: int = 0) -> dict[str, Any]
     """The config of a behaviour run (kind "behaviour", parent = the target run)."""
     return {"target": target, "suite": suite.name, "suite_digest": suite.digest, "suite_data": suite.source,
             "seed": int(seed), "method": f"behaviour-{suite.name}"}
-
-
-def find_cached(store: RunStore, config: dict[str, Any]) -> Run | None:
-    """A finished behaviour run with the same target, suite content and seed, or None."""
-    for row in store.list(kind="behaviour", parent=config["target"], status="done"):
-        run = store.get(row["id"])
-        if all(run.config.get(k) == config.get(k) for k in CONFIG_KEYS):
-            return run
-    return None
 
 
 def stored_results(store: RunStore, target: str, suite: str) -> dict[str, Any] | None:
@@ -59,7 +51,7 @@ def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
 def check_sentence_files(suite: Suite, roots: Sequence[Path]) -> None:
     """Refuse a suite whose tests read `csv:PATH` sentences outside `roots` (a page's folders), naming each test,
     before any file is opened: `SuiteFileError`."""
-    from engine.owned_paths import OutsideRootsError, inside
+    from engine.store.owned_paths import OutsideRootsError, inside
 
     problems = []
     for test in suite.tests:
@@ -81,11 +73,11 @@ def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_na
                 segment_names: tuple[str, str] | None = None,
                 roots: Sequence[Path] | None = None) -> dict[str, list[Case]]:
     """Every test's cases for one model, after checking the suite's labels against the model's classes. A test's
-    `csv:PATH` sentences must lie inside `roots` when a page runs the suite (`engine.owned_paths.page_roots`).
+    `csv:PATH` sentences must lie inside `roots` when a page runs the suite (`engine.store.owned_paths.page_roots`).
     Raises `SuiteFileError` naming each test whose label the model lacks or that makes no cases, or saying that
     a sentence-pair model (`segment_names`) is not what a suite's one-sentence cases can test."""
-    from engine.data import DataError
-    from engine.evaluate import eval_set
+    from engine.data.text_dataset import DataError
+    from engine.training.evaluate import eval_set
 
     if segment_names is not None:
         raise SuiteFileError([f"this model reads sentence pairs ({' / '.join(segment_names)}); behavioural suites "
@@ -148,7 +140,7 @@ def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """The `behaviour` job kind: the suite's results on the target run, written to results.json and cases.jsonl."""
-    from engine.device import pick_device
+    from engine.models.device import pick_device
 
     config = run.config
     store = RunStore(run.dir.parent)

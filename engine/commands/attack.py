@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from engine.cli import FlagError, ProgressBar, blaming, emit, run_foreground
 
 if TYPE_CHECKING:
-    from engine.runs import Run
+    from engine.store.runs import Run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,9 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    from engine import jobs
-    from engine.attacks.batch import find_cached
-    from engine.runs import RunError, RunStore
+    from engine.execution import jobs
+    from engine.execution.kinds import find_done
+    from engine.store.runs import RunError, RunStore
 
     store = RunStore()
     target = store.get(args.run_id)
@@ -53,7 +53,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
                        f"status {target.status.get('status')})")
     config = checked_config(args, target)
     if not args.force:
-        cached = find_cached(store, config)
+        cached = find_done(store, "attack", config)
         if cached is not None:
             emit({**cached.results, "run_id": cached.id, "cached": True}, args.json)
             return 0
@@ -75,10 +75,10 @@ def checked_config(args: argparse.Namespace, target: Run) -> dict:
     from engine.attacks.batch import batch_config
     from engine.attacks.recipes import AttackError, get_recipe
     from engine.attacks.segments import check_shape, chosen_segment
-    from engine.data import DataError
-    from engine.evaluate import dev_set_name, eval_set
-    from engine.inference import label_names_for, segment_names_for
+    from engine.data.text_dataset import DataError
     from engine.limits import MAX_SEED, number_text
+    from engine.models.inference import label_names_for, segment_names_for
+    from engine.training.evaluate import dev_set_name, eval_set
 
     if not 0 <= args.seed <= MAX_SEED:
         raise FlagError(f"--seed: must be a whole number in 0..{MAX_SEED:,} (got {number_text(args.seed)})")

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from engine.cli import FlagError, ProgressBar, blaming, emit, run_foreground
-from engine.parsing import name_list
+from engine.user_text import name_list
 
 TEST_KEYS = ("name", "capability", "kind", "n_cases", "n_counted", "n_failed", "failure_rate", "rule")
 
@@ -44,7 +44,7 @@ def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
     from engine.behaviour.runner import behaviour_config, run_cases
     from engine.behaviour.spec import SuiteFileError, load_suite
     from engine.limits import MAX_SEED, number_text
-    from engine.runs import RunError
+    from engine.store.runs import RunError
 
     if not 0 <= args.seed <= MAX_SEED:
         raise FlagError(f"--seed: must be a whole number in 0..{MAX_SEED:,} (got {number_text(args.seed)})")
@@ -75,16 +75,16 @@ def _shape(results: dict[str, Any], target: str, cached: bool, learning: dict[st
 
 
 def cmd_behave(args: argparse.Namespace) -> int:
-    from engine.behaviour.runner import find_cached
-    from engine.evaluate import learning_status
-    from engine.runs import RunStore
+    from engine.execution.kinds import find_done
+    from engine.store.runs import RunStore
+    from engine.training.evaluate import learning_status
 
     store = RunStore()
     configs = _checked(args, store)
     if args.runs is None:
         config = configs[0]
         learning = learning_status(store.get(config["target"]))
-        cached = None if args.force else find_cached(store, config)
+        cached = None if args.force else find_done(store, "behaviour", config)
         if cached is not None:
             emit(_shape({**cached.results, "run_id": cached.id}, config["target"], True, learning), args.json)
             return 0
@@ -99,13 +99,13 @@ def _compare(store, configs: list[dict[str, Any]], args: argparse.Namespace) -> 
     """Test each run (or reuse its stored result), then print the comparison."""
     import sys
 
-    from engine import jobs
     from engine.behaviour.compare import compare_runs, not_learned
-    from engine.behaviour.runner import find_cached
+    from engine.execution import jobs
+    from engine.execution.kinds import find_done
 
     results, methods = {}, {}
     for config in configs:
-        run = None if args.force else find_cached(store, config)
+        run = None if args.force else find_done(store, "behaviour", config)
         if run is None:
             run = store.create(config, kind="behaviour", parent=config["target"])
             print(f"behaviour run {run.id} on {config['target']}", file=sys.stderr)

@@ -10,8 +10,8 @@ from engine.cli import blaming, emit
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from engine.cluster import probe
-    from engine.executor import ExecutorError
+    from engine.execution.cluster import probe
+    from engine.execution.executor import ExecutorError
 
     with blaming("--address", ExecutorError):
         offer = probe(args.address)

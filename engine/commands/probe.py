@@ -10,8 +10,8 @@ from engine.cli import emit
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from engine.ode import probe_run
-    from engine.runs import RunStore
+    from engine.probe.ode import probe_run
+    from engine.store.runs import RunStore
 
     emit(probe_run(RunStore(), args.run_id, n=args.n, seed=args.seed, scale=args.scale,
                    steps=args.steps, jacobian_n=args.jacobian_n, force=args.force), args.json)

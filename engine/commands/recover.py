@@ -7,14 +7,14 @@ from __future__ import annotations
 import argparse
 
 from engine.cli import add_executor_flags, emit, executor_spec, run_foreground
-from engine.parsing import int_list, name_list
-from engine.train_config import default_lr_text
+from engine.training.config import default_lr_text
+from engine.user_text import int_list, name_list
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from engine import jobs
+    from engine.execution import jobs
     from engine.recovery.grid import GridSpec, grid_config
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     spec = GridSpec(dataset=args.dataset, model=args.model,
                     positions=name_list(args.positions),

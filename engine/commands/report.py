@@ -1,8 +1,8 @@
 """`python -m engine report --json`: the benchmark of a suite (the newest one unless --suite or --runs):
 methods with mean and spread over seeds, and the seed papers' claims with a verdict each.
 
-It reads stored evaluations and attacks only; --fill computes what is missing first (engine.benchmark.fill_missing:
-evaluations in this process, attacks as jobs run here in turn).
+It reads stored evaluations and attacks only; --fill computes what is missing first
+(engine.reporting.benchmark.fill_missing: evaluations in this process, attacks as jobs run here in turn).
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def report_inputs(store, args: argparse.Namespace):
     """The run ids and attack spec a report covers: named runs, a named suite, or the newest suite."""
-    from engine.benchmark import AttackSpec
-    from engine.runs import RunError
-    from engine.suite import SuiteSpec, list_suites, suite_train_runs
+    from engine.reporting.benchmark import AttackSpec
+    from engine.store.runs import RunError
+    from engine.suite.job import SuiteSpec, list_suites, suite_train_runs
 
     suite_config: dict = {}
     if args.runs:
@@ -61,10 +61,10 @@ def report_inputs(store, args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.benchmark import build_report, fill_missing, missing_work, run_rows
-    from engine.benchmark_export import claims_table, methods_table, to_csv, to_markdown
     from engine.recovery.claims import find_grid
-    from engine.runs import RunStore
+    from engine.reporting.benchmark import build_report, fill_missing, missing_work, run_rows
+    from engine.reporting.export import claims_table, methods_table, to_csv, to_markdown
+    from engine.store.runs import RunStore
 
     store = RunStore()
     if args.grid:

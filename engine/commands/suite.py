@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 from engine.cli import ProgressBar, add_executor_flags, blaming, emit, executor_spec, run_foreground
-from engine.parsing import name_list, seed_list
-from engine.train_config import default_lr_text
+from engine.training.config import default_lr_text
+from engine.user_text import name_list, seed_list
 
 SUMMARY_KEYS = ("run_id", "status", "n_items", "n_trained", "n_failed", "train_runs", "error")
 
@@ -40,9 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from engine import jobs
-    from engine.runs import RunStore
-    from engine.suite import SuiteSpec, default_methods, suite_config
+    from engine.execution import jobs
+    from engine.store.runs import RunStore
+    from engine.suite.job import SuiteSpec, default_methods, suite_config
 
     methods = default_methods() if args.methods is None else name_list(args.methods)
     spec = SuiteSpec(methods=methods, seeds=seed_list(args.seeds),

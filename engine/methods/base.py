@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from engine.data import model_inputs
+from engine.data.batching import model_inputs
 from engine.user_text import quoted
 
 
@@ -175,7 +175,7 @@ class Method:
     @property
     def batch_dependent_logits(self) -> bool:
         """True when a text's logits depend on the other texts in its batch: then no per-text cache may
-        serve them (`engine.inference.LoadedModel` recomputes every query)."""
+        serve them (`engine.models.inference.LoadedModel` recomputes every query)."""
         return False
 
     def extra_evaluation(self, model: nn.Module, encoded, batch_size: int,

@@ -5,7 +5,7 @@ F at x_l; the implicit step solves z = x_l + h F_l(z). For a perturbation along 
 Jacobian with eigenvalue lambda, the explicit step multiplies it by |1 + h lambda| and the implicit one by
 1/|1 - h lambda|: the implicit step damps it for every h > 0 where Re lambda < 0, and can amplify it where
 Re lambda > 0 (inside the disc |1 - h lambda| < 1). Whether a trained model's layers sit where it damps is
-measured, not assumed (`engine.ode`, the ODE stability page).
+measured, not assumed (`engine.probe.ode`, the ODE stability page).
 
 The paper's update equation was not available, so this is the labelled reconstruction of docs/methods.md
 section 1: an explicit predictor z^0 = x + h F(x), then K steps that lower the implicit-Euler residual
@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.data import model_inputs
+from engine.data.batching import model_inputs
 from engine.methods.base import Method, Setting, SettingError, StepContext
-from engine.models import NotBertError, encoder_parts
+from engine.models.architecture import NotBertError, encoder_parts
 
 FIELDS = ("residual", "layer")
 DEFAULT_K = 8               # measured on pretrained MiniLM: see ImBert's K setting and docs/methods.md

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.data import model_inputs
+from engine.data.batching import model_inputs
 from engine.methods._tensors import describe_tensors, dropout_rates, rose_candidates
 from engine.methods.base import Method, Preset, Setting, SettingError, StepContext, param_groups
 from engine.methods.masked_optimizer import MaskedAdamW

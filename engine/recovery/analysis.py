@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.runs import Run
+from engine.store.runs import Run
 
 if TYPE_CHECKING:
-    from engine.data import Input
+    from engine.data.text_dataset import Input
 
 PROBE_SIZE = 128          # dev sentences whose hidden states CKA compares
 
@@ -33,7 +33,7 @@ def token_states(model, tokenizer, texts: list[Input], max_length: int = 128,
     a sentence pair's tokens are both segments'."""
     import torch
 
-    from engine.data import encode, iter_batches, model_inputs
+    from engine.data.batching import encode, iter_batches, model_inputs
 
     device = next(model.parameters()).device
     encoded = encode(tokenizer, texts, max_length)
@@ -80,8 +80,8 @@ def weight_drift(start, trained) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def starting_point(config: dict[str, Any], num_labels: int):
     """Rebuild a run's model as it was before its first step: pretrained encoder, seeded head, corruption."""
-    from engine.corruption import corrupt
-    from engine.models import build_classifier
+    from engine.models.corruption import corrupt
+    from engine.models.loading import build_classifier
 
     model = build_classifier(config["model"], num_labels, config["seed"])
     if config.get("corruption"):
@@ -91,7 +91,8 @@ def starting_point(config: dict[str, Any], num_labels: int):
 
 def cka_texts(config: dict[str, Any]) -> list[Input]:
     """A fixed sample of the run's dev set whose hidden states CKA compares (the same for every cell)."""
-    from engine.data import DEV_SET, heldout_set, load_dataset
+    from engine.data.registry import DEV_SET, load_dataset
+    from engine.data.splits import heldout_set
 
     dataset = config["dataset"]
     if dataset.startswith("csv:"):
@@ -104,8 +105,8 @@ def cka_texts(config: dict[str, Any]) -> list[Input]:
 def analyse_cell(run: Run, clean: Run | None) -> dict[str, np.ndarray]:
     """Per-layer CKA with the clean fine-tuned model (after and before fine-tuning) and weight drift; saved
     as the run's `recovery` artifact. Without a finished clean run of the same seed, drift only."""
-    from engine.device import pick_device
-    from engine.models import load_trained
+    from engine.models.device import pick_device
+    from engine.models.loading import load_trained
 
     device = pick_device(run.config.get("device", "auto"))
     model, tokenizer, _ = load_trained(run.dir, device)

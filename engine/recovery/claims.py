@@ -22,7 +22,7 @@ import numpy as np
 
 from engine import stats
 from engine.recovery.metrics import grid_rows
-from engine.runs import Run, RunError, RunStore
+from engine.store.runs import Run, RunError, RunStore
 
 KEY = "healing"
 PAPER = "Healing Powers of BERT (Han, Zhang, Simion; arXiv 2024)"

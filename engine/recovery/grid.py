@@ -1,6 +1,6 @@
 """The corruption-then-recovery experiment: a grid of corrupted fine-tuning runs and what they show.
 
-A grid is one `recover` run. Its job hands the cells to an executor (`engine.executor`): on this machine they
+A grid is one `recover` run. Its job hands the cells to an executor (`engine.execution.executor`): on this machine they
 run one after another in its own worker process (it holds the single job slot, so it never waits on runs it
 started itself), for each seed first the clean baseline, then every corrupted cell; on a Ray cluster each cell
 is a task on some node. Each cell is an ordinary `train` run with `corruption` set and `parent` = the grid,
@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from engine.corruption import INITS, KINDS, CorruptionError, check_spec, group_layers, model_layer_count
 from engine.limits import MAX_SEED, MAX_SEEDS
+from engine.models.corruption import INITS, KINDS, CorruptionError, check_spec, group_layers, model_layer_count
 from engine.recovery.analysis import analyse_cell
 from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_label
-from engine.runs import Run, RunStore
-from engine.train_config import default_lr
+from engine.store.runs import Run, RunStore
+from engine.training.config import default_lr
 from engine.user_text import quoted
 
 if TYPE_CHECKING:
-    from engine.executor import ExecutorSpec, Work
+    from engine.execution.executor import ExecutorSpec, Work
 
 GRID_POSITIONS: dict[str, str] = {
     "bottom": "the k layers next to the embeddings",
@@ -90,12 +90,12 @@ class GridSpec:
     corruption_kind: str = "reinit"   # not `kind`: that key of a run config is the job kind
     scale: float = 0.5                # noise: std as a multiple of each matrix's RMS
     fraction: float = 0.5             # zero: share of each weight matrix set to 0
-    init: str = "kaiming-normal"      # reinit: how weight matrices are re-drawn (engine.corruption.INITS)
+    init: str = "kaiming-normal"      # reinit: how weight matrices are re-drawn (engine.models.corruption.INITS)
     seeds: list[int] = field(default_factory=lambda: [0])
     train_size: int | None = 2000     # 2,000 x 2 at MiniLM's default rate: clean dev 0.845 (seed 0); 2,000 x 1
     epochs: int = 2                   # stays under 0.80 at every rate tried (docs/defaults.md)
     batch_size: int = 32
-    lr: float | None = None           # None: the model's default rate (engine.train_config.default_lr)
+    lr: float | None = None           # None: the model's default rate (engine.training.config.default_lr)
     eval_every: int = 8               # steps between dev evaluations: the points of the recovery curves
     dev_size: int | None = 400        # dev examples per evaluation (a fixed sample; keeps evaluations cheap)
     max_length: int = 128
@@ -193,7 +193,7 @@ class GridSpec:
 
     def train_config(self, cell: Cell):
         """The TrainConfig of one cell: identical for every cell but the seed and the corruption."""
-        from engine.train_config import TrainConfig
+        from engine.training.config import TrainConfig
 
         return TrainConfig(dataset=self.dataset, model=self.model, method="vanilla", train_size=self.train_size,
                            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=cell.seed,
@@ -204,8 +204,8 @@ class GridSpec:
 def grid_config(spec: GridSpec, where: ExecutorSpec | None = None) -> dict[str, Any]:
     """Check a grid and return the config its `recover` run stores (with the model's layer count and where its
     cells run; default: this machine)."""
-    from engine.executor import ExecutorSpec
-    from engine.model_folder import check_model_folder
+    from engine.execution.executor import ExecutorSpec
+    from engine.models.folder import check_model_folder
 
     check_model_folder(spec.model)   # remote code, pickle weights, too large: refused before the layers are read
     num_layers = model_layer_count(spec.model)
@@ -227,35 +227,39 @@ def cells_of(config: dict[str, Any]) -> list[Cell]:
 
 def _prepare_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int) -> Work:
     """Record one cell as a child run of the grid (the grid's process, just before the cell starts)."""
-    from engine.executor import Work, reserve
-    from engine.train import environment
+    from engine.execution.executor import Work, reserve
+    from engine.training.train import environment
 
     child = reserve(store, {**spec.train_config(cell).to_dict(), "environment": environment(),
                             "recovery": {**cell.to_dict(), "grid": grid.id, "index": index}},
                     kind="train", parent=grid.id)
     grid.log(f"cell {index + 1}: {cell.label} seed {cell.seed} -> run {child.id}")
-    return Work(train_cell, {"run": child.id}, writes=[child.id], reads=[], lost=partial(cell_lost, child.id))
+    return Work(GridCell(child.id), writes=[child.id], reads=[])
 
 
-def cell_lost(run_id: str, state: str, reason: str) -> dict[str, Any]:
-    """A cell whose task never came back."""
-    return {"run": run_id, "status": state, "error": reason}
+@dataclass(frozen=True)
+class GridCell:
+    """One cell as the executor runs it: its `train` run, recorded with its corruption before it starts."""
+    run_id: str
 
+    def run(self, store: RunStore, should_stop: Callable[[], bool], progress: Callable,
+            note: Callable[..., None]) -> dict[str, Any]:
+        """Train the cell, in whatever process runs it (the grid's, in its slot, or a Ray task on some node)."""
+        from engine.execution.jobs import execute
 
-def train_cell(store: RunStore, payload: dict[str, Any], should_stop: Callable[[], bool], progress: Callable,
-               note: Callable[..., None]) -> dict[str, Any]:
-    """Train one cell, in whatever process runs it (the grid's, in its slot, or a Ray task on some node)."""
-    from engine.jobs import execute
+        results = execute(store, store.get(self.run_id), should_stop, progress, slot_held=True)
+        return {"run": self.run_id, "status": results.get("status", "failed"), "error": results.get("error")}
 
-    results = execute(store, store.get(payload["run"]), should_stop, progress, slot_held=True)
-    return {"run": payload["run"], "status": results.get("status", "failed"), "error": results.get("error")}
+    def lost(self, state: str, reason: str) -> dict[str, Any]:
+        return {"run": self.run_id, "status": state, "error": reason}
 
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
     """The `recover` job kind: hand every cell of the grid to the executor (in order here; all at once on a
     cluster), then analyse each finished cell against the clean run of its seed once that one has finished."""
-    from engine.executor import ExecutorSpec, Item, make_executor
-    from engine.train import load_splits
+    from engine.execution.executor import ExecutorSpec, Item
+    from engine.execution.executors import make_executor
+    from engine.training.train import load_splits
 
     config = run.config
     spec = GridSpec.from_dict(config)

@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.recovery.grid import GridError, GridSpec, cells_of
 from engine.recovery.metrics import children, dev_curve, grid_rows, summarise_by_label
-from engine.runs import Run, RunStore
+from engine.store.runs import Run, RunStore
 
 
 @dataclass
@@ -160,8 +160,8 @@ def chance_lines(view: GridView) -> dict[str, float]:
     if dev:
         out["dev"] = dev[0]
     if any(r["advglue_sst2_accuracy"] is not None for r in view.rows):
-        from engine.data import load_dataset
-        from engine.evaluate import chance_accuracy
+        from engine.data.registry import load_dataset
+        from engine.training.evaluate import chance_accuracy
 
         out["advglue"] = chance_accuracy(load_dataset("advglue-sst2").labels)
     return out

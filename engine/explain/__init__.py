@@ -1,0 +1,1 @@
+"""Explanations of one prediction: integrated gradients and the input gradient."""

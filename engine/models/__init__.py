@@ -1,0 +1,1 @@
+"""Models: loading (pretrained or a trained run's safetensors), a model folder's checks, devices, batched inference."""
