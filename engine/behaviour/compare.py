@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.behaviour.scoring import within, wilson
+from engine.behaviour.scoring import wilson, within
 from engine.benchmark import mean_std
 
 COUNTS = {"MFT": "all cases", "INV": "all cases", "DIR": "cases that can fail"}
