@@ -152,6 +152,13 @@ def test_each_test_says_what_a_constant_answer_scores():
     test, cases = _mft_half()
     summary, _ = score_test(test, cases, _probs({"is": [0.1, 0.9]}), LABELS)
     assert {k: v["failure_rate"] for k, v in summary["constant"].items()} == {"negative": 0.5, "positive": 0.5}
+    lopsided = one({"name": "l", "kind": "MFT", "templates": [
+        {"template": "The {thing} is {pos}.", "label": "positive"},
+        {"template": "A {pos} {thing}.", "label": "positive"},
+        {"template": "The {thing} is {neg}.", "label": "negative"}]})
+    summary, _ = score_test(lopsided, _cases(lopsided), _probs({" ": [0.1, 0.9]}), LABELS)
+    assert summary["constant"]["negative"] == {"n_counted": 18, "n_failed": 12, "failure_rate": 12 / 18}
+    assert summary["constant"]["positive"] == {"n_counted": 18, "n_failed": 6, "failure_rate": 6 / 18}
     inv, _ = score_test(INV, _cases(INV), _probs({" ": [0.1, 0.9]}), LABELS)
     assert {k: v["failure_rate"] for k, v in inv["constant"].items()} == {"negative": 0.0, "positive": 0.0}
 
@@ -160,6 +167,9 @@ def test_a_rate_within_the_spread_of_a_constant_answer_is_flagged():
     test, cases = _mft_half()
     always, _ = score_test(test, cases, _probs({"is": [0.1, 0.9]}), LABELS)      # always positive: fails half
     assert always["failure_rate"] == 0.5 and always["no_better_than_constant"] == ["negative", "positive"]
+    # right on "awful" only: 3 of 12 fail (0.25); its Wilson interval 0.09..0.53 still holds the constants' 0.5
+    some, _ = score_test(test, cases, _probs({"is": [0.1, 0.9], "awful": [0.9, 0.1]}), LABELS)
+    assert some["failure_rate"] == 0.25 and some["no_better_than_constant"] == ["negative", "positive"]
     right, _ = score_test(test, cases, _probs({"good": [0.1, 0.9], "great": [0.1, 0.9], "bad": [0.9, 0.1],
                                                "awful": [0.9, 0.1]}), LABELS)
     assert right["failure_rate"] == 0.0 and right["no_better_than_constant"] == []
