@@ -140,6 +140,18 @@ def test_wilson_interval():
     low, high = wilson(52, 100)
     assert low == pytest.approx(0.4231, abs=1e-4) and high == pytest.approx(0.6153, abs=1e-4)
     assert wilson(0, 0) is None
+    for n in (4, 10, 12, 100, 1000):       # the ends are exact where the maths makes them 0 and 1
+        assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
+
+
+def test_no_failure_is_no_better_than_a_constant_answer_on_an_inv_test():
+    """A constant answer never changes its prediction: 0 % on every INV test, like a model that passes them all."""
+    sentences = [{"text": f"The {thing} is {adj}.", "label": "positive"} for thing in WORDS["thing"]
+                 for adj in WORDS["pos"] + WORDS["neg"]]
+    test = one({"name": "inv12", "kind": "INV", "perturbation": {"type": "typo"}, "sentences": sentences})
+    inv, _ = score_test(test, _cases(test), _probs({" ": [0.1, 0.9]}), LABELS)
+    assert inv["n_counted"] == 12 and inv["failure_rate"] == 0.0
+    assert inv["no_better_than_constant"] == ["negative", "positive"]
 
 
 def _mft_half():

@@ -54,13 +54,15 @@ def judge(test: BehaviourTest, label: int, probs: Sequence[float], original_prob
 
 
 def wilson(failed: int, counted: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a failure rate `failed / counted` (None when nothing was counted)."""
+    """The Wilson score interval of a failure rate `failed / counted` (None when nothing was counted). Its ends are
+    exactly 0 with no failure and exactly 1 with no pass, as the formula gives, not the float residue of it (a
+    constant answer's rate of 0 must lie inside a model's interval for 0 failures)."""
     if counted <= 0:
         return None
     p, n = failed / counted, counted
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if failed == 0 else centre - half), (1.0 if failed == counted else centre + half)
 
 
 def _class_ids(test: BehaviourTest, label_names: list[str]) -> tuple[dict[str, int], int | None, int | None]:
