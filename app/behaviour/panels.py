@@ -275,8 +275,8 @@ def results_panel(chosen: Chosen, results: dict[str, dict]) -> None:
         "*vs constant*: flagged when that rate lies within the spread of the model's (one run: the Wilson 95 % "
         "interval of its cases; several: the wider of the pooled cases' interval and mean ± std over seeds: "
         "RobustLab's choice; a constant answer never changes, so it scores 0 on INV and a model near 0 there is "
-        "flagged too: an INV rate means little without the MFT rates). *correct originals only*: the same rule counted over the cases whose original is "
-        "predicted correctly (RobustLab's former rate, not CheckList's).")
+        "flagged too: an INV rate means little without the MFT rates). *correct originals only*: the same rule "
+        "counted over the cases whose original is predicted correctly (RobustLab's former rate, not CheckList's).")
     st.plotly_chart(capability_figure(comparison, columns), key="bh-chart")
 
 
