@@ -198,18 +198,22 @@ def test_mft_fails_where_the_prediction_differs_and_counts_every_case():
                for r in rows)
 
 
-def test_inv_counts_only_correct_originals_and_fails_on_a_changed_prediction():
+def test_inv_keeps_the_correct_originals_only_rate_as_a_second_number():
+    """Was test_inv_counts_only_correct_originals_and_fails_on_a_changed_prediction, which asserted RobustLab's
+    former rule as *the* INV rate; that count is now the second, separately named number."""
     summary, rows = scored(INV)
     # originals naming bob are predicted negative: the positive ones are wrong and not counted
     for row in rows:
         original_bob = row["original"].startswith("bob")
-        assert row["counted"] == (row["label"] == "negative" or not original_bob)
-        assert row["failed"] == (row["counted"] and row["label"] == "positive" and row["text"].startswith("bob"))
-    assert summary["n_counted"] == sum(r["counted"] for r in rows) < summary["n_cases"]
-    assert summary["n_failed"] > 0
-    assert summary["failure_rate"] == pytest.approx(summary["n_failed"] / summary["n_counted"])
-    assert "counts only cases whose original prediction is correct" in summary["rule"]
-    assert summary["counts_only_correct_originals"]
+        assert row["original_correct"] == (row["label"] == "negative" or not original_bob)
+        assert (row["original_correct"] and row["failed"]) == (
+            row["original_correct"] and row["label"] == "positive" and row["text"].startswith("bob"))
+    correct = [r for r in rows if r["original_correct"]]
+    assert summary["n_counted_correct_originals"] == len(correct) < summary["n_cases"]
+    assert summary["n_failed_correct_originals"] == sum(r["failed"] for r in correct) > 0
+    assert summary["failure_rate_correct_originals"] == pytest.approx(
+        summary["n_failed_correct_originals"] / summary["n_counted_correct_originals"])
+    assert "every case counts" in summary["rule"]
 
 
 def test_dir_fails_when_the_probability_moves_the_wrong_way_beyond_the_tolerance():
@@ -217,12 +221,14 @@ def test_dir_fails_when_the_probability_moves_the_wrong_way_beyond_the_tolerance
     assert up["n_failed"] == 0 and up["n_counted"] == up["n_cases"]
     down, _ = scored({**DIR, "direction": "down"}, tolerance=0.01)
     assert down["failure_rate"] == 1.0                   # "very" raises confidence by 0.05 > 0.01
-    tolerant, _ = scored({**DIR, "direction": "down"}, tolerance=0.1)
+    tolerant, _ = scored({**DIR, "direction": "down"}, tolerance=0.06)   # was 0.1: see the note below
     assert tolerant["failure_rate"] == 0.0
     strict, _ = scored(DIR, tolerance=0.0)
     assert strict["n_failed"] == 0                      # "very" raises the label's probability: never down
     towards, rows = scored({**DIR, "towards": "positive"}, tolerance=0.01)
     assert [r["failed"] for r in rows] == [r["label"] == "negative" for r in rows]   # "very bad" lowers P(positive)
+    # The note: with tolerance 0.1 every original here has P(predicted class) = 0.9 = 1 - 0.1, so by CheckList's
+    # rule ("down" cannot fail from there) no case counts; 0.06 keeps the point, a change within it passes.
 
 
 def test_comparison_mean_and_std_over_seeds():
@@ -250,7 +256,7 @@ def constant_run(tiny_run, home):
     """A copy of the tiny run whose classifier ignores its input: P(positive) = sigmoid(1) for every text."""
     import torch
 
-    from engine.models.loading import load_trained, save_trained
+    from engine.models.loading.loading import load_trained, save_trained
 
     source = tiny_run[1]
     store = RunStore(home)
@@ -284,7 +290,10 @@ def test_job_on_a_constant_model_and_reuse(constant, monkeypatch, tmp_path, caps
     tests = {t["name"]: t for t in out["tests"]}
     assert set(tests["mft"]) >= {"name", "capability", "kind", "n_cases", "failure_rate"}
     assert tests["mft"]["failure_rate"] == 0.5          # always positive: the negative half fails
-    assert tests["inv"]["n_counted"] == tests["inv"]["n_cases"] // 2 and tests["inv"]["failure_rate"] == 0
+    # CheckList counts every INV case (was: n_counted == n_cases // 2, RobustLab's former correct-originals count)
+    assert tests["inv"]["n_counted"] == tests["inv"]["n_cases"] and tests["inv"]["failure_rate"] == 0
+    assert tests["inv"]["n_counted_correct_originals"] == tests["inv"]["n_cases"] // 2
+    assert tests["inv"]["failure_rate_correct_originals"] == 0
     assert tests["dir"]["failure_rate"] == 0
     run = store.get(out["behaviour_run"])
     failing = read_cases(run, "mft", failed_only=True)

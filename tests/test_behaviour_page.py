@@ -19,7 +19,7 @@ from engine.store.runs import RunStore
 def behaviour_home(tmp_path_factory):
     """A finished tiny suite: vanilla, seeds 0 and 1, no attack, the built-in sentiment suite on each model."""
     from engine.execution import jobs
-    from engine.suite.job import SuiteSpec, suite_config
+    from engine.suite.job.job import SuiteSpec, suite_config
 
     home = tmp_path_factory.mktemp("behaviour_runs")
     store = RunStore(home)
@@ -56,7 +56,9 @@ def test_page_compares_methods_browses_failures_and_opens_one(behaviour_home, mo
     no_exception(at)
     table = frame_with(at, "vanilla")
     assert len(table) >= 16 and all("±" in v for v in table["vanilla"] if v != "–")
-    assert set(table["counts"]) == {"all cases", "correct originals only"}
+    # CheckList counts every MFT and INV case and the DIR cases that can fail (was {"all cases", "correct originals
+    # only"}: RobustLab's former rule, now the "· correct originals only" columns)
+    assert set(table["counts"]) == {"all cases", "cases that can fail"}
     assert "Failure rate per capability" in chart_titles(at)
     for label in ("positive", "negative"):   # a tiny model near chance fails one of the two
         at.selectbox(key="bh-fail-test").set_value(f"{label}-adjectives").run()

@@ -25,6 +25,7 @@ from engine.behaviour.perturb import PERTURBATIONS
 from engine.behaviour.runner import (
     behaviour_config,
     check_sentence_files,
+    current_results,
     export_rows,
     read_cases,
     run_cases,
@@ -43,7 +44,7 @@ from engine.execution.kinds import find_done
 from engine.limits import UPLOAD_FILE_BYTES, megabytes
 from engine.store.owned_paths import page_roots
 from engine.store.runs import ACTIVE, RunError
-from engine.suite.job import list_suites, suite_items
+from engine.suite.job.job import list_suites, suite_items
 
 RUNS, METHODS = "Runs I choose", "Whole methods of a suite"
 BUILT, WRITE, UPLOAD = "Built-in", "Write a test", "Upload a suite file"
@@ -159,7 +160,11 @@ def _editor() -> Suite:
     if source == "templates":
         words = st.text_area("Word lists, one per line: name: word, word, word", EXAMPLE_WORDS, key="bh-ed-words",
                              height=100)
-    perturbation, direction, tolerance = None, None, DEFAULT_TOLERANCE
+    perturbation, direction, tolerance, neutral_passes = None, None, DEFAULT_TOLERANCE, False
+    if kind == "MFT":
+        neutral_passes = st.checkbox("A neutral answer passes too (\"not negative\")", key="bh-ed-neutral",
+                                     help="CheckList's \"not X\" tests: for a two-class model a case passes while "
+                                          "P(its label) is at least 1/3 (CheckList's neutral band).")
     if kind != "MFT":
         cols = st.columns(3)
         choices = ["pairs (=> in the templates)", *PERTURBATIONS] if source == "templates" else [
@@ -171,12 +176,17 @@ def _editor() -> Suite:
                 value = cols[1].text_input(f"{param}", "1" if kind_of is int else "", key=f"bh-ed-{param}")
                 perturbation[param] = int(value) if kind_of is int and value.strip().isdigit() else value
         if kind == "DIR":
-            direction = cols[2].radio("Probability of the label must", ["up", "down"], key="bh-ed-direction",
+            direction = cols[2].radio("P(original's predicted class) must", ["up", "down"], key="bh-ed-direction",
                                       format_func={"up": "not go down", "down": "not go up"}.get)
             tolerance = cols[2].number_input("by more than", 0.0, 0.99, DEFAULT_TOLERANCE, 0.05, key="bh-ed-tol")
+        else:
+            tolerance = cols[2].number_input("Tolerance", 0.0, 0.99, DEFAULT_TOLERANCE, 0.05, key="bh-ed-tol",
+                                             help="A changed prediction passes while the probability of the "
+                                                  "original's predicted class moved by no more than this "
+                                                  "(CheckList's INV threshold).")
     n = st.number_input("Cases to make", min_value=1, max_value=1_000_000, value=100, key="bh-ed-n")
     return editor_suite(name, kind, capability, description, source, lines, words, dataset, perturbation,
-                        direction, float(tolerance), int(n))
+                        direction, float(tolerance), int(n), neutral_passes)
 
 
 def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
@@ -221,7 +231,7 @@ def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
              lambda runs: any(run.status.get("status") in ACTIVE for run in runs.values()), _progress, every=1.0)
     elif todo:
         st.caption(f"{len(done)} of {len(configs)} run(s) have stored results of this suite.")
-    return {run_id: {**run.results, "run_id": run.id} for run_id, run in done.items()}
+    return {run_id: {**current_results(run), "run_id": run.id} for run_id, run in done.items()}
 
 
 def _progress(runs: dict, live: bool) -> None:
@@ -245,14 +255,58 @@ def results_panel(chosen: Chosen, results: dict[str, dict]) -> None:
                    icon=":material/block:")
     comparison = compare_runs(results, groups, excluded)
     columns = list(dict.fromkeys(groups.values()))
+    _old_results_notes(results, comparison)
     table = [{"capability": t["capability"], "kind": t["kind"], "test": t["name"], "description": t["description"],
-              "cases": t["n_cases"], "counts": "all cases" if t["kind"] == "MFT" else "correct originals only",
-              **{c: _cell(t["by_method"].get(c)) for c in columns}} for t in comparison["tests"]]
+              "cases": t["n_cases"], "counts": t["counts"], "constant answer": _constant_text(t["constant"]),
+              **{k: v for c in columns for k, v in (
+                  (c, _cell(t["by_method"].get(c))),
+                  (f"{c} · vs constant", _flag_text(t["method_no_better_than_constant"].get(c),
+                                                    t["by_method"].get(c))),
+                  (f"{c} · correct originals only", "–" if t["kind"] == "MFT" else
+                   _cell(t["correct_originals_by_method"].get(c))))}}
+             for t in comparison["tests"]]
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
-    st.caption("Failure rate in points" + (" (mean ± sample std over each method's seeds)" if chosen.by_method
-                                            else "") + ". MFT: share of cases whose prediction differs from the "
-               "expected label. INV and DIR count only cases whose original is predicted correctly (`counts`).")
+    st.caption("Failure rate in points, by CheckList's rules" + (
+        " (mean ± sample std over each method's seeds)" if chosen.by_method else "") + ". MFT: share of cases "
+        "whose prediction differs from the expected label (a test that lets neutral pass: P(expected) below 1/3). "
+        "INV: share whose prediction changes with its probability moving by more than the tolerance (0.1). DIR: "
+        "share whose watched probability moves the wrong way by more than the tolerance, over the cases that can "
+        "fail (`counts`). *constant answer*: the rate a model answering one class for every text would get. "
+        "*vs constant*: flagged when that rate lies within the spread of the model's (one run: the Wilson 95 % "
+        "interval of its cases; several: the wider of the pooled cases' interval and mean ± std over seeds: "
+        "RobustLab's choice; a constant answer never changes, so it scores 0 on INV and a model near 0 there is "
+        "flagged too: an INV rate means little without the MFT rates). *correct originals only*: the same rule "
+        "counted over the cases whose original is predicted correctly (RobustLab's former rate, not CheckList's).")
     st.plotly_chart(capability_figure(comparison, columns), key="bh-chart")
+
+
+def _old_results_notes(results: dict[str, dict], comparison: dict) -> None:
+    """Say which runs' results were stored before CheckList's rule (scored again from their cases) and which
+    tests could not be scored again."""
+    rescored = [run_id for run_id, r in results.items() if r.get("rescored")]
+    if rescored:
+        st.info(markdown_text("Stored before RobustLab used CheckList's rule, and scored again from their case "
+                              "records (probabilities rounded to 4 decimals): " + ", ".join(rescored) + "."),
+                icon=":material/history:")
+    missing = [f"{t['name']} on {run_id} ({why})" for t in comparison["tests"] for run_id, why in t["missing"].items()]
+    if missing:
+        st.warning(markdown_text("No rate by CheckList's rule (shown as –): " + "; ".join(missing) + "."),
+                   icon=":material/warning:")
+
+
+def _constant_text(constant: dict[str, float | None]) -> str:
+    """Each class's constant-answer failure rate in points, e.g. `negative 50.0 · positive 50.0`."""
+    if not constant:
+        return "not known"
+    return " · ".join(f"{name} {'–' if rate is None else f'{rate * 100:.1f}'}" for name, rate in constant.items())
+
+
+def _flag_text(flagged: list[str] | None, cell: dict | None) -> str:
+    if not cell or cell.get("mean") is None:
+        return "–"
+    if flagged is None:
+        return "not known"
+    return f"no better than a constant answer ({', '.join(flagged)})" if flagged else ""
 
 
 def _cell(cell: dict | None) -> str:

@@ -124,8 +124,9 @@ def behaviour_panel(report: dict) -> None:
     st.dataframe(pd.DataFrame(capability_table(comparison, methods, attack)), hide_index=True, width="stretch")
     st.caption(f"Behaviour suite {suite}: failure rate in points per capability (the mean of its tests' rates), "
                f"mean ± sample standard deviation over the {len(comparison['runs'])} runs with stored results; lower "
-               "is better. INV and DIR tests count only cases whose original is predicted correctly. The first row "
-               "is accuracy under attack, higher is better.")
+               "is better. Rates follow CheckList's rules (every case counts; an INV flip within 0.1 passes; DIR "
+               "counts the cases that can fail; docs/methods.md). The first row is accuracy under attack, higher is "
+               "better.")
 
 
 def claims_tab(report: dict) -> None:

@@ -48,7 +48,8 @@ def labelled_lines(text: str, box: str, problems: list[str]) -> list[tuple[str, 
 
 def editor_suite(name: str, kind: str, capability: str, description: str, source: str, lines: str, words: str,
                  dataset: str = "sst2-dev", perturbation: dict[str, Any] | None = None,
-                 direction: str | None = None, tolerance: float = 0.1, n: int = 100) -> Suite:
+                 direction: str | None = None, tolerance: float = 0.1, n: int = 100,
+                 neutral_passes: bool = False) -> Suite:
     """The one-test suite a form describes; `SuiteFileError` lists every problem (box lines, then the test's)."""
     problems: list[str] = []
     lists = word_lists(words, problems)
@@ -67,6 +68,10 @@ def editor_suite(name: str, kind: str, capability: str, description: str, source
         test["perturbation"] = perturbation
     if kind == "DIR":
         test.update(direction=direction, tolerance=tolerance)
+    elif kind == "INV":
+        test["tolerance"] = tolerance
+    elif neutral_passes:
+        test["neutral_passes"] = True
     if problems:
         raise SuiteFileError(problems)
     return suite_from_data({"name": name or "my-test", "words": lists, "tests": [test]})

@@ -6,6 +6,10 @@ holds the whole suite as read (so its cases can be made again from the config an
 the same target, suite content and seed is reused (`engine.execution.kinds.find_done`). Predictions go through
 `LoadedModel`, the
 batched, length-sorted, cached path the attacks use, so a sentence shared by several tests is predicted once.
+
+Results stored before CheckList's rule was used (no `scoring` key, or an older one) still read: `current_results`
+scores them again from their case records (the probabilities stored rounded to 4 decimals) by today's rule, keeps
+the stored rate as `former_failure_rate`, and where the records are gone says so in `missing` (rate None).
 """
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.behaviour.generate import Case, GenerationError, generate_cases
-from engine.behaviour.scoring import score_test
+from engine.behaviour.scoring import NEUTRAL, SCORING, judged_row, score_test, summarise
 from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
-from engine.models.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
+from engine.models.loading.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
 from engine.store.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
 
@@ -33,12 +37,55 @@ def behaviour_config(target: str, suite: Suite, seed: int = 0) -> dict[str, Any]
 
 
 def stored_results(store: RunStore, target: str, suite: str) -> dict[str, Any] | None:
-    """The newest finished behaviour results of a suite (by name) on a run, or None."""
+    """The newest finished behaviour results of a suite (by name) on a run, or None (`current_results`)."""
     for row in store.list(kind="behaviour", parent=target, status="done"):
         run = store.get(row["id"])
         if run.config.get("suite") == suite:
-            return {**run.results, "run_id": run.id}
+            return {**current_results(run), "run_id": run.id}
     return None
+
+
+def _stored_suite(run: Run) -> Suite | None:
+    try:
+        return suite_from_data(run.config["suite_data"], fallback_name=run.config.get("suite", "custom"))
+    except (SuiteFileError, KeyError):
+        return None
+
+
+def _label_names(run: Run) -> list[str]:
+    names = run.results.get("label_names")
+    return list(names) if names else label_names_for(RunStore(run.dir.parent).get(run.config["target"]).dir)
+
+
+def current_results(run: Run) -> dict[str, Any]:
+    """A behaviour run's results by today's rule (`scoring.SCORING`): as stored when they were scored by it, else
+    scored again from `cases.jsonl`, each test keeping its stored rate as `former_failure_rate` (RobustLab's
+    former rule: correct originals only, no INV tolerance, DIR watching the label). A test whose records or
+    suite entry are gone keeps `failure_rate` None and says why in `missing`."""
+    results = dict(run.results)
+    if results.get("scoring") == SCORING or results.get("status") != "done":
+        return results
+    suite = _stored_suite(run)
+    tests_of = {t.name: t for t in suite.tests} if suite else {}
+    rows = read_jsonl(run.dir / "cases.jsonl") if (run.dir / "cases.jsonl").is_file() else []
+    names = _label_names(run) if rows else []
+    by_test: dict[str, list[dict]] = {}
+    for row in rows:
+        by_test.setdefault(row["test"], []).append(row)
+    tests = []
+    for old in results.get("tests", []):
+        test, test_rows = tests_of.get(old["name"]), by_test.get(old["name"])
+        if test is None or not test_rows:
+            why = "its case records are gone" if not rows else (
+                "the stored suite no longer reads" if suite is None else "it has no case records")
+            tests.append({**old, "failure_rate": None, "n_counted": None, "n_failed": None,
+                          "former_failure_rate": old.get("failure_rate"),
+                          "missing": f"stored before CheckList's rule was used, and {why}: run the suite again"})
+            continue
+        summary = summarise(test, [judged_row(test, r, names) for r in test_rows], names)
+        tests.append({**summary, "former_failure_rate": old.get("failure_rate"), "rescored": True})
+    return {**results, "tests": tests, "scoring": SCORING, "stored_scoring": results.get("scoring", 1),
+            "rescored": "scored again from the stored case records (probabilities rounded to 4 decimals)"}
 
 
 def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
@@ -88,6 +135,9 @@ def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_na
         if unknown:
             problems.append(f"{_where(test)}: label(s) {', '.join(map(quoted, unknown))} not among the model's "
                             f"classes ({', '.join(label_names)})")
+        elif test.neutral_passes and len(label_names) > 2 and NEUTRAL not in label_names:
+            problems.append(f"{_where(test)}: \"neutral_passes\" needs a two-class model (CheckList's neutral band) "
+                            f"or a class named {NEUTRAL} (the model has {', '.join(label_names)})")
     if problems:
         raise SuiteFileError(problems)
     pools: dict[str, list[tuple[str, str]]] = {}
@@ -140,7 +190,7 @@ def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """The `behaviour` job kind: the suite's results on the target run, written to results.json and cases.jsonl."""
-    from engine.models.device import pick_device
+    from engine.models.loading.device import pick_device
 
     config = run.config
     store = RunStore(run.dir.parent)
@@ -166,14 +216,21 @@ def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., N
     seconds = time.time() - started
     run.log(f"done: {len(rows)} cases in {seconds:.1f} s")
     return {"status": "done", "target": target.id, "suite": suite.name, "suite_digest": suite.digest, "seed": seed,
+            "scoring": SCORING,
             "label_names": loaded.label_names, "tests": summaries, "n_cases": len(rows), "seconds": round(seconds, 2),
             "cases_per_second": round(len(rows) / seconds, 1) if seconds else None}
 
 
 def read_cases(run: Run, test: str | None = None, failed_only: bool = False) -> list[dict[str, Any]]:
-    """The case records of a behaviour run (one test's, the failing ones only when asked)."""
-    return [row for row in read_jsonl(run.dir / "cases.jsonl")
-            if (test is None or row["test"] == test) and (row["failed"] or not failed_only)]
+    """The case records of a behaviour run (one test's, the failing ones only when asked); records stored before
+    today's rule are judged again by it (`current_results`)."""
+    rows = [row for row in read_jsonl(run.dir / "cases.jsonl") if test is None or row["test"] == test]
+    if run.results.get("scoring") != SCORING and rows:
+        suite = _stored_suite(run)
+        tests_of = {t.name: t for t in suite.tests} if suite else {}
+        names = _label_names(run)
+        rows = [judged_row(tests_of[r["test"]], r, names) if r["test"] in tests_of else r for r in rows]
+    return [row for row in rows if row["failed"] or not failed_only]
 
 
 def export_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 A test is MFT (templates with the label each case must get), INV (a perturbation that must not change the
 prediction) or DIR (a perturbation or a pair of templates that must move the probability of a class up or down by
-more than a tolerance). Its cases come from `templates` (text with `{slot}`s filled from word lists) or from
+more than a tolerance; an INV test tolerates a changed prediction whose probability moved by no more than
+it). An MFT test with `"neutral_passes": true` expects "not the other class" (CheckList's "not negative"), so a
+neutral answer passes. Its cases come from `templates` (text with `{slot}`s filled from word lists) or from
 `sentences` (an evaluation set's name such as `sst2-dev`, or a list of `{"text", "label"}`). Every problem a
 file has is reported at once, each naming the line and the test (`SuiteFileError.problems`). JSON rather than
 YAML: the standard library reads it, and it is what the pages export.
@@ -27,11 +29,11 @@ MAX_CASES = 2000                 # per test: a suite stays a few seconds of pred
 MAX_TESTS = 200                  # per suite: the built-in has 12; CheckList's largest released suite has ~100
 MAX_SUITE_CASES = 50_000         # per suite (the sum of n): about 3 min of MiniLM prediction on a 2-core CPU
 MAX_SUITE_BYTES = 5_000_000      # a suite file: ~100x the built-in; anything larger is not a hand-written suite
-DEFAULT_TOLERANCE = 0.1          # CheckList's: a DIR change smaller than this is not a failure
+DEFAULT_TOLERANCE = 0.1          # CheckList's: INV's default threshold, and the DIR tolerance its sentiment suite uses
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILT_IN = {"sentiment": Path(__file__).with_name("suites") / "sentiment.json"}
 TEST_KEYS = {"name", "kind", "capability", "description", "templates", "sentences", "perturbation", "direction",
-             "towards", "tolerance", "n", "words"}
+             "towards", "tolerance", "n", "words", "neutral_passes"}
 
 
 class SuiteFileError(ValueError):
@@ -66,6 +68,7 @@ class BehaviourTest:
     n: int
     words: dict[str, tuple[str, ...]]
     line: int
+    neutral_passes: bool = False     # MFT only: a neutral answer passes too (CheckList's "not negative")
 
     def labels(self) -> set[str]:
         """The class names the test names (checked against a model's classes before it runs)."""
@@ -76,12 +79,20 @@ class BehaviourTest:
 
     def rule(self) -> str:
         """How a case of this test fails, in words (the results repeat it)."""
+        if self.kind == "MFT" and self.neutral_passes:
+            return ("fails when the prediction is neither the expected label nor neutral (a two-class model: "
+                    "P(expected) below 1/3, CheckList's neutral band); every case counts")
         if self.kind == "MFT":
             return "fails when the prediction differs from the expected label; every case counts"
-        target = f"P({self.towards})" if self.towards else "the probability of the original's label"
-        change = ("prediction changes" if self.kind == "INV" else
-                  f"{target} moves {'down' if self.direction == 'up' else 'up'} by more than {self.tolerance:g}")
-        return f"fails when the {change}; counts only cases whose original prediction is correct"
+        if self.kind == "INV":
+            return (f"fails when the prediction changes and the probability of the original's predicted class moves "
+                    f"by more than {self.tolerance:g}; every case counts")
+        target = f"P({self.towards})" if self.towards else "the probability of the original's predicted class"
+        if self.direction == "up":
+            return (f"fails when {target} moves down by more than {self.tolerance:g}; a case whose original has "
+                    f"{target} at most {self.tolerance:g} cannot fail and is not counted")
+        return (f"fails when {target} moves up by more than {self.tolerance:g}; a case whose original has "
+                f"{target} at least {1 - self.tolerance:g} cannot fail and is not counted")
 
 
 @dataclass(frozen=True)
@@ -247,10 +258,16 @@ def _test(raw: Any, where: str, shared: dict[str, tuple[str, ...]], problems: li
         problems.append(f"{where}: \"towards\" must be a class name")
     if not isinstance(tolerance, int | float) or isinstance(tolerance, bool) or not 0 <= tolerance < 1:
         problems.append(f"{where}: \"tolerance\" must be a number in [0, 1) (got {quoted(tolerance)})")
+    neutral_passes = raw.get("neutral_passes", False)
+    if not isinstance(neutral_passes, bool):
+        problems.append(f"{where}: \"neutral_passes\" must be true or false (got {quoted(neutral_passes)})")
+    elif neutral_passes and kind in KINDS and kind != "MFT":
+        problems.append(f"{where}: \"neutral_passes\" belongs to MFT tests only")
     if len(problems) > start:
         return None
     return BehaviourTest(name.strip(), kind, str(raw.get("capability") or "other"), str(raw.get("description", "")),
-                         templates, sentences, perturbation, direction, towards, float(tolerance), int(n), words, line)
+                         templates, sentences, perturbation, direction, towards, float(tolerance), int(n), words, line,
+                         neutral_passes)
 
 
 def _templates(raw: dict, where: str, kind: Any, words: dict, problems: list[str]) -> tuple[Template, ...]:

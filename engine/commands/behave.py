@@ -12,7 +12,9 @@ from typing import Any
 from engine.cli import FlagError, ProgressBar, blaming, emit, run_foreground
 from engine.user_text import name_list
 
-TEST_KEYS = ("name", "capability", "kind", "n_cases", "n_counted", "n_failed", "failure_rate", "rule")
+TEST_KEYS = ("name", "capability", "kind", "n_cases", "n_counted", "n_failed", "failure_rate", "interval", "rule",
+             "n_counted_correct_originals", "failure_rate_correct_originals", "constant", "no_better_than_constant",
+             "former_failure_rate", "missing")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,12 +71,13 @@ def _shape(results: dict[str, Any], target: str, cached: bool, learning: dict[st
     return {"run_id": target, "learned": learning["learned"], "learning": learning["reason"],
             "behaviour_run": results.get("run_id"), "suite": results.get("suite"),
             "status": results.get("status"), "cached": cached, "seed": results.get("seed"),
-            "seconds": results.get("seconds"), "tests": [{k: t.get(k) for k in TEST_KEYS}
+            "seconds": results.get("seconds"), "tests": [{k: t.get(k) for k in TEST_KEYS if k in t}
                                                          for t in results.get("tests", [])],
             **({"error": results["error"]} if results.get("error") else {})}
 
 
 def cmd_behave(args: argparse.Namespace) -> int:
+    from engine.behaviour.runner import current_results
     from engine.execution.kinds import find_done
     from engine.store.runs import RunStore
     from engine.training.evaluate import learning_status
@@ -86,7 +89,8 @@ def cmd_behave(args: argparse.Namespace) -> int:
         learning = learning_status(store.get(config["target"]))
         cached = None if args.force else find_done(store, "behaviour", config)
         if cached is not None:
-            emit(_shape({**cached.results, "run_id": cached.id}, config["target"], True, learning), args.json)
+            emit(_shape({**current_results(cached), "run_id": cached.id}, config["target"], True, learning),
+                 args.json)
             return 0
         run = store.create(config, kind="behaviour", parent=config["target"])
         return run_foreground(store, run, args.json, what="behaviour run",
@@ -100,6 +104,7 @@ def _compare(store, configs: list[dict[str, Any]], args: argparse.Namespace) -> 
     import sys
 
     from engine.behaviour.compare import compare_runs, not_learned
+    from engine.behaviour.runner import current_results
     from engine.execution import jobs
     from engine.execution.kinds import find_done
 
@@ -118,7 +123,7 @@ def _compare(store, configs: list[dict[str, Any]], args: argparse.Namespace) -> 
                 emit({"run_id": config["target"], "behaviour_run": run.id, "status": outcome.get("status"),
                       "error": outcome.get("error")}, args.json)
                 return 0 if outcome.get("status") == "cancelled" else 1
-        results[config["target"]] = run.results
+        results[config["target"]] = current_results(run)
         methods[config["target"]] = store.get(config["target"]).config.get("method", "?")
     emit(compare_runs(results, methods, not_learned(store, list(results))), args.json)
     return 0
