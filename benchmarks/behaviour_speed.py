@@ -42,14 +42,14 @@ def main() -> None:
     import torch
 
     from engine.behaviour.runner import evaluate_suite
-    from engine.behaviour.spec import load_suite
+    from engine.behaviour.spec import load_behaviour_suite
     from engine.models.device import pick_device
     from engine.models.inference import LoadedModel
     from engine.store.runs import RunStore
 
     store = RunStore()
     run = pick_run(store, args.run)
-    suite = load_suite(args.suite)
+    suite = load_behaviour_suite(args.suite)
     tick = time.perf_counter()
     loaded = LoadedModel.from_run(run.dir, pick_device())
     loaded_at = time.perf_counter()

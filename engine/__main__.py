@@ -10,7 +10,7 @@ import sys
 
 from engine.cli import Parser, check_names, emit, error_line, run_foreground, too_long_name
 from engine.paths import use_project_nltk_data
-from engine.training.flags import add_train_flags, checked_config
+from engine.training.flags import add_train_flags, checked_train_config
 
 use_project_nltk_data()
 
@@ -20,7 +20,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.store.runs import RunStore
     from engine.training.train import environment
 
-    config, notes = checked_config(args)
+    config, notes = checked_train_config(args)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     store = RunStore()

@@ -17,7 +17,7 @@ from engine.behaviour.generate import GenerationError, generate_cases
 from engine.behaviour.perturb import contractions, punctuation, replace, typo
 from engine.behaviour.runner import export_rows, model_cases, read_cases
 from engine.behaviour.scoring import score_test
-from engine.behaviour.spec import MAX_CASES, SuiteFileError, load_suite, parse_suite
+from engine.behaviour.spec import MAX_CASES, BehaviourSuiteError, load_behaviour_suite, parse_behaviour_suite
 from engine.execution.kinds import find_done
 from engine.store.runs import RunStore
 
@@ -51,13 +51,13 @@ def no_sentences(name):
 
 
 def problems_of(text: str) -> list[str]:
-    with pytest.raises(SuiteFileError) as err:
-        parse_suite(text)
+    with pytest.raises(BehaviourSuiteError) as err:
+        parse_behaviour_suite(text)
     return err.value.problems
 
 
 def test_built_in_suite_is_valid_and_covers_the_issue():
-    suite = load_suite("sentiment")
+    suite = load_behaviour_suite("sentiment")
     assert len(suite.tests) >= 16
     assert len({t.capability for t in suite.tests}) >= 6
     assert {t.kind for t in suite.tests} == {"MFT", "INV", "DIR"}
@@ -103,11 +103,11 @@ def test_hostile_text_in_a_message_is_shown_not_obeyed():
 
 
 def test_labels_outside_the_models_classes_and_tests_without_cases():
-    suite = parse_suite(suite_text({**MFT, "templates": [{"template": "{pos}", "label": "neutral"}]},
+    suite = parse_behaviour_suite(suite_text({**MFT, "templates": [{"template": "{pos}", "label": "neutral"}]},
                                    {"name": "c", "kind": "INV", "sentences": [{"text": "no short forms here",
                                                                                "label": "positive"}],
                                     "perturbation": {"type": "contractions"}}))
-    with pytest.raises(SuiteFileError) as err:
+    with pytest.raises(BehaviourSuiteError) as err:
         model_cases(suite, 0, {"dataset": "sst2"}, LABELS)
     assert err.value.problems == ["line 25, test 'mft': label(s) 'neutral' not among the model's classes "
                                   "(negative, positive)"]
@@ -119,7 +119,7 @@ def test_labels_outside_the_models_classes_and_tests_without_cases():
 
 
 def test_generation_is_deterministic_per_seed():
-    suite = load_suite("sentiment")
+    suite = load_behaviour_suite("sentiment")
     pool = [("it is n't a good film .", "negative"), ("a great cast", "positive"), ("bob 's plot is bad .", "negative")]
     for test in suite.tests:
         source = (lambda name: pool) if test.sentences == "sst2-dev" else no_sentences
@@ -132,17 +132,17 @@ def test_generation_is_deterministic_per_seed():
 
 
 def test_one_tests_cases_do_not_depend_on_the_others():
-    alone = parse_suite(suite_text(INV)).tests[0]
-    beside = parse_suite(suite_text(MFT, DIR, INV)).tests[2]
+    alone = parse_behaviour_suite(suite_text(INV)).tests[0]
+    beside = parse_behaviour_suite(suite_text(MFT, DIR, INV)).tests[2]
     assert generate_cases(alone, 0, no_sentences) == generate_cases(beside, 0, no_sentences)
 
 
 def test_swap_changes_only_the_slot_and_pairs_keep_their_words():
-    inv = parse_suite(suite_text(INV)).tests[0]
+    inv = parse_behaviour_suite(suite_text(INV)).tests[0]
     for case in generate_cases(inv, 0, no_sentences):
         before, after = case.original.split(), case.text.split()
         assert before[1:] == after[1:] and before[0] != after[0] and after[0] in WORDS["name"]
-    dir_ = parse_suite(suite_text(DIR)).tests[0]
+    dir_ = parse_behaviour_suite(suite_text(DIR)).tests[0]
     for case in generate_cases(dir_, 0, no_sentences):
         assert case.text == case.original.replace(" is ", " is very ")
 
@@ -181,7 +181,7 @@ def keyword_probs(texts: list[str]) -> dict[str, np.ndarray]:
 
 def scored(test_json: dict, tolerance: float | None = None):
     raw = {**test_json, **({"tolerance": tolerance} if tolerance is not None else {})}
-    test = parse_suite(suite_text(raw)).tests[0]
+    test = parse_behaviour_suite(suite_text(raw)).tests[0]
     cases = generate_cases(test, 0, no_sentences)
     texts = [t for c in cases for t in (c.original, c.text) if t]
     return score_test(test, cases, keyword_probs(texts), LABELS)
@@ -256,7 +256,7 @@ def constant_run(tiny_run, home):
     """A copy of the tiny run whose classifier ignores its input: P(positive) = sigmoid(1) for every text."""
     import torch
 
-    from engine.models.loading.loading import load_trained, save_trained
+    from engine.models.loading import load_trained, save_trained
 
     source = tiny_run[1]
     store = RunStore(home)
@@ -345,7 +345,7 @@ def test_a_cancelled_job_keeps_nothing_half_made_and_is_not_reused(constant):
     from engine.execution import jobs
 
     store, target = constant
-    config = behaviour_config(target.id, load_suite("sentiment"))
+    config = behaviour_config(target.id, load_behaviour_suite("sentiment"))
     run = store.create(config, kind="behaviour", parent=target.id)
     steps = []
     outcome = jobs.execute(store, run, lambda: bool(steps), lambda done, total, _: steps.append((done, total)),

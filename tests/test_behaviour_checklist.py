@@ -15,7 +15,7 @@ from engine.behaviour.compare import compare_runs, constant_flags, method_spread
 from engine.behaviour.generate import generate_cases
 from engine.behaviour.runner import behaviour_config, current_results, model_cases, read_cases
 from engine.behaviour.scoring import SCORING, judge, score_test, wilson
-from engine.behaviour.spec import SuiteFileError, load_suite, parse_suite
+from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite, parse_behaviour_suite
 from engine.store.runs import RunStore, write_json
 
 LABELS = ["negative", "positive"]
@@ -23,7 +23,7 @@ WORDS = {"thing": ["film", "plot", "cast"], "pos": ["good", "great"], "neg": ["b
 
 
 def one(test: dict):
-    return parse_suite(json.dumps({"name": "mini", "words": WORDS, "tests": [test]})).tests[0]
+    return parse_behaviour_suite(json.dumps({"name": "mini", "words": WORDS, "tests": [test]})).tests[0]
 
 
 def mft(**extra):
@@ -116,17 +116,18 @@ def test_a_neutral_answer_passes_a_not_negative_test_and_only_that():
 
 
 def test_not_negative_needs_two_classes_or_a_neutral_class():
-    suite = parse_suite(json.dumps({"words": WORDS, "tests": [{"name": "nn", "kind": "MFT", "neutral_passes": True,
-                                    "templates": [{"template": "not {neg}", "label": "positive"}]}]}))
+    test = {"name": "nn", "kind": "MFT", "neutral_passes": True,
+            "templates": [{"template": "not {neg}", "label": "positive"}]}
+    suite = parse_behaviour_suite(json.dumps({"words": WORDS, "tests": [test]}))
     assert model_cases(suite, 0, {}, ["negative", "neutral", "positive"])["nn"]
-    with pytest.raises(SuiteFileError) as err:
+    with pytest.raises(BehaviourSuiteError) as err:
         model_cases(suite, 0, {}, ["negative", "mixed", "positive"])
     assert err.value.problems == ["line 1, test 'nn': \"neutral_passes\" needs a two-class model (CheckList's "
                                   "neutral band) or a class named neutral (the model has negative, mixed, positive)"]
 
 
 def test_the_built_in_suite_lets_neutral_pass_where_checklist_does():
-    tests = {t.name: t for t in load_suite("sentiment").tests}
+    tests = {t.name: t for t in load_behaviour_suite("sentiment").tests}
     assert tests["negated-negative"].neutral_passes          # CheckList: "simple negations: not negative"
     assert not tests["negated-positive"].neutral_passes      # CheckList: "simple negations: negative", labels=0
     assert [t for t in tests.values() if t.neutral_passes] == [tests["negated-negative"]]
@@ -240,7 +241,7 @@ def old_behaviour_run(store: RunStore, target: str, suite, inv_test: str, mft_te
 
 def test_old_results_are_scored_again_from_their_cases_or_said_to_be_missing(tmp_path):
     store = RunStore(tmp_path / "runs")
-    suite = load_suite("sentiment")
+    suite = load_behaviour_suite("sentiment")
     run = old_behaviour_run(store, "target-1", suite, "typos", "used-to-now")
     results = current_results(run)
     assert results["scoring"] == SCORING and results["stored_scoring"] == 1 and "rounded" in results["rescored"]
@@ -257,7 +258,7 @@ def test_old_results_are_scored_again_from_their_cases_or_said_to_be_missing(tmp
 def test_the_page_shows_checklists_rate_beside_the_second_number_the_constant_and_old_results(run_home):
     store = RunStore(run_home)
     target = fake_run(store, "vanilla", 0, dev=0.9)
-    suite = load_suite("sentiment")
+    suite = load_behaviour_suite("sentiment")
     run = old_behaviour_run(store, target.id, suite, "typos", "used-to-now")
     rows = [{"test": "before-and-now", "index": i, "text": f"now {i}", "label": label, "original": None,
              "kind": "MFT", "capability": "Temporal", "pred": "positive", "probs": [0.3, 0.7], "original_pred": None,

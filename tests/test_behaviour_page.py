@@ -19,7 +19,7 @@ from engine.store.runs import RunStore
 def behaviour_home(tmp_path_factory):
     """A finished tiny suite: vanilla, seeds 0 and 1, no attack, the built-in sentiment suite on each model."""
     from engine.execution import jobs
-    from engine.suite.job.job import SuiteSpec, suite_config
+    from engine.suite.job import SuiteSpec, suite_config
 
     home = tmp_path_factory.mktemp("behaviour_runs")
     store = RunStore(home)

@@ -17,9 +17,9 @@ from engine.behaviour.spec import (
     MAX_SUITE_BYTES,
     MAX_SUITE_CASES,
     MAX_TESTS,
-    SuiteFileError,
-    load_suite,
-    parse_suite,
+    BehaviourSuiteError,
+    load_behaviour_suite,
+    parse_behaviour_suite,
 )
 
 WORDS = {"thing": ["film", "plot"], "pos": ["good", "great"], "solo": ["only"]}
@@ -56,8 +56,8 @@ def suite(*tests, words=WORDS) -> str:
 
 
 def problems_of(text: str) -> list[str]:
-    with pytest.raises(SuiteFileError) as err:
-        parse_suite(text)
+    with pytest.raises(BehaviourSuiteError) as err:
+        parse_behaviour_suite(text)
     assert str(err.value) == "; ".join(err.value.problems)
     return err.value.problems
 
@@ -198,12 +198,12 @@ REFUSALS = [
 
 def test_every_base_test_is_valid():
     """Each case breaks one piece of one of these; they must parse, or a case could pass on another problem."""
-    parsed = parse_suite(suite(mft(), {**inv(), "name": "i"}, {**dir_(), "name": "d"}))
+    parsed = parse_behaviour_suite(suite(mft(), {**inv(), "name": "i"}, {**dir_(), "name": "d"}))
     assert [t.kind for t in parsed.tests] == ["MFT", "INV", "DIR"]
-    assert parse_suite(suite(mft(n=MAX_CASES))).tests[0].n == MAX_CASES
-    assert parse_suite(suite(inv(perturbation={"type": "swap", "slot": "pos"}))).tests[0].perturbation == {
+    assert parse_behaviour_suite(suite(mft(n=MAX_CASES))).tests[0].n == MAX_CASES
+    assert parse_behaviour_suite(suite(inv(perturbation={"type": "swap", "slot": "pos"}))).tests[0].perturbation == {
         "type": "swap", "slot": "pos"}
-    assert parse_suite(suite(mft(templates=None, sentences=SENTENCES))).tests[0].sentences == (
+    assert parse_behaviour_suite(suite(mft(templates=None, sentences=SENTENCES))).tests[0].sentences == (
         ("a fine film", "positive"),)
 
 
@@ -229,11 +229,12 @@ def test_a_repeated_name_is_refused_on_the_line_of_its_repeat():
 
 def test_a_suite_has_at_most_max_tests_tests_and_max_suite_cases_cases():
     many = [mft(name=f"t{i}", n=1) for i in range(MAX_TESTS)]
-    assert len(parse_suite(suite(*many)).tests) == MAX_TESTS
+    assert len(parse_behaviour_suite(suite(*many)).tests) == MAX_TESTS
     assert problems_of(suite(*many, mft(name="one more", n=1))) == [
         f'"tests" has {MAX_TESTS + 1:,} tests; a suite has at most {MAX_TESTS}']
     full = MAX_SUITE_CASES // MAX_CASES
-    assert sum(t.n for t in parse_suite(suite(*[mft(name=f"t{i}", n=MAX_CASES) for i in range(full)])).tests) \
+    parsed = parse_behaviour_suite(suite(*[mft(name=f"t{i}", n=MAX_CASES) for i in range(full)]))
+    assert sum(t.n for t in parsed.tests) \
         == full * MAX_CASES <= MAX_SUITE_CASES
     over = [mft(name=f"t{i}", n=MAX_CASES) for i in range(full)] + [mft(name="last", n=MAX_SUITE_CASES % MAX_CASES + 1)]
     assert problems_of(suite(*over)) == [f'the tests make {MAX_SUITE_CASES + 1:,} cases in all (the sum of their "n"); '
@@ -243,8 +244,8 @@ def test_a_suite_has_at_most_max_tests_tests_and_max_suite_cases_cases():
 def test_a_suite_file_too_large_is_refused_before_it_is_read(tmp_path: Path):
     big = tmp_path / "big.json"
     big.write_text(suite(mft()) + " " * MAX_SUITE_BYTES, encoding="utf-8")
-    with pytest.raises(SuiteFileError) as err:
-        load_suite(str(big))
+    with pytest.raises(BehaviourSuiteError) as err:
+        load_behaviour_suite(str(big))
     assert err.value.problems == [f"big.json is {big.stat().st_size:,} bytes; a suite file is at most "
                                   f"{MAX_SUITE_BYTES:,}"]
 
@@ -253,18 +254,18 @@ def test_a_file_that_is_not_there_or_not_utf8(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
     for ref in ("missing.json", "folder"):
-        with pytest.raises(SuiteFileError) as err:
-            load_suite(ref)
+        with pytest.raises(BehaviourSuiteError) as err:
+            load_behaviour_suite(ref)
         assert err.value.problems == [f"'{ref}' is neither a built-in suite (sentiment) nor a file"]
     latin = tmp_path / "latin.json"
     latin.write_bytes('{"name": "café", "tests": []}'.encode("latin-1"))
-    with pytest.raises(SuiteFileError) as err:
-        load_suite(str(latin))
+    with pytest.raises(BehaviourSuiteError) as err:
+        load_behaviour_suite(str(latin))
     [problem] = err.value.problems
     assert problem.startswith("latin.json is not UTF-8 text (invalid continuation byte at byte ")
     good = tmp_path / "good.json"
     good.write_text(suite(mft()), encoding="utf-8")
-    assert load_suite(str(good)).tests[0].name == "t"
+    assert load_behaviour_suite(str(good)).tests[0].name == "t"
 
 
 # -- the tolerance: a number in [0, 1), 0 allowed, 1 not, no bools or text
@@ -272,12 +273,12 @@ def test_a_file_that_is_not_there_or_not_utf8(tmp_path: Path, monkeypatch):
 
 @pytest.mark.parametrize("tolerance", [0, 0.0, 0.5, 0.99])
 def test_a_tolerance_in_range_is_kept(tolerance):
-    [test] = parse_suite(suite(dir_(tolerance=tolerance))).tests
+    [test] = parse_behaviour_suite(suite(dir_(tolerance=tolerance))).tests
     assert test.tolerance == tolerance and isinstance(test.tolerance, float)
 
 
 def test_a_missing_tolerance_is_the_default():
-    [test] = parse_suite(suite(dir_(tolerance=None))).tests
+    [test] = parse_behaviour_suite(suite(dir_(tolerance=None))).tests
     assert test.tolerance == DEFAULT_TOLERANCE
 
 

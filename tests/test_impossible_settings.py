@@ -226,7 +226,7 @@ def test_a_queued_run_on_a_pickle_only_folder_fails_saying_so(run_home, tmp_path
 
 
 def test_a_suite_file_name_too_long_is_a_suite_file_error():
-    from engine.behaviour.spec import SuiteFileError, load_suite
+    from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite
 
-    with pytest.raises(SuiteFileError, match="cannot name a suite file: a folder or file name in it is longer"):
-        load_suite("/tmp/" + "s" * 300 + ".json")
+    with pytest.raises(BehaviourSuiteError, match="cannot name a suite file: a folder or file name in it is longer"):
+        load_behaviour_suite("/tmp/" + "s" * 300 + ".json")

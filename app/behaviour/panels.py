@@ -34,17 +34,17 @@ from engine.behaviour.spec import (
     BUILT_IN,
     DEFAULT_TOLERANCE,
     KINDS,
-    Suite,
-    SuiteFileError,
-    load_suite,
-    parse_suite,
+    BehaviourSuite,
+    BehaviourSuiteError,
+    load_behaviour_suite,
+    parse_behaviour_suite,
 )
 from engine.execution import jobs
 from engine.execution.kinds import find_done
 from engine.limits import UPLOAD_FILE_BYTES, megabytes
 from engine.store.owned_paths import page_roots
 from engine.store.runs import ACTIVE, RunError
-from engine.suite.job.job import list_suites, suite_items
+from engine.suite.job import list_suites, suite_items
 
 RUNS, METHODS = "Runs I choose", "Whole methods of a suite"
 BUILT, WRITE, UPLOAD = "Built-in", "Write a test", "Upload a suite file"
@@ -94,21 +94,22 @@ def choose_runs() -> Chosen:
     return Chosen([r for r in picked if r in of_data], {r: m for r, m in picked.items() if r in of_data})
 
 
-def show_problems(err: SuiteFileError) -> None:
+def show_problems(err: BehaviourSuiteError) -> None:
     for problem in err.problems:
         st.error(markdown_text(problem), icon=":material/error:")
 
 
-def choose_suite() -> Suite | None:
+def choose_suite() -> BehaviourSuite | None:
     """The built-in suite, a test written in the editor, or an uploaded suite file; None (after saying why)
     when the test or file cannot be used."""
     how = st.radio("Test suite", [BUILT, WRITE, UPLOAD], horizontal=True, key="bh-suite-how")
     try:
         if how == BUILT:
             name = st.selectbox("Built-in suite", list(BUILT_IN), key="bh-builtin")
-            suite = load_suite(name)
+            suite = load_behaviour_suite(name)
         elif how == UPLOAD:
-            upload = st.file_uploader("Suite file (JSON, the built-in suite's format)", type=["json"], key="bh-file")
+            upload = st.file_uploader("Suite file (JSON, the built-in suite's format)", type=["json"],
+                                      key="bh-file")
             if upload is None:
                 st.caption("Upload a JSON file with `words` and `tests`, like the built-in suite (download it "
                            "below to start from it).")
@@ -122,11 +123,11 @@ def choose_suite() -> Suite | None:
             except UnicodeDecodeError:
                 st.error(markdown_text(f"{upload.name} is not UTF-8 text"), icon=":material/error:")
                 return None
-            suite = parse_suite(text, fallback_name=upload.name.removesuffix(".json"))
+            suite = parse_behaviour_suite(text, fallback_name=upload.name.removesuffix(".json"))
         else:
             suite = _editor()
         check_sentence_files(suite, page_roots())   # a page reads only the upload and data folders
-    except SuiteFileError as err:
+    except BehaviourSuiteError as err:
         show_problems(err)
         return None
     st.caption(f"{len(suite.tests)} test(s) over {len({t.capability for t in suite.tests})} capabilities.")
@@ -137,7 +138,7 @@ def choose_suite() -> Suite | None:
     return suite
 
 
-def _editor() -> Suite:
+def _editor() -> BehaviourSuite:
     """One test from a form: a template per line with `{slots}` filled from word lists, or sentences."""
     top = st.columns(3)
     name = top[0].text_input("Test name", "my-test", key="bh-ed-name")
@@ -189,7 +190,7 @@ def _editor() -> Suite:
                         direction, float(tolerance), int(n), neutral_passes)
 
 
-def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
+def run_suite_panel(chosen: Chosen, suite: BehaviourSuite) -> dict[str, dict]:
     """Stored results of the suite on each chosen run, the Run button for those without, and each job's progress
     while it runs. Returns run id -> results for the runs done."""
     store = get_store()
@@ -215,7 +216,7 @@ def run_suite_panel(chosen: Chosen, suite: Suite) -> dict[str, dict]:
             for run_id in todo:
                 target = store.get(run_id)
                 run_cases(suite, 0, target, page_roots())
-        except SuiteFileError as err:
+        except BehaviourSuiteError as err:
             show_problems(err)
         else:
             try:

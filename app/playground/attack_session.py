@@ -13,7 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from engine.attacks.attacker import AttackOutcome, Budget, Progress
+from engine.attacks.attacker import AttackOutcome, AttackSnapshot, Budget
 from engine.attacks.recipes import AttackError
 from engine.data.text_dataset import Input
 from engine.models.inference import LoadedModel
@@ -22,7 +22,7 @@ from engine.models.inference import LoadedModel
 @dataclass
 class RunState:
     """What one model's attack has reached."""
-    progress: Progress | None = None
+    progress: AttackSnapshot | None = None
     outcome: AttackOutcome | None = None
     error: str | None = None
     started: float | None = None
@@ -98,7 +98,7 @@ class LiveAttack:
         finally:
             self._finished = time.time()
 
-    def _update(self, run_id: str, progress: Progress) -> None:
+    def _update(self, run_id: str, progress: AttackSnapshot) -> None:
         with self._lock:
             self._states[run_id].progress = progress
 

@@ -50,7 +50,7 @@ class Budget:
 
 
 @dataclass
-class Progress:
+class AttackSnapshot:
     """A snapshot of a running attack, for a live view (a pair's best text is its attacked segment)."""
     queries: int = 0
     best_text: str | None = None
@@ -134,14 +134,14 @@ class Attacker:
     """One recipe with one budget against one model; attacks texts one at a time.
 
     `should_stop` is polled on every query batch (cancel raises inside the search and the outcome is
-    `cancelled`, with the best perturbation found so far); `on_progress` gets a `Progress` after each
+    `cancelled`, with the best perturbation found so far); `on_progress` gets a `AttackSnapshot` after each
     batch of candidates. A sentence-pair model's pairs are attacked on one `segment` (first or second, or
     the segment's name; the second by default) while the other stays as it is.
     """
 
     def __init__(self, loaded: LoadedModel, recipe: str, budget: Budget = Budget(),
                  should_stop: Callable[[], bool] | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, seed: int = 0,
+                 on_progress: Callable[[AttackSnapshot], None] | None = None, seed: int = 0,
                  segment: str | None = None) -> None:
         budget.check()
         chosen = chosen_segment(segment, loaded.segment_names)
@@ -159,7 +159,7 @@ class Attacker:
         # TextAttack caches each text's result; logits that depend on the batch must be recomputed every time
         self.attack.goal_function.use_cache = not loaded.method.batch_dependent_logits
         self._observe(self.attack)
-        self._progress = Progress()
+        self._progress = AttackSnapshot()
         self._started = 0.0
 
     def _observe(self, attack: Any) -> None:
@@ -181,7 +181,7 @@ class Attacker:
                     progress.best_probs = result.raw_output.tolist()
             progress.elapsed = time.perf_counter() - self._started
             if self.on_progress:
-                self.on_progress(Progress(**asdict(progress)))
+                self.on_progress(AttackSnapshot(**asdict(progress)))
             return results, over
 
         goal.get_results = observed
@@ -218,7 +218,7 @@ class Attacker:
             raise AttackError(f"label {label} does not exist; the model has {len(original_probs)} classes")
         attacked = AttackedText(given) if names is None else pair_text(given, names)
         text = self._attacked_part(attacked)
-        self._progress = Progress(original_probs=original_probs.tolist())
+        self._progress = AttackSnapshot(original_probs=original_probs.tolist())
         self._best_score = -float("inf")
         self._started = time.perf_counter()
         n_words = len(attacked.words) if names is None else len(attacked.words_per_input[self.segment])

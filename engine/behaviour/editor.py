@@ -1,14 +1,14 @@
 """A test written in a form (the Behaviour page's editor) as a suite: one line per template or sentence
 (`label: text`, a pair as `label: text => perturbed text`) and one line per word list (`slot: word, word`).
 
-The suite it makes is checked like a file (`spec.suite_from_data`), so the same messages come back; a line that
-cannot be read is named by its number in its box.
+The suite it makes is checked like a file (`spec.behaviour_suite_from_data`), so the same messages come back; a line
+that cannot be read is named by its number in its box.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
+from engine.behaviour.spec import BehaviourSuite, BehaviourSuiteError, behaviour_suite_from_data
 from engine.user_text import quoted
 
 SOURCES = ("templates", "sentences", "dataset")
@@ -49,8 +49,8 @@ def labelled_lines(text: str, box: str, problems: list[str]) -> list[tuple[str, 
 def editor_suite(name: str, kind: str, capability: str, description: str, source: str, lines: str, words: str,
                  dataset: str = "sst2-dev", perturbation: dict[str, Any] | None = None,
                  direction: str | None = None, tolerance: float = 0.1, n: int = 100,
-                 neutral_passes: bool = False) -> Suite:
-    """The one-test suite a form describes; `SuiteFileError` lists every problem (box lines, then the test's)."""
+                 neutral_passes: bool = False) -> BehaviourSuite:
+    """The one-test suite a form describes; `BehaviourSuiteError` lists every problem (box lines, then the test's)."""
     problems: list[str] = []
     lists = word_lists(words, problems)
     test: dict[str, Any] = {"name": name, "kind": kind, "capability": capability, "description": description,
@@ -73,5 +73,5 @@ def editor_suite(name: str, kind: str, capability: str, description: str, source
     elif neutral_passes:
         test["neutral_passes"] = True
     if problems:
-        raise SuiteFileError(problems)
-    return suite_from_data({"name": name or "my-test", "words": lists, "tests": [test]})
+        raise BehaviourSuiteError(problems)
+    return behaviour_suite_from_data({"name": name or "my-test", "words": lists, "tests": [test]})

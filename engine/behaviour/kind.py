@@ -5,7 +5,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.behaviour.runner import CONFIG_KEYS, run_job
-from engine.behaviour.spec import suite_from_data
+from engine.behaviour.spec import behaviour_suite_from_data
 from engine.execution.kinds import JobKind, Progress
 from engine.store.runs import Run
 
@@ -20,7 +20,7 @@ class BehaviourKind(JobKind):
         return {"parent": config["target"]}
 
     def check(self, config: Mapping[str, Any]) -> None:
-        suite_from_data(config["suite_data"], fallback_name=config.get("suite", "custom"))
+        behaviour_suite_from_data(config["suite_data"], fallback_name=config.get("suite", "custom"))
 
     def run(self, run: Run, should_stop: Callable[[], bool], progress: Progress | None) -> dict[str, Any]:
         return run_job(run, should_stop, progress)

@@ -21,8 +21,8 @@ from typing import Any
 
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import NEUTRAL, SCORING, judged_row, score_test, summarise
-from engine.behaviour.spec import Suite, SuiteFileError, suite_from_data
-from engine.models.loading.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
+from engine.behaviour.spec import BehaviourSuite, BehaviourSuiteError, behaviour_suite_from_data
+from engine.models.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
 from engine.store.runs import Run, RunStore, read_jsonl
 from engine.user_text import quoted
 
@@ -30,7 +30,7 @@ CHUNK = 256          # texts per progress step (and per cancel check, besides th
 CONFIG_KEYS = ("target", "suite_digest", "seed")
 
 
-def behaviour_config(target: str, suite: Suite, seed: int = 0) -> dict[str, Any]:
+def behaviour_config(target: str, suite: BehaviourSuite, seed: int = 0) -> dict[str, Any]:
     """The config of a behaviour run (kind "behaviour", parent = the target run)."""
     return {"target": target, "suite": suite.name, "suite_digest": suite.digest, "suite_data": suite.source,
             "seed": int(seed), "method": f"behaviour-{suite.name}"}
@@ -45,10 +45,10 @@ def stored_results(store: RunStore, target: str, suite: str) -> dict[str, Any] |
     return None
 
 
-def _stored_suite(run: Run) -> Suite | None:
+def _stored_suite(run: Run) -> BehaviourSuite | None:
     try:
-        return suite_from_data(run.config["suite_data"], fallback_name=run.config.get("suite", "custom"))
-    except (SuiteFileError, KeyError):
+        return behaviour_suite_from_data(run.config["suite_data"], fallback_name=run.config.get("suite", "custom"))
+    except (BehaviourSuiteError, KeyError):
         return None
 
 
@@ -95,9 +95,9 @@ def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
     return sorted(names - {None}, key=lambda name: (name != "sentiment", name))
 
 
-def check_sentence_files(suite: Suite, roots: Sequence[Path]) -> None:
+def check_sentence_files(suite: BehaviourSuite, roots: Sequence[Path]) -> None:
     """Refuse a suite whose tests read `csv:PATH` sentences outside `roots` (a page's folders), naming each test,
-    before any file is opened: `SuiteFileError`."""
+    before any file is opened: `BehaviourSuiteError`."""
     from engine.store.owned_paths import OutsideRootsError, inside
 
     problems = []
@@ -108,26 +108,27 @@ def check_sentence_files(suite: Suite, roots: Sequence[Path]) -> None:
             except OutsideRootsError as err:
                 problems.append(f"{_where(test)}: sentences: {err}")
     if problems:
-        raise SuiteFileError(problems)
+        raise BehaviourSuiteError(problems)
 
 
-def run_cases(suite: Suite, seed: int, target: Run, roots: Sequence[Path] | None = None) -> dict[str, list[Case]]:
+def run_cases(suite: BehaviourSuite, seed: int, target: Run,
+              roots: Sequence[Path] | None = None) -> dict[str, list[Case]]:
     """`model_cases` for a stored run's model: its classes and whether it reads sentence pairs."""
     return model_cases(suite, seed, target.config, label_names_for(target.dir), segment_names_for(target.dir), roots)
 
 
-def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_names: list[str],
+def model_cases(suite: BehaviourSuite, seed: int, target_config: dict[str, Any], label_names: list[str],
                 segment_names: tuple[str, str] | None = None,
                 roots: Sequence[Path] | None = None) -> dict[str, list[Case]]:
     """Every test's cases for one model, after checking the suite's labels against the model's classes. A test's
     `csv:PATH` sentences must lie inside `roots` when a page runs the suite (`engine.store.owned_paths.page_roots`).
-    Raises `SuiteFileError` naming each test whose label the model lacks or that makes no cases, or saying that
+    Raises `BehaviourSuiteError` naming each test whose label the model lacks or that makes no cases, or saying that
     a sentence-pair model (`segment_names`) is not what a suite's one-sentence cases can test."""
     from engine.data.text_dataset import DataError
     from engine.training.evaluate import eval_set
 
     if segment_names is not None:
-        raise SuiteFileError([f"this model reads sentence pairs ({' / '.join(segment_names)}); behavioural suites "
+        raise BehaviourSuiteError([f"this model reads sentence pairs ({' / '.join(segment_names)}); behavioural suites "
                               f"test single-sentence classifiers: each case is one sentence"])
     problems = []
     for test in suite.tests:
@@ -139,7 +140,7 @@ def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_na
             problems.append(f"{_where(test)}: \"neutral_passes\" needs a two-class model (CheckList's neutral band) "
                             f"or a class named {NEUTRAL} (the model has {', '.join(label_names)})")
     if problems:
-        raise SuiteFileError(problems)
+        raise BehaviourSuiteError(problems)
     pools: dict[str, list[tuple[str, str]]] = {}
 
     def sentences_of(name: str) -> list[tuple[str, str]]:
@@ -157,7 +158,7 @@ def model_cases(suite: Suite, seed: int, target_config: dict[str, Any], label_na
         except GenerationError as err:
             problems.append(f"{_where(test)}: {err}")
     if problems:
-        raise SuiteFileError(problems)
+        raise BehaviourSuiteError(problems)
     return cases
 
 
@@ -165,7 +166,7 @@ def _where(test) -> str:
     return f"line {test.line}, test {quoted(test.name)}" if test.line else f"test {quoted(test.name)}"
 
 
-def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any],
+def evaluate_suite(loaded, suite: BehaviourSuite, seed: int, target_config: dict[str, Any],
                    should_stop: Callable[[], bool] = lambda: False,
                    progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], list[dict]]:
     """Each test's summary and every case's record for one loaded model: the cases are made, each distinct text
@@ -190,12 +191,12 @@ def evaluate_suite(loaded, suite: Suite, seed: int, target_config: dict[str, Any
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """The `behaviour` job kind: the suite's results on the target run, written to results.json and cases.jsonl."""
-    from engine.models.loading.device import pick_device
+    from engine.models.device import pick_device
 
     config = run.config
     store = RunStore(run.dir.parent)
     target = store.get(config["target"])
-    suite = suite_from_data(config["suite_data"], fallback_name=config.get("suite", "custom"))
+    suite = behaviour_suite_from_data(config["suite_data"], fallback_name=config.get("suite", "custom"))
     seed = int(config.get("seed", 0))
     started = time.time()
     loaded = LoadedModel.from_run(target.dir, pick_device())

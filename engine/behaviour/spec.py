@@ -6,7 +6,7 @@ more than a tolerance; an INV test tolerates a changed prediction whose probabil
 it). An MFT test with `"neutral_passes": true` expects "not the other class" (CheckList's "not negative"), so a
 neutral answer passes. Its cases come from `templates` (text with `{slot}`s filled from word lists) or from
 `sentences` (an evaluation set's name such as `sst2-dev`, or a list of `{"text", "label"}`). Every problem a
-file has is reported at once, each naming the line and the test (`SuiteFileError.problems`). JSON rather than
+file has is reported at once, each naming the line and the test (`BehaviourSuiteError.problems`). JSON rather than
 YAML: the standard library reads it, and it is what the pages export.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ TEST_KEYS = {"name", "kind", "capability", "description", "templates", "sentence
              "towards", "tolerance", "n", "words", "neutral_passes"}
 
 
-class SuiteFileError(ValueError):
+class BehaviourSuiteError(ValueError):
     """A suite file that cannot be used; `problems` lists each one, naming its line and test."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -96,7 +96,7 @@ class BehaviourTest:
 
 
 @dataclass(frozen=True)
-class Suite:
+class BehaviourSuite:
     name: str
     description: str
     tests: tuple[BehaviourTest, ...]
@@ -111,40 +111,40 @@ class Suite:
         return set().union(*(t.labels() for t in self.tests)) if self.tests else set()
 
 
-def load_suite(ref: str) -> Suite:
+def load_behaviour_suite(ref: str) -> BehaviourSuite:
     """A built-in suite by name (`sentiment`) or a suite file by path."""
     problem = path_problem(ref)
     if problem:
-        raise SuiteFileError([f"{quoted(ref)} cannot name a suite file: {problem}"])
+        raise BehaviourSuiteError([f"{quoted(ref)} cannot name a suite file: {problem}"])
     path = BUILT_IN.get(ref) or Path(ref)
     if not path.is_file():
-        raise SuiteFileError([f"{quoted(ref)} is neither a built-in suite ({', '.join(BUILT_IN)}) nor a file"])
+        raise BehaviourSuiteError([f"{quoted(ref)} is neither a built-in suite ({', '.join(BUILT_IN)}) nor a file"])
     if path.stat().st_size > MAX_SUITE_BYTES:
-        raise SuiteFileError([f"{path.name} is {path.stat().st_size:,} bytes; a suite file is at most "
+        raise BehaviourSuiteError([f"{path.name} is {path.stat().st_size:,} bytes; a suite file is at most "
                               f"{MAX_SUITE_BYTES:,}"])
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise SuiteFileError([f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})"]) from err
-    return parse_suite(text, fallback_name=path.stem)
+        raise BehaviourSuiteError([f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})"]) from err
+    return parse_behaviour_suite(text, fallback_name=path.stem)
 
 
-def parse_suite(text: str, fallback_name: str = "custom") -> Suite:
-    """Read and check a suite from JSON text; every problem is reported at once (`SuiteFileError`)."""
+def parse_behaviour_suite(text: str, fallback_name: str = "custom") -> BehaviourSuite:
+    """Read and check a suite from JSON text; every problem is reported at once (`BehaviourSuiteError`)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise SuiteFileError([f"line {err.lineno}, column {err.colno}: not valid JSON ({err.msg})"]) from err
-    return suite_from_data(data, text, fallback_name)
+        raise BehaviourSuiteError([f"line {err.lineno}, column {err.colno}: not valid JSON ({err.msg})"]) from err
+    return behaviour_suite_from_data(data, text, fallback_name)
 
 
-def suite_from_data(data: Any, text: str | None = None, fallback_name: str = "custom") -> Suite:
+def behaviour_suite_from_data(data: Any, text: str | None = None, fallback_name: str = "custom") -> BehaviourSuite:
     """Check a suite's data (as a file or a page's editor gives it); `text`, when known, gives line numbers."""
     if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
-        raise SuiteFileError(['the file must be a JSON object with a "tests" list (and optionally "name", '
+        raise BehaviourSuiteError(['the file must be a JSON object with a "tests" list (and optionally "name", '
                               '"description" and "words")'])
     if len(data["tests"]) > MAX_TESTS:
-        raise SuiteFileError([f'"tests" has {len(data["tests"]):,} tests; a suite has at most {MAX_TESTS}'])
+        raise BehaviourSuiteError([f'"tests" has {len(data["tests"]):,} tests; a suite has at most {MAX_TESTS}'])
     problems: list[str] = []
     shared = _word_lists(data.get("words", {}), "the suite's", problems)
     tests: list[BehaviourTest] = []
@@ -169,9 +169,9 @@ def suite_from_data(data: Any, text: str | None = None, fallback_name: str = "cu
         problems.append(f"the tests make {total:,} cases in all (the sum of their \"n\"); a suite makes at most "
                         f"{MAX_SUITE_CASES:,}")
     if problems:
-        raise SuiteFileError(problems)
+        raise BehaviourSuiteError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) and data.get("name").strip() else fallback_name
-    return Suite(name, str(data.get("description", "")), tuple(tests), data)
+    return BehaviourSuite(name, str(data.get("description", "")), tuple(tests), data)
 
 
 NAME_FIELD = re.compile(r'"name"\s*:\s*("(?:[^"\\]|\\.)*")')

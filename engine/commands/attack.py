@@ -51,7 +51,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if target.config.get("kind", "train") != "train" or not target.has_model():
         raise RunError(f"run {args.run_id} has no trained model to attack (kind {target.config.get('kind')}, "
                        f"status {target.status.get('status')})")
-    config = checked_config(args, target)
+    config = checked_attack_config(args, target)
     if not args.force:
         cached = find_done(store, "attack", config)
         if cached is not None:
@@ -66,7 +66,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
                           shape=lambda results: {**results, "cached": False})
 
 
-def checked_config(args: argparse.Namespace, target: Run) -> dict:
+def checked_attack_config(args: argparse.Namespace, target: Run) -> dict:
     """The attack run's config, with every flag checked before the run exists (FlagError naming the flag):
     the budget, the recipe, the dataset (read once here, as the attack will read it: `heldout` is the run's
     own CSV split), the segment of a pair run (and a dataset of pairs for it, of single sentences for any other

@@ -44,14 +44,14 @@ def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
     """Each target's behaviour config, with the suite read and its cases made for each model before any run
     exists (a refused suite is a FlagError naming --suite)."""
     from engine.behaviour.runner import behaviour_config, run_cases
-    from engine.behaviour.spec import SuiteFileError, load_suite
+    from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite
     from engine.limits import MAX_SEED, number_text
     from engine.store.runs import RunError
 
     if not 0 <= args.seed <= MAX_SEED:
         raise FlagError(f"--seed: must be a whole number in 0..{MAX_SEED:,} (got {number_text(args.seed)})")
-    with blaming("--suite", SuiteFileError):
-        suite = load_suite(args.suite)
+    with blaming("--suite", BehaviourSuiteError):
+        suite = load_behaviour_suite(args.suite)
     configs = []
     for run_id in _targets(args):
         with blaming("--runs" if args.runs else "run_id", RunError):
@@ -59,7 +59,7 @@ def _checked(args: argparse.Namespace, store) -> list[dict[str, Any]]:
             if target.config.get("kind", "train") != "train" or not target.has_model():
                 raise RunError(f"run {run_id} has no trained model to test (kind {target.config.get('kind')}, "
                                f"status {target.status.get('status')})")
-        with blaming("--suite", SuiteFileError):
+        with blaming("--suite", BehaviourSuiteError):
             run_cases(suite, args.seed, target)
         configs.append(behaviour_config(target.id, suite, args.seed))
     return configs

@@ -52,10 +52,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
                      reuse=not args.no_reuse, behaviour=args.behaviour,
                      train={"batch_size": args.batch_size, "lr": args.lr})
     if args.behaviour:
-        from engine.behaviour.spec import SuiteFileError, load_suite
+        from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite
 
-        with blaming("--behaviour", SuiteFileError):
-            load_suite(args.behaviour)
+        with blaming("--behaviour", BehaviourSuiteError):
+            load_behaviour_suite(args.behaviour)
     config = suite_config(spec, executor_spec(args))
     store = RunStore()
     if args.detach:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from engine.execution.kinds import Progress
 from engine.store.runs import Run, RunStore, process_identity
 from engine.user_text import quoted
 
@@ -60,7 +61,6 @@ class ExecutorSpec:
             raise ExecutorError(f"each item needs at least 1 CPU (got {self.cpus})")
 
 
-Progress = Callable[[int, int, float], None]
 Note = Callable[..., None]   # note(**fields): what an item records about itself while it runs
 
 

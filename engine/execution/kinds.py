@@ -20,7 +20,7 @@ import engine
 from engine.store.runs import Run, RunError, RunStore
 from engine.user_text import quoted
 
-Progress = Callable[[int, int, float], None]
+Progress = Callable[[int, int, float], None]   # progress(step, total, value): every job reports so
 
 
 class JobKind:

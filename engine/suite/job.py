@@ -104,11 +104,11 @@ class SuiteSpec:
             batch_config("check", self.recipe, self.attack_dataset, self.attack_n, Budget())
             self._check_attack_dataset()
         if self.behaviour:
-            from engine.behaviour.spec import SuiteFileError, load_suite
+            from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite
 
             try:
-                load_suite(self.behaviour)
-            except SuiteFileError as err:
+                load_behaviour_suite(self.behaviour)
+            except BehaviourSuiteError as err:
                 raise SuiteError(f"behaviour suite: {err}") from err
 
 
@@ -275,9 +275,9 @@ def _prepare_item(store: RunStore, spec: SuiteSpec, suite: Run, item: Item, meth
     reuse = spec.reuse and not task.train    # a model trained now has no finished children yet
     if spec.behaviour:
         from engine.behaviour.runner import behaviour_config
-        from engine.behaviour.spec import load_suite
+        from engine.behaviour.spec import load_behaviour_suite
 
-        task.behaviour_run = _child_to_run(store, behaviour_config(trained.id, load_suite(spec.behaviour)),
+        task.behaviour_run = _child_to_run(store, behaviour_config(trained.id, load_behaviour_suite(spec.behaviour)),
                                            "behaviour", reuse, trained, item, note, writes)
     if spec.attacks():
         try:

@@ -158,7 +158,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def checked_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+def checked_train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     """The config the flags describe, refused before any run exists when it cannot train
     (`engine.training.train.preflight`): a FlagError that leads each reason with its flag. The config is fitted to the
     examples there are (a small CSV trains on fewer than asked), and comes with the data's notes to show."""

@@ -24,6 +24,7 @@ from engine.data.csv_table import encoding_note, file_encoding
 from engine.data.registry import DEV_SET, ROBUSTNESS_SETS, load_dataset
 from engine.data.splits import absent_classes, run_dataset, split_sizes_text, split_train_dev, task_of
 from engine.data.text_dataset import DataError, FieldDataError, LabelOrderDataError, TextDataset
+from engine.execution.kinds import Progress
 from engine.explain.input_gradient import PROBE_SIZE, input_gradient_norm
 from engine.methods import SettingError, StepContext, make_method
 from engine.methods._tensors import DriftTracker
@@ -141,7 +142,6 @@ def environment() -> dict[str, str]:
             "transformers": transformers.__version__, "platform": platform.platform()}
 
 
-Progress = Callable[[int, int, float], None]
 
 
 def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[], bool] = lambda: False,
