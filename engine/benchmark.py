@@ -366,9 +366,9 @@ def look_text(look: dict[str, Any]) -> str:
 
     if look["number"] == 1:
         return (f"Look 1 of 2 ({DESIGN}). The method claims' verdicts keep a 5 % error rate over both looks: this "
-                f"look spends {LOOK1_ALPHA * 100:.2f} % ({(1 - LOOK1_ALPHA) * 100:.2f} % intervals), so adding the seeds an open part asks "
-                "for and judging again (look 2) does not inflate the false-positive rate. The Healing claim is one "
-                "analysis at 95 %.")
+                f"look spends {LOOK1_ALPHA * 100:.2f} % ({(1 - LOOK1_ALPHA) * 100:.2f} % intervals), so adding the "
+                "seeds an open part asks for and judging again (look 2) does not inflate the false-positive rate. "
+                "The Healing claim is one analysis at 95 %.")
     return (f"Look 2 of 2 ({DESIGN}), after the extra seeds of suite(s) {', '.join(look['suites'])}; look 1 counted "
             + "; ".join(f"{m} seeds {', '.join(map(str, s))}" for m, s in look["first_seeds"].items())
             + ". An open part combines look 1's seeds with the new ones; a part look 1 settled keeps its verdict. "

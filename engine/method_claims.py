@@ -18,8 +18,8 @@ seeds by combining look 1's seeds with the new ones. Without a look (`look=None`
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
