@@ -198,7 +198,9 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per method row: counted runs, mean and spread of each metric, and what is failed, missing or
-    left out because it did not learn."""
+    left out because it did not learn; a ROSE row also its thresholds and whose they are (`thresholds`)."""
+    from engine.methods.rose import thresholds_text
+
     out = []
     for group in groups:
         runs = group["runs"]
@@ -210,7 +212,9 @@ def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
                                "seeds_tried": sorted({r["seed"] for r in runs if r["seed"] is not None}),
                                "n_not_learned": sum(r["learned"] is False for r in runs),
                                "n_failed": sum(r["status"] == "failed" for r in runs),
-                               "n_unfinished": sum(r["status"] not in ("done", "failed") for r in runs)}
+                               "n_unfinished": sum(r["status"] not in ("done", "failed") for r in runs),
+                               "thresholds": thresholds_text(group["method"], group["settings"] or {},
+                                                             (group["training"] or {}).get("lr"))}
         for metric in METRICS:
             values = [float(r[metric]) for r in counted if r[metric] is not None]
             row[metric], row[f"{metric}_std"] = mean_std(values)
@@ -220,6 +224,7 @@ def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
     deleted = [r for r in rows if r["status"] == "deleted"]
     if deleted:
         out.append({"method": "(deleted runs)", "method_name": None, "split_by": "", "training": None,
+                    "thresholds": "",
                     "settings": None, "n_runs": 0, "seeds": [], "seeds_tried": [], "n_not_learned": 0,
                     "n_failed": 0, "n_unfinished": len(deleted),
                     **{k: None for m in METRICS for k in (m, f"{m}_std")},

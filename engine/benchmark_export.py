@@ -57,13 +57,15 @@ def methods_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The method rows as display/CSV records (accuracies in points, mean ± std)."""
     return [{"method": m["method"], "runs": m["n_runs"], "seeds": ",".join(map(str, m["seeds"])),
              "did not learn": m["n_not_learned"], "failed": m["n_failed"], "unfinished": m["n_unfinished"],
-             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std")) for metric, label in METRICS.items()}}
+             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std")) for metric, label in METRICS.items()},
+             "thresholds": m.get("thresholds") or ""}
             for m in report["methods"]]
 
 
 def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     level = report.get("level", 0.95)
-    return [{"paper": c["paper"], "claim": c["claim"], "paper says": c["paper_says"], "verdict": c["verdict"],
+    return [{"paper": c["paper"], "claim": c["claim"], "paper says": c["paper_says"],
+             "verdict": c.get("verdict_budget") or c["verdict"],
              "our numbers": "; ".join(f"{p['text']}: {part_numbers(p, level)}" for p in c["parts"]),
              "why": "; ".join(f"{p['text']}: {p['verdict']} ({p['reason']})" for p in c["parts"]),
              "seeds needed": "; ".join(f"{p['text']}: {p['seeds_text']}" for p in c["parts"]

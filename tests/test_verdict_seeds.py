@@ -168,7 +168,7 @@ def test_the_extra_seeds_are_look_2_and_a_report_over_them_says_so(run_home):
     assert report["look"]["number"] == 1 and "Look 1 of 2" in report["look"]["text"]
     suites = extra_seed_suites(report)
     assert suites
-    for spec, new in suites:
+    for spec, _new in suites:
         assert spec.look == 2 and all(spec.first_look[m] == [0, 1, 2] for m in spec.methods)
         config = suite_config(spec)
         assert config["look"] == 2 and SuiteSpec.from_dict(config).first_look == spec.first_look

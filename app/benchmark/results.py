@@ -159,6 +159,8 @@ def claims_tab(report: dict) -> None:
                 st.caption(statement)
             if claim["source"] == "recovery":
                 st.caption(grid_caption(claim.get("grid")))
+                if claim.get("verdict_budget"):
+                    st.caption(f"Verdict: {claim['verdict_budget']} (recovery read at the end of this budget).")
     st.info(report["scale_note"], icon=":material/science:")
 
 
