@@ -3,6 +3,8 @@ the smallest difference a sentence set can ever decide, and the two-look design 
 when extra seeds are added and the claims judged again (engine.stats, engine.method_claims, engine.benchmark)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from benchmark_util import fake_run
@@ -45,6 +47,10 @@ def test_the_one_point_clean_guard_at_no_true_difference():
     unpaired = stats.Interval(0.0, -0.03, 0.03, "Welch", 3, 3, 0.02, "", "two-sample", 4.0, 0.016)
     assert stats.seeds_plan(paired, 0.01).seeds == 34
     assert stats.seeds_plan(unpaired, 0.01).seeds == 64
+    # the issue's "about 20 (paired) to 37 (unpaired)": a spread of 1.5 points per seed
+    narrower = stats.Interval(0.0, -0.02, 0.02, "paired t", 3, 3, 0.015, "", "paired", 2.0, 0.0087)
+    assert stats.seeds_plan(narrower, 0.01).seeds == 20
+    assert stats.seeds_plan(dataclasses.replace(narrower, design="two-sample"), 0.01).seeds == 37
 
 
 def test_a_sentence_metric_names_the_smallest_difference_its_sentences_can_decide():
