@@ -167,9 +167,10 @@ def test_look_2_combines_the_stages_of_an_open_part_and_keeps_a_settled_one():
 
 def test_the_extra_seeds_are_look_2_and_a_report_over_them_says_so(run_home):
     store = RunStore(run_home)
-    ids = [fake_run(store, m, s, d, lr=2e-4).id
-           for m, values in (("vanilla", (0.80, 0.86, 0.83)), ("uegr", (0.81, 0.82, 0.815)))
-           for s, d in enumerate(values)]
+    by_seed = {(m, s): fake_run(store, m, s, d, lr=2e-4).id
+               for m, values in (("vanilla", (0.80, 0.86, 0.83)), ("uegr", (0.81, 0.82, 0.815)))
+               for s, d in enumerate(values)}
+    ids = list(by_seed.values())
     report = build_report(store, ids, None)
     assert report["look"]["number"] == 1 and "Look 1 of 2" in report["look"]["text"]
     suites = extra_seed_suites(report)
@@ -183,7 +184,9 @@ def test_the_extra_seeds_are_look_2_and_a_report_over_them_says_so(run_home):
     added = [fake_run(store, m, s, 0.84, lr=2e-4).id for m in spec.methods for s in new]
     items = [{"method": m, "seed": s, "train_run": run_id} for (m, s), run_id in
              zip(((m, s) for m in spec.methods for s in new), added)]
-    items += [{"method": m, "seed": s, "train_run": None} for m in spec.methods for s in (0, 1, 2)]
+    # the suite reuses look 1's runs: they are among its items too, and do not make look 1 a look 2
+    items += [{"method": m, "seed": s, "train_run": by_seed[m, s], "reused": True} for m in spec.methods
+              for s in (0, 1, 2)]
     suite.set_status("done", items=items)
     assert report_look(store, ids)["number"] == 1           # look 1's runs alone are still look 1
     again = build_report(store, ids + added, None)
