@@ -192,3 +192,33 @@ def test_the_extra_seeds_are_look_2_and_a_report_over_them_says_so(run_home):
     again = build_report(store, ids + added, None)
     assert again["look"]["number"] == 2 and again["look"]["suites"] == [suite.id]
     assert "Look 2 of 2" in again["look"]["text"] and extra_seed_suites(again) == []
+
+
+def test_look_2_of_a_sentence_metric_counts_the_sentences_both_stages_share():
+    """AdvGLUE scored per sentence: look 2 combines the bootstrap of look 1's seeds with that of the new seeds,
+    and the sentences they share enter as a stage correlation, which widens the interval against treating the
+    stages as independent."""
+    rng = np.random.default_rng(11)
+    m = 148
+    better = rng.random(m) < 0.12                      # sentences uegr gets right more often, on every seed
+    rows, sentences = [], {}
+    for method, shift in (("uegr", 0.35), ("vanilla", 0.0)):
+        for seed in range(7):
+            p = np.clip(0.45 + shift * better + rng.normal(0, 0.02), 0, 1)
+            scores = (rng.random(m) < p).astype(float)
+            (r,) = seeds_rows(method, "advglue_sst2_accuracy", [float(scores.mean())], first_seed=seed,
+                              per_sentence=("advglue_sst2_accuracy",))
+            rows.append(r)
+            sentences[r["run_id"]] = {"advglue_sst2_accuracy": scores}
+    look2 = Look(2, {"uegr": [0, 1, 2], "vanilla": [0, 1, 2]})
+    combined = part(judge(rows, look2, sentences), "AdvGLUE-SST2: uegr above vanilla")
+    assert combined["kind"] == "two-look combination (hierarchical bootstrap)", combined["reason"]
+    assert "stage correlation" in combined["reason"]
+    assert combined["ci_low"] < combined["diff"] < combined["ci_high"]
+    first = stats.Interval(0.05, None, None, "hierarchical bootstrap", 3, 3, 0.03, "", "paired", 4.0, 0.02)
+    second = stats.Interval(0.04, None, None, "hierarchical bootstrap", 5, 5, 0.03, "", "paired", 6.0, 0.015)
+    pooled = stats.Interval(0.044, None, None, "hierarchical bootstrap", 8, 8, 0.03, "", "paired", 9.0, 0.012,
+                            sentence_var=0.0001, sentences=148, seed_var=0.0000441)
+    shared = stats.two_look_interval(first, second, pooled)
+    apart = stats.two_look_interval(first, second, dataclasses.replace(pooled, sentence_var=None))
+    assert shared.high - shared.low > apart.high - apart.low
