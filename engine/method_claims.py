@@ -147,6 +147,10 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
     settings); among several such pairs, the one with the most runs. Without a pair: (None, None, why)."""
     mine = [g for g in groups if g["method"] == part.group and _counted(g, part.metric)]
     theirs = [g for g in groups if g["method"] == part.baseline and _counted(g, part.metric)]
+    if mine and not theirs and part.baseline == "ex-bert":
+        twin = _vanilla_twin(part, mine, groups)
+        if twin:
+            return twin
     for side, name in ((mine, part.group), (theirs, part.baseline)):
         if not side:
             left_out = [r for g in groups if g["method"] == name for r in g["runs"] if r.get("learned") is False]
@@ -157,12 +161,9 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
     pairs = [(a, b) for a in mine for b in theirs if a["training"] == b["training"]
              and all(a["settings"].get(k) == b["settings"].get(k) for k in part.matched)]
     if not pairs and part.baseline == "ex-bert":
-        twins = [(a, b) for a in mine if is_vanilla_when_explicit(a["settings"])
-                 for b in groups if b["method"] == "vanilla" and _counted(b, part.metric)
-                 and a["training"] == b["training"]]
-        if twins:
-            a, b = _most_runs(twins, part.metric)
-            return a, b, VANILLA_TWIN
+        twin = _vanilla_twin(part, mine, groups)
+        if twin:
+            return twin
     if not pairs:
         a, b = mine[0], theirs[0]
         diff = _differences(a["training"], b["training"]) + [
@@ -172,6 +173,18 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
                             f"({part.group} vs {part.baseline}: {'; '.join(diff)})")
     a, b = _most_runs(pairs, part.metric)
     return a, b, ""
+
+
+def _vanilla_twin(part: Part, mine: list[dict], groups: list[dict[str, Any]]) -> tuple[dict, dict, str] | None:
+    """The IM-BERT row at h = 1 (residual) and the vanilla row trained alike: the explicit control there is
+    vanilla BERT exactly. None when there is no such pair."""
+    twins = [(a, b) for a in mine if is_vanilla_when_explicit(a["settings"])
+             for b in groups if b["method"] == "vanilla" and _counted(b, part.metric)
+             and a["training"] == b["training"]]
+    if not twins:
+        return None
+    a, b = _most_runs(twins, part.metric)
+    return a, b, VANILLA_TWIN
 
 
 def _most_runs(pairs: list[tuple[dict, dict]], metric: str) -> tuple[dict, dict]:

@@ -117,3 +117,12 @@ def test_rose_sweep_refuses_a_bad_grid_before_queueing_anything(run_home, capsys
     assert main(["rose-sweep", "--uppers", "150", "--model", "tiny", "--detach"]) == 2
     assert "--uppers:" in capsys.readouterr().err
     assert RunStore(run_home).list() == []
+
+
+def test_im_bert_at_h_1_without_any_ex_bert_runs_still_names_its_control():
+    vanilla = seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+    im_bert = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+                         settings=IM_BERT)
+    twin = part(judge(vanilla + im_bert), "AdvGLUE-SST2: im-bert above ex-bert")
+    assert twin["baseline_row"] == "vanilla" and twin["repeats"] == "AdvGLUE-SST2: im-bert above vanilla"
+    assert "no explicit control apart from vanilla" in twin["reason"]
