@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy import optimize, special
 from scipy import stats as sps
 
 LEVEL = 0.95
@@ -45,6 +46,11 @@ class Interval:
     design: str = "two-sample"  # "paired" | "two-sample" | "one-sample" (b a fixed number): what seeds_needed_for uses
     df: float | None = None   # degrees of freedom of the t quantile
     se: float | None = None   # standard error of diff: the half-width is t(df) * se
+    # the hierarchical bootstrap only: the part of se^2 that comes from the sentence sample all seeds share (it
+    # does not shrink with more seeds), the number of sentences, and the part that does shrink with seeds
+    sentence_var: float | None = None
+    sentences: int | None = None
+    seed_var: float | None = None
 
 
 def _t_quantile(level: float, df: float) -> float:
@@ -294,6 +300,8 @@ def hierarchical_bootstrap(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarr
     denominator = sum(t ** 2 / d for block in blocks for t, d in block.satterthwaite_parts if d > 0)
     df = unbiased ** 2 / denominator if unbiased > 0 and denominator > 0 else float(max(n_a - 1, 1))
     low, high = _t_interval(diff, se, df, level)
+    sentence_var = float(sum(block.sentence_part for block in blocks))
+    seed_var = float(sum(t for block in blocks for t, _ in block.seed_terms))
 
     sd = se / math.sqrt(1 / n_a + 1 / n_b) if design == "two-sample" else se * math.sqrt(n_a)
     if all(_sd(y.mean(axis=1)) == 0 for block in blocks for y in block.matrices):
@@ -304,7 +312,8 @@ def hierarchical_bootstrap(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarr
            "one-sample": f"{n_a} seeds against the fixed value {float(b) if fixed else 0:g}"}[design]
     note = (f"hierarchical bootstrap over seeds and {ya.shape[1]} sentences, {n_resamples} resamples, {how}; "
             f"t-interval on the bias-corrected bootstrap standard error")
-    return Interval(diff, low, high, "hierarchical bootstrap", n_a, n_b, sd, note, design, float(df), se)
+    return Interval(diff, low, high, "hierarchical bootstrap", n_a, n_b, sd, note, design, float(df), se,
+                    sentence_var, ya.shape[1], seed_var)
 
 
 # ---------------------------------------------------------------- choosing the test
@@ -426,3 +435,239 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+# ---------------------------------------------------------------- what more seeds can and cannot settle
+
+SHOW_SEEDS = 10_000   # seeds-needed figures are searched up to here and shown as they are; beyond: "over 10,000"
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedsPlan:
+    """How many seeds per side would likely settle a part, and what that figure assumes.
+
+    seeds: seeds per side in all (the runs so far included), None when no figure can be given (`why` says why);
+    over: the search stopped at this many per side without reaching the power; floor: for a metric over a fixed
+    sentence set, the smallest difference these sentences can ever decide (the interval's half-width with
+    unlimited seeds), None for per-run metrics."""
+    seeds: int | None
+    over: int | None
+    floor: float | None
+    assumes: str
+    why: str = ""
+
+
+def per_seed_sd(iv: Interval) -> float | None:
+    """The spread one more seed adds: the seed part of the variance scaled back to one seed per side (all of
+    it for a per-run test, whose sd field already is that)."""
+    if iv.seed_var is None:
+        return iv.sd
+    if iv.design == "two-sample":
+        return math.sqrt(iv.seed_var / (1 / iv.n_a + 1 / iv.n_b)) if iv.n_a and iv.n_b else None
+    return math.sqrt(iv.seed_var * iv.n_a)
+
+
+def sentence_floor(iv: Interval, level: float = LEVEL) -> float | None:
+    """The half-width the interval keeps however many seeds run: t(sentences - 1) * the standard error of the
+    sentence sample all seeds share. A difference below it cannot be decided with these sentences. None for
+    a per-run test (no sentence sample)."""
+    if iv.sentence_var is None or not iv.sentences or iv.sentences < 2:
+        return None
+    return _t_quantile(level, iv.sentences - 1) * math.sqrt(iv.sentence_var)
+
+
+def floor_power(diff: float, sd: float, sentence_se: float, n: int, two_sample: bool, level: float = LEVEL) -> float:
+    """`t_power` with a part of the standard error that does not shrink with seeds: se(n)^2 = sd^2 k / n +
+    sentence_se^2 (k = 2 two-sample, 1 paired). Noncentral t at the seed-level df (the sentence part's own df is
+    not modelled); with sentence_se 0 it is `t_power`."""
+    df = 2 * n - 2 if two_sample else n - 1
+    ncp = diff / math.sqrt(sd ** 2 * (2 if two_sample else 1) / n + sentence_se ** 2)
+    crit = float(special.stdtrit(df, 0.5 + level / 2))
+    return _nct_above(df, ncp, crit) + _nct_above(df, -ncp, crit)
+
+
+def _nct_above(df: float, ncp: float, threshold: float) -> float:
+    """P(T > threshold) for a noncentral t; scipy's series returns nan far in the tails (df in the thousands,
+    noncentrality above 40), where the normal approximation is exact to many digits."""
+    value = 1 - float(special.nctdtr(df, ncp, threshold))
+    return value if math.isfinite(value) else float(special.ndtr(ncp - threshold))
+
+
+def _smallest(reaches, low: int, high: int) -> int | None:
+    """The smallest n in [low, high] with reaches(n) true (reaches is monotone in n), else None: doubling from
+    `low`, then bisecting the last step."""
+    step = low
+    while step < high and not reaches(step):
+        low, step = step + 1, min(high, 2 * step)
+    if not reaches(step):
+        return None
+    high = step
+    while low < high:
+        mid = (low + high) // 2
+        if reaches(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def _assumes(effect: float, what: str) -> str:
+    return (f"if the true difference equals the observed one ({what} {effect * 100:+.2f} points) and the spread "
+            "over seeds stays as measured")
+
+
+def seeds_plan(iv: Interval, effect: float, power: float = 0.8, level: float = LEVEL,
+               max_seeds: int = SHOW_SEEDS, what: str = "difference") -> SeedsPlan:
+    """Seeds per side for one analysis at `level` to settle a gap of `effect` with probability `power`, with
+    the assumption said. For a metric over a fixed sentence set the sentence part of the spread stays however
+    many seeds run: below `sentence_floor` the answer is that these sentences cannot decide it, and just above
+    it no number of seeds may reach the power (`over`)."""
+    sd = per_seed_sd(iv)
+    floor = sentence_floor(iv, level)
+    assumes = _assumes(effect, what)
+    if sd is None or not sd > 0 or not math.isfinite(effect) or effect == 0:
+        return SeedsPlan(None, None, floor, assumes, "no spread over seeds measured, so no figure")
+    if floor is not None and abs(effect) <= floor:
+        return SeedsPlan(None, None, floor, assumes, _undecidable(effect, floor, iv.sentences))
+    two_sample = iv.design == "two-sample"
+    sentence_se = math.sqrt(iv.sentence_var or 0.0)
+    n = _smallest(lambda k: floor_power(abs(effect), sd, sentence_se, k, two_sample, level) >= power,
+                  MIN_RUNS, max_seeds)
+    if n is None:
+        return SeedsPlan(None, max_seeds, floor, assumes, _over(max_seeds, power, sentence_se, effect))
+    return SeedsPlan(n, None, floor, assumes)
+
+
+def _undecidable(effect: float, floor: float, sentences: int | None) -> str:
+    return (f"cannot be decided with these {sentences} sentences: however many seeds run, the interval stays "
+            f"about ±{floor * 100:.2f} points wide from the sentence sample alone, and the observed gap is "
+            f"{abs(effect) * 100:.2f} points")
+
+
+def _over(cap: int, power: float, sentence_se: float, effect: float) -> str:
+    text = f"over {cap:,} seeds per side would be needed for power {power:g}"
+    if sentence_se > 0:
+        limit = float(sps.norm.sf(_t_quantile(LEVEL, 10 ** 6) - abs(effect) / sentence_se))
+        text += (f"; with these sentences even unlimited seeds would settle it with probability of only about "
+                 f"{limit:.2f}")
+    return text
+
+
+# ---------------------------------------------------------------- two looks: judging again after more seeds
+#
+# RobustLab's choice of group-sequential design, fixed before the first look: at most two looks at a benchmark's
+# method claims, the suite as run (look 1) and once more after the extra seeds it asked for (look 2). The 5 %
+# two-sided error rate is spent by the Lan-DeMets O'Brien-Fleming-type function at a planned information fraction
+# of 1/2: look 1 spends alpha1 = 2 - 2 Phi(z_0.975 / sqrt(1/2)) = 0.0056, look 2 the rest. Because the number of
+# extra seeds is chosen from what look 1 saw, look 2 does not pool the seeds into one t-statistic (that inflates
+# the error: 6.5 % in a simulation of this very flow); it combines the two stages by the inverse-normal method
+# with weights fixed in advance (sqrt(1/2) each; Lehmacher & Wassmer 1999): each stage's t-statistic (look 1's
+# seeds, then only the new seeds) becomes a z by its own t distribution, and Z = (z1 + z2) / sqrt 2 is judged
+# against the O'Brien-Fleming-type boundary c2 = 1.979 of that design. Under no true difference z1 and z2 are
+# independent standard normals whatever the number of new seeds, so the error rate stays 5 %. For a metric over
+# one sentence set both stages share the sentence sample; their correlation (the shared sentence variance over
+# the product of the stage standard errors) is put into Z's variance and into c2.
+
+ALPHA = 1 - LEVEL
+PLANNED_FRACTION = 0.5
+WEIGHTS = (math.sqrt(PLANNED_FRACTION), math.sqrt(1 - PLANNED_FRACTION))
+LOOK1_BOUNDARY = float(sps.norm.isf(ALPHA / 2) / math.sqrt(PLANNED_FRACTION))
+LOOK1_ALPHA = float(2 * sps.norm.sf(LOOK1_BOUNDARY))
+LOOK1_LEVEL = 1 - LOOK1_ALPHA
+DESIGN = ("two looks, O'Brien-Fleming-type alpha spending (Lan-DeMets) at a planned information fraction of 1/2, "
+          "inverse-normal combination of the stages (RobustLab's choice)")
+
+
+def look2_boundary(correlation: float) -> float:
+    """c2 with P(|Z1| < c1, |Z| >= c2) = alpha - alpha1 when Z1 and the combined Z have this correlation."""
+    mvn = sps.multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, correlation], [correlation, 1.0]])
+    inside_1 = float(sps.norm.cdf(LOOK1_BOUNDARY) - sps.norm.cdf(-LOOK1_BOUNDARY))
+    c1 = LOOK1_BOUNDARY
+
+    def spent(c2: float) -> float:
+        both_inside = (mvn.cdf([c1, c2]) - mvn.cdf([-c1, c2]) - mvn.cdf([c1, -c2]) + mvn.cdf([-c1, -c2]))
+        return inside_1 - float(both_inside)
+
+    low, high = 1.0, 6.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if spent(mid) > ALPHA - LOOK1_ALPHA else (low, mid)
+    return high
+
+
+LOOK2_BOUNDARY = look2_boundary(WEIGHTS[0])
+
+
+def stage_z(diff: float, se: float, df: float, delta: float = 0.0) -> float:
+    """The z with the same one-sided tail as the stage's t-statistic (diff - delta) / se at df (scipy.special's
+    ufuncs: this runs inside root finding and simulations, where scipy.stats' scalar calls cost 100 times more)."""
+    t = (diff - delta) / se
+    z = float(-special.ndtri(special.stdtr(df, -t))) if t > 0 else float(special.ndtri(special.stdtr(df, t)))
+    return max(-37.0, min(37.0, z))
+
+
+def _usable_stage(iv: Interval) -> bool:
+    return iv.diff is not None and iv.se is not None and iv.se > 0 and iv.df is not None
+
+
+def two_look_interval(first: Interval, second: Interval, pooled: Interval) -> Interval:
+    """Look 2 of the design above: the interval of differences delta that the combination test does not
+    reject, from the stage intervals of look 1's seeds (`first`) and of the new seeds only (`second`); `pooled`
+    (every seed) gives the counts, the spread and the shared sentence variance. Its centre is where the
+    combined Z is 0 (the two stages weighted as planned, not by their seeds)."""
+    if not (_usable_stage(first) and _usable_stage(second)):
+        why = "look 1's seeds" if not _usable_stage(first) else "the new seeds"
+        return dataclasses.replace(pooled, low=None, high=None,
+                                   note=f"look 2 needs a measurable spread in {why} (at least two on each side)")
+    w1, w2 = WEIGHTS
+    rho = 0.0
+    if pooled.sentence_var:
+        rho = min(0.99, pooled.sentence_var / (first.se * second.se))
+    scale = math.sqrt(1 + 2 * w1 * w2 * rho)
+    c2 = LOOK2_BOUNDARY if rho == 0 else look2_boundary((w1 + w2 * rho) / scale)
+
+    def combined(delta: float) -> float:
+        return (w1 * stage_z(first.diff, first.se, first.df, delta)
+                + w2 * stage_z(second.diff, second.se, second.df, delta)) / scale
+
+    span = 60 * max(first.se, second.se)
+    bracket = (min(first.diff, second.diff) - span, max(first.diff, second.diff) + span)
+
+    def solve(target: float) -> float:   # combined() falls as delta grows, from 37 to -37 across the bracket
+        return float(optimize.brentq(lambda d: combined(d) - target, *bracket, xtol=1e-12 * span, rtol=1e-12))
+
+    note = (f"look 2 of {DESIGN}: look 1's {first.n_a} and the {second.n_a} new seed(s) tested apart "
+            f"({first.kind}), combined with weights {w1:.3f} / {w2:.3f}, boundary {c2:.3f}"
+            + (f", stage correlation {rho:.2f} from the shared sentences" if rho else ""))
+    return dataclasses.replace(pooled, diff=solve(0.0), low=solve(c2), high=solve(-c2),
+                               kind=f"two-look combination ({pooled.kind})", note=note, df=None, se=None)
+
+
+def second_look_plan(first: Interval, effect: float, delta: float, power: float = 0.8,
+                     max_seeds: int = SHOW_SEEDS, what: str = "difference") -> SeedsPlan:
+    """Seeds per side in all that give look 2 of the design the probability `power` of settling the part, given
+    what look 1 saw (conditional power: the new seeds' stage must carry Z past c2 from look 1's z), if the true
+    difference equals the observed `effect` (the gap to `delta`, 0 or the non-inferiority margin). The stage
+    correlation of a sentence metric is left out of the planning (it raises c2 a little)."""
+    sd = per_seed_sd(first)
+    floor = sentence_floor(first)
+    assumes = _assumes(effect, what)
+    if sd is None or not sd > 0 or not _usable_stage(first) or effect == 0 or not math.isfinite(effect):
+        return SeedsPlan(None, None, floor, assumes, "no spread over seeds measured, so no figure")
+    if floor is not None and abs(effect) <= floor:
+        return SeedsPlan(None, None, floor, assumes, _undecidable(effect, floor, first.sentences))
+    w1, w2 = WEIGHTS
+    z1 = abs(stage_z(first.diff, first.se, first.df, delta))
+    needed_z = (LOOK2_BOUNDARY - w1 * z1) / w2
+    two_sample = first.design == "two-sample"
+    sentence_se = math.sqrt(first.sentence_var or 0.0)
+
+    def reaches(new: int) -> bool:
+        df = 2 * new - 2 if two_sample else new - 1
+        ncp = abs(effect) / math.sqrt(sd ** 2 * (2 if two_sample else 1) / new + sentence_se ** 2)
+        threshold = -special.stdtrit(df, float(special.ndtr(-needed_z)))   # the t beyond which z2 >= needed_z
+        return _nct_above(df, ncp, float(threshold)) >= power
+
+    now = min(first.n_a, first.n_b) if two_sample else first.n_a
+    new = _smallest(reaches, MIN_RUNS, max(MIN_RUNS, max_seeds - now))
+    if new is None:
+        return SeedsPlan(None, max_seeds, floor, assumes, _over(max_seeds, power, sentence_se, effect))
+    return SeedsPlan(now + new, None, floor, assumes)

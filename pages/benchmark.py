@@ -19,7 +19,7 @@ from app.benchmark.selection import choose_selection, reproduce
 from app.benchmark.suite import extra_seeds_panel
 from app.state import get_store
 from engine.reporting.benchmark import build_report
-from engine.stats import LEVEL
+from engine.stats import LEVEL, LOOK1_LEVEL
 from engine.suite.job import list_suites
 
 ABOUT = f"""
@@ -33,13 +33,20 @@ of chance did not learn: it is listed, and left out of every number and claim. R
 different settings are never pooled: each setting gets its own row.
 
 **How a claim is judged.** For each comparison a claim rests on, the difference of the two means gets a
-{int(LEVEL * 100)} % confidence interval: a paired t-interval over seed-wise differences when both methods' runs
+confidence interval: a paired t-interval over seed-wise differences when both methods' runs
 share seeds and training settings, Welch otherwise, and for AdvGLUE and attack numbers a hierarchical bootstrap
 that resamples seeds and then sentences. *Supported*: the whole interval is on the claimed side. *Not supported*:
 it is entirely on the other side. *Inconclusive*: it straddles zero, a side has fewer than 3 seeds, or neither
-side varies; such a part says how many seeds would likely settle it. Every robustness part comes with a clean
-part: dev accuracy no more than 1 point below the comparator, so a model that did not fit cannot win a robustness
-claim. A claim with several parts is supported only if every part is.
+side varies; such a part says how many seeds would likely settle it *if the true difference equals the observed
+one*, and for AdvGLUE and attack numbers the smallest difference their fixed sentences can ever decide. Every
+robustness part comes with a clean part: dev accuracy no more than 1 point below the comparator, so a model that
+did not fit cannot win a robustness claim. A claim with several parts is supported only if every part is.
+
+**Two looks.** Adding seeds and judging again is a second look at the data, which would raise the false-positive
+rate above {round((1 - LEVEL) * 100)} %. So the method claims follow a design fixed before the first look
+(RobustLab's choice): a report is look 1 ({LOOK1_LEVEL * 100:.2f} % intervals), the extra seeds queued from it are
+look 2, which combines both stages so that the two looks together keep the {round((1 - LEVEL) * 100)} % error
+rate, and there is no third look.
 
 **Scale.** The papers fine-tuned BERT-base or larger on full GLUE training sets; the runs here are small. The note
 under the claims says exactly what they are; a verdict is about these runs, not the methods at the papers' scale.

@@ -132,10 +132,12 @@ def behaviour_panel(report: dict) -> None:
 def claims_tab(report: dict) -> None:
     """Each paper's claim with its verdict, every comparison it rests on with the numbers and the interval
     used, what was left out, and for an open part the seeds that would likely settle it."""
-    st.caption(f"Each paper's headline claim beside what these runs show. Verdicts use {int(report['level'] * 100)} "
-               "% confidence intervals (paired t, Welch or a hierarchical bootstrap: each part says which); every "
+    st.caption("Each paper's headline claim beside what these runs show. Verdicts come from confidence intervals "
+               "(paired t, Welch or a hierarchical bootstrap: each part says which, and at what level); every "
                "robustness part comes with a clean-accuracy part. Small-scale replications (see the note at the "
                "end).")
+    if report.get("look"):
+        st.info(report["look"]["text"], icon=":material/timeline:")
     if report["excluded"]:
         st.warning(f"{len(report['excluded'])} run(s) did not learn and are left out of every claim: "
                    + "; ".join(f"`{e['run_id']}` ({e['method']} seed {e['seed']}): {e['reason']}"
@@ -149,14 +151,17 @@ def claims_tab(report: dict) -> None:
                 st.badge(claim["verdict"], icon=icon, color=color)
             for part in claim["parts"]:
                 part_icon = VERDICT_STYLE[part["verdict"]][1]
-                needed = (f"<br><b>Seeds needed:</b> about {part['seeds_needed']} per side would likely settle it "
-                          "(power 0.8, same test); queue them from **Reproduce**." if part.get("seeds_needed") else "")
+                needed = (f"<br><b>Seeds needed:</b> {part['seeds_text']}"
+                          + (" Queue them from **Reproduce**." if part.get("seeds_needed") else "")
+                          if part.get("seeds_text") else "")
                 st.markdown(f"{part_icon} {part['text']}: {part_numbers(part, report['level'])}  \n"
                             f"<small>{part['verdict']}: {part['reason']}{needed}</small>", unsafe_allow_html=True)
             for statement in claim.get("statements", []):
                 st.caption(statement)
             if claim["source"] == "recovery":
                 st.caption(grid_caption(claim.get("grid")))
+                if claim.get("verdict_budget"):
+                    st.caption(f"Verdict: {claim['verdict_budget']} (recovery read at the end of this budget).")
     st.info(report["scale_note"], icon=":material/science:")
 
 

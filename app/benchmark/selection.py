@@ -116,7 +116,8 @@ def _dataset_choice(models: list[dict]) -> str | None:
 def suite_label(row: dict) -> str:
     spec = SuiteSpec.from_dict(get_store().get(row["id"]).config)
     return (f"{fmt_time(row['created'])} · {len(spec.methods)} methods x {len(spec.seeds)} seeds · "
-            f"{spec.train_size} ex x {spec.epochs} ep · {spec.model} · {row['status']}")
+            f"{spec.train_size} ex x {spec.epochs} ep · {spec.model} · {row['status']}"
+            + (" · look 2 (extra seeds)" if spec.look == 2 else ""))
 
 
 def is_model(row: dict) -> bool:

@@ -14,9 +14,10 @@ from app.plain_text import markdown_text
 from app.state import get_store
 from engine.attacks.recipes import recipe_table
 from engine.execution.executor import ExecutorSpec, state_text
+from engine.limits import MAX_SEEDS
 from engine.methods import registry
 from engine.models.loading import known_models
-from engine.reporting.benchmark import extra_seed_suites
+from engine.reporting.benchmark import extra_seed_suites, too_many_seeds
 from engine.store.runs import Run, RunError
 from engine.suite.job import SuiteSpec, default_methods, estimate_seconds, submit_suite, suite_config, suite_items
 from engine.user_text import seed_list
@@ -69,14 +70,29 @@ def reproduce_form() -> str | None:
 
 
 def extra_seeds_panel(report: dict) -> list[str]:
-    """The seeds that would likely settle the inconclusive claim parts (their `seeds_needed`), and one button
-    that queues them: a suite per set of methods and settings, with new seed numbers, the same training
-    settings and the same attack. Returns the ids of the suites it queued."""
+    """The seeds that would likely settle the inconclusive claim parts (their `seeds_needed`, if the true
+    difference equals the observed one), and one button that queues them as look 2 of the two-look design: a
+    suite per set of methods and settings, with new seed numbers, the same training settings and the same attack.
+    Parts that need more seeds than a suite may run are listed with their figure. Returns the suites' ids."""
+    look = report.get("look") or {}
+    if look.get("number") == 2:
+        if any(p["verdict"] == "inconclusive" for c in report["claims"] if c.get("source") == "methods"
+               for p in c["parts"]):
+            st.markdown("**No more seeds for these claims.** This report is look 2 of RobustLab's two-look design; "
+                        "a third look would raise the false-positive rate above 5 %.")
+        return []
     suites = extra_seed_suites(report)
+    beyond = too_many_seeds(report)
+    if beyond:
+        st.markdown(f"**Open parts more seeds will not settle within one suite ({MAX_SEEDS} seeds at most):**")
+        for line in beyond:
+            st.markdown(f"- {markdown_text(line)}")
     if not suites:
         return []
-    st.markdown("**More seeds for the open claims.** At the observed effects and spread, these seeds would likely "
-                "settle the inconclusive parts (power 0.8, same test):")
+    st.markdown("**More seeds for the open claims.** If the true differences equal the observed ones (and the spread "
+                "over seeds stays as measured), these seeds would likely settle the inconclusive parts (power 0.8) "
+                "at look 2, the one further look RobustLab's design allows: the report with them combines both "
+                "looks and keeps the 5 % error rate.")
     for spec, new in suites:
         st.markdown(f"- {', '.join(spec.methods)}: new seeds {', '.join(map(str, new))} ({spec.model}, "
                     f"{spec.train_size} examples x {spec.epochs} epochs; the suite reuses seeds "
@@ -89,7 +105,7 @@ def extra_seeds_panel(report: dict) -> list[str]:
         st.error(f"These seeds cannot be queued: {markdown_text(str(err))}", icon=":material/error:")
         return []
     st.success(f"Queued {len(queued)} suite(s): {', '.join(queued)}. Each reuses the finished runs and trains only "
-               "the new seeds; choose it under **Suite** to see the report with them.")
+               "the new seeds; choose it under **Suite** to see the report with them (look 2 of 2).")
     return queued
 
 

@@ -36,8 +36,8 @@ def fmt_part(part: dict[str, Any]) -> str:
         text += (f", difference {part['diff']:+.3f}, 95 % CI [{part['ci_low']:+.3f}, {part['ci_high']:+.3f}] "
                  f"({part['kind']}, n = {part['n_a']} seeds)")
     text += f". {part['reason'].capitalize()}."
-    if part.get("seeds_needed"):
-        text += f" About {part['seeds_needed']} seeds would likely settle it."
+    if part.get("seeds_text"):
+        text += f" {part['seeds_text']}"
     return text
 
 
@@ -54,6 +54,10 @@ def healing_panel(claim: dict[str, Any], summary: list[dict[str, Any]], clean_no
     left out for their clean baseline, already on the page), then the per-k bottom and top numbers without a
     conclusion of their own."""
     st.markdown(f"**Healing claim on this grid: {claim['verdict']}**")
+    if claim.get("verdict_budget"):
+        st.caption(f"Verdict: {claim['verdict_budget']}. Recovery is read at the end of this budget, so \"does not "
+                   "fully recover\" is partly \"recovers slowly\": a longer budget (Fine-tuning budget, above) may "
+                   "recover more.")
     bottom_top = next(p for p in claim["parts"] if p["group"] == "bottom" and p["baseline"] == "top")
     st.markdown(f"Bottom or top: {conclusion(bottom_top, bool(clean_notes))}.")
     for part in claim["parts"]:

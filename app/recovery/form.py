@@ -10,7 +10,7 @@ from app.state import get_store
 from engine.execution import jobs
 from engine.models.corruption import INITS, KINDS, REINIT_SOURCE, model_layer_count
 from engine.models.loading import known_models
-from engine.recovery.grid import GRID_POSITIONS, GridSpec, grid_config
+from engine.recovery.grid import BUDGETS, GRID_POSITIONS, GridSpec, budget_steps, grid_config
 from engine.store.runs import RunError
 from engine.training.config import default_lr_text
 from engine.user_text import int_list
@@ -103,9 +103,17 @@ def _budget_inputs(model: str) -> dict:
     st.markdown("**Fine-tuning budget** (the same for every run)")
     seeds_text = st.text_input("Seeds", "0", key="rec-seeds", help="Comma-separated; each seed repeats the grid.")
     budget = GridSpec(model=model)
+    preset = st.radio("Budget", list(BUDGETS), horizontal=True, key="rec-budget",
+                      format_func=lambda name: f"{name} ({BUDGETS[name][0]:,} x {BUDGETS[name][1]})",
+                      help="\"Does not fully recover\" is read at the end of the budget: a longer one tells "
+                           "\"recovers slowly\" from \"does not recover\". Examples and epochs below start at the "
+                           "budget chosen; change them for any other.")
+    examples_default, epochs_default = BUDGETS[preset]
+    suffix = "" if preset == "default" else f"-{preset.replace(' ', '-')}"   # a new budget starts its own inputs
     a, b = st.columns(2)
-    train_size = a.number_input("Training examples", 16, 67349, budget.train_size, step=100, key="rec-train")
-    epochs = b.number_input("Epochs", 1, 20, budget.epochs, key="rec-epochs")
+    train_size = a.number_input("Training examples", 16, 67349, examples_default, step=100,
+                                key=f"rec-train{suffix}")
+    epochs = b.number_input("Epochs", 1, 20, epochs_default, key=f"rec-epochs{suffix}")
     batch_size = a.number_input("Batch size", 1, 256, budget.batch_size, key="rec-batch")
     lr = b.number_input("Learning rate", 1e-6, 1e-2, budget.lr, format="%g", step=1e-5, key=f"rec-lr-{budget.lr:g}",
                         help=f"Defaults to the model's rate ({default_lr_text()}).")
@@ -113,6 +121,9 @@ def _budget_inputs(model: str) -> dict:
                                 help="Each evaluation is one point of the recovery curves.")
     dev_size = b.number_input("Dev examples per evaluation", 16, 872, budget.dev_size, step=50, key="rec-dev",
                               help="A fixed sample of the SST-2 dev set, so frequent evaluations stay cheap.")
+    steps = budget_steps(int(train_size), int(epochs), int(batch_size))
+    st.caption(f"Every run of the grid takes {steps:,} optimiser steps ({int(train_size):,} examples / batch "
+               f"{int(batch_size)}, x {int(epochs)} epoch(s)); the Healing verdict is read after them.")
     st.caption("Dataset: SST-2 (dev accuracy on a fixed sample of its dev set; robustness on AdvGLUE-SST2). "
                "The defaults are a budget MiniLM converges in: 2,000 examples for two epochs at its default "
                "learning rate bring the clean baseline to about 0.84 dev accuracy, while one epoch stays under "

@@ -353,3 +353,21 @@ class RoseEnsemble(_Rose):
 
 
 METHODS = {"rose-first": RoseFirst, "rose-second": RoseSecond, "rose-ensemble": RoseEnsemble}
+
+
+def thresholds_text(method: str, settings: dict[str, Any], lr: float | None) -> str:
+    """A ROSE row's thresholds and learning rate in words, saying whether they are one of the official README's
+    SST-2 rows or RobustLab's own (the defaults 70 / 50 / 80 at the model's rate are RobustLab's choice)."""
+    rows = README_SST2.get(method)
+    if rows is None:
+        return ""
+    upper, lower = settings.get("upper"), settings.get("lower", 0.0)
+    text = f"upper {upper:g}" + (f", lower {lower:g}" if lower else "") + (f" at lr {lr:g}" if lr else "")
+    if method == "rose-ensemble":
+        text += f", gamma {settings.get('gamma', 0.5):g}"
+    official = [size for size, (row_lr, row_upper) in rows.items() if (row_lr, row_upper) == (lr, upper)]
+    if official and not lower:
+        return f"{text}: the official README's SST-2 row (RoBERTa-{official[0]})"
+    readme = "; ".join(f"RoBERTa-{size}: lr {row_lr:g}, upper {row_upper:g}" for size, (row_lr, row_upper)
+                       in rows.items())
+    return f"{text}: RobustLab's thresholds, not the official SST-2 row ({readme})"

@@ -13,9 +13,15 @@ observation, not three. Each part therefore first reduces a seed to one number a
 
 A seed counts only when its clean baseline finished and learned (dev accuracy at least 10 points above
 chance) and, for a position, when every level of it finished; the row's statements name the seeds left out.
+
+Every ratio is measured at the end of the grid's fine-tuning budget (2,000 examples x 2 epochs at batch 32 is
+126 optimiser steps): "recovers less" means "has recovered less after that many steps", so it measures speed of
+recovery as well as its end point. Each part's reason and the row's `budget_steps` say the budget; the Corruption
+& recovery page offers longer ones (`engine.recovery.grid.BUDGETS`).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -65,11 +71,16 @@ def describe_grid(grid: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
                   "zero": f"zero (fraction {config.get('fraction')})"}.get(kind, kind)
     clean = {str(r["seed"]): r["final_accuracy"] for r in rows if r["position"] == "clean"}
     chances = {r["chance_accuracy"] for r in rows if r["chance_accuracy"] is not None}
+    recorded = {r["total_steps"] for r in rows if r.get("total_steps")}
+    steps = recorded.pop() if len(recorded) == 1 else None
+    if steps is None and config.get("train_size") and config.get("batch_size") and config.get("epochs"):
+        steps = math.ceil(config["train_size"] / config["batch_size"]) * config["epochs"]
     return {"id": grid.id, "status": grid.status.get("status"), "corruption": corruption,
             "levels": sorted(int(k) for k in config.get("levels", [])), "seeds": list(config.get("seeds", [])),
             "positions": list(config.get("positions", [])), "embeddings": bool(config.get("embeddings")),
             "train_size": config.get("train_size"), "epochs": config.get("epochs"), "lr": config.get("lr"),
             "batch_size": config.get("batch_size"), "model": config.get("model"), "clean_accuracy": clean,
+            "steps": steps,
             "chance_accuracy": chances.pop() if len(chances) == 1 else None}
 
 
@@ -83,7 +94,18 @@ def grid_sentence(grid: dict[str, Any]) -> str:
             f"{' and '.join(grid['positions'])} layers, k = {listed(grid['levels'])}"
             f"{' plus the embeddings' if grid['embeddings'] else ''}; seeds {listed(grid['seeds'])}; budget: "
             f"{grid['model']}, {size} training examples x {grid['epochs']} epoch(s) at learning rate "
-            f"{grid['lr']:g}, batch {grid['batch_size']}.")
+            f"{grid['lr']:g}, batch {grid['batch_size']}{steps_text(grid.get('steps'))}.")
+
+
+def steps_text(steps: int | None) -> str:
+    return f" = {steps:,} optimiser steps per run" if steps else ""
+
+
+def budget_note(steps: int | None) -> str:
+    """What a recovery verdict means at this budget, in words."""
+    after = f"after {steps:,} fine-tuning steps" if steps else "at the end of the grid's fine-tuning budget"
+    return (f"measured {after}: 'does not fully recover' here means 'has not recovered within this budget', so it "
+            "measures speed of recovery as well as where recovery ends; a longer budget may recover more")
 
 
 # ---------------------------------------------------------------- per-seed numbers
@@ -149,23 +171,31 @@ def _empty_part(key: str, metric: str, group: str, baseline: str | float, reason
     return {"text": PARTS[key], "metric": metric, "group": group, "baseline": baseline, "below": True,
             "test": "superiority", "margin": None, "kind": "none", "mean_a": None, "mean_b": None, "n_a": 0,
             "n_b": 0, "diff": None, "ci_low": None, "ci_high": None, "verdict": "inconclusive", "reason": reason,
-            "seeds_needed": None, "sd": None}
+            "seeds_needed": None, "seeds_over": None, "seeds_text": "", "sd": None}
 
 
 def _part(key: str, metric: str, group: str, baseline: str | float, iv: stats.Interval, mean_a: float | None,
-          mean_b: float | None, unit: str) -> dict[str, Any]:
-    """A claim part from its interval ("a below b" is the claim): verdict, reason, and for an open part the
-    seeds that would settle it."""
+          mean_b: float | None, unit: str, steps: int | None = None) -> dict[str, Any]:
+    """A claim part from its interval ("a below b" is the claim): verdict, reason (with the budget it was
+    measured at), and for an open part the seeds that would settle it and what that figure assumes."""
     verdict, reason = stats.verdict(iv, higher_is_better=False)
+    plan = stats.seeds_plan(iv, iv.diff, what="difference") if verdict == "inconclusive" and iv.diff else None
     needed = stats.seeds_needed_for(iv) if verdict == "inconclusive" else None
+    text = ""
+    if plan is not None:
+        text = (f"About {plan.seeds} seeds would likely settle it (power 0.8), {plan.assumes}." if plan.seeds
+                else plan.why[0].upper() + plan.why[1:] + ".")
     return {**_empty_part(key, metric, group, baseline, ""), "kind": iv.kind, "mean_a": mean_a, "mean_b": mean_b,
             "n_a": iv.n_a, "n_b": iv.n_b, "diff": iv.diff, "ci_low": iv.low, "ci_high": iv.high,
-            "verdict": verdict, "reason": f"{reason}; the seed is the unit: {unit}; {iv.note}",
-            "seeds_needed": needed, "sd": iv.sd}
+            "verdict": verdict, "reason": f"{reason}; {budget_note(steps)}; the seed is the unit: {unit}; {iv.note}",
+            "seeds_needed": needed if needed else (plan.seeds if plan else None),
+            "seeds_over": plan.over if plan else None, "seeds_text": text, "sd": iv.sd}
 
 
-def healing_parts(recovery: dict[str, dict[int, list[float]]], levels: list[int]) -> list[dict[str, Any]]:
-    """The four parts of the claim from per-seed recovery ratios (see the module docstring)."""
+def healing_parts(recovery: dict[str, dict[int, list[float]]], levels: list[int],
+                  steps: int | None = None) -> list[dict[str, Any]]:
+    """The four parts of the claim from per-seed recovery ratios (see the module docstring), measured after
+    `steps` fine-tuning steps."""
     seed_mean = {p: {s: float(np.mean(v)) for s, v in recovery[p].items()} for p in POSITIONS}
     parts = []
     for position in POSITIONS:
@@ -175,14 +205,14 @@ def healing_parts(recovery: dict[str, dict[int, list[float]]], levels: list[int]
                                      f"no seed with every {position}-layer level finished"))
             continue
         parts.append(_part(position, "recovery_ratio", position, 1.0, stats.welch(values, 1.0),
-                           float(np.mean(values)), 1.0, f"{len(values)} seed(s), each averaged over k"))
+                           float(np.mean(values)), 1.0, f"{len(values)} seed(s), each averaged over k", steps))
     paired = sorted(set(seed_mean["bottom"]) & set(seed_mean["top"]))
     if paired:
         bottom = [seed_mean["bottom"][s] for s in paired]
         top = [seed_mean["top"][s] for s in paired]
         parts.append(_part("bottom-top", "recovery_ratio", "bottom", "top",
                            stats.paired_t([b - t for b, t in zip(bottom, top)]), float(np.mean(bottom)),
-                           float(np.mean(top)), f"bottom minus top within each of {len(paired)} seed(s)"))
+                           float(np.mean(top)), f"bottom minus top within each of {len(paired)} seed(s)", steps))
     else:
         parts.append(_empty_part("bottom-top", "recovery_ratio", "bottom", "top",
                                  "needs seeds with both every bottom and every top level finished"))
@@ -198,7 +228,7 @@ def healing_parts(recovery: dict[str, dict[int, list[float]]], levels: list[int]
         parts.append(_part("slope", "recovery_slope", "slope per corrupted layer", 0.0, stats.welch(values, 0.0),
                            float(np.mean(values)), 0.0,
                            f"one least-squares slope over k per seed and position, averaged over the positions, "
-                           f"{len(values)} seed(s)"))
+                           f"{len(values)} seed(s)", steps))
     return parts
 
 
@@ -210,9 +240,12 @@ def combine(verdicts: list[str]) -> str:
 
 
 def _row(parts: list[dict[str, Any]], statements: list[str], grid: dict[str, Any] | None) -> dict[str, Any]:
+    steps = (grid or {}).get("steps")
     return {"key": KEY, "paper": PAPER, "claim": CLAIM, "paper_says": PAPER_SAYS,
             "verdict": combine([p["verdict"] for p in parts]), "parts": parts, "source": "recovery",
-            "statements": statements, "grid": grid}
+            "statements": statements, "grid": grid, "budget_steps": steps,
+            "verdict_budget": f"{combine([p['verdict'] for p in parts])} after {steps:,} fine-tuning steps per run"
+            if steps else None}
 
 
 def _refused(reason: str, statements: list[str], grid: dict[str, Any] | None) -> dict[str, Any]:
@@ -247,7 +280,8 @@ def judge_grid(grid: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
     statements.append(f"The seed is the unit: each seed's recovery ratios are averaged over k = "
                       f"{', '.join(map(str, levels))} before testing ({len(seeds)} usable seed(s); at least 3 are "
                       "needed for a verdict).")
-    return _row(healing_parts(recovery, levels), statements, described)
+    statements.append(f"Budget: {budget_note(described['steps']).capitalize()}.")
+    return _row(healing_parts(recovery, levels, described["steps"]), statements, described)
 
 
 def judge_healing(store: RunStore, grid_id: str | None) -> dict[str, Any]:

@@ -78,6 +78,25 @@ class Cell:
                 "embeddings": self.embeddings, "seed": self.seed, "label": self.label}
 
 
+
+# Fine-tuning budgets the grid form offers (training examples, epochs): "does not fully recover" is read at the end
+# of the budget, so a longer one separates "recovers slowly" from "does not recover". The first is GridSpec's
+# default (the budget MiniLM's clean model converges in, docs/defaults.md); the others are RobustLab's choice of
+# about 4x and 16x as many optimiser steps at batch 32 (504 and 2,000 against 126).
+BUDGETS = {
+    "default": (2000, 2),
+    "4x longer": (2000, 8),
+    "16x longer": (8000, 8),
+}
+
+
+def budget_steps(train_size: int | None, epochs: int, batch_size: int) -> int | None:
+    """Optimiser steps of one run of the grid (the training loop's ceil(examples / batch) x epochs); None for the
+    whole training set, whose size the grid does not know before it loads it."""
+    if train_size is None:
+        return None
+    return math.ceil(train_size / batch_size) * epochs
+
 @dataclass
 class GridSpec:
     """What a person picks on the page (or on the command line) for one grid."""

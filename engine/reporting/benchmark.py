@@ -192,7 +192,9 @@ def group_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per method row: counted runs, mean and spread of each metric, and what is failed, missing or
-    left out because it did not learn."""
+    left out because it did not learn; a ROSE row also its thresholds and whose they are (`thresholds`)."""
+    from engine.methods.rose import thresholds_text
+
     out = []
     for group in groups:
         runs = group["runs"]
@@ -204,7 +206,9 @@ def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
                                "seeds_tried": sorted({r["seed"] for r in runs if r["seed"] is not None}),
                                "n_not_learned": sum(r["learned"] is False for r in runs),
                                "n_failed": sum(r["status"] == "failed" for r in runs),
-                               "n_unfinished": sum(r["status"] not in ("done", "failed") for r in runs)}
+                               "n_unfinished": sum(r["status"] not in ("done", "failed") for r in runs),
+                               "thresholds": thresholds_text(group["method"], group["settings"] or {},
+                                                             (group["training"] or {}).get("lr"))}
         for metric in METRICS:
             values = [float(r[metric]) for r in counted if r[metric] is not None]
             row[metric], row[f"{metric}_std"] = mean_std(values)
@@ -214,6 +218,7 @@ def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
     deleted = [r for r in rows if r["status"] == "deleted"]
     if deleted:
         out.append({"method": "(deleted runs)", "method_name": None, "split_by": "", "training": None,
+                    "thresholds": "",
                     "settings": None, "n_runs": 0, "seeds": [], "seeds_tried": [], "n_not_learned": 0,
                     "n_failed": 0, "n_unfinished": len(deleted),
                     **{k: None for m in METRICS for k in (m, f"{m}_std")},
@@ -329,25 +334,69 @@ def chance_lines(rows: list[dict[str, Any]], attack: AttackSpec | None) -> dict[
 
 # ---------------------------------------------------------------- the report
 
+def report_look(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
+    """Which look of the two-look design (engine.stats.DESIGN) a report over these runs is: look 2 when any of
+    them was trained as a new seed of a look-2 suite (queued by `extra_seed_suites`), with the seeds each method
+    counted at look 1; else look 1."""
+    from engine.suite.job import SuiteSpec, list_suites, suite_items
+
+    wanted, first, suites = set(run_ids), {}, []
+    for row in list_suites(store):
+        try:
+            suite = store.get(row["id"])
+        except RunError:
+            continue
+        spec = SuiteSpec.from_dict(suite.config)
+        if spec.look != 2 or not spec.first_look:
+            continue
+        new = {i["train_run"] for i in suite_items(suite)
+               if i.get("train_run") and i["seed"] not in spec.first_look.get(i["method"], [])}
+        if new & wanted:
+            suites.append(suite.id)
+            for method, seeds in spec.first_look.items():
+                first.setdefault(method, set()).update(seeds)
+    return {"number": 2 if suites else 1, "of": 2, "suites": suites,
+            "first_seeds": {m: sorted(s) for m, s in first.items()}}
+
+
+def look_text(look: dict[str, Any]) -> str:
+    """The look a report is, and what that means for its verdicts, in words."""
+    from engine.stats import DESIGN, LOOK1_ALPHA
+
+    if look["number"] == 1:
+        return (f"Look 1 of 2 ({DESIGN}). The method claims' verdicts keep a 5 % error rate over both looks: this "
+                f"look spends {LOOK1_ALPHA * 100:.2f} % ({(1 - LOOK1_ALPHA) * 100:.2f} % intervals), so adding the "
+                "seeds an open part asks for and judging again (look 2) does not inflate the false-positive rate. "
+                "The Healing claim is one analysis at 95 %.")
+    return (f"Look 2 of 2 ({DESIGN}), after the extra seeds of suite(s) {', '.join(look['suites'])}; look 1 counted "
+            + "; ".join(f"{m} seeds {', '.join(map(str, s))}" for m, s in look["first_seeds"].items())
+            + ". An open part combines look 1's seeds with the new ones; a part look 1 settled keeps its verdict. "
+            "The design allows no third look.")
+
+
 def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
                  grid_id: str | None = None) -> dict[str, Any]:
     """The whole report: per-run rows, method rows, claims, what was left out and why, and the chance lines.
-    `grid_id`: the recovery grid for the Healing claim (None: the newest finished one)."""
+    `grid_id`: the recovery grid for the Healing claim (None: the newest finished one). The method claims are
+    judged at the report's look of the two-look design (`report_look`)."""
     from engine.recovery.claims import judge_healing
     from engine.reporting.advglue_score import advglue_scores
-    from engine.reporting.claims import judge_methods
+    from engine.reporting.claims import Look, judge_methods
     from engine.stats import LEVEL
 
-    rows = run_rows(store, list(dict.fromkeys(run_ids)), attack)   # a run named twice counts once
+    run_ids = list(dict.fromkeys(run_ids))    # a run named twice counts once
+    rows = run_rows(store, run_ids, attack)
     groups = group_runs(rows)
     healing = judge_healing(store, grid_id)
     judged = claims_dataset(groups)
+    look = report_look(store, run_ids)
     claims = [*judge_methods([g for g in groups if g["training"].get("dataset") == judged],
-                             sentence_results(store, rows)), healing]
+                             sentence_results(store, rows), Look(look["number"], look["first_seeds"])), healing]
     return {"methods": aggregate(groups, rows), "claims": claims, "runs": rows, "excluded": excluded_runs(rows),
             "statements": statements(groups, rows), "scale_note": scale_note(groups, attack),
             "chance": chance_lines(rows, attack), "attack": asdict(attack) if attack else None,
-            "grid": (healing.get("grid") or {}).get("id"), "level": LEVEL, "advglue": advglue_scores(rows)}
+            "grid": (healing.get("grid") or {}).get("id"), "level": LEVEL, "advglue": advglue_scores(rows),
+            "look": {**look, "text": look_text(look)}}
 
 
 def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -400,14 +449,20 @@ def extra_seed_suites(report: dict[str, Any]) -> list[tuple[Any, list[int]]]:
     (`seeds_needed`): the row's seeds plus new seed numbers (the smallest not tried yet), the same training
     settings and the report's attack. The finished runs are reused by the suite, so only the new seeds train,
     and the suite's report holds them all. Rows with the same seeds and default method settings share a suite.
-    Returns (SuiteSpec, the new seeds) pairs."""
+    Each suite is look 2 of the two-look design: it records that and the seeds each of its methods counted at
+    look 1. A report at look 2 gets none (the design has no third look), nor does a part needing more seeds than
+    one suite may run (`too_many_seeds` lists those). Returns (SuiteSpec, the new seeds) pairs."""
+    from engine.limits import MAX_SEEDS
     from engine.methods import make_method
     from engine.suite.job import SuiteSpec
 
+    if (report.get("look") or {}).get("number") == 2:
+        return []
     needed: dict[str, int] = {}
     for claim in report["claims"]:
         for part in claim["parts"] if claim.get("source") == "methods" else ():
-            if part["verdict"] == "inconclusive" and part.get("seeds_needed"):
+            if (part["verdict"] == "inconclusive" and part.get("seeds_needed")
+                    and part["seeds_needed"] <= MAX_SEEDS):
                 for label in (part["group_row"], part["baseline_row"]):
                     needed[label] = max(needed.get(label, 0), part["seeds_needed"])
     rows = {m["method"]: m for m in report["methods"]}
@@ -427,8 +482,9 @@ def extra_seed_suites(report: dict[str, Any]) -> list[tuple[Any, list[int]]]:
         key = (json.dumps(row["training"], sort_keys=True), tuple(seeds),
                (row["method_name"], json.dumps(own, sort_keys=True)) if own is not None else None)
         plan = plans.setdefault(key, {"methods": [], "seeds": seeds, "new": new, "training": row["training"],
-                                      "settings": own})
+                                      "settings": own, "first": {}})
         plan["methods"].append(row["method_name"])
+        plan["first"][row["method_name"]] = list(row["seeds"])
     suites = []
     for plan in plans.values():
         train = {k: v for k, v in plan["training"].items() if k not in ("train_size", "epochs", "model", "dataset")}
@@ -439,8 +495,18 @@ def extra_seed_suites(report: dict[str, Any]) -> list[tuple[Any, list[int]]]:
                                  train_size=t["train_size"], epochs=t["epochs"], model=t["model"],
                                  dataset=t["dataset"], recipe=attack["recipe"] if attack else None,
                                  attack_dataset=attack["dataset"] if attack else "sst2-dev",
-                                 attack_n=attack["n"] if attack else 0, train=train), plan["new"]))
+                                 attack_n=attack["n"] if attack else 0, train=train, look=2,
+                                 first_look=plan["first"]), plan["new"]))
     return suites
+
+
+def too_many_seeds(report: dict[str, Any]) -> list[str]:
+    """The open method-claim parts whose seeds-needed figure is more than one suite may run, in words."""
+    from engine.limits import MAX_SEEDS
+
+    return [f"{part['text']}: {part['seeds_text']}" for claim in report["claims"] if claim.get("source") == "methods"
+            for part in claim["parts"] if part["verdict"] == "inconclusive" and
+            (part.get("seeds_over") or (part.get("seeds_needed") or 0) > MAX_SEEDS)]
 
 
 # ---------------------------------------------------------------- curves and exports

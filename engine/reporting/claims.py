@@ -8,10 +8,17 @@ attack when every run has its per-sentence results, else a paired t-interval whe
 seeds, else Welch.
 Every part measured on AdvGLUE or an attack has a companion part on clean accuracy: the method's dev
 accuracy no more than one point below its comparator (non-inferiority), so a model that did not fit cannot
-win a robustness claim. An inconclusive part says how many seeds per side would likely settle it.
+win a robustness claim. An inconclusive part says how many seeds per side would likely settle it, and what that
+figure assumes (the true difference equals the observed one; for a metric over one sentence set, the smallest
+difference those sentences can ever decide).
+
+A report is a look of RobustLab's two-look design (`engine.stats.DESIGN`, fixed before the first look): `Look(1)`
+judges at the level look 1 spends (99.44 %), `Look(2, first_seeds)` judges the parts still open after the extra
+seeds by combining look 1's seeds with the new ones. Without a look (`look=None`) each part is one analysis at 95 %.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +35,17 @@ METRIC_NAMES = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "
 EULER_DEFINING = ("h", "field", "layers")   # what makes an EX-BERT the explicit twin of an IM-BERT
 VANILLA_TWIN = ("EX-BERT with h = 1 and the residual field is vanilla BERT exactly, so the vanilla runs are "
                 "this IM-BERT's explicit control")
+NO_SEPARATE_CONTROL = ("at h = 1 with the residual field there is no explicit control apart from vanilla: this part "
+                       "is the comparison with vanilla again, not a second piece of evidence (train IM-BERT with "
+                       "another h, e.g. --set h=0.5 beside EX-BERT's default, for an explicit control that differs)")
+
+
+@dataclass(frozen=True)
+class Look:
+    """Which look of the two-look design a report is: 1, or 2 with the seeds each method's row counted at look 1
+    (by method name; a row not extended keeps its look-1 verdict)."""
+    number: int = 1
+    first_seeds: Mapping[str, list[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,10 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
     settings); among several such pairs, the one with the most runs. Without a pair: (None, None, why)."""
     mine = [g for g in groups if g["method"] == part.group and _counted(g, part.metric)]
     theirs = [g for g in groups if g["method"] == part.baseline and _counted(g, part.metric)]
+    if mine and not theirs and part.baseline == "ex-bert":
+        twin = _vanilla_twin(part, mine, groups)
+        if twin:
+            return twin
     for side, name in ((mine, part.group), (theirs, part.baseline)):
         if not side:
             left_out = [r for g in groups if g["method"] == name for r in g["runs"] if r.get("learned") is False]
@@ -139,12 +161,9 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
     pairs = [(a, b) for a in mine for b in theirs if a["training"] == b["training"]
              and all(a["settings"].get(k) == b["settings"].get(k) for k in part.matched)]
     if not pairs and part.baseline == "ex-bert":
-        twins = [(a, b) for a in mine if is_vanilla_when_explicit(a["settings"])
-                 for b in groups if b["method"] == "vanilla" and _counted(b, part.metric)
-                 and a["training"] == b["training"]]
-        if twins:
-            a, b = _most_runs(twins, part.metric)
-            return a, b, VANILLA_TWIN
+        twin = _vanilla_twin(part, mine, groups)
+        if twin:
+            return twin
     if not pairs:
         a, b = mine[0], theirs[0]
         diff = _differences(a["training"], b["training"]) + [
@@ -154,6 +173,18 @@ def choose_rows(part: Part, groups: list[dict[str, Any]]) -> tuple[dict | None, 
                             f"({part.group} vs {part.baseline}: {'; '.join(diff)})")
     a, b = _most_runs(pairs, part.metric)
     return a, b, ""
+
+
+def _vanilla_twin(part: Part, mine: list[dict], groups: list[dict[str, Any]]) -> tuple[dict, dict, str] | None:
+    """The IM-BERT row at h = 1 (residual) and the vanilla row trained alike: the explicit control there is
+    vanilla BERT exactly. None when there is no such pair."""
+    twins = [(a, b) for a in mine if is_vanilla_when_explicit(a["settings"])
+             for b in groups if b["method"] == "vanilla" and _counted(b, part.metric)
+             and a["training"] == b["training"]]
+    if not twins:
+        return None
+    a, b = _most_runs(twins, part.metric)
+    return a, b, VANILLA_TWIN
 
 
 def _most_runs(pairs: list[tuple[dict, dict]], metric: str) -> tuple[dict, dict]:
@@ -174,7 +205,8 @@ def _unique_seeds(runs: list[dict[str, Any]]) -> list[int] | None:
 
 
 def part_interval(metric: str, a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]],
-                  sentences: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[stats.Interval, str]:
+                  sentences: Mapping[str, Mapping[str, np.ndarray]],
+                  level: float = stats.LEVEL) -> tuple[stats.Interval, str]:
     """The interval of mean(a) - mean(b) and a note on the data it used.
 
     Paired by seed when both sides have exactly the same seeds (each once). Per sentence (hierarchical
@@ -193,7 +225,7 @@ def part_interval(metric: str, a_runs: list[dict[str, Any]], b_runs: list[dict[s
             keys_b = [r["seed"] for r in b_runs] if paired else list(range(len(b_runs)))
             pa = {k: sentences[r["run_id"]][metric] for k, r in zip(keys_a, a_runs)}
             pb = {k: sentences[r["run_id"]][metric] for k, r in zip(keys_b, b_runs)}
-            return stats.compare(va, vb, per_sentence=(pa, pb), paired_sentences=paired), ""
+            return stats.compare(va, vb, per_sentence=(pa, pb), paired_sentences=paired, level=level), ""
         missing = sum(x is None for x in arrays)
         note = (f"{missing} run(s) lack per-sentence results, so the interval covers seeds only" if missing else
                 "the runs were scored on different numbers of sentences, so the interval covers seeds only")
@@ -201,23 +233,79 @@ def part_interval(metric: str, a_runs: list[dict[str, Any]], b_runs: list[dict[s
         note = "a success rate counts only the sentences each model had right, so the interval covers seeds only"
     if paired:
         by_seed_b = {r["seed"]: float(r[metric]) for r in b_runs}
-        return stats.compare(va, vb, pairs=[(float(r[metric]), by_seed_b[r["seed"]]) for r in a_runs]), note
-    return stats.compare(va, vb), note
+        return stats.compare(va, vb, pairs=[(float(r[metric]), by_seed_b[r["seed"]]) for r in a_runs],
+                             level=level), note
+    return stats.compare(va, vb, level=level), note
 
 
-def judge_part(part: Part, groups: list[dict[str, Any]],
-               sentences: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+def _stage(runs: list[dict[str, Any]], method: str, look: Look | None, first: bool) -> list[dict[str, Any]]:
+    """The runs of look 1 (`first`) or the runs added for look 2 (none for a row that was not extended)."""
+    known = (look.first_seeds or {}) if look else {}
+    if method not in known:
+        return runs if first else []
+    return [r for r in runs if (r.get("seed") in set(known[method])) == first]
+
+
+def _interval(part: Part, a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]],
+              sentences: Mapping[str, Mapping[str, np.ndarray]], look: Look | None
+              ) -> tuple[stats.Interval, str, stats.Interval | None, str]:
+    """The interval a part is judged on, a note on its data, the look-1 interval when look 2 re-judges the part
+    (for the record), and the interval's label."""
+    if look is None:
+        iv, note = part_interval(part.metric, a_runs, b_runs, sentences)
+        return iv, note, None, f"{stats.LEVEL * 100:g} % CI"
+    group, baseline = a_runs[0]["method"], b_runs[0]["method"]
+    first_a, first_b = _stage(a_runs, group, look, True), _stage(b_runs, baseline, look, True)
+    if look.number == 1 or not (first_a and first_b):
+        iv, note = part_interval(part.metric, a_runs, b_runs, sentences, stats.LOOK1_LEVEL)
+        return iv, note, None, f"{stats.LOOK1_LEVEL * 100:.2f} % CI (look 1 of 2)"
+    first, note = part_interval(part.metric, first_a, first_b, sentences, stats.LOOK1_LEVEL)
+    new_a, new_b = _stage(a_runs, group, look, False), _stage(b_runs, baseline, look, False)
+    higher = not part.below
+    opened = (stats.non_inferiority(first, part.margin, higher_is_better=higher) if part.test == "non-inferiority"
+              else stats.verdict(first, higher_is_better=higher))[0] == "inconclusive"
+    if not opened or not (new_a or new_b):
+        why = ("settled at look 1, so look 1's verdict stands" if not opened
+               else "no new seeds on either side, so look 1's verdict stands")
+        return first, "; ".join(n for n in (note, why) if n), None, f"{stats.LOOK1_LEVEL * 100:.2f} % CI (look 1 of 2)"
+    if not (new_a and new_b):
+        gone = group if not new_a else baseline
+        first = dataclasses.replace(first, low=None, high=None)
+        return first, f"look 2 has no new {gone} seeds, so the two stages cannot be combined", None, "look 2 of 2"
+    second, _ = part_interval(part.metric, new_a, new_b, sentences)
+    pooled, pooled_note = part_interval(part.metric, a_runs, b_runs, sentences)
+    return stats.two_look_interval(first, second, pooled), pooled_note, first, "look-2 interval (look 2 of 2)"
+
+
+def _plan(part: Part, iv: stats.Interval, effect: float, look: Look | None) -> stats.SeedsPlan:
+    """What more seeds would do for an open part: one analysis at 95 % (no look), look 2 of the design (look 1),
+    nothing (look 2: the design has no third look)."""
+    what = "gap to the margin" if part.test == "non-inferiority" else "difference"
+    if look is not None and look.number == 2:
+        return stats.SeedsPlan(None, None, stats.sentence_floor(iv), "",
+                               "this is look 2 of RobustLab's two-look design: it allows no third look, so more "
+                               "seeds cannot be added to this question under the 5 % error rate")
+    if look is None:
+        return stats.seeds_plan(iv, effect, what=what)
+    delta = 0.0 if part.test != "non-inferiority" else (-part.margin if not part.below else part.margin)
+    return stats.second_look_plan(iv, effect, delta, what=what)
+
+
+def judge_part(part: Part, groups: list[dict[str, Any]], sentences: Mapping[str, Mapping[str, np.ndarray]],
+               look: Look | None = None) -> dict[str, Any]:
     """A part's row: the rows it compares, their means, the interval, the verdict and, when inconclusive,
-    the seeds per side that would likely settle it."""
+    the seeds per side that would likely settle it, with what that figure assumes (`seeds_plan`)."""
     out: dict[str, Any] = {**asdict(part), "matched": list(part.matched), "kind": "none", "mean_a": None,
                            "mean_b": None, "n_a": 0, "n_b": 0, "diff": None, "ci_low": None, "ci_high": None,
-                           "sd": None, "seeds_needed": None, "group_row": None, "baseline_row": None}
+                           "sd": None, "seeds_needed": None, "seeds_over": None, "seeds_floor": None,
+                           "seeds_text": "", "ci_label": None, "group_row": None, "baseline_row": None,
+                           "repeats": None, "look": look.number if look else None}
     a, b, why = choose_rows(part, groups)
     if a is None:
         return {**out, "verdict": "inconclusive", "reason": why}
     note = why
     a_runs, b_runs = _counted(a, part.metric), _counted(b, part.metric)
-    iv, data_note = part_interval(part.metric, a_runs, b_runs, sentences)
+    iv, data_note, first, label = _interval(part, a_runs, b_runs, sentences, look)
     note = "; ".join(n for n in (note, data_note) if n)
     higher = not part.below
     if part.test == "non-inferiority":
@@ -226,21 +314,54 @@ def judge_part(part: Part, groups: list[dict[str, Any]],
     else:
         verdict, reason = stats.verdict(iv, higher_is_better=higher)
         effect = iv.diff
-    needed = None
+    plan = None
     if verdict == "inconclusive" and effect is not None and iv.sd:
-        needed = stats.seeds_needed(effect, iv.sd, iv.kind, paired=iv.design != "two-sample")
+        plan = _plan(part, first or iv, effect, look)
     reason = f"{reason} ({iv.note})" if iv.note and iv.note not in reason else reason
     return {**out, "group_row": a["label"], "baseline_row": b["label"], "kind": iv.kind,
             "mean_a": float(np.mean([r[part.metric] for r in a_runs])),
             "mean_b": float(np.mean([r[part.metric] for r in b_runs])), "n_a": iv.n_a, "n_b": iv.n_b,
             "diff": iv.diff, "ci_low": iv.low, "ci_high": iv.high, "sd": iv.sd, "verdict": verdict,
-            "reason": reason + (f"; {note}" if note else ""), "seeds_needed": needed}
+            "reason": reason + (f"; {note}" if note else ""), "ci_label": label,
+            "repeats": _repeats(part, b), **plan_fields(plan)}
 
 
-def judge_claim(claim: Claim, groups: list[dict[str, Any]],
-                sentences: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+def plan_fields(plan: stats.SeedsPlan | None) -> dict[str, Any]:
+    """A part's seeds-needed fields: the figure (never capped at 100; `seeds_over` when the search gave up),
+    the sentence floor, and one sentence that says what the figure assumes or why there is none."""
+    if plan is None:
+        return {"seeds_needed": None, "seeds_over": None, "seeds_floor": None, "seeds_text": ""}
+    return {"seeds_needed": plan.seeds, "seeds_over": plan.over, "seeds_floor": plan.floor,
+            "seeds_text": seeds_sentence(plan)}
+
+
+def seeds_sentence(plan: stats.SeedsPlan) -> str:
+    """The seeds-needed figure in words with its assumption; or why there is no figure."""
+    floor = ""
+    if plan.floor is not None:
+        floor = (f" These sentences can never decide a difference below about {plan.floor * 100:.2f} points "
+                 "(the interval's half-width with unlimited seeds).")
+    if plan.seeds is not None:
+        return (f"About {plan.seeds} seeds per side would likely settle it (power 0.8), {plan.assumes}."
+                + floor)
+    return (plan.why[0].upper() + plan.why[1:] + (f" ({plan.assumes})" if plan.assumes else "") + "."
+            + ("" if "cannot be decided" in plan.why else floor))
+
+
+def _repeats(part: Part, baseline_row: dict[str, Any]) -> str | None:
+    """The text of the part this one repeats: IM-BERT against EX-BERT when vanilla stands in for it."""
+    if part.baseline == "ex-bert" and baseline_row["method"] == "vanilla":
+        return part.text.replace("ex-bert", "vanilla")
+    return None
+
+
+def judge_claim(claim: Claim, groups: list[dict[str, Any]], sentences: Mapping[str, Mapping[str, np.ndarray]],
+                look: Look | None = None) -> dict[str, Any]:
     """A claim's row: each part judged, the claim's verdict, and plain-words statements about the runs used."""
-    parts = [judge_part(part, groups, sentences) for part in claim.parts]
+    parts = [judge_part(part, groups, sentences, look) for part in claim.parts]
+    for part in parts:
+        if part["repeats"]:
+            part["reason"] = f"{NO_SEPARATE_CONTROL}; {part['reason']}"
     statements = []
     used = {label for p in parts for label in (p["group_row"], p["baseline_row"]) if label}
     for group in groups:
@@ -254,6 +375,11 @@ def judge_claim(claim: Claim, groups: list[dict[str, Any]],
         statements.append("Runs of one method were trained with different settings; this claim uses the rows "
                           + ", ".join(split) + ".")
     statements += [f"{p['text']}: {p['reason']}" for p in parts if p["reason"].startswith("refused")]
+    repeated = [p["text"] for p in parts if p["repeats"]]
+    if repeated:
+        statements.append("No separate EX-BERT control: this IM-BERT runs at h = 1 with the residual field, where "
+                          "the explicit step is vanilla BERT exactly, so " + " and ".join(repeated)
+                          + " repeat the comparisons with vanilla; the claim has one piece of evidence, not two.")
     few = sorted({p["text"] for p in parts if p["kind"] != "none" and min(p["n_a"], p["n_b"]) < 3})
     if few:
         statements.append("Fewer than 3 seeds on a side, so no verdict: " + "; ".join(few) + ".")
@@ -262,7 +388,8 @@ def judge_claim(claim: Claim, groups: list[dict[str, Any]],
             "statements": statements}
 
 
-def judge_methods(groups: list[dict[str, Any]],
-                  sentences: Mapping[str, Mapping[str, np.ndarray]]) -> list[dict[str, Any]]:
-    """Every method claim judged on the benchmark's rows (`groups`: label, method, training, settings, runs)."""
-    return [judge_claim(claim, groups, sentences) for claim in CLAIMS]
+def judge_methods(groups: list[dict[str, Any]], sentences: Mapping[str, Mapping[str, np.ndarray]],
+                  look: Look | None = None) -> list[dict[str, Any]]:
+    """Every method claim judged on the benchmark's rows (`groups`: label, method, training, settings, runs), at
+    `look` of the two-look design (None: one analysis at 95 %)."""
+    return [judge_claim(claim, groups, sentences, look) for claim in CLAIMS]

@@ -37,14 +37,19 @@ def part_numbers(part: dict[str, Any], level: float = 0.95) -> str:
     if part["diff"] is not None:
         text += f": {part['diff'] * scale:+.{digits}f}{unit}"
     if part["ci_low"] is not None:
-        text += (f", {int(level * 100)} % CI [{part['ci_low'] * scale:+.{digits}f}, "
-                 f"{part['ci_high'] * scale:+.{digits}f}]")
+        label = part.get("ci_label") or f"{int(level * 100)} % CI"
+        text += f", {label} [{part['ci_low'] * scale:+.{digits}f}, {part['ci_high'] * scale:+.{digits}f}]"
     if part.get("kind") and part["kind"] != "none":
         text += f" ({part['kind']})"
     if part.get("margin") is not None and part.get("test") == "non-inferiority":
         text += f"; margin {part['margin'] * scale:g}{unit}"
     if part.get("seeds_needed"):
-        text += f"; about {part['seeds_needed']} seeds per side would settle it"
+        text += (f"; about {part['seeds_needed']} seeds per side would likely settle it if the true difference "
+                 "equals the observed one")
+    elif part.get("seeds_over"):
+        text += f"; over {part['seeds_over']:,} seeds per side would be needed"
+    if part.get("repeats"):
+        text += f"; the same comparison as '{part['repeats']}'"
     return text
 
 
@@ -52,17 +57,19 @@ def methods_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The method rows as display/CSV records (accuracies in points, mean ± std)."""
     return [{"method": m["method"], "runs": m["n_runs"], "seeds": ",".join(map(str, m["seeds"])),
              "did not learn": m["n_not_learned"], "failed": m["n_failed"], "unfinished": m["n_unfinished"],
-             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std")) for metric, label in METRICS.items()}}
+             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std")) for metric, label in METRICS.items()},
+             "thresholds": m.get("thresholds") or ""}
             for m in report["methods"]]
 
 
 def claims_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     level = report.get("level", 0.95)
-    return [{"paper": c["paper"], "claim": c["claim"], "paper says": c["paper_says"], "verdict": c["verdict"],
+    return [{"paper": c["paper"], "claim": c["claim"], "paper says": c["paper_says"],
+             "verdict": c.get("verdict_budget") or c["verdict"],
              "our numbers": "; ".join(f"{p['text']}: {part_numbers(p, level)}" for p in c["parts"]),
              "why": "; ".join(f"{p['text']}: {p['verdict']} ({p['reason']})" for p in c["parts"]),
-             "seeds needed": "; ".join(f"{p['text']}: {p['seeds_needed']}" for p in c["parts"]
-                                       if p.get("seeds_needed")),
+             "seeds needed": "; ".join(f"{p['text']}: {p['seeds_text']}" for p in c["parts"]
+                                       if p.get("seeds_text")),
              "notes": " ".join(c.get("statements", []))}
             for c in report["claims"]]
 
@@ -101,8 +108,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += ["## Methods", "", _markdown_table(methods_table(report))]
     if report["excluded"]:
         lines += ["## Runs left out", "", _markdown_table(excluded_table(report))]
-    lines += ["## Claims", "",
-              f"Verdicts from {int(report['level'] * 100)} % confidence intervals: paired t over seeds when both "
+    look = report.get("look")
+    lines += ["## Claims", ""] + ([look["text"], ""] if look else []) + [
+              "Verdicts from confidence intervals (each part names its level): paired t over seeds when both "
               "methods' runs pair up on seed and training settings, Welch otherwise, a hierarchical bootstrap over "
               "seeds and sentences for AdvGLUE and attack numbers. Each part measured on AdvGLUE or an attack comes "
               "with a clean-accuracy part: dev accuracy no more than 1 point below the comparator.", "",

@@ -48,6 +48,10 @@ class SuiteSpec:
     reuse: bool = True
     behaviour: str | None = None   # a behaviour suite (sentiment, or a suite file) run on each trained model
     train: dict[str, Any] = field(default_factory=dict)   # further TrainConfig fields (batch_size, lr, ...)
+    # which look of the two-look design (engine.stats.DESIGN) this suite's report is: 2 for the extra seeds queued
+    # after look 1, with the seeds each method counted at look 1 (engine.reporting.benchmark.extra_seed_suites)
+    look: int = 1
+    first_look: dict[str, list[int]] | None = None
 
     def __post_init__(self) -> None:
         if self.attack_dataset is None:
