@@ -18,8 +18,10 @@ from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budge
 from engine.attacks.recipes import AttackError, get_recipe
 from engine.attacks.segments import check_shape
 from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, number_text
+from engine.models.device import pick_device
 from engine.models.inference import LoadedModel
-from engine.store.runs import read_jsonl
+from engine.store.runs import RunStore, read_jsonl
+from engine.training.evaluate import eval_set
 
 
 def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget, seed: int = 0,
@@ -63,10 +65,6 @@ def run_job(run, should_stop: Callable[[], bool], progress: Callable[..., None] 
     Each example's record is appended to results.jsonl as soon as it is done; results.csv is written at
     the end (also after a cancel), and the summary becomes results.json.
     """
-    from engine.models.device import pick_device
-    from engine.store.runs import RunStore
-    from engine.training.evaluate import eval_set
-
     config = run.config
     store = RunStore(run.dir.parent)
     target = store.get(config["target"])

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.behaviour.runner import stored_results
 from engine.behaviour.scoring import wilson, within
 from engine.stats import mean_std
+from engine.training.evaluate import learning_status
 
 COUNTS = {"MFT": "all cases", "INV": "all cases", "DIR": "cases that can fail"}
 
@@ -82,8 +84,6 @@ def _by_method(values: dict[str, float | None], methods: dict[str, str]) -> dict
 
 def not_learned(store, run_ids: list[str]) -> dict[str, str]:
     """The runs among `run_ids` known not to have learned (engine.training.evaluate.learning_status), each with why."""
-    from engine.training.evaluate import learning_status
-
     out = {}
     for run_id in run_ids:
         status = learning_status(store.get(run_id))
@@ -143,8 +143,6 @@ def mean_std_text(cell: dict[str, Any]) -> str:
 def method_behaviour(store, rows: list[dict[str, Any]], suite: str) -> dict[str, Any] | None:
     """A Benchmark report's runs compared on a behaviour suite's stored results (the runs in its numbers only,
     grouped by their report row), or None when none of them has results of that suite."""
-    from engine.behaviour.runner import stored_results
-
     results, methods = {}, {}
     for row in rows:
         found = stored_results(store, row["run_id"], suite) if row.get("included") else None

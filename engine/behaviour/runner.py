@@ -22,8 +22,12 @@ from typing import Any
 from engine.behaviour.generate import Case, GenerationError, generate_cases
 from engine.behaviour.scoring import NEUTRAL, SCORING, judged_row, score_test, summarise
 from engine.behaviour.spec import BehaviourSuite, BehaviourSuiteError, behaviour_suite_from_data
+from engine.data.text_dataset import DataError
+from engine.models.device import pick_device
 from engine.models.inference import Cancelled, LoadedModel, label_names_for, segment_names_for
+from engine.store.owned_paths import OutsideRootsError, inside
 from engine.store.runs import Run, RunStore, read_jsonl
+from engine.training.evaluate import eval_set
 from engine.user_text import quoted
 
 CHUNK = 256          # texts per progress step (and per cancel check, besides the one before each batch)
@@ -98,8 +102,6 @@ def stored_suites(store: RunStore, targets: list[str]) -> list[str]:
 def check_sentence_files(suite: BehaviourSuite, roots: Sequence[Path]) -> None:
     """Refuse a suite whose tests read `csv:PATH` sentences outside `roots` (a page's folders), naming each test,
     before any file is opened: `BehaviourSuiteError`."""
-    from engine.store.owned_paths import OutsideRootsError, inside
-
     problems = []
     for test in suite.tests:
         if isinstance(test.sentences, str) and test.sentences.startswith("csv:"):
@@ -124,9 +126,6 @@ def model_cases(suite: BehaviourSuite, seed: int, target_config: dict[str, Any],
     `csv:PATH` sentences must lie inside `roots` when a page runs the suite (`engine.store.owned_paths.page_roots`).
     Raises `BehaviourSuiteError` naming each test whose label the model lacks or that makes no cases, or saying that
     a sentence-pair model (`segment_names`) is not what a suite's one-sentence cases can test."""
-    from engine.data.text_dataset import DataError
-    from engine.training.evaluate import eval_set
-
     if segment_names is not None:
         raise BehaviourSuiteError([f"this model reads sentence pairs ({' / '.join(segment_names)}); behavioural suites "
                               f"test single-sentence classifiers: each case is one sentence"])
@@ -191,8 +190,6 @@ def evaluate_suite(loaded, suite: BehaviourSuite, seed: int, target_config: dict
 
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """The `behaviour` job kind: the suite's results on the target run, written to results.json and cases.jsonl."""
-    from engine.models.device import pick_device
-
     config = run.config
     store = RunStore(run.dir.parent)
     target = store.get(config["target"])

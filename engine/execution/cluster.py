@@ -33,8 +33,9 @@ HTTP2_SETTINGS = 4
 HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 # ray.init calls given up on in this process (their threads are still blocked inside Ray)
 abandoned: list[str] = []
-# what a task needs from the project: the code (data, runs, models and the environment stay behind)
-WORKING_DIR_EXCLUDES = [".git", ".venv", "runs", "data", ".nltk_data", "**/__pycache__", ".pytest_cache",
+# what a task needs from the project: the code (data, runs, models and the environment stay behind); gitignore
+# patterns, so the project's own folders are anchored ("/data", not "data": engine/data/ is code)
+WORKING_DIR_EXCLUDES = ["/.git", "/.venv", "/runs", "/data", "/.nltk_data", "**/__pycache__", ".pytest_cache",
                         ".ruff_cache", "*.safetensors", "*.bin", "*.zip", "*.tar", "*.npz", "node_modules"]
 # the driver's settings a task needs to find the same data offline
 PASSED_VARIABLES = ("ROBUSTLAB_DATA", "NLTK_DATA", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from engine.execution.jobs import PartProgress
 from engine.execution.kinds import Progress
 from engine.store.runs import Run, RunStore, process_identity
 from engine.user_text import quoted
@@ -105,8 +106,6 @@ class LocalExecutor:
 
     def run(self, store: RunStore, parent: Run, items: list[Item], should_stop: Callable[[], bool],
             progress: Progress | None, note: Callable[..., None], finished: Callable[[Item, dict], None]) -> None:
-        from engine.execution.jobs import PartProgress
-
         total = sum(item.steps for item in items)
         offset = 0
         for item in items:

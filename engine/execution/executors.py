@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.execution.executor import Executor, ExecutorSpec, LocalExecutor
+from engine.execution.ray_executor import RayExecutor  # ray: slow to import, optional
 
 
 def make_executor(spec: ExecutorSpec) -> Executor:
@@ -9,6 +10,5 @@ def make_executor(spec: ExecutorSpec) -> Executor:
     spec.check()
     if spec.kind == "local":
         return LocalExecutor()
-    from engine.execution.ray_executor import RayExecutor  # ray: slow to import, optional
 
     return RayExecutor.connect(spec)

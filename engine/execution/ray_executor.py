@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.execution.cluster import capacity_problem, connect, node_label, summary
 from engine.execution.executor import ExecutorError, ExecutorSpec, Item, Progress, Work
-from engine.store.archive import ArchiveError, chunks, new_archive_file, pack, pack_bytes, receive
+from engine.paths import use_project_nltk_data
+from engine.store.archive import ArchiveError, chunks, extract, new_archive_file, pack, pack_bytes, receive
 from engine.store.runs import ACTIVE, NODE_INDEX_VARIABLE, Run, RunStore
 
 POLL_SECONDS = 0.5
@@ -37,9 +39,6 @@ def item_task(work: Work, inputs: bytes | None, shared_home: str | None, cpus: i
     import ray
     import torch
 
-    from engine.execution.cluster import node_label
-    from engine.paths import use_project_nltk_data
-    from engine.store.archive import extract
 
     use_project_nltk_data()
     if not torch.cuda.is_available():
@@ -88,8 +87,6 @@ class RayExecutor:
     @classmethod
     def connect(cls, spec: ExecutorSpec) -> RayExecutor:
         """Connect, and refuse a cluster that cannot run one item now (before any item starts)."""
-        from engine.execution.cluster import capacity_problem, connect, summary
-
         ray = connect(spec.address)
         offer = summary(ray)
         problem = capacity_problem(offer, spec.cpus)

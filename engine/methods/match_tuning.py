@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.data.batching import model_inputs
+from engine.data.batching import iter_batches, model_inputs
 from engine.methods.base import Method, Setting, SettingError, StepContext
 
 
@@ -159,8 +159,6 @@ class MatchTuning(Method):
     def extra_evaluation(self, model: nn.Module, encoded, batch_size: int,
                          device: torch.device) -> dict[str, float]:
         """Dev accuracy in both modes, on shuffled batches of the training batch size (seed 0)."""
-        from engine.data.batching import iter_batches
-
         n = len(encoded.labels)
         if n == 0:
             return {}

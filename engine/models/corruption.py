@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from engine.limits import MAX_SEED, number_text
-from engine.models.architecture import encoder_parts
+from engine.models.architecture import ModelError, encoder_parts
 from engine.user_text import quoted
 
 KINDS: dict[str, str] = {
@@ -68,7 +68,6 @@ class Target:
 
 def model_layer_count(name: str) -> int:
     """Number of encoder layers of a model name, read from its config (no weights loaded)."""
-    from engine.models.architecture import ModelError
     from engine.models.loading import resolve, tiny_config
 
     if name == "tiny":

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import load_model, save_model
 
+from engine.limits import NAME_BYTES, PATH_BYTES  # the longest path and name a file system takes
+from engine.methods import make_method
 from engine.models.architecture import ModelError
 from engine.models.heavy_imports import serialised
 from engine.user_text import is_invisible, quoted
@@ -41,8 +43,6 @@ def known_models() -> dict[str, str]:
 def model_name_problem(name: str) -> str | None:
     """Why a typed model name cannot be a folder or hub id, judged from the text alone (before the file system,
     which raises `File name too long` on a long paste), or None."""
-    from engine.limits import NAME_BYTES, PATH_BYTES  # the longest path and name a file system takes
-
     if any(is_invisible(ch) or ch in "\t\n\r" for ch in name):
         return f"the model name {quoted(name)} contains control or invisible characters; type it again"
     too_long = [part for part in name.split("/") if len(part.encode()) > NAME_BYTES]
@@ -149,7 +149,6 @@ def load_trained(run_dir: Path, device: torch.device | str = "cpu"):
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from engine.methods import make_method
 
     run_dir = Path(run_dir)
     folder = run_dir / "model"

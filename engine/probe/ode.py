@@ -32,6 +32,9 @@ from engine.data.batching import encode, model_inputs, pad_batch
 from engine.data.text_dataset import Input
 from engine.methods.im_bert import connections, math_attention
 from engine.models.architecture import encoder_parts
+from engine.models.inference import label_names_for, segment_names_for
+from engine.store.runs import read_json
+from engine.training.evaluate import eval_set, own_sets
 from engine.user_text import quoted
 
 PROBE_VERSION = 4          # 4: scale-free growth beside the absolute one
@@ -342,10 +345,6 @@ def layer_spectra(model: nn.Module, batch: dict[str, torch.Tensor], steps: int =
 def probe_set(run_dir: Path) -> str:
     """The set a run is probed on: AdvGLUE-SST2, or for a sentence-pair run its own task's last set (its AdvGLUE
     pairs where the task has them), so a pair model is probed on pairs."""
-    from engine.models.inference import segment_names_for
-    from engine.store.runs import read_json
-    from engine.training.evaluate import own_sets
-
     if segment_names_for(run_dir) is None:
         return PROBE_SET
     return own_sets(read_json(run_dir / "config.json", {}))[-1]
@@ -354,10 +353,6 @@ def probe_set(run_dir: Path) -> str:
 def probe_texts(run_dir: Path, n: int = 16, seed: int = 0) -> tuple[list[Input], list[int]]:
     """The fixed probe batch of a run: n examples of its probe set (`probe_set`), a seeded sample, with their
     labels."""
-    from engine.models.inference import label_names_for
-    from engine.store.runs import read_json
-    from engine.training.evaluate import eval_set
-
     data = eval_set(read_json(run_dir / "config.json", {}), probe_set(run_dir), label_names_for(run_dir))
     data = data.sample(n, seed)
     return data.inputs, data.labels

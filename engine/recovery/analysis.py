@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.data.registry import DEV_SET, load_dataset
+from engine.data.splits import heldout_set
 from engine.store.runs import Run
 
 if TYPE_CHECKING:
@@ -91,9 +93,6 @@ def starting_point(config: dict[str, Any], num_labels: int):
 
 def cka_texts(config: dict[str, Any]) -> list[Input]:
     """A fixed sample of the run's dev set whose hidden states CKA compares (the same for every cell)."""
-    from engine.data.registry import DEV_SET, load_dataset
-    from engine.data.splits import heldout_set
-
     dataset = config["dataset"]
     if dataset.startswith("csv:"):
         dev = heldout_set(config)

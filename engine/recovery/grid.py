@@ -19,12 +19,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from engine.execution.executor import ExecutorSpec, Item, Work, reserve
+from engine.execution.executors import make_executor
+from engine.execution.jobs import execute
 from engine.limits import MAX_SEED, MAX_SEEDS
 from engine.models.corruption import INITS, KINDS, CorruptionError, check_spec, group_layers, model_layer_count
+from engine.models.folder import check_model_folder
 from engine.recovery.analysis import analyse_cell
 from engine.recovery.metrics import clean_baselines, grid_rows, summarise_by_label
 from engine.store.runs import Run, RunStore
-from engine.training.config import default_lr
+from engine.training.config import TrainConfig, default_lr
 from engine.user_text import quoted
 
 if TYPE_CHECKING:
@@ -212,8 +216,6 @@ class GridSpec:
 
     def train_config(self, cell: Cell):
         """The TrainConfig of one cell: identical for every cell but the seed and the corruption."""
-        from engine.training.config import TrainConfig
-
         return TrainConfig(dataset=self.dataset, model=self.model, method="vanilla", train_size=self.train_size,
                            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=cell.seed,
                            max_length=self.max_length, eval_every=self.eval_every, dev_size=self.dev_size,
@@ -223,9 +225,6 @@ class GridSpec:
 def grid_config(spec: GridSpec, where: ExecutorSpec | None = None) -> dict[str, Any]:
     """Check a grid and return the config its `recover` run stores (with the model's layer count and where its
     cells run; default: this machine)."""
-    from engine.execution.executor import ExecutorSpec
-    from engine.models.folder import check_model_folder
-
     check_model_folder(spec.model)   # remote code, pickle weights, too large: refused before the layers are read
     num_layers = model_layer_count(spec.model)
     spec.check(num_layers)
@@ -246,7 +245,6 @@ def cells_of(config: dict[str, Any]) -> list[Cell]:
 
 def _prepare_cell(store: RunStore, grid: Run, spec: GridSpec, cell: Cell, index: int) -> Work:
     """Record one cell as a child run of the grid (the grid's process, just before the cell starts)."""
-    from engine.execution.executor import Work, reserve
     from engine.training.train import environment
 
     child = reserve(store, {**spec.train_config(cell).to_dict(), "environment": environment(),
@@ -264,8 +262,6 @@ class GridCell:
     def run(self, store: RunStore, should_stop: Callable[[], bool], progress: Callable,
             note: Callable[..., None]) -> dict[str, Any]:
         """Train the cell, in whatever process runs it (the grid's, in its slot, or a Ray task on some node)."""
-        from engine.execution.jobs import execute
-
         results = execute(store, store.get(self.run_id), should_stop, progress, slot_held=True)
         return {"run": self.run_id, "status": results.get("status", "failed"), "error": results.get("error")}
 
@@ -276,8 +272,6 @@ class GridCell:
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
     """The `recover` job kind: hand every cell of the grid to the executor (in order here; all at once on a
     cluster), then analyse each finished cell against the clean run of its seed once that one has finished."""
-    from engine.execution.executor import ExecutorSpec, Item
-    from engine.execution.executors import make_executor
     from engine.training.train import load_splits
 
     config = run.config

@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 
 from engine.store.runs import Run, RunStore
+from engine.training.evaluate import (
+    dev_chance,  # lazily: it loads torch, needed only for runs without a stored chance
+)
 
 TARGET_SHARE = 0.95       # "steps to 95 %": the first evaluation at >= 95 % of clean accuracy
 LEARNED_MARGIN = 0.10     # a clean baseline learned when its dev accuracy is at least this far above chance
@@ -51,10 +54,6 @@ def steps_to_reach(steps: list[int], values: list[float], target: float | None) 
 
 
 def _row(child: Run, clean_final: dict[int, dict]) -> dict[str, Any]:
-    from engine.training.evaluate import (
-        dev_chance,  # lazily: it loads torch, needed only for runs without a stored chance
-    )
-
     config, results, status = child.config, child.results, child.status
     cell = config.get("recovery", {})
     steps, values = dev_curve(child)

@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.registry import load_dataset
 from engine.recovery.grid import GridError, GridSpec, cells_of
 from engine.recovery.metrics import children, dev_curve, grid_rows, summarise_by_label
 from engine.store.runs import Run, RunStore
+from engine.training.evaluate import chance_accuracy
 
 
 @dataclass
@@ -160,8 +162,5 @@ def chance_lines(view: GridView) -> dict[str, float]:
     if dev:
         out["dev"] = dev[0]
     if any(r["advglue_sst2_accuracy"] is not None for r in view.rows):
-        from engine.data.registry import load_dataset
-        from engine.training.evaluate import chance_accuracy
-
         out["advglue"] = chance_accuracy(load_dataset("advglue-sst2").labels)
     return out

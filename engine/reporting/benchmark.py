@@ -19,8 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from engine.stats import mean_std
+from engine.attacks.attacker import Budget
+from engine.attacks.batch import CONFIG_KEYS, batch_config, read_results
+from engine.data.registry import load_dataset
+from engine.data.splits import task_of
+from engine.execution import jobs
+from engine.execution.kinds import find_done, job_kind
+from engine.limits import MAX_SEEDS
+from engine.methods import make_method
+from engine.methods.rose import thresholds_text
+from engine.recovery.claims import judge_healing
+from engine.reporting.advglue_score import advglue_scores, task_accuracy
+from engine.reporting.claims import Look, judge_methods
+from engine.stats import DESIGN, LEVEL, LOOK1_ALPHA, mean_std
 from engine.store.runs import ACTIVE, RunError, RunStore, read_json
+from engine.suite.job import SuiteSpec, default_methods, list_suites, suite_items
+from engine.training.evaluate import chance_accuracy, dev_set_name, evaluate_run, learning_status, own_sets
 
 METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
            "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
@@ -35,9 +49,6 @@ class AttackSpec:
     n: int = 100
 
     def config_for(self, target: str) -> dict[str, Any]:
-        from engine.attacks.attacker import Budget
-        from engine.attacks.batch import batch_config
-
         return batch_config(target, self.recipe, self.dataset, self.n, Budget())
 
 
@@ -46,8 +57,6 @@ class AttackSpec:
 def training_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """What decides a trained model besides its method and seed (the training settings), and the method's
     settings with their defaults filled in."""
-    from engine.execution.kinds import job_kind
-
     values = job_kind("train").reuse_key(config)
     settings = values.pop("settings")
     for key in ("method", "seed"):
@@ -58,11 +67,6 @@ def training_settings(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str, Any]:
     """A run's stored numbers and whether it learned; a metric it lacks is None and named in `missing`.
     `included`: the run counts in means and claims (finished, and not known to have failed to learn)."""
-    from engine.data.splits import task_of
-    from engine.execution.kinds import find_done
-    from engine.reporting.advglue_score import task_accuracy
-    from engine.training.evaluate import dev_set_name, learning_status, own_sets
-
     row: dict[str, Any] = {"run_id": run_id, "method": None, "seed": None, "status": "deleted",
                            **{m: None for m in METRICS}, "attack_run": None, "missing": [], "included": False,
                            "learned": None, "learning_reason": None, "chance_accuracy": None,
@@ -119,8 +123,6 @@ def sentence_results(store: RunStore, rows: list[dict[str, Any]]) -> dict[str, d
     1 where the attack failed (the model is still right after it) over every attacked sentence. (The success
     rate counts only the sentences a model had right, a different set per run, so it has no per-sentence
     form here.)"""
-    from engine.attacks.batch import read_results
-
     out: dict[str, dict[str, np.ndarray]] = {}
     for row in rows:
         if not row["included"] or not row["per_sentence"]:
@@ -143,8 +145,6 @@ def sentence_results(store: RunStore, rows: list[dict[str, Any]]) -> dict[str, d
 # ---------------------------------------------------------------- method rows, split by settings
 
 def method_order(methods: list[str]) -> list[str]:
-    from engine.suite.job import default_methods
-
     order = default_methods()
     return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
@@ -193,8 +193,6 @@ def group_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def aggregate(groups: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per method row: counted runs, mean and spread of each metric, and what is failed, missing or
     left out because it did not learn; a ROSE row also its thresholds and whose they are (`thresholds`)."""
-    from engine.methods.rose import thresholds_text
-
     out = []
     for group in groups:
         runs = group["runs"]
@@ -317,9 +315,6 @@ def chance_lines(rows: list[dict[str, Any]], attack: AttackSpec | None) -> dict[
     """Where a model that predicts one class for everything would sit on each accuracy chart: the dev set's
     majority-class rate, the majority-class rate of the 148 AdvGLUE-SST2 sentences, and of the attacked
     sentences (an attack cannot flip a constant prediction)."""
-    from engine.data.registry import load_dataset
-    from engine.training.evaluate import chance_accuracy
-
     counted = [r for r in rows if r["included"]]
     out: dict[str, float] = {}
     dev = Counter(r["chance_accuracy"] for r in counted if r["chance_accuracy"] is not None)
@@ -338,8 +333,6 @@ def report_look(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
     """Which look of the two-look design (engine.stats.DESIGN) a report over these runs is: look 2 when any of
     them was trained as a new seed of a look-2 suite (queued by `extra_seed_suites`), with the seeds each method
     counted at look 1; else look 1."""
-    from engine.suite.job import SuiteSpec, list_suites, suite_items
-
     wanted, first, suites = set(run_ids), {}, []
     for row in list_suites(store):
         try:
@@ -361,8 +354,6 @@ def report_look(store: RunStore, run_ids: list[str]) -> dict[str, Any]:
 
 def look_text(look: dict[str, Any]) -> str:
     """The look a report is, and what that means for its verdicts, in words."""
-    from engine.stats import DESIGN, LOOK1_ALPHA
-
     if look["number"] == 1:
         return (f"Look 1 of 2 ({DESIGN}). The method claims' verdicts keep a 5 % error rate over both looks: this "
                 f"look spends {LOOK1_ALPHA * 100:.2f} % ({(1 - LOOK1_ALPHA) * 100:.2f} % intervals), so adding the "
@@ -379,11 +370,6 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
     """The whole report: per-run rows, method rows, claims, what was left out and why, and the chance lines.
     `grid_id`: the recovery grid for the Healing claim (None: the newest finished one). The method claims are
     judged at the report's look of the two-look design (`report_look`)."""
-    from engine.recovery.claims import judge_healing
-    from engine.reporting.advglue_score import advglue_scores
-    from engine.reporting.claims import Look, judge_methods
-    from engine.stats import LEVEL
-
     run_ids = list(dict.fromkeys(run_ids))    # a run named twice counts once
     rows = run_rows(store, run_ids, attack)
     groups = group_runs(rows)
@@ -412,9 +398,6 @@ def fill_missing(store: RunStore, todo: dict[str, list[str]], attack: AttackSpec
     """Compute what `missing_work` found missing: each evaluation in this process (seconds each), then each
     attack, queued as a background job (`background`: a page) or run here one after another (the CLI).
     `say` hears a line as each part starts."""
-    from engine.execution import jobs
-    from engine.training.evaluate import evaluate_run, own_sets
-
     say = say or (lambda line: None)
     for run_id in todo["evaluations"]:
         say(f"evaluating {run_id}")
@@ -430,8 +413,6 @@ def fill_missing(store: RunStore, todo: dict[str, list[str]], attack: AttackSpec
 
 def attacks_under_way(store: RunStore, attack: AttackSpec) -> set[str]:
     """Runs with this attack already queued or running, so a page does not queue it twice."""
-    from engine.attacks.batch import CONFIG_KEYS
-
     out = set()
     for status in ACTIVE:
         for row in store.list(kind="attack", status=status):
@@ -452,10 +433,6 @@ def extra_seed_suites(report: dict[str, Any]) -> list[tuple[Any, list[int]]]:
     Each suite is look 2 of the two-look design: it records that and the seeds each of its methods counted at
     look 1. A report at look 2 gets none (the design has no third look), nor does a part needing more seeds than
     one suite may run (`too_many_seeds` lists those). Returns (SuiteSpec, the new seeds) pairs."""
-    from engine.limits import MAX_SEEDS
-    from engine.methods import make_method
-    from engine.suite.job import SuiteSpec
-
     if (report.get("look") or {}).get("number") == 2:
         return []
     needed: dict[str, int] = {}
@@ -502,8 +479,6 @@ def extra_seed_suites(report: dict[str, Any]) -> list[tuple[Any, list[int]]]:
 
 def too_many_seeds(report: dict[str, Any]) -> list[str]:
     """The open method-claim parts whose seeds-needed figure is more than one suite may run, in words."""
-    from engine.limits import MAX_SEEDS
-
     return [f"{part['text']}: {part['seeds_text']}" for claim in report["claims"] if claim.get("source") == "methods"
             for part in claim["parts"] if part["verdict"] == "inconclusive" and
             (part.get("seeds_over") or (part.get("seeds_needed") or 0) > MAX_SEEDS)]
@@ -527,8 +502,6 @@ def budget_curve(results: list[dict[str, Any]], budgets: list[int]) -> list[floa
 def budget_curves(store: RunStore, rows: list[dict[str, Any]], points: int = 41) -> dict[str, Any]:
     """Accuracy under attack against query budget, per method row: mean and spread over the stored attacks of
     the runs that count (a run that did not learn is left out here too)."""
-    from engine.attacks.batch import read_results
-
     per_run = {}
     for row in rows:
         if row.get("attack_run") and row["included"]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.paths import runs_home
 from engine.store.errors import RunError
+from engine.store.export import export_run
 from engine.store.health import FolderFacts, inspect_folder, load_arrays, load_json, load_jsonl, status_problems
 from engine.store.index import RunIndex, row_of, rows_from_folders
 from engine.store.swap import recover_leftovers
@@ -425,6 +426,4 @@ class RunStore:
     def export_zip(self, run_id: str, out: Path | str) -> Path:
         """The whole run folder (config, metrics, artifacts, model) as one zip at `out`, or inside `out` when it
         is a folder: regular files only, never through a link, no temporary files (`engine.store.export`)."""
-        from engine.store.export import export_run
-
         return export_run(self.get(run_id).dir, out)

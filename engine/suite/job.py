@@ -15,9 +15,22 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from engine.attacks.attacker import Budget
+from engine.attacks.batch import batch_config
+from engine.behaviour.runner import behaviour_config
+from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite
+from engine.data.registry import TASKS, load_dataset
+from engine.data.text_dataset import PAIR_TASKS, DataError
+from engine.execution import jobs
+from engine.execution.executor import ExecutorSpec, Item, Work, discard, reserve
+from engine.execution.executors import make_executor
+from engine.execution.jobs import execute
 from engine.execution.kinds import find_done
 from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, MAX_SEEDS, number_text
+from engine.methods import registry
 from engine.store.runs import Run, RunError, RunStore
+from engine.training.config import TrainConfig
+from engine.training.evaluate import dev_set_name, evaluate_run
 from engine.user_text import quoted
 
 if TYPE_CHECKING:
@@ -25,8 +38,6 @@ if TYPE_CHECKING:
 
 def default_methods() -> list[str]:
     """Every registered method, in the registry's order: a new method joins the default suite by existing."""
-    from engine.methods import registry
-
     return list(registry())
 
 
@@ -55,8 +66,6 @@ class SuiteSpec:
 
     def __post_init__(self) -> None:
         if self.attack_dataset is None:
-            from engine.training.evaluate import dev_set_name
-
             self.attack_dataset = dev_set_name({"dataset": self.dataset})
 
     @classmethod
@@ -68,8 +77,6 @@ class SuiteSpec:
         return bool(self.recipe) and self.attack_n > 0
 
     def train_config(self, method: str, seed: int):
-        from engine.training.config import TrainConfig
-
         return TrainConfig(**{**self.train, "dataset": self.dataset, "model": self.model, "method": method,
                               "train_size": self.train_size, "epochs": self.epochs, "seed": seed})
 
@@ -79,10 +86,6 @@ class SuiteSpec:
 
     def check(self) -> None:
         """Refuse an empty or impossible suite before anything is queued."""
-        from engine.attacks.attacker import Budget
-        from engine.attacks.batch import batch_config
-        from engine.methods import registry
-
         if not self.methods:
             raise SuiteError("a suite needs at least one method (for example vanilla,rose-ensemble)")
         if not self.seeds:
@@ -108,8 +111,6 @@ class SuiteSpec:
             batch_config("check", self.recipe, self.attack_dataset, self.attack_n, Budget())
             self._check_attack_dataset()
         if self.behaviour:
-            from engine.behaviour.spec import BehaviourSuiteError, load_behaviour_suite
-
             try:
                 load_behaviour_suite(self.behaviour)
             except BehaviourSuiteError as err:
@@ -120,9 +121,6 @@ class SuiteSpec:
         """Read the attacked set as the attacks will (`heldout`: the training CSV's own split), and refuse one
         that does not exist or holds sentence pairs for single-sentence training data (or the reverse), before
         anything is queued: otherwise every item's attack fails after its training."""
-        from engine.data.registry import TASKS, load_dataset
-        from engine.data.text_dataset import PAIR_TASKS, DataError
-
         name = self.attack_dataset
         if name == "heldout":
             if not self.dataset.startswith("csv:"):
@@ -141,15 +139,11 @@ class SuiteSpec:
 
 
 def dev_name(dataset: str) -> str:
-    from engine.training.evaluate import dev_set_name
-
     return dev_set_name({"dataset": dataset})
 
 
 def suite_config(spec: SuiteSpec, where: ExecutorSpec | None = None) -> dict[str, Any]:
     """Check a suite and return the config its `suite` run stores, with where its items run (default: here)."""
-    from engine.execution.executor import ExecutorSpec
-
     spec.check()
     where = where or ExecutorSpec()
     where.check()
@@ -162,8 +156,6 @@ def suite_config(spec: SuiteSpec, where: ExecutorSpec | None = None) -> dict[str
 
 def submit_suite(store: RunStore, spec: SuiteSpec, where: ExecutorSpec | None = None) -> Run:
     """Queue a whole suite as one background job (it waits for a free slot like any run)."""
-    from engine.execution import jobs
-
     return jobs.submit(store, suite_config(spec, where), kind="suite")
 
 
@@ -209,8 +201,6 @@ def list_suites(store: RunStore) -> list[dict[str, Any]]:
 def run_job(run: Run, should_stop: Callable[[], bool], progress: Callable | None = None) -> dict[str, Any]:
     """The `suite` job kind: for each (method, seed) train (or reuse), evaluate, attack (or reuse), each item
     handed to the executor the suite's config names (this machine, or a Ray cluster)."""
-    from engine.execution.executor import ExecutorSpec, Item
-    from engine.execution.executors import make_executor
     from engine.training.train import load_splits
 
     spec = SuiteSpec.from_dict(run.config)
@@ -259,9 +249,6 @@ def _prepare_item(store: RunStore, spec: SuiteSpec, suite: Run, item: Item, meth
                   eval_sets: list[str], train_steps: int, note: Callable[..., None]) -> Work:
     """Decide what one item reuses and record the runs it will write (the suite's process, just before the item
     starts): a finished run of the same kind with the same reuse key is reused (`find_done`), model or child."""
-    from engine.attacks.attacker import Budget
-    from engine.attacks.batch import batch_config
-    from engine.execution.executor import Work, reserve
     from engine.training.train import environment
 
     config = spec.train_config(method, seed).to_dict()
@@ -278,9 +265,6 @@ def _prepare_item(store: RunStore, spec: SuiteSpec, suite: Run, item: Item, meth
     task = SuiteItem(trained.id, train=bool(writes), eval_sets=eval_sets, train_steps=train_steps)
     reuse = spec.reuse and not task.train    # a model trained now has no finished children yet
     if spec.behaviour:
-        from engine.behaviour.runner import behaviour_config
-        from engine.behaviour.spec import load_behaviour_suite
-
         task.behaviour_run = _child_to_run(store, behaviour_config(trained.id, load_behaviour_suite(spec.behaviour)),
                                            "behaviour", reuse, trained, item, note, writes)
     if spec.attacks():
@@ -297,8 +281,6 @@ def _child_to_run(store: RunStore, config: dict[str, Any], kind: str, reuse: boo
                   item: Item, note: Callable[..., None], writes: list[str]) -> str | None:
     """A model's attack or behaviour run for an item: a finished one of the same reuse key is noted as done and
     None returned; otherwise a new run is reserved among the item's writes and its id returned, to run."""
-    from engine.execution.executor import reserve
-
     found = find_done(store, kind, config) if reuse else None
     if found is not None:
         note(item, **{f"{kind}_run": found.id, f"{kind}_status": "done"})
@@ -330,10 +312,6 @@ class SuiteItem:
             note: Callable[..., None]) -> dict[str, Any]:
         """Train unless reused, evaluate, run the behaviour suite and attack unless reused. Returns the item's
         fields for the suite's status."""
-        from engine.execution.executor import discard
-        from engine.execution.jobs import execute
-        from engine.training.evaluate import evaluate_run
-
         fields: dict[str, Any] = {}
         attack_id, behaviour_id = self.attack_run, self.behaviour_run
         if self.train:

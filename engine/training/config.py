@@ -192,7 +192,7 @@ class TrainConfig:
 
     def _csv_problems(self) -> list[tuple[str, str]]:
         """The CSV-only fields given for a registered set, an unknown task, or a task with its own label order."""
-        from engine.data.registry import PAIR_TASKS  # torch: only when a config is checked
+        from engine.data.text_dataset import PAIR_TASKS  # numpy: only when a config is checked
 
         problems = []
         if not self.dataset.startswith("csv:"):

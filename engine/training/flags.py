@@ -22,7 +22,7 @@ import typing
 from typing import Any
 
 from engine.training.config import ConfigError, TrainConfig, default_lr
-from engine.user_text import quoted
+from engine.user_text import FlagError, quoted
 
 NONE = -1          # how a None-able number is written on the command line
 SETTINGS = "settings"
@@ -164,7 +164,6 @@ def checked_train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[st
     examples there are (a small CSV trains on fewer than asked), and comes with the data's notes to show."""
     from engine.methods import SettingError
     from engine.training.train import preflight
-    from engine.user_text import FlagError
 
     try:
         config = config_from_args(args)
