@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.attacks.attacker import SUMMARY_KEYS, Attacker, AttackOutcome, Budget, summarize
+from engine.attacks.attacker import Attacker, AttackOutcome, Budget, summarize
 from engine.attacks.recipes import AttackError, get_recipe
 from engine.attacks.segments import check_shape
 from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, number_text
@@ -40,17 +40,6 @@ def batch_config(target: str, recipe: str, dataset: str, n: int, budget: Budget,
 
 
 CONFIG_KEYS = ("target", "recipe", "dataset", "n", "max_queries", "max_fraction", "seed", "segment")
-
-
-def attack_summaries(store, target: str) -> list[dict[str, Any]]:
-    """Every finished batch attack on one trained run, newest first: its settings and summary numbers
-    (what a report table needs, without re-running anything)."""
-    out = []
-    for row in store.list(kind="attack", parent=target, status="done"):
-        run = store.get(row["id"])
-        out.append({"run_id": run.id, **{k: run.config.get(k) for k in CONFIG_KEYS},
-                    **{k: run.results.get(k) for k in SUMMARY_KEYS}, "results_path": run.results.get("results_path")})
-    return out
 
 
 def read_results(run) -> list[dict[str, Any]]:

@@ -133,13 +133,6 @@ def compare_runs(results: dict[str, dict[str, Any]], methods: dict[str, str],
             "capabilities": capabilities, "not_learned": excluded}
 
 
-def mean_std_text(cell: dict[str, Any]) -> str:
-    """`0.123 ± 0.045` (the spread left out for one run, `–` when nothing was counted)."""
-    if cell.get("mean") is None:
-        return "–"
-    return f"{cell['mean']:.3f}" + (f" ± {cell['std']:.3f}" if cell.get("std") is not None else "")
-
-
 def method_behaviour(store, rows: list[dict[str, Any]], suite: str) -> dict[str, Any] | None:
     """A Benchmark report's runs compared on a behaviour suite's stored results (the runs in its numbers only,
     grouped by their report row), or None when none of them has results of that suite."""
