@@ -136,6 +136,19 @@ def test_the_playground_shows_the_names(named_run, monkeypatch):
     assert any(f"**{name}**" in verdict for name in TOPICS), verdict
 
 
+def test_the_ode_page_names_the_predicted_classes(named_run, monkeypatch):
+    """The live layer-by-layer comparison says a CSV run's class names, not "class 0"."""
+    home, run_id = named_run
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(home))
+    at = page("ode_stability.py")
+    at.run()
+    at.selectbox(key="ode-live-a").set_value(run_id).run()
+    at.selectbox(key="ode-live-b").set_value(run_id).run()
+    said = [m.value for m in no_exception(at).markdown if m.value.startswith("clean: **")]
+    assert said and all(any(f"**{name} (" in line for name in TOPICS) for line in said), said
+    assert not any("class " in line for line in said)
+
+
 # ---------------------------------------------------------------- the Train page
 
 def upload(at, name: str, content: bytes):

@@ -12,9 +12,9 @@ from app.ode import figures as figs
 from app.plain_text import markdown_text
 from app.state import default_candidates, derived_marks_of, get_store, learning_of, load_model
 from engine.data.registry import load_dataset
-from engine.data.text_dataset import SST2_LABELS, DataError
+from engine.data.text_dataset import DataError
 from engine.models.architecture import ModelError
-from engine.models.inference import segment_names_for
+from engine.models.inference import label_names_for, segment_names_for
 from engine.paths import runs_home
 from engine.probe import ode
 from engine.store.runs import RunError
@@ -32,7 +32,7 @@ def cached_probe(home: str, run_id: str) -> dict:
 def cached_divergence(home: str, run_id: str, clean: str, perturbed: str) -> dict:
     model, tokenizer, _ = load_model(run_id)
     return {**ode.divergence(model, tokenizer, clean, perturbed),
-            "dataset": get_store().get(run_id).config.get("dataset") or ""}
+            "label_names": label_names_for(get_store().get(run_id).dir)}
 
 
 @st.cache_data(show_spinner=False)
@@ -40,11 +40,12 @@ def advglue_sentences() -> list[str]:
     return load_dataset("advglue-sst2").texts
 
 
-def prediction(probs, dataset: str) -> str:
-    """'positive (0.93)' for SST-2 runs, 'class 2 (0.61)' otherwise."""
+def prediction(probs, label_names: list[str]) -> str:
+    """'positive (0.93)': the run's own class name (a CSV run's named labels too), 'class 2' only for a class the
+    run never named."""
     k = int(probs.argmax())
-    name = SST2_LABELS[k] if dataset.startswith("sst2") and len(probs) == 2 else f"class {k}"
-    return f"{name} ({float(probs[k]):.3f})"
+    name = label_names[k] if k < len(label_names) else f"class {k}"
+    return f"{markdown_text(name)} ({float(probs[k]):.3f})"
 
 
 def short_label(row: dict) -> str:
@@ -207,7 +208,7 @@ def live_sentences() -> None:
             for col, (label, r) in zip(cols, outcome.items()):
                 with col:
                     st.markdown(f"**{label}**")
-                    st.markdown(f"clean: **{prediction(r['probs_clean'], r['dataset'])}**  \n"
-                                f"perturbed: **{prediction(r['probs_perturbed'], r['dataset'])}**")
+                    st.markdown(f"clean: **{prediction(r['probs_clean'], r['label_names'])}**  \n"
+                                f"perturbed: **{prediction(r['probs_perturbed'], r['label_names'])}**")
                     st.caption("tokens: " + " ".join(r["tokens_clean"]) + "  \nperturbed: " +
                                " ".join(r["tokens_perturbed"]))
