@@ -204,3 +204,19 @@ def test_cli_states_the_encoding_and_the_rows_used_and_stores_them(run_home, tmp
     assert code == 0, err
     assert "Windows-1252" in err and "108 training examples" in err and "12 held out" in err
     assert [c["train_size"] for c in queued] == [108]
+
+
+def test_labels_numbered_from_one_are_their_own_names(tmp_path):
+    """1..C, as many datasets number their classes: read as classes "1".."C" (1 is id 0), and a file evaluated
+    against a model trained so maps each number to that model's class of the same name."""
+    path = tmp_path / "stars.csv"
+    path.write_text("text,label\nawful,1\nfine,2\ngreat,3\nmeh,2\n", encoding="utf-8")
+    data = read_csv(path)
+    assert data.labels == [0, 1, 2, 1] and data.label_names == ["1", "2", "3"]
+    held = tmp_path / "held.csv"
+    held.write_text("text,label\nsuperb,3\nbad,1\n", encoding="utf-8")
+    assert read_csv(held, known_labels=["1", "2", "3"]).labels == [2, 0]
+    gap = tmp_path / "gap.csv"
+    gap.write_text("text,label\na,1\nb,3\n", encoding="utf-8")
+    with pytest.raises(DataError, match="integer labels must be 0..C-1 or 1..C"):
+        read_csv(gap)

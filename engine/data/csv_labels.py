@@ -96,6 +96,9 @@ def _integer_ids(values: list[str], lines: Sequence[int], known: Sequence[str] |
         labels.append(int(value))
     classes = sorted(set(labels))
     if known is not None:
+        if all(name.isdigit() for name in known) and set(classes) <= {int(name) for name in known}:
+            ids = {int(name): i for i, name in enumerate(known)}   # a model trained on integer labels: by name
+            return [ids[label] for label in labels], list(known)
         if classes[-1] >= len(known):
             line = next(n for n, label in zip(lines, labels) if label >= len(known))
             raise LabelError(f"the label on line {line} is a class id this model never saw in training: it knows "
@@ -104,10 +107,12 @@ def _integer_ids(values: list[str], lines: Sequence[int], known: Sequence[str] |
     if len(classes) < 2:
         raise LabelError("the CSV has only one class (every row has the same label); a classifier needs at least "
                          "two")
+    if classes == list(range(1, len(classes) + 1)):   # 1..C, as many datasets number their classes: 1 is id 0
+        return [label - 1 for label in labels], [str(i) for i in classes]
     if classes != list(range(len(classes))):
         absent = next(i for i in range(len(classes)) if i not in set(classes))
-        raise LabelError(f"integer labels must be 0..C-1 with each class present; no row has class {absent}, but "
-                         f"{len(classes)} classes have rows")
+        raise LabelError(f"integer labels must be 0..C-1 or 1..C with each class present; no row has class {absent}, "
+                         f"but {len(classes)} classes have rows")
     return labels, [str(i) for i in classes]
 
 
