@@ -149,6 +149,24 @@ def test_the_ode_page_names_the_predicted_classes(named_run, monkeypatch):
     assert not any("class " in line for line in said)
 
 
+def test_the_behaviour_page_offers_an_uploaded_data_run_beside_sst2_runs(named_run, tmp_path, monkeypatch):
+    """With SST-2 runs in the store, a CSV run is one Dataset choice away (it used to be unreachable)."""
+    import shutil
+
+    from benchmark_util import fake_run
+
+    home, run_id = named_run
+    shutil.copytree(home, tmp_path / "runs")
+    monkeypatch.setenv("ROBUSTLAB_HOME", str(tmp_path / "runs"))
+    fake_run(RunStore(tmp_path / "runs"), "vanilla", 0, 0.8)
+    at = page("behaviour.py")
+    at.run()
+    dataset = no_exception(at).selectbox(key="bh-dataset")
+    assert dataset.value == "sst2" and run_id not in at.multiselect(key="bh-runs").options
+    dataset.set_value(RunStore(tmp_path / "runs").get(run_id).config["dataset"]).run()
+    assert [o for o in no_exception(at).multiselect(key="bh-runs").options if run_id in o]
+
+
 # ---------------------------------------------------------------- the Train page
 
 def upload(at, name: str, content: bytes):

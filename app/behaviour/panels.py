@@ -16,6 +16,7 @@ from streamlit.errors import StreamlitAPIException
 from app.behaviour.figures import capability_figure
 from app.components import job_panel, run_picker
 from app.dataset_context import context_dataset, of_dataset
+from app.formatting import short_dataset
 from app.live import poll
 from app.plain_text import markdown_text
 from app.state import get_store
@@ -71,6 +72,11 @@ def _tag(row: dict) -> str:
     return f"{row.get('method') or 'run'} · seed {row.get('seed')} · {row['id'].rsplit('-', 1)[-1]}"
 
 
+def _forget_runs() -> None:
+    """Another dataset chosen: the runs picked for the last one are not among its runs."""
+    st.session_state.pop("bh-runs", None)
+
+
 def choose_runs() -> Chosen:
     """Runs one by one (each its own column), or every finished seed of some methods of one suite (one column
     per method: mean ± std over its seeds)."""
@@ -80,6 +86,11 @@ def choose_runs() -> Chosen:
     how = st.radio("Compare", [RUNS, METHODS] if suites else [RUNS], horizontal=True, key="bh-how")
     if how == RUNS:
         dataset = context_dataset(rows, st.session_state.get("bh-runs", []))
+        datasets = list(dict.fromkeys(r["dataset"] for r in rows if r.get("dataset")))
+        if len(datasets) > 1:   # runs of an uploaded CSV are tested like SST-2's; one dataset at a time
+            dataset = st.selectbox("Dataset", datasets, index=datasets.index(dataset), format_func=short_dataset,
+                                   key="bh-dataset", on_change=_forget_runs,
+                                   help="The runs compared side by side are trained on one dataset.")
         picked = run_picker("Runs", key="bh-runs", multi=True, filter_fn=lambda r: _is_trained(r) and (
             r.get("dataset") == dataset), help="Finished training runs of one dataset; each gets a column.")
         by_id = {r["id"]: r for r in rows}
