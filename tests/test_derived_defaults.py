@@ -100,3 +100,13 @@ def test_no_page_defaults_to_a_derived_run_and_each_says_what_it_is(tiny_run, ru
     runs = no_exception(page("runs.py").run())
     assert runs.selectbox(key="runs-detail").value is None   # the Runs page preselects only what a link names
     assert "top-1 corrupted" in labelled(runs.selectbox(key="runs-detail").options, ids["corrupted"])
+
+
+def test_behaviour_columns_say_what_a_derived_run_is(tiny_run, run_home):
+    from app.behaviour.panels import _tag
+
+    ids = derived_store(tiny_run, run_home)
+    rows = {row["id"]: row for row in RunStore(run_home).list()}
+    assert "top-1 corrupted (reinit layer 5), healed 64 x 1" in _tag(rows[ids["corrupted"]])
+    assert "trained on +120 extra examples" in _tag(rows[ids["extra"]])
+    assert not any(mark in _tag(rows[ids["plain"]]) for mark in ("corrupted", "extra"))

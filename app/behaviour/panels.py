@@ -19,7 +19,7 @@ from app.dataset_context import context_dataset, of_dataset
 from app.formatting import short_dataset
 from app.live import poll
 from app.plain_text import markdown_text
-from app.state import get_store
+from app.state import derived_marks_of, get_store
 from engine.behaviour.compare import compare_runs, not_learned
 from engine.behaviour.editor import SOURCES, editor_suite
 from engine.behaviour.perturb import PERTURBATIONS
@@ -69,7 +69,9 @@ def _is_trained(row: dict) -> bool:
 
 
 def _tag(row: dict) -> str:
-    return f"{row.get('method') or 'run'} · seed {row.get('seed')} · {row['id'].rsplit('-', 1)[-1]}"
+    """A column's name: method, what makes the run derived (a corrupted recovery cell, extra data), seed, id tail."""
+    return " · ".join([row.get("method") or "run", *derived_marks_of(row), f"seed {row.get('seed')}",
+                       row["id"].rsplit("-", 1)[-1]])
 
 
 def _forget_runs() -> None:
