@@ -270,14 +270,16 @@ def results_panel(chosen: Chosen, results: dict[str, dict]) -> None:
     comparison = compare_runs(results, groups, excluded)
     columns = list(dict.fromkeys(groups.values()))
     _old_results_notes(results, comparison)
-    table = [{"capability": t["capability"], "kind": t["kind"], "test": t["name"], "description": t["description"],
-              "cases": t["n_cases"], "counts": t["counts"], "constant answer": _constant_text(t["constant"]),
+    # the rates first, the long description last: at a projector's width the numbers stay in view
+    table = [{"capability": t["capability"], "test": t["name"], "kind": t["kind"],
               **{k: v for c in columns for k, v in (
                   (c, _cell(t["by_method"].get(c))),
                   (f"{c} · vs constant", _flag_text(t["method_no_better_than_constant"].get(c),
                                                     t["by_method"].get(c))),
                   (f"{c} · correct originals only", "–" if t["kind"] == "MFT" else
-                   _cell(t["correct_originals_by_method"].get(c))))}}
+                   _cell(t["correct_originals_by_method"].get(c))))},
+              "constant answer": _constant_text(t["constant"]), "cases": t["n_cases"], "counts": t["counts"],
+              "description": t["description"]}
              for t in comparison["tests"]]
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     st.caption("Failure rate in points, by CheckList's rules" + (
