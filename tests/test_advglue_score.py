@@ -27,7 +27,7 @@ def task_run(store: RunStore, task: str, seed: int, advglue: dict[str, float], m
 
 def row(task: str, accuracy: float | None, method: str = "vanilla", included: bool = True) -> dict:
     return {"run_id": f"{method}-{task}", "method": method, "model": "tiny", "settings": {}, "task": task,
-            "included": included, "advglue_task_accuracy": accuracy}
+            "included": included, "advglue_accuracy": accuracy}
 
 
 def test_mnli_is_the_mean_of_matched_and_mismatched_and_a_missing_part_is_no_score():

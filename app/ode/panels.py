@@ -17,6 +17,7 @@ from engine.models.architecture import ModelError
 from engine.models.inference import segment_names_for
 from engine.paths import runs_home
 from engine.probe import ode
+from engine.reporting.advglue_score import run_advglue
 from engine.store.runs import RunError
 
 EULER_METHODS = ("vanilla", "ex-bert", "im-bert")
@@ -117,7 +118,8 @@ def model_probes() -> None:
         except (ModelError, RunError, DataError, ValueError) as err:
             st.error(f"Cannot probe {markdown_text(str(label))}: {markdown_text(str(err))}")
             continue
-        results[label] = run.results
+        # the run's own task's AdvGLUE accuracy, read alike from an old results.json (`run_advglue`)
+        results[label] = {**run.results, "advglue_accuracy": run_advglue(run.config, run.results)[1]}
         art = run.artifact("im_residual")
         if art:
             residuals[label] = art

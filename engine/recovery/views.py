@@ -153,15 +153,23 @@ def bottom_vs_top(summary: list[dict[str, Any]], metric: str = "recovery_ratio")
 
 def chance_lines(view: GridView) -> dict[str, float]:
     """Where a model that always answers the majority class sits on the accuracy charts: `dev` (the dev
-    set's majority-class rate) and `advglue` (that of the 148 AdvGLUE-SST2 sentences, when the grid scored
-    them)."""
+    set's majority-class rate) and `advglue` (that of the grid's task's AdvGLUE sentences, MNLI the mean over its
+    two parts, when the grid scored them)."""
     out: dict[str, float] = {}
     dev = [r["chance_accuracy"] for r in view.rows if r["chance_accuracy"] is not None]
     if dev:
         out["dev"] = dev[0]
-    if any(r["advglue_sst2_accuracy"] is not None for r in view.rows):
-        from engine.data.registry import load_dataset
-        from engine.training.evaluate import chance_accuracy
+    if any(r["advglue_accuracy"] is not None for r in view.rows):
+        from engine.reporting.advglue_score import advglue_chance
 
-        out["advglue"] = chance_accuracy(load_dataset("advglue-sst2").labels)
+        chance = advglue_chance(grid_task(view))
+        if chance is not None:
+            out["advglue"] = chance
     return out
+
+
+def grid_task(view: GridView) -> str:
+    """The task the grid's runs learn (its dataset's), which its AdvGLUE numbers are on."""
+    from engine.data.splits import task_of
+
+    return task_of({"dataset": view.spec.dataset})

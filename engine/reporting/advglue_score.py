@@ -11,6 +11,7 @@ average over fewer tasks is not the AdvGLUE score.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,65 @@ TASK_SETS = {"sst2": ("advglue-sst2",), "qqp": ("advglue-qqp",), "mnli": ("advgl
              "qnli": ("advglue-qnli",), "rte": ("advglue-rte",)}
 
 
-def task_accuracy(task: str, evals: dict[str, dict]) -> float | None:
+def set_key(name: str) -> str:
+    """The results.json key training writes for robustness set `name` (advglue-mnli-mm: advglue_mnli_mm_accuracy)."""
+    return f"{name.replace('-', '_')}_accuracy"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def official_accuracy(task: str | None, accuracies: Mapping[str, Any]) -> float | None:
+    """A task's AdvGLUE accuracy from its sets' accuracies (set name -> accuracy) by the official scoring: the
+    task's one set, MNLI the mean of matched and mismatched; None when the task is not AdvGLUE's or a set's
+    accuracy is missing (or not a number)."""
+    values = [accuracies.get(name) for name in TASK_SETS.get(task or "", ())]
+    if not values or not all(_number(v) for v in values):
+        return None
+    return float(np.mean(values))
+
+
+def task_accuracy(task: str | None, evals: dict[str, dict]) -> float | None:
     """A run's AdvGLUE accuracy on its task from its stored evaluations (eval.json): the task's set, MNLI the mean
     of matched and mismatched; None when the task is not AdvGLUE's or a set's evaluation is missing."""
-    accuracies = [evals.get(name, {}).get("accuracy") for name in TASK_SETS.get(task, ())]
-    if not accuracies or any(a is None for a in accuracies):
-        return None
-    return float(np.mean(accuracies))
+    sets = TASK_SETS.get(task or "", ())
+    return official_accuracy(task, {name: evals.get(name, {}).get("accuracy") for name in sets})
+
+
+def results_accuracy(results: Mapping[str, Any], task: str | None) -> float | None:
+    """A run's AdvGLUE accuracy (`advglue_accuracy`: its own task's, by the official scoring) from its results.json.
+    A results.json written before that field existed has only the per-set keys (an SST-2 run's
+    `advglue_sst2_accuracy`, an MNLI run's two parts): the same number is scored from them, so old stores read
+    alike. None for a run without an AdvGLUE set, or a field that is not a number."""
+    if "advglue_accuracy" in results:
+        value = results["advglue_accuracy"]
+        return float(value) if _number(value) else None
+    return official_accuracy(task, {name: results.get(set_key(name)) for name in TASK_SETS.get(task or "", ())})
+
+
+def advglue_label(task: str | None) -> str:
+    """The AdvGLUE set a task's accuracy is on, as a page names it: AdvGLUE-RTE, AdvGLUE-MNLI (matched and
+    mismatched averaged), plain AdvGLUE when the task is unknown or mixed."""
+    return f"AdvGLUE-{task.upper()}" if task in TASK_SETS else "AdvGLUE"
+
+
+def run_advglue(config: Mapping[str, Any], results: Mapping[str, Any]) -> tuple[str, float | None]:
+    """A run's AdvGLUE set name and accuracy (its own task's: `results_accuracy`), as a page shows them."""
+    from engine.data.splits import task_of
+
+    task = task_of(config)
+    return advglue_label(task), results_accuracy(results, task)
+
+
+def advglue_chance(task: str | None) -> float | None:
+    """Where a constant prediction sits on a task's AdvGLUE accuracy: the majority-class rate of its set (MNLI:
+    the mean over its two parts, as the official score averages them); None for a task without AdvGLUE sets."""
+    from engine.data.registry import load_dataset
+    from engine.training.evaluate import chance_accuracy
+
+    return official_accuracy(task, {name: chance_accuracy(load_dataset(name).labels)
+                                    for name in TASK_SETS.get(task or "", ())})
 
 
 def _system(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -36,8 +89,8 @@ def _system(row: dict[str, Any]) -> tuple[str, str, str]:
 def advglue_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """{tasks, tasks_present, systems}: per system (method, model, method settings) each task's accuracy (mean over
     its counted runs, their number and ids), the score (macro average over TASKS, None unless all are present) and
-    the missing tasks. `rows`: engine.reporting.benchmark's run rows, with `task` and `advglue_task_accuracy`."""
-    counted = [r for r in rows if r["included"] and r.get("advglue_task_accuracy") is not None]
+    the missing tasks. `rows`: engine.reporting.benchmark's run rows, with `task` and `advglue_accuracy`."""
+    counted = [r for r in rows if r["included"] and r.get("advglue_accuracy") is not None]
     systems: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in counted:
         systems.setdefault(_system(row), []).append(row)
@@ -52,7 +105,7 @@ def advglue_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for task in TASKS:
             mine = [r for r in runs if r["task"] == task]
             if mine:
-                tasks[task] = {"accuracy": float(np.mean([r["advglue_task_accuracy"] for r in mine])),
+                tasks[task] = {"accuracy": float(np.mean([r["advglue_accuracy"] for r in mine])),
                                "n": len(mine), "runs": [r["run_id"] for r in mine]}
         missing = [t for t in TASKS if t not in tasks]
         out.append({"system": f"{method} ({differs})" if differs else method, "method": method, "model": model,

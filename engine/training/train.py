@@ -34,6 +34,7 @@ from engine.models.device import DeviceError, autocast, describe, pick_device
 from engine.models.folder import check_model_folder, device_memory
 from engine.models.inference import predict_probs
 from engine.models.loading import build_classifier, load_tokenizer, pair_encoding_problem, save_trained
+from engine.reporting.advglue_score import official_accuracy, set_key
 from engine.store.runs import Run
 from engine.training.config import ConfigError, TrainConfig
 from engine.training.evaluate import has_learned, record_eval, score
@@ -267,9 +268,12 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     for name, data in splits.robustness.items():
         result = score(predict_probs(model, method, tokenizer, data.inputs, config.max_length), data.labels)
         recorder.scalars(step, name, {"accuracy": result["accuracy"], "loss": result["loss"]})
-        results[f"{name.replace('-', '_')}_accuracy"] = result["accuracy"]
+        results[set_key(name)] = result["accuracy"]
         if run:
             record_eval(run, name, result)
+    # the run's own task's AdvGLUE accuracy by the official scoring, one field whatever the task (None without one)
+    results["advglue_accuracy"] = official_accuracy(task_of(config.to_dict()),
+                                                    {name: results.get(set_key(name)) for name in splits.robustness})
     extra = method.extra_evaluation(model, encode_dataset(tokenizer, splits.dev, config.max_length),
                                     config.batch_size, device)
     recorder.scalars(step, "dev", extra)
