@@ -46,8 +46,8 @@ CAPTIONS = {
                "the grid's task's AdvGLUE set (sentences written to fool models), both averaged over seeds, with "
                "the spread over seeds as whiskers. The dashed line is the clean model's AdvGLUE accuracy: bars "
                "below it mean the healed model is less robust than the clean one. The dotted lines are chance, "
-               "the majority-class rate of each set: a model that learned nothing answers one label everywhere and scores about "
-               "that, so an AdvGLUE bar near its chance line says nothing about robustness.",
+               "the majority-class rate of each set: a model that learned nothing answers one label everywhere "
+               "and scores about that, so an AdvGLUE bar near its chance line says nothing about robustness.",
 }
 
 

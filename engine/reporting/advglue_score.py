@@ -76,10 +76,14 @@ def advglue_chance(task: str | None) -> float | None:
     """Where a constant prediction sits on a task's AdvGLUE accuracy: the majority-class rate of its set (MNLI:
     the mean over its two parts, as the official score averages them); None for a task without AdvGLUE sets."""
     from engine.data.registry import load_dataset
+    from engine.data.text_dataset import DataError
     from engine.training.evaluate import chance_accuracy
 
-    return official_accuracy(task, {name: chance_accuracy(load_dataset(name).labels)
-                                    for name in TASK_SETS.get(task or "", ())})
+    try:
+        return official_accuracy(task, {name: chance_accuracy(load_dataset(name).labels)
+                                        for name in TASK_SETS.get(task or "", ())})
+    except DataError:   # a set not in the data folder: no line rather than a wrong one
+        return None
 
 
 def _system(row: dict[str, Any]) -> tuple[str, str, str]:

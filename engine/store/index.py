@@ -145,6 +145,7 @@ class RunIndex:
             _check_schema(db, tables)
             if _outdated(db, tables):
                 self.upgrade(db)
+                _check_schema(db, tables)   # an index older still, lacking other columns: damaged after all
             if "runs" not in tables:
                 with db:
                     db.execute(SCHEMA)
