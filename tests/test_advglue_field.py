@@ -55,6 +55,8 @@ def test_an_rte_run_lands_in_the_same_column_and_metric_as_an_sst2_run(run_home)
     (method,) = report["methods"]
     assert method["advglue_accuracy"] == pytest.approx(27 / 81) and method["advglue_accuracy_n"] == 2
     assert metric_titles(report)["advglue_accuracy"] == "AdvGLUE-RTE accuracy"
+    parts = {p["text"]: p for c in report["claims"] for p in c.get("parts", [])}
+    assert parts["AdvGLUE-RTE: im-bert above vanilla"]["metric"] == "advglue_accuracy"   # the claims' metric
     assert report["chance"]["advglue_accuracy"] == pytest.approx(46 / 81)   # AdvGLUE-RTE's majority class
     per_sentence = sentence_results(store, report["runs"])[rte[0].id]["advglue_accuracy"]
     assert per_sentence.tolist() == correct_list(27 / 81, 81, 0)   # the task's own sentences, for the bootstrap
