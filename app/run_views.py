@@ -133,7 +133,7 @@ def show_comparison(store: RunStore, rows: Sequence[dict]) -> None:
     with right:
         st.plotly_chart(comparison_figure(metrics, "dev", "accuracy", "Dev accuracy"), key="cmp-acc")
         st.caption("How to read it: one line per run, dev accuracy at each evaluation. Compare where the lines "
-                   "end; the table below adds the AdvGLUE-SST2 accuracy, which is the robustness score.")
+                   "end; the table below adds each run's AdvGLUE accuracy on its own task, the robustness score.")
     st.dataframe(results_table(rows, store), hide_index=True, placeholder="–",
                  column_config={"dev acc": st.column_config.NumberColumn(format="%.3f"),
-                                "AdvGLUE-SST2 acc": st.column_config.NumberColumn(format="%.3f")})
+                                "AdvGLUE acc (own task)": st.column_config.NumberColumn(format="%.3f")})
