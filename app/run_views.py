@@ -11,6 +11,7 @@ import streamlit as st
 from app.figures import accuracy_figure, comparison_figure, has_series, loss_figure
 from app.formatting import distinct_labels, fmt_acc, fmt_duration, learned_text, short_dataset, short_model
 from app.plain_text import markdown_text
+from engine.data.advglue import run_advglue
 from engine.models.inference import label_names_for
 from engine.store.runs import Run, RunStore
 from engine.training.evaluate import learning_status
@@ -75,8 +76,10 @@ def show_results(run: Run, narrow: bool = False) -> None:
     cols[0].metric("Dev accuracy", fmt_acc(results.get("dev_accuracy")),
                    help=f"accuracy on {results.get('dev_set', 'the dev set')} after training; chance (always "
                         f"the majority class) is {fmt_acc(learning['chance_accuracy'])}")
-    cols[1].metric("AdvGLUE-SST2 accuracy", fmt_acc(results.get("advglue_sst2_accuracy")),
-                   help="accuracy on the 148 adversarial SST-2 sentences of AdvGLUE (only for SST-2 runs)")
+    advglue_name, advglue = run_advglue(run.config, results)
+    cols[1].metric(f"{advglue_name} accuracy", fmt_acc(advglue),
+                   help="accuracy on the AdvGLUE adversarial sentences of the run's own task (MNLI: the mean of "
+                        "matched and mismatched, as AdvGLUE scores it); none for a task AdvGLUE has no set for")
     cols[2].metric("Steps", f"{results.get('steps', '–')} / {results.get('total_steps', '–')}")
     cols[3].metric("Training time", fmt_duration(results.get("train_seconds")),
                    help=f"whole run including evaluation: {fmt_duration(results.get('seconds'))}")
@@ -84,7 +87,7 @@ def show_results(run: Run, narrow: bool = False) -> None:
     names = label_names_for(run.dir)
     if names:
         st.caption("Classes (id, name): " + " · ".join(f"{i} {markdown_text(name)}" for i, name in enumerate(names)))
-    shown = {"label_names", "dev_accuracy", "advglue_sst2_accuracy", "steps", "total_steps", "train_seconds", "seconds",
+    shown = {"label_names", "dev_accuracy", "advglue_accuracy", "steps", "total_steps", "train_seconds", "seconds",
              "train_examples_per_second", "device", "run_id", "status", "method_summary", "dev_set",
              "chance_accuracy", "learned"}
     extra = {k: v for k, v in results.items() if k not in shown and isinstance(v, (int, float, str))}
@@ -112,7 +115,7 @@ def results_table(rows: Sequence[dict], store: RunStore) -> pd.DataFrame:
                       "dataset": short_dataset(row.get("dataset")), "model": short_model(row.get("model")),
                       "seed": row.get("seed"), "status": row.get("status"), "dev acc": row.get("dev_accuracy"),
                       "learned": learned_text(learning_status(run)) if results else None,
-                      "AdvGLUE-SST2 acc": row.get("advglue_sst2_accuracy"),
+                      "AdvGLUE acc (own task)": row.get("advglue_accuracy"),
                       "steps": results.get("steps"), "train s": results.get("train_seconds"),
                       "examples/s": results.get("train_examples_per_second")})
     return pd.DataFrame(table)
@@ -130,7 +133,7 @@ def show_comparison(store: RunStore, rows: Sequence[dict]) -> None:
     with right:
         st.plotly_chart(comparison_figure(metrics, "dev", "accuracy", "Dev accuracy"), key="cmp-acc")
         st.caption("How to read it: one line per run, dev accuracy at each evaluation. Compare where the lines "
-                   "end; the table below adds the AdvGLUE-SST2 accuracy, which is the robustness score.")
+                   "end; the table below adds each run's AdvGLUE accuracy on its own task, the robustness score.")
     st.dataframe(results_table(rows, store), hide_index=True, placeholder="–",
                  column_config={"dev acc": st.column_config.NumberColumn(format="%.3f"),
-                                "AdvGLUE-SST2 acc": st.column_config.NumberColumn(format="%.3f")})
+                                "AdvGLUE acc (own task)": st.column_config.NumberColumn(format="%.3f")})

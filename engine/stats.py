@@ -671,3 +671,9 @@ def second_look_plan(first: Interval, effect: float, delta: float, power: float 
     if new is None:
         return SeedsPlan(None, max_seeds, floor, assumes, _over(max_seeds, power, sentence_se, effect))
     return SeedsPlan(now + new, None, floor, assumes)
+
+
+def chance_accuracy(labels) -> float:
+    """The majority-class rate: the accuracy of always predicting the most common label."""
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return float(counts.max() / counts.sum()) if counts.sum() else 0.0

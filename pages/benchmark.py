@@ -24,9 +24,10 @@ from engine.suite.job import list_suites
 
 ABOUT = f"""
 **What is compared.** Each method is fine-tuned with the same data, budget and seeds. For each model the page reads
-what was stored when it was evaluated: **clean dev accuracy** (SST-2 dev, 872 sentences), **AdvGLUE-SST2 accuracy**
-(148 human-checked adversarial sentences), and a batch attack's **success rate** (share of correctly classified
-sentences the attack flips) and **accuracy under attack** (share still right after the attack). Numbers are
+what was stored when it was evaluated: **clean dev accuracy** (SST-2 dev, 872 sentences), **AdvGLUE accuracy** on
+the runs' own task, named on each chart (AdvGLUE-SST2: 148 human-checked adversarial sentences; MNLI: the mean of
+its matched and mismatched parts, as AdvGLUE scores it), and a batch attack's **success rate** (share of correctly
+classified sentences the attack flips) and **accuracy under attack** (share still right after the attack). Numbers are
 means over seeds with the sample standard deviation; every seed is also drawn as a dot, and every accuracy chart
 draws the chance line (a model predicting one class for everything). A run whose dev accuracy is within 10 points
 of chance did not learn: it is listed, and left out of every number and claim. Runs of one method trained with
@@ -35,7 +36,8 @@ different settings are never pooled: each setting gets its own row.
 **How a claim is judged.** For each comparison a claim rests on, the difference of the two means gets a
 confidence interval: a paired t-interval over seed-wise differences when both methods' runs
 share seeds and training settings, Welch otherwise, and for AdvGLUE and attack numbers a hierarchical bootstrap
-that resamples seeds and then sentences. *Supported*: the whole interval is on the claimed side. *Not supported*:
+that resamples seeds and then sentences (not for MNLI's AdvGLUE score: a mean of two parts has no per-sentence form,
+so its interval covers seeds only). *Supported*: the whole interval is on the claimed side. *Not supported*:
 it is entirely on the other side. *Inconclusive*: it straddles zero, a side has fewer than 3 seeds, or neither
 side varies; such a part says how many seeds would likely settle it *if the true difference equals the observed
 one*, and for AdvGLUE and attack numbers the smallest difference their fixed sentences can ever decide. Every

@@ -24,7 +24,7 @@ biases to 0, weight matrices re-drawn with Kaiming-normal initialisation or at `
 that variance); and two of RobustLab's own, Gaussian noise on the weight matrices or zeroing a share of their
 entries. Dev accuracy is measured every few steps while each model trains, which
 gives the recovery curves; the finished models are then compared layer by layer with the clean one and scored on
-AdvGLUE-SST2.
+their task's AdvGLUE set (AdvGLUE-SST2 for an SST-2 grid).
 
 **Metrics.** *Recovery ratio* = (corrupted accuracy − chance) / (clean accuracy − chance), with the clean model of
 the same seed and chance = the dev set's majority-class rate: 1 is as good as the clean model, 0 no better than always

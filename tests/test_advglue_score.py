@@ -8,7 +8,8 @@ import pytest
 from benchmark_util import fake_run
 
 from engine.__main__ import main
-from engine.reporting.advglue_score import advglue_scores, task_accuracy
+from engine.data.advglue import task_accuracy
+from engine.reporting.advglue_score import advglue_scores
 from engine.store.runs import RunStore, write_json
 
 DEV_SETS = {"sst2": "sst2-dev", "qqp": "qqp-dev", "mnli": "mnli-dev", "qnli": "qnli-dev", "rte": "rte-dev"}
@@ -27,7 +28,7 @@ def task_run(store: RunStore, task: str, seed: int, advglue: dict[str, float], m
 
 def row(task: str, accuracy: float | None, method: str = "vanilla", included: bool = True) -> dict:
     return {"run_id": f"{method}-{task}", "method": method, "model": "tiny", "settings": {}, "task": task,
-            "included": included, "advglue_task_accuracy": accuracy}
+            "included": included, "advglue_accuracy": accuracy}
 
 
 def test_mnli_is_the_mean_of_matched_and_mismatched_and_a_missing_part_is_no_score():

@@ -36,7 +36,7 @@ from engine.reporting.benchmark import (
     scale_note,
     statements,
 )
-from engine.reporting.claims import CLAIMS, ROBUST_METRICS, combine, judge_methods, part_interval
+from engine.reporting.claims import CLAIMS, ROBUST_METRICS, combine, judge_methods, named_for, part_interval
 from engine.reporting.export import methods_table, to_csv, to_markdown
 from engine.store.runs import RunStore
 from engine.suite.job import (
@@ -52,8 +52,8 @@ from engine.training.config import ConfigError
 SPEC = dict(methods=["vanilla", "rose-second"], seeds=[0, 1], model="tiny", train_size=32, epochs=1, attack_n=2,
             train={"batch_size": 16})
 ATTACK = AttackSpec("deepwordbug", "sst2-dev", 2)
-METHOD_KEYS = ("method", "n_runs", "dev_accuracy", "dev_accuracy_std", "advglue_sst2_accuracy",
-               "advglue_sst2_accuracy_std", "attack_success_rate", "attack_success_rate_std")
+METHOD_KEYS = ("method", "n_runs", "dev_accuracy", "dev_accuracy_std", "advglue_accuracy",
+               "advglue_accuracy_std", "attack_success_rate", "attack_success_rate_std")
 
 
 def run_suite(store: RunStore, spec: SuiteSpec):
@@ -127,10 +127,10 @@ def test_combine_verdicts():
 
 
 def test_aggregate_means_spread_failed_missing_and_deleted():
-    rows = [row("vanilla", 0, dev_accuracy=0.80, advglue_sst2_accuracy=0.50, attack_success_rate=0.6,
+    rows = [row("vanilla", 0, dev_accuracy=0.80, advglue_accuracy=0.50, attack_success_rate=0.6,
                 accuracy_under_attack=0.3),
             row("vanilla", 1, dev_accuracy=0.84, attack_success_rate=0.4, accuracy_under_attack=0.5),
-            row("vanilla", 2, dev_accuracy=0.82, advglue_sst2_accuracy=0.54, attack_success_rate=0.5,
+            row("vanilla", 2, dev_accuracy=0.82, advglue_accuracy=0.54, attack_success_rate=0.5,
                 accuracy_under_attack=0.4),
             row("vanilla", 3, "failed"), row("vanilla", 4, "running"),
             row("im-bert", 0, dev_accuracy=0.7, settings=IM_BERT),
@@ -142,11 +142,11 @@ def test_aggregate_means_spread_failed_missing_and_deleted():
     assert vanilla["dev_accuracy"] == pytest.approx(0.82)
     assert vanilla["dev_accuracy_std"] == pytest.approx(statistics.stdev([0.80, 0.84, 0.82]))
     # the run without AdvGLUE is counted missing, and its None never becomes a zero in the mean
-    assert vanilla["advglue_sst2_accuracy"] == pytest.approx(0.52) and vanilla["advglue_sst2_accuracy_n"] == 2
-    assert vanilla["advglue_sst2_accuracy_missing"] == 1 and vanilla["dev_accuracy_missing"] == 0
-    assert vanilla["advglue_sst2_accuracy_std"] == pytest.approx(statistics.stdev([0.50, 0.54]))
+    assert vanilla["advglue_accuracy"] == pytest.approx(0.52) and vanilla["advglue_accuracy_n"] == 2
+    assert vanilla["advglue_accuracy_missing"] == 1 and vanilla["dev_accuracy_missing"] == 0
+    assert vanilla["advglue_accuracy_std"] == pytest.approx(statistics.stdev([0.50, 0.54]))
     assert im_bert["dev_accuracy"] == pytest.approx(0.7) and im_bert["dev_accuracy_std"] is None
-    assert im_bert["advglue_sst2_accuracy"] is None and im_bert["advglue_sst2_accuracy_missing"] == 1
+    assert im_bert["advglue_accuracy"] is None and im_bert["advglue_accuracy_missing"] == 1
     assert deleted["n_runs"] == 0 and deleted["n_unfinished"] == 1 and deleted["dev_accuracy"] is None
 
 
@@ -162,7 +162,8 @@ def test_every_robustness_part_has_a_clean_non_inferiority_part():
                 assert len(clean) == 1, (c.key, p.text)
                 assert clean[0].metric == "dev_accuracy" and clean[0].margin == pytest.approx(0.01)
                 assert clean[0].matched == p.matched
-    texts = {c.key: [p.text for p in c.parts if p.test == "superiority"] for c in CLAIMS}
+    # as judged on SST-2 rows: the AdvGLUE parts named by the task
+    texts = {c.key: [p.text for p in named_for(c, "sst2").parts if p.test == "superiority"] for c in CLAIMS}
     assert {"AdvGLUE-SST2: rose-first above vanilla", "AdvGLUE-SST2: rose-second above vanilla",
             "AdvGLUE-SST2: rose-ensemble above vanilla"} <= set(texts["rose"])
     assert "AdvGLUE-SST2: im-bert above ex-bert" in texts["im-bert"]
@@ -171,10 +172,10 @@ def test_every_robustness_part_has_a_clean_non_inferiority_part():
 def test_a_robustness_gain_bought_with_clean_accuracy_is_not_supported():
     """IM-BERT far above vanilla on AdvGLUE but 3 points below it on dev: the clean part fails, so the claim
     does; 0.2 points below (within the 1-point margin, tight spread) passes."""
-    vanilla = [row("vanilla", s, dev_accuracy=d, advglue_sst2_accuracy=a)
+    vanilla = [row("vanilla", s, dev_accuracy=d, advglue_accuracy=a)
                for s, d, a in ((0, 0.850, 0.40), (1, 0.852, 0.41), (2, 0.848, 0.42))]
     def im_bert(drop: float) -> list[dict]:
-        return [row("im-bert", s, settings=IM_BERT, dev_accuracy=d - drop, advglue_sst2_accuracy=a)
+        return [row("im-bert", s, settings=IM_BERT, dev_accuracy=d - drop, advglue_accuracy=a)
                 for s, d, a in ((0, 0.851, 0.50), (1, 0.854, 0.52), (2, 0.847, 0.51))]
     claims = judge(vanilla + im_bert(0.03))
     clean = part(claims, "dev accuracy: im-bert no more than 1 point below vanilla")
@@ -187,12 +188,12 @@ def test_a_robustness_gain_bought_with_clean_accuracy_is_not_supported():
 
 
 def test_im_bert_is_compared_with_an_ex_bert_of_the_same_step_size_and_field():
-    vanilla = seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
-    im_bert = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+    vanilla = seeds_rows("vanilla", "advglue_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+    im_bert = seeds_rows("im-bert", "advglue_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
                          settings=IM_BERT)
-    ex_default = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
+    ex_default = seeds_rows("ex-bert", "advglue_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
                             settings=EX_BERT)
-    im_bert_small_step = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+    im_bert_small_step = seeds_rows("im-bert", "advglue_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
                                     settings={**IM_BERT, "h": 0.75})
     refused = part(judge(vanilla + im_bert_small_step + ex_default), "AdvGLUE-SST2: im-bert above ex-bert")
     assert refused["verdict"] == "inconclusive" and refused["kind"] == "none" and refused["n_a"] == 0
@@ -203,7 +204,7 @@ def test_im_bert_is_compared_with_an_ex_bert_of_the_same_step_size_and_field():
     assert "vanilla BERT exactly" in twin["reason"] and twin["diff"] == pytest.approx(0.10)
     assert not any("different settings" in s for s in claim(judge(vanilla + im_bert + ex_default),
                                                              "im-bert")["statements"])
-    ex_same = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
+    ex_same = seeds_rows("ex-bert", "advglue_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
                          settings={**EX_BERT, "h": 1.0})
     claims = judge(vanilla + im_bert + ex_default + ex_same)
     judged = part(claims, "AdvGLUE-SST2: im-bert above ex-bert")
@@ -239,13 +240,13 @@ def test_a_method_trained_with_different_settings_is_split_and_claims_use_the_ma
 
 
 def test_runs_that_did_not_learn_are_left_out_of_every_mean_and_claim():
-    rows = (seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
-            + [row("vanilla", 3, learned=False, dev_accuracy=0.52, advglue_sst2_accuracy=0.70)]
-            + seeds_rows("uegr", "advglue_sst2_accuracy", [0.44, 0.45, 0.46], dev_accuracy=0.85))
+    rows = (seeds_rows("vanilla", "advglue_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+            + [row("vanilla", 3, learned=False, dev_accuracy=0.52, advglue_accuracy=0.70)]
+            + seeds_rows("uegr", "advglue_accuracy", [0.44, 0.45, 0.46], dev_accuracy=0.85))
     groups = group_runs(rows)
     vanilla = by_method(aggregate(groups, rows))["vanilla"]
     assert (vanilla["n_runs"], vanilla["n_not_learned"], vanilla["seeds"]) == (3, 1, [0, 1, 2])
-    assert vanilla["advglue_sst2_accuracy"] == pytest.approx(0.41) and vanilla["dev_accuracy"] == pytest.approx(0.85)
+    assert vanilla["advglue_accuracy"] == pytest.approx(0.41) and vanilla["dev_accuracy"] == pytest.approx(0.85)
     claims = judge_methods(groups, {})
     advglue = part(claims, "AdvGLUE-SST2: uegr above vanilla")
     assert (advglue["n_b"], advglue["mean_b"]) == (3, pytest.approx(0.41))
@@ -254,15 +255,15 @@ def test_runs_that_did_not_learn_are_left_out_of_every_mean_and_claim():
     assert excluded_runs(rows) == [{"run_id": dropped, "method": "vanilla", "seed": 3, "row": "vanilla",
                                     "reason": "did not learn: dev 0.520 is within 10 points of chance 0.509"}]
     assert any(dropped in s and "left out" in s for s in statements(groups, rows))
-    only_failed = seeds_rows("uegr", "advglue_sst2_accuracy", [0.44, 0.45, 0.46]) + [
-        row("vanilla", s, learned=False, advglue_sst2_accuracy=0.7) for s in range(3)]
+    only_failed = seeds_rows("uegr", "advglue_accuracy", [0.44, 0.45, 0.46]) + [
+        row("vanilla", s, learned=False, advglue_accuracy=0.7) for s in range(3)]
     nothing = part(judge(only_failed), "AdvGLUE-SST2: uegr above vanilla")
     assert nothing["verdict"] == "inconclusive" and "3 did not learn" in nothing["reason"]
 
 
 def test_one_seed_gives_a_statement_and_no_verdict():
-    rows = [row("vanilla", 0, dev_accuracy=0.80, advglue_sst2_accuracy=0.40),
-            row("uegr", 0, dev_accuracy=0.90, advglue_sst2_accuracy=0.60)]
+    rows = [row("vanilla", 0, dev_accuracy=0.80, advglue_accuracy=0.40),
+            row("uegr", 0, dev_accuracy=0.90, advglue_accuracy=0.60)]
     groups = group_runs(rows)
     assert any("One seed per method row" in s for s in statements(groups, rows))
     uegr = claim(judge_methods(groups, {}), "uegr")
@@ -288,7 +289,7 @@ def test_paired_welch_or_bootstrap_is_chosen_from_the_runs(monkeypatch):
     iv, _ = part_interval("dev_accuracy", a, shifted, {})
     assert iv.kind == "Welch" and "pairs" not in calls[-1] and "per_sentence" not in calls[-1]
 
-    metric = "advglue_sst2_accuracy"
+    metric = "advglue_accuracy"
     a = seeds_rows("uegr", metric, [0.5, 0.5, 0.5], per_sentence=(metric,))
     b = seeds_rows("vanilla", metric, [0.4, 0.4, 0.4], per_sentence=(metric,))
     rng = np.random.default_rng(0)
@@ -607,7 +608,7 @@ def test_report_json_states_mixed_settings_runs_that_did_not_learn_and_one_seed(
     assert [m["method"] for m in printed["methods"]] == ["vanilla", "uegr (lr=0.0001)", "uegr (lr=0.0003)"]
     assert all(p["verdict"] == "inconclusive" for c in printed["claims"] for p in c["parts"])
     assert printed["chance"]["dev_accuracy"] == pytest.approx(444 / 872)
-    assert 0.45 < printed["chance"]["advglue_sst2_accuracy"] < 0.55
+    assert 0.45 < printed["chance"]["advglue_accuracy"] < 0.55
 
 
 def test_report_grid_must_name_a_recovery_grid(run_home, capsys):

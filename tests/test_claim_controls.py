@@ -22,10 +22,10 @@ from engine.suite.job import SuiteSpec
 # ---------------------------------------------------------------- IM-BERT's explicit control
 
 def test_im_bert_at_h_1_says_it_has_no_explicit_control_apart_from_vanilla():
-    vanilla = seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
-    im_bert = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+    vanilla = seeds_rows("vanilla", "advglue_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+    im_bert = seeds_rows("im-bert", "advglue_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
                          settings=IM_BERT)
-    ex_default = seeds_rows("ex-bert", "advglue_sst2_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
+    ex_default = seeds_rows("ex-bert", "advglue_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
                             settings=EX_BERT)
     claims = judge(vanilla + im_bert + ex_default)
     twin = part(claims, "AdvGLUE-SST2: im-bert above ex-bert")
@@ -37,7 +37,7 @@ def test_im_bert_at_h_1_says_it_has_no_explicit_control_apart_from_vanilla():
                for s in claim(claims, "im-bert")["statements"])
     assert part(claims, "AdvGLUE-SST2: im-bert above vanilla")["repeats"] is None
     # an IM-BERT at h = 0.5 beside EX-BERT's default h = 0.5: a control that differs from vanilla, nothing repeated
-    half = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+    half = seeds_rows("im-bert", "advglue_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
                       settings={**IM_BERT, "h": 0.5})
     claims = judge(vanilla + half + ex_default)
     real = part(claims, "AdvGLUE-SST2: im-bert above ex-bert")
@@ -120,8 +120,8 @@ def test_rose_sweep_refuses_a_bad_grid_before_queueing_anything(run_home, capsys
 
 
 def test_im_bert_at_h_1_without_any_ex_bert_runs_still_names_its_control():
-    vanilla = seeds_rows("vanilla", "advglue_sst2_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
-    im_bert = seeds_rows("im-bert", "advglue_sst2_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
+    vanilla = seeds_rows("vanilla", "advglue_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
+    im_bert = seeds_rows("im-bert", "advglue_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
                          settings=IM_BERT)
     twin = part(judge(vanilla + im_bert), "AdvGLUE-SST2: im-bert above ex-bert")
     assert twin["baseline_row"] == "vanilla" and twin["repeats"] == "AdvGLUE-SST2: im-bert above vanilla"

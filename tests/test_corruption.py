@@ -224,7 +224,7 @@ def test_recovery_metrics():
     assert steps_to_reach([5, 10, 15], [0.6, 0.7, 0.75], 0.95 * 0.85) is None
     rows = [{"label": "bottom-1", "position": "bottom", "layers": 1, "embeddings": False, "status": "done",
              "final_accuracy": a, "recovery_ratio": a / 0.9, "auc": a - 0.1, "steps_to_95": s,
-             "advglue_sst2_accuracy": 0.4} for a, s in ((0.8, 10), (0.7, None))]
+             "advglue_accuracy": 0.4} for a, s in ((0.8, 10), (0.7, None))]
     rows.append({**rows[0], "status": "cancelled", "final_accuracy": None})
     (entry,) = summarise_by_label(rows)
     assert entry["seeds"] == 2 and entry["final_accuracy_mean"] == pytest.approx(0.75)
@@ -261,11 +261,11 @@ def test_cli_runs_a_grid_and_prints_one_json_line(run_home, capsys):
     store = RunStore(run_home)
     for row in rows.values():
         for key in ("position", "layers", "seed", "final_accuracy", "recovery_ratio", "auc", "steps_to_95",
-                    "advglue_sst2_accuracy"):
+                    "advglue_accuracy"):
             assert key in row
         scored = read_json(store.get(row["run_id"]).dir / "eval.json")   # the cell's own final evaluations
         assert scored["sst2-dev"]["n"] == 872 and row["final_accuracy"] == scored["sst2-dev"]["accuracy"]
-        assert row["advglue_sst2_accuracy"] == scored["advglue-sst2"]["accuracy"]
+        assert row["advglue_accuracy"] == scored["advglue-sst2"]["accuracy"]
     assert rows["bottom-1"]["layer_set"] == [0] and rows["top-1"]["layer_set"] == [1]
     assert rows["top-1"]["chance_accuracy"] == pytest.approx(444 / 872)     # the SST-2 dev majority rate
     expected = chance_corrected_ratio(rows["top-1"]["final_accuracy"], rows["clean"]["final_accuracy"], 444 / 872)

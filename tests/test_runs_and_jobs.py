@@ -53,6 +53,7 @@ def test_eval_is_cached_and_matches_training_end(tiny_run, run_home):
             {k: at_end[name][k] for k in ("accuracy", "loss", "n")}, name
     assert first["sst2-dev"]["accuracy"] == trained.results["dev_accuracy"]
     assert first["advglue-sst2"]["accuracy"] == trained.results["advglue_sst2_accuracy"]
+    assert trained.results["advglue_accuracy"] == trained.results["advglue_sst2_accuracy"]   # SST-2: its one set
     assert evaluate_run(store, trained.id, sets) == first     # same "computed" times: served from eval.json
 
 
@@ -183,7 +184,8 @@ def test_cli_train_eval_runs(run_home):
                home=run_home)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("run_id", "status", "dev_accuracy", "advglue_sst2_accuracy", "train_examples_per_second", "seconds",
+    for key in ("run_id", "status", "dev_accuracy", "advglue_sst2_accuracy", "advglue_accuracy", "seconds",
+                "train_examples_per_second",
                 "chance_accuracy", "learned"):
         assert key in result
     assert result["chance_accuracy"] == pytest.approx(444 / 872)       # the SST-2 dev set's majority class

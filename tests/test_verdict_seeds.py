@@ -75,10 +75,10 @@ def test_a_sentence_metric_names_the_smallest_difference_its_sentences_can_decid
             scores = np.where(flip, ~base, base).astype(float)
             noise = rng.random(m) < 0.02                     # a little per-seed noise
             scores = np.where(noise, 1 - scores, scores)
-            r = seeds_rows(method, "advglue_sst2_accuracy", [float(scores.mean())], first_seed=s,
-                           per_sentence=("advglue_sst2_accuracy",), settings=None)[0]
+            r = seeds_rows(method, "advglue_accuracy", [float(scores.mean())], first_seed=s,
+                           per_sentence=("advglue_accuracy",), settings=None)[0]
             rows.append(r)
-            per[r["run_id"]] = {"advglue_sst2_accuracy": scores}
+            per[r["run_id"]] = {"advglue_accuracy": scores}
         return rows, per
 
     # uegr flips 12 sentences right-to-wrong or wrong-to-right: a shared per-sentence difference, tiny net gap
@@ -214,10 +214,10 @@ def test_look_2_of_a_sentence_metric_counts_the_sentences_both_stages_share():
         for seed in range(7):
             p = np.clip(0.45 + shift * better + rng.normal(0, 0.02), 0, 1)
             scores = (rng.random(m) < p).astype(float)
-            (r,) = seeds_rows(method, "advglue_sst2_accuracy", [float(scores.mean())], first_seed=seed,
-                              per_sentence=("advglue_sst2_accuracy",))
+            (r,) = seeds_rows(method, "advglue_accuracy", [float(scores.mean())], first_seed=seed,
+                              per_sentence=("advglue_accuracy",))
             rows.append(r)
-            sentences[r["run_id"]] = {"advglue_sst2_accuracy": scores}
+            sentences[r["run_id"]] = {"advglue_accuracy": scores}
     look2 = Look(2, {"uegr": [0, 1, 2], "vanilla": [0, 1, 2]})
     combined = part(judge(rows, look2, sentences), "AdvGLUE-SST2: uegr above vanilla")
     assert combined["kind"] == "two-look combination (hierarchical bootstrap)", combined["reason"]

@@ -15,7 +15,7 @@ def method_colors(methods: list[str]) -> dict[str, str]:
 
 
 CHANCE_TEXT = {"dev_accuracy": "chance (dev majority class) {:.1f}",
-               "advglue_sst2_accuracy": "chance (majority class of the 148 sentences) {:.1f}",
+               "advglue_accuracy": "chance (majority class of its AdvGLUE sentences) {:.1f}",
                "accuracy_under_attack": "chance (constant prediction) {:.1f}"}
 
 

@@ -13,7 +13,14 @@ from app.benchmark.selection import Selection
 from app.state import get_store
 from engine.behaviour.compare import capability_table, method_behaviour
 from engine.behaviour.runner import stored_suites
-from engine.reporting.benchmark import METRICS, AttackSpec, attacks_under_way, budget_curves, fill_missing, missing_work
+from engine.reporting.benchmark import (
+    AttackSpec,
+    attacks_under_way,
+    budget_curves,
+    fill_missing,
+    metric_titles,
+    missing_work,
+)
 from engine.reporting.export import (
     claims_table,
     excluded_table,
@@ -80,7 +87,8 @@ def methods_tab(report: dict, attack: AttackSpec | None) -> None:
                 if attack else " No attack chosen."))
     colors = figs.method_colors([m["method"] for m in report["methods"]])
     metric_columns = st.columns(2)
-    for i, (metric, title) in enumerate(METRICS.items()):
+    titles = metric_titles(report)   # the AdvGLUE metric named by the runs' task
+    for i, (metric, title) in enumerate(titles.items()):
         with metric_columns[i % 2]:
             if any(m.get(metric) is not None for m in report["methods"]):
                 st.plotly_chart(figs.metric_figure(report, metric, title, colors), key=f"bench-{metric}")
@@ -97,7 +105,7 @@ def methods_tab(report: dict, attack: AttackSpec | None) -> None:
                                     "status": r["status"],
                                     "learned": {True: "yes", False: "no", None: "–"}[r["learned"]],
                                     **{t: "missing" if r[m] is None else f"{r[m] * 100:.1f}"
-                                       for m, t in METRICS.items()},
+                                       for m, t in titles.items()},
                                     "missing": ", ".join(r["missing"])} for r in rows]),
                      hide_index=True, width="stretch")
     if report["excluded"]:

@@ -24,7 +24,7 @@ def quick_start() -> None:
         page_link("train.py", "Go to Train", icon=":material/model_training:")
     with steps[1], st.container(border=True, height="stretch"):
         st.markdown("**2 · Compare runs**  \nOpen **Runs** to see training curves, dev accuracy and the "
-                    "AdvGLUE-SST2 accuracy (adversarial sentences) of each run, side by side.")
+                    "AdvGLUE accuracy (adversarial sentences of its task) of each run, side by side.")
         page_link("runs.py", "Go to Runs", icon=":material/table_view:")
     with steps[2], st.container(border=True, height="stretch"):
         st.markdown("**3 · Look inside and attack**  \nThe **Methods** pages show what each method changes "

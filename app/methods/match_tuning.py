@@ -9,6 +9,7 @@ from app.formatting import fmt_acc
 from app.methods import figures as fm
 from app.methods.views import artifact
 from app.run_views import show_curves, show_results
+from engine.data.advglue import run_advglue
 from engine.store.runs import Run
 
 
@@ -49,7 +50,8 @@ def draw(run: Run) -> None:
                        help="each sentence alone (M = identity): the default way this model predicts")
         cols[1].metric("Dev, in-batch matching", fmt_acc(results.get("dev_accuracy_inbatch")),
                        help="dev sentences in shuffled batches of the training batch size, mixed like in training")
-        cols[2].metric("AdvGLUE-SST2 (bypassed)", fmt_acc(results.get("advglue_sst2_accuracy")))
+        advglue_name, advglue = run_advglue(run.config, results)
+        cols[2].metric(f"{advglue_name} (bypassed)", fmt_acc(advglue))
         st.caption("How to read it: the same trained model scored two ways. If in-batch is close to bypassed, the "
                    "model has learned representations that survive mixing; a large gap means its predictions lean "
                    "on whoever else is in the batch.")

@@ -248,7 +248,8 @@ def summary_rows(probes: Mapping[str, Mapping], results: Mapping[str, Mapping]) 
     for label, p in probes.items():
         res = results.get(label, {})
         finite = [v for v in p.get("solver_residual") or [] if v is not None]
-        rows.append({"run": label, "dev acc": res.get("dev_accuracy"), "AdvGLUE acc": res.get("advglue_sst2_accuracy"),
+        rows.append({"run": label, "dev acc": res.get("dev_accuracy"),
+                     "AdvGLUE acc (own task)": res.get("advglue_accuracy"),
                      "scale-free growth at last layer (Gaussian)": p["relative_growth"][-1],
                      "scale-free growth at last layer (FGM)": p["relative_growth_fgm"][-1],
                      "absolute growth at last layer (Gaussian)": p["growth"][-1],

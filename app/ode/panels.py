@@ -11,6 +11,7 @@ from app.formatting import learning_mark, run_title, short_dataset
 from app.ode import figures as figs
 from app.plain_text import markdown_text
 from app.state import default_candidates, derived_marks_of, get_store, learning_of, load_model
+from engine.data.advglue import run_advglue
 from engine.data.registry import load_dataset
 from engine.data.text_dataset import DataError
 from engine.models.architecture import ModelError
@@ -118,7 +119,8 @@ def model_probes() -> None:
         except (ModelError, RunError, DataError, ValueError) as err:
             st.error(f"Cannot probe {markdown_text(str(label))}: {markdown_text(str(err))}")
             continue
-        results[label] = run.results
+        # the run's own task's AdvGLUE accuracy, read alike from an old results.json (`run_advglue`)
+        results[label] = {**run.results, "advglue_accuracy": run_advglue(run.config, run.results)[1]}
         art = run.artifact("im_residual")
         if art:
             residuals[label] = art

@@ -43,11 +43,11 @@ CAPTIONS = {
              "A line above the clean one means that part was rewritten more than ordinary fine-tuning rewrites it; "
              "with Adam every weight moves by about the learning rate per step, so large gaps are rare.",
     "advglue": "How to read it: for each group, the left bar is dev accuracy and the right bar accuracy on "
-               "AdvGLUE-SST2 (sentences written to fool models), both averaged over seeds, with the spread over "
-               "seeds as whiskers. The dashed line is the clean model's AdvGLUE accuracy: bars below it mean the "
-               "healed model is less robust than the clean one. The dotted lines are chance, the majority-class "
-               "rate of each set: a model that learned nothing answers one label everywhere and scores about "
-               "that, so an AdvGLUE bar near its chance line says nothing about robustness.",
+               "the grid's task's AdvGLUE set (sentences written to fool models), both averaged over seeds, with "
+               "the spread over seeds as whiskers. The dashed line is the clean model's AdvGLUE accuracy: bars "
+               "below it mean the healed model is less robust than the clean one. The dotted lines are chance, "
+               "the majority-class rate of each set: a model that learned nothing answers one label everywhere "
+               "and scores about that, so an AdvGLUE bar near its chance line says nothing about robustness.",
 }
 
 
@@ -122,7 +122,7 @@ def recovery_curves_figure(curves: Sequence[Mapping[str, Any]], chance: float | 
 
 METRIC_NAMES = {"final_accuracy": "final dev accuracy",
                 "recovery_ratio": "recovery ratio ((acc - chance) / (clean - chance))",
-                "auc": "area under the recovery curve", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
+                "auc": "area under the recovery curve", "advglue_accuracy": "AdvGLUE accuracy (the grid's task)",
                 "steps_to_95": "steps to 95 % of clean"}
 
 
@@ -200,9 +200,10 @@ def drift_figure(drift: Sequence[Mapping[str, Any]], relative: bool = True, heig
 
 
 def advglue_figure(summary: Sequence[Mapping[str, Any]], chance: Mapping[str, float] | None = None,
-                   height: int = 420) -> go.Figure:
-    """Dev and AdvGLUE-SST2 accuracy of each group (means over seeds, spread as whiskers), clean first, with
-    each set's majority-class rate (`chance`: {"dev": ..., "advglue": ...}) as a dotted line."""
+                   height: int = 420, advglue: str = "AdvGLUE-SST2") -> go.Figure:
+    """Dev and AdvGLUE accuracy (on `advglue`, the grid's task's set) of each group (means over seeds, spread as
+    whiskers), clean first, with each set's majority-class rate (`chance`: {"dev": ..., "advglue": ...}) as a
+    dotted line."""
     entries = sorted(summary, key=lambda e: e["position"] != "clean")
     labels = [e["label"] for e in entries]
 
@@ -212,19 +213,19 @@ def advglue_figure(summary: Sequence[Mapping[str, Any]], chance: Mapping[str, fl
 
     fig = go.Figure()
     for metric, name, color in (("final_accuracy", "dev accuracy", "#9DB4CE"),
-                                ("advglue_sst2_accuracy", "AdvGLUE-SST2 accuracy", "#C0504D")):
+                                ("advglue_accuracy", f"{advglue} accuracy", "#C0504D")):
         means, stds = bars(metric)
         fig.add_trace(go.Bar(x=labels, y=means, name=name, marker_color=color,
                              error_y=dict(type="data", array=stds, visible=any(stds)),
                              hovertemplate=f"%{{x}}: {name} %{{y:.3f}}<extra></extra>"))
     clean = next((e for e in entries if e["position"] == "clean"), None)
-    if clean and clean.get("advglue_sst2_accuracy_mean") is not None:
-        fig.add_hline(y=clean["advglue_sst2_accuracy_mean"], line=dict(dash="dash", color=CLEAN_COLOR, width=1.5),
+    if clean and clean.get("advglue_accuracy_mean") is not None:
+        fig.add_hline(y=clean["advglue_accuracy_mean"], line=dict(dash="dash", color=CLEAN_COLOR, width=1.5),
                       annotation_text="clean AdvGLUE", annotation_position="top right")
     chance = chance or {}
     chance_line(fig, chance.get("dev"), "dev chance", "#4A6A8A", "dot", "top left")
     chance_line(fig, chance.get("advglue"), "AdvGLUE chance", "#C0504D", "dot", "bottom left")
     fig.update_layout(barmode="group")
     fig.update_yaxes(range=[0, 1])
-    return _layout(fig, "Are healed models less robust? AdvGLUE-SST2 next to dev accuracy", "group",
+    return _layout(fig, f"Are healed models less robust? {advglue} next to dev accuracy", "group",
                    "accuracy", height)

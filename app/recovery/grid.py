@@ -15,13 +15,22 @@ from app.plain_text import markdown_text
 from app.recovery import figures as figs
 from app.recovery.claim import healing_panel
 from app.state import get_store
+from engine.data.advglue import advglue_label
 from engine.execution.executor import state_text
 from engine.recovery.claims import describe_grid, grid_sentence, judge_grid, usable_seeds
-from engine.recovery.views import GridView, chance_lines, curves_by_label, heatmap_table, layers_by_label, load_grid
+from engine.recovery.views import (
+    GridView,
+    chance_lines,
+    curves_by_label,
+    grid_task,
+    heatmap_table,
+    layers_by_label,
+    load_grid,
+)
 from engine.store.runs import Run, RunError
 
 METRICS = {"recovery_ratio": "recovery ratio (chance-corrected)", "final_accuracy": "final accuracy", "auc": "AUC",
-           "steps_to_95": "steps to 95 %", "advglue_sst2_accuracy": "AdvGLUE-SST2"}
+           "steps_to_95": "steps to 95 %", "advglue_accuracy": "AdvGLUE"}
 
 
 def is_grid(row: dict) -> bool:
@@ -145,8 +154,9 @@ def results(view: GridView, live: bool) -> None:
         else:
             st.info("No weight drift yet: it is computed after each run finishes.")
 
-    if any(e.get("advglue_sst2_accuracy_mean") is not None for e in summary):
-        st.plotly_chart(figs.advglue_figure(summary, chance), key=f"rec-adv-{live}")
+    advglue = advglue_label(grid_task(view))   # the grid's task's AdvGLUE set, e.g. AdvGLUE-SST2
+    if any(e.get("advglue_accuracy_mean") is not None for e in summary):
+        st.plotly_chart(figs.advglue_figure(summary, chance, advglue=advglue), key=f"rec-adv-{live}")
         st.caption(figs.CAPTIONS["advglue"])
 
     st.markdown("**Metrics** (mean ± sample standard deviation over seeds; finished runs only; recovery ratio = "
@@ -159,7 +169,7 @@ def results(view: GridView, live: bool) -> None:
         "AUC": fmt(e["auc_mean"], e["auc_std"]),
         "steps to 95 %": f"{fmt(e['steps_to_95_mean'], e['steps_to_95_std'], 0)} "
                          f"({e['reached_95']}/{e['seeds']} reached)",
-        "AdvGLUE-SST2": fmt(e["advglue_sst2_accuracy_mean"], e["advglue_sst2_accuracy_std"]),
+        advglue: fmt(e["advglue_accuracy_mean"], e["advglue_accuracy_std"]),
     } for e in summary])
     st.dataframe(table, hide_index=True)
     c1, c2, c3 = st.columns([0.25, 0.25, 0.5])

@@ -58,13 +58,16 @@ def runs_table(all_rows: list[dict]) -> set[str]:
                                     help="yes when dev accuracy is at least 10 points above chance"),
                                 "chance": st.column_config.NumberColumn(
                                     format="%.3f", help="majority-class rate of the dev set"),
-                                "AdvGLUE-SST2 acc": st.column_config.NumberColumn(format="%.3f"),
+                                "AdvGLUE acc (own task)": st.column_config.NumberColumn(
+                                    format="%.3f", help="on the AdvGLUE set of the run's own task (MNLI: the mean "
+                                                        "of matched and mismatched)"),
                                 "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
     st.caption(f"{len(rows)} of {len(all_rows)} runs shown, newest first; tick one row to see its details, several "
                f"to compare them. Dev accuracy is on the SST-2 dev set "
                "(or the held-out part of an uploaded CSV); a run learned when it is at least 10 points above "
                "chance (the dev set's majority-class rate), and the robustness numbers of one that did not say "
-               "nothing about its method. AdvGLUE-SST2 accuracy is on adversarial sentences, the robustness score.")
+               "nothing about its method. AdvGLUE accuracy is on the adversarial sentences of the run's own task "
+               "(AdvGLUE-SST2 for an SST-2 run), the robustness score.")
     if not rows:
         no_match(search, any(chosen.values()), len(all_rows))
     return visible

@@ -12,7 +12,7 @@ from app.formatting import learned_text, short_dataset, short_model
 from engine.store.runs import RunStore
 
 COLUMNS = ["id", "kind", "method", "dataset", "model", "seed", "status", "dev acc", "learned", "chance",
-           "AdvGLUE-SST2 acc", "created"]
+           "AdvGLUE acc (own task)", "created"]
 
 
 def filter_rows(rows: Sequence[dict], chosen: Mapping[str, Sequence[str]], search: str = "") -> list[dict]:
@@ -40,7 +40,7 @@ def runs_frame(rows: Sequence[dict], learning: Mapping[str, dict | None]) -> pd.
                           "seed": r["seed"], "status": f"damaged: {r['damage']}" if r.get("damage") else r["status"],
                           "dev acc": r["dev_accuracy"],
                           "learned": learned_text(learning.get(r["id"])), "chance": chance(r["id"]),
-                          "AdvGLUE-SST2 acc": r["advglue_sst2_accuracy"],
+                          "AdvGLUE acc (own task)": r["advglue_accuracy"],
                           "created": datetime.fromtimestamp(r["created"]) if r["created"] else None}
                          for r in rows], columns=COLUMNS)
 

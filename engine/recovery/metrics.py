@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.advglue import results_accuracy
+from engine.data.splits import task_of
 from engine.store.runs import Run, RunStore
 from engine.training.evaluate import (
     dev_chance,  # lazily: it loads torch, needed only for runs without a stored chance
@@ -73,8 +75,9 @@ def _row(child: Run, clean_final: dict[int, dict]) -> dict[str, Any]:
             "recovery_ratio": chance_corrected_ratio(final, clean_acc, chance),
             "auc": area_under_curve(steps, values) if done else None,
             "steps_to_95": steps_to_reach(steps, values, target) if done else None,
-            "advglue_sst2_accuracy": results.get("advglue_sst2_accuracy") if done else None,
-            "clean_advglue_sst2_accuracy": base.get("advglue_sst2_accuracy"),
+            # the grid's task's AdvGLUE accuracy (an old results.json's advglue_sst2_accuracy reads as SST-2's)
+            "advglue_accuracy": results_accuracy(results, task_of(config)) if done else None,
+            "clean_advglue_accuracy": results_accuracy(base, task_of(config)),
             "index": cell.get("index")}
 
 
@@ -97,11 +100,11 @@ def clean_baselines(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     and AdvGLUE accuracy."""
     return {str(r["seed"]): {"run_id": r["run_id"], "final_accuracy": r["final_accuracy"],
                              "chance_accuracy": r["chance_accuracy"], "learned": r["learned"],
-                             "advglue_sst2_accuracy": r["advglue_sst2_accuracy"], "status": r["status"]}
+                             "advglue_accuracy": r["advglue_accuracy"], "status": r["status"]}
             for r in rows if r["position"] == "clean"}
 
 
-SUMMARY_METRICS = ("final_accuracy", "recovery_ratio", "auc", "steps_to_95", "advglue_sst2_accuracy")
+SUMMARY_METRICS = ("final_accuracy", "recovery_ratio", "auc", "steps_to_95", "advglue_accuracy")
 
 
 def summarise_by_label(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.registry import load_dataset
+from engine.data.advglue import advglue_chance
+from engine.data.splits import task_of
 from engine.recovery.grid import GridError, GridSpec, cells_of
 from engine.recovery.metrics import children, dev_curve, grid_rows, summarise_by_label
 from engine.store.runs import Run, RunStore
-from engine.training.evaluate import chance_accuracy
 
 
 @dataclass
@@ -155,12 +155,19 @@ def bottom_vs_top(summary: list[dict[str, Any]], metric: str = "recovery_ratio")
 
 def chance_lines(view: GridView) -> dict[str, float]:
     """Where a model that always answers the majority class sits on the accuracy charts: `dev` (the dev
-    set's majority-class rate) and `advglue` (that of the 148 AdvGLUE-SST2 sentences, when the grid scored
-    them)."""
+    set's majority-class rate) and `advglue` (that of the grid's task's AdvGLUE sentences, MNLI the mean over its
+    two parts, when the grid scored them)."""
     out: dict[str, float] = {}
     dev = [r["chance_accuracy"] for r in view.rows if r["chance_accuracy"] is not None]
     if dev:
         out["dev"] = dev[0]
-    if any(r["advglue_sst2_accuracy"] is not None for r in view.rows):
-        out["advglue"] = chance_accuracy(load_dataset("advglue-sst2").labels)
+    if any(r["advglue_accuracy"] is not None for r in view.rows):
+        chance = advglue_chance(grid_task(view))
+        if chance is not None:
+            out["advglue"] = chance
     return out
+
+
+def grid_task(view: GridView) -> str:
+    """The task the grid's runs learn (its dataset's), which its AdvGLUE numbers are on."""
+    return task_of({"dataset": view.spec.dataset})

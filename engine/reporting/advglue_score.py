@@ -15,18 +15,7 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("sst2", "qqp", "mnli", "qnli", "rte")     # the official order of AdvGLUE's tables
-TASK_SETS = {"sst2": ("advglue-sst2",), "qqp": ("advglue-qqp",), "mnli": ("advglue-mnli", "advglue-mnli-mm"),
-             "qnli": ("advglue-qnli",), "rte": ("advglue-rte",)}
-
-
-def task_accuracy(task: str, evals: dict[str, dict]) -> float | None:
-    """A run's AdvGLUE accuracy on its task from its stored evaluations (eval.json): the task's set, MNLI the mean
-    of matched and mismatched; None when the task is not AdvGLUE's or a set's evaluation is missing."""
-    accuracies = [evals.get(name, {}).get("accuracy") for name in TASK_SETS.get(task, ())]
-    if not accuracies or any(a is None for a in accuracies):
-        return None
-    return float(np.mean(accuracies))
+from engine.data.advglue import TASKS
 
 
 def _system(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -36,8 +25,8 @@ def _system(row: dict[str, Any]) -> tuple[str, str, str]:
 def advglue_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """{tasks, tasks_present, systems}: per system (method, model, method settings) each task's accuracy (mean over
     its counted runs, their number and ids), the score (macro average over TASKS, None unless all are present) and
-    the missing tasks. `rows`: engine.reporting.benchmark's run rows, with `task` and `advglue_task_accuracy`."""
-    counted = [r for r in rows if r["included"] and r.get("advglue_task_accuracy") is not None]
+    the missing tasks. `rows`: engine.reporting.benchmark's run rows, with `task` and `advglue_accuracy`."""
+    counted = [r for r in rows if r["included"] and r.get("advglue_accuracy") is not None]
     systems: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in counted:
         systems.setdefault(_system(row), []).append(row)
@@ -52,7 +41,7 @@ def advglue_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for task in TASKS:
             mine = [r for r in runs if r["task"] == task]
             if mine:
-                tasks[task] = {"accuracy": float(np.mean([r["advglue_task_accuracy"] for r in mine])),
+                tasks[task] = {"accuracy": float(np.mean([r["advglue_accuracy"] for r in mine])),
                                "n": len(mine), "runs": [r["run_id"] for r in mine]}
         missing = [t for t in TASKS if t not in tasks]
         out.append({"system": f"{method} ({differs})" if differs else method, "method": method, "model": model,

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.attacks.attacker import Budget
 from engine.attacks.batch import CONFIG_KEYS, batch_config, read_results
+from engine.data.advglue import TASK_SETS, advglue_chance, advglue_label, task_accuracy
 from engine.data.registry import load_dataset
 from engine.data.splits import task_of
 from engine.execution import jobs
@@ -29,14 +30,16 @@ from engine.limits import MAX_SEEDS
 from engine.methods import make_method
 from engine.methods.rose import thresholds_text
 from engine.recovery.claims import judge_healing
-from engine.reporting.advglue_score import advglue_scores, task_accuracy
+from engine.reporting.advglue_score import advglue_scores
 from engine.reporting.claims import Look, judge_methods
 from engine.stats import DESIGN, LEVEL, LOOK1_ALPHA, mean_std
 from engine.store.runs import ACTIVE, RunError, RunStore, read_json
 from engine.suite.job import SuiteSpec, default_methods, list_suites, suite_items
 from engine.training.evaluate import chance_accuracy, dev_set_name, evaluate_run, learning_status, own_sets
 
-METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
+# advglue_accuracy: each run's own task's AdvGLUE accuracy (official scoring, MNLI the mean of its two parts); a page
+# names the task with it (`metric_titles`)
+METRICS = {"dev_accuracy": "clean dev accuracy", "advglue_accuracy": "AdvGLUE accuracy",
            "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
 MIN_SEEDS = 3
 
@@ -71,7 +74,7 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
                            **{m: None for m in METRICS}, "attack_run": None, "missing": [], "included": False,
                            "learned": None, "learning_reason": None, "chance_accuracy": None,
                            "training": None, "settings": None, "per_sentence": [], "task": None,
-                           "advglue_task_accuracy": None, "missing_sets": []}
+                           "advglue_sentences": False, "missing_sets": []}
     try:
         run = store.get(run_id)
     except RunError:
@@ -92,12 +95,13 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
     evals = read_json(run.dir / "eval.json", {})
     dev_name = dev_set_name(config)
     row["dev_accuracy"] = evals.get(dev_name, {}).get("accuracy")
-    advglue = evals.get("advglue-sst2", {})
-    row["advglue_sst2_accuracy"] = advglue.get("accuracy")
-    row["advglue_task_accuracy"] = task_accuracy(row["task"], evals)
+    sets = TASK_SETS.get(row["task"], ())
+    row["advglue_accuracy"] = task_accuracy(row["task"], evals)
     row["missing_sets"] = [name for name in own_sets(config) if name not in evals]
-    if "correct" in advglue:
-        row["per_sentence"].append("advglue_sst2_accuracy")
+    row["advglue_sentences"] = bool(sets) and all("correct" in evals.get(name, {}) for name in sets)
+    if row["advglue_sentences"] and len(sets) == 1:
+        # MNLI's score is the mean of two parts' accuracies, not a mean over one sentence set: no per-sentence form
+        row["per_sentence"].append("advglue_accuracy")
     if attack is not None:
         found = find_done(store, "attack", attack.config_for(run.id))
         if found is not None:
@@ -107,11 +111,24 @@ def run_row(store: RunStore, run_id: str, attack: AttackSpec | None) -> dict[str
                        # no sentence the model got right: a success rate is undefined, not 0
                        attack_success_rate=results.get("success_rate") if attacked else None)
             row["per_sentence"].append("accuracy_under_attack")
-    wanted = [m for m in METRICS if attack is not None or m in ("dev_accuracy", "advglue_sst2_accuracy")]
-    if row["task"] != "sst2":
-        wanted.remove("advglue_sst2_accuracy")
+    wanted = [m for m in METRICS if attack is not None or m in ("dev_accuracy", "advglue_accuracy")]
+    if not sets:   # a task AdvGLUE has no set for (an uploaded CSV of its own)
+        wanted.remove("advglue_accuracy")
     row["missing"] = [m for m in wanted if row[m] is None]
     return row
+
+
+def advglue_task(rows: list[dict[str, Any]]) -> str | None:
+    """The one task whose AdvGLUE accuracy the counted runs report, or None when they report none or several (a
+    page then says plain "AdvGLUE accuracy", each run's on its own task)."""
+    tasks = {r["task"] for r in rows if r["included"] and r["advglue_accuracy"] is not None}
+    return tasks.pop() if len(tasks) == 1 else None
+
+
+def metric_titles(report: dict[str, Any]) -> dict[str, str]:
+    """METRICS as a page titles them for this report: the AdvGLUE metric named by the runs' task (AdvGLUE-RTE
+    accuracy)."""
+    return {**METRICS, "advglue_accuracy": f"{advglue_label(report.get('advglue_task'))} accuracy"}
 
 
 def run_rows(store: RunStore, run_ids: list[str], attack: AttackSpec | None) -> list[dict[str, Any]]:
@@ -128,9 +145,10 @@ def sentence_results(store: RunStore, rows: list[dict[str, Any]]) -> dict[str, d
         if not row["included"] or not row["per_sentence"]:
             continue
         found: dict[str, np.ndarray] = {}
-        if "advglue_sst2_accuracy" in row["per_sentence"]:
+        if "advglue_accuracy" in row["per_sentence"]:   # a task with one AdvGLUE set (`run_row`)
             evals = read_json(store.get(row["run_id"]).dir / "eval.json", {})
-            found["advglue_sst2_accuracy"] = np.asarray(evals["advglue-sst2"]["correct"], dtype=float)
+            (name,) = TASK_SETS[row["task"]]
+            found["advglue_accuracy"] = np.asarray(evals[name]["correct"], dtype=float)
         if row["attack_run"]:
             try:
                 records = sorted(read_results(store.get(row["attack_run"])), key=lambda r: r.get("index", 0))
@@ -313,15 +331,16 @@ def scale_note(groups: list[dict[str, Any]], attack: AttackSpec | None) -> str:
 
 def chance_lines(rows: list[dict[str, Any]], attack: AttackSpec | None) -> dict[str, float]:
     """Where a model that predicts one class for everything would sit on each accuracy chart: the dev set's
-    majority-class rate, the majority-class rate of the 148 AdvGLUE-SST2 sentences, and of the attacked
-    sentences (an attack cannot flip a constant prediction)."""
+    majority-class rate, that of the AdvGLUE sentences of the runs' task (MNLI: the mean over its two parts; none
+    when the runs' tasks differ), and that of the attacked sentences (an attack cannot flip a constant prediction)."""
     counted = [r for r in rows if r["included"]]
     out: dict[str, float] = {}
     dev = Counter(r["chance_accuracy"] for r in counted if r["chance_accuracy"] is not None)
     if dev:
         out["dev_accuracy"] = float(dev.most_common(1)[0][0])
-    if any(r["advglue_sst2_accuracy"] is not None for r in counted):
-        out["advglue_sst2_accuracy"] = chance_accuracy(load_dataset("advglue-sst2").labels)
+    task = advglue_task(rows)
+    if task is not None and (chance := advglue_chance(task)) is not None:
+        out["advglue_accuracy"] = chance
     if attack is not None and any(r["accuracy_under_attack"] is not None for r in counted):
         out["accuracy_under_attack"] = chance_accuracy(load_dataset(attack.dataset).labels[:attack.n])
     return out
@@ -382,13 +401,14 @@ def build_report(store: RunStore, run_ids: list[str], attack: AttackSpec | None,
             "statements": statements(groups, rows), "scale_note": scale_note(groups, attack),
             "chance": chance_lines(rows, attack), "attack": asdict(attack) if attack else None,
             "grid": (healing.get("grid") or {}).get("id"), "level": LEVEL, "advglue": advglue_scores(rows),
+            "advglue_task": advglue_task(rows),
             "look": {**look, "text": look_text(look)}}
 
 
 def missing_work(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Which finished runs lack a stored evaluation (or its per-sentence results), and which lack the attack."""
     evals = [r["run_id"] for r in rows if r["missing_sets"]   # its dev set or its task's AdvGLUE sets
-             or (r["advglue_sst2_accuracy"] is not None and "advglue_sst2_accuracy" not in r["per_sentence"])]
+             or (r["advglue_accuracy"] is not None and not r["advglue_sentences"])]
     attacks = [r["run_id"] for r in rows if "attack_success_rate" in r["missing"] and not r["attack_run"]]
     return {"evaluations": evals, "attacks": attacks}
 

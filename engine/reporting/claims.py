@@ -26,11 +26,14 @@ from typing import Any
 import numpy as np
 
 from engine import stats
+from engine.data.advglue import advglue_label
+from engine.data.splits import task_of
 
-ROBUST_METRICS = ("advglue_sst2_accuracy", "attack_success_rate", "accuracy_under_attack")
-SENTENCE_METRICS = ("advglue_sst2_accuracy", "accuracy_under_attack")   # scored on one fixed sentence set
+ROBUST_METRICS = ("advglue_accuracy", "attack_success_rate", "accuracy_under_attack")
+SENTENCE_METRICS = ("advglue_accuracy", "accuracy_under_attack")   # scored on one fixed sentence set
 CLEAN_MARGIN = 0.01      # a robustness gain may cost at most one point of clean dev accuracy
-METRIC_NAMES = {"dev_accuracy": "clean dev accuracy", "advglue_sst2_accuracy": "AdvGLUE-SST2 accuracy",
+# advglue_accuracy: the AdvGLUE accuracy of the task the compared runs learned (official scoring)
+METRIC_NAMES = {"dev_accuracy": "clean dev accuracy", "advglue_accuracy": "AdvGLUE accuracy",
                 "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack"}
 EULER_DEFINING = ("h", "field", "layers")   # what makes an EX-BERT the explicit twin of an IM-BERT
 VANILLA_TWIN = ("EX-BERT with h = 1 and the residual field is vanilla BERT exactly, so the vanilla runs are "
@@ -88,7 +91,7 @@ def with_clean_checks(parts: tuple[Part, ...]) -> tuple[Part, ...]:
 
 
 def _above(metric: str, group: str, baseline: str, matched: tuple[str, ...] = ()) -> Part:
-    label = {"advglue_sst2_accuracy": "AdvGLUE-SST2", "dev_accuracy": "dev accuracy"}.get(metric, METRIC_NAMES[metric])
+    label = {"advglue_accuracy": "AdvGLUE", "dev_accuracy": "dev accuracy"}.get(metric, METRIC_NAMES[metric])
     return Part(f"{label}: {group} above {baseline}", metric, group, baseline, matched=matched)
 
 
@@ -98,17 +101,17 @@ CLAIMS = (
           "training.",
           "about +8.3 points on AdvGLUE over vanilla (BERT-base); the implicit step beats the explicit one with "
           "the same step size",
-          with_clean_checks((_above("advglue_sst2_accuracy", "im-bert", "vanilla"),
-                             _above("advglue_sst2_accuracy", "im-bert", "ex-bert", matched=EULER_DEFINING)))),
+          with_clean_checks((_above("advglue_accuracy", "im-bert", "vanilla"),
+                             _above("advglue_accuracy", "im-bert", "ex-bert", matched=EULER_DEFINING)))),
     Claim("rose", "ROSE (Jiang et al.; EMNLP 2022)",
           "Selective fine-tuning is more adversarially robust than vanilla fine-tuning; the ensemble beats both "
           "variants.", "first-order, second-order and ensemble ROSE each above vanilla on AdvGLUE; the ensemble "
           "above both variants",
-          with_clean_checks((_above("advglue_sst2_accuracy", "rose-first", "vanilla"),
-                             _above("advglue_sst2_accuracy", "rose-second", "vanilla"),
-                             _above("advglue_sst2_accuracy", "rose-ensemble", "vanilla"),
-                             _above("advglue_sst2_accuracy", "rose-ensemble", "rose-first"),
-                             _above("advglue_sst2_accuracy", "rose-ensemble", "rose-second")))),
+          with_clean_checks((_above("advglue_accuracy", "rose-first", "vanilla"),
+                             _above("advglue_accuracy", "rose-second", "vanilla"),
+                             _above("advglue_accuracy", "rose-ensemble", "vanilla"),
+                             _above("advglue_accuracy", "rose-ensemble", "rose-first"),
+                             _above("advglue_accuracy", "rose-ensemble", "rose-second")))),
     Claim("match-tuning", "Match-Tuning (Tong et al.; IJCAI 2022)",
           "Better clean accuracy than vanilla fine-tuning and more robust to adversarial attacks.",
           "+1.64 points on GLUE; lower attack success",
@@ -119,7 +122,7 @@ CLAIMS = (
           "Better generalisation and better robustness at once.",
           "higher clean and adversarial accuracy than vanilla fine-tuning",
           with_clean_checks((_above("dev_accuracy", "uegr", "vanilla"),
-                             _above("advglue_sst2_accuracy", "uegr", "vanilla")))),
+                             _above("advglue_accuracy", "uegr", "vanilla")))),
 )
 
 
@@ -391,5 +394,17 @@ def judge_claim(claim: Claim, groups: list[dict[str, Any]], sentences: Mapping[s
 def judge_methods(groups: list[dict[str, Any]], sentences: Mapping[str, Mapping[str, np.ndarray]],
                   look: Look | None = None) -> list[dict[str, Any]]:
     """Every method claim judged on the benchmark's rows (`groups`: label, method, training, settings, runs), at
-    `look` of the two-look design (None: one analysis at 95 %)."""
-    return [judge_claim(claim, groups, sentences, look) for claim in CLAIMS]
+    `look` of the two-look design (None: one analysis at 95 %). The AdvGLUE parts are named by the task the rows
+    learned (AdvGLUE-RTE: ...): each run's AdvGLUE accuracy is its own task's."""
+    tasks = {task_of(g["training"]) for g in groups if g.get("training")}
+    task = tasks.pop() if len(tasks) == 1 else None
+    return [judge_claim(named_for(claim, task), groups, sentences, look) for claim in CLAIMS]
+
+
+def named_for(claim: Claim, task: str | None) -> Claim:
+    """The claim with its AdvGLUE parts' text naming the task (AdvGLUE-SST2: im-bert above vanilla); plain AdvGLUE
+    when the task is unknown or the rows mix tasks."""
+    label = advglue_label(task)
+    return dataclasses.replace(claim, parts=tuple(
+        dataclasses.replace(p, text=p.text.replace("AdvGLUE:", f"{label}:", 1)) if p.metric == "advglue_accuracy"
+        else p for p in claim.parts))

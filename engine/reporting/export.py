@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 from engine.reporting.advglue_score import score_table
-from engine.reporting.benchmark import METRICS
+from engine.reporting.benchmark import METRICS, metric_titles
 
 
 def fmt_value(mean: float | None, std: float | None, points: bool = True) -> str:
@@ -57,7 +57,8 @@ def methods_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The method rows as display/CSV records (accuracies in points, mean ± std)."""
     return [{"method": m["method"], "runs": m["n_runs"], "seeds": ",".join(map(str, m["seeds"])),
              "did not learn": m["n_not_learned"], "failed": m["n_failed"], "unfinished": m["n_unfinished"],
-             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std")) for metric, label in METRICS.items()},
+             **{label: fmt_value(m.get(metric), m.get(f"{metric}_std"))
+                for metric, label in metric_titles(report).items()},
              "thresholds": m.get("thresholds") or ""}
             for m in report["methods"]]
 

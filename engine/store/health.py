@@ -134,7 +134,7 @@ def _field_problems(config: dict, status: dict, results: dict) -> list[str]:
     problems = status_problems(status)
     if "kind" in config and not isinstance(config["kind"], str):
         problems.append(f"config.json's kind is {type_name(config['kind'])}, not a string")
-    for key in ("dev_accuracy", "advglue_sst2_accuracy"):
+    for key in ("dev_accuracy", "advglue_accuracy", "advglue_sst2_accuracy"):
         if results.get(key) is not None and not _is_number(results[key]):
             problems.append(f"results.json's {key} is {type_name(results[key])}, not a number")
     return problems

@@ -21,13 +21,16 @@ from typing import Any
 from engine.store.health import FolderFacts, inspect_folder
 
 COLUMNS = ("id", "kind", "method", "dataset", "model", "seed", "status", "created", "finished", "dev_accuracy",
-           "advglue_sst2_accuracy", "summary", "parent")
+           "advglue_accuracy", "summary", "parent")
 SCHEMA = """
 create table if not exists runs (
     id text primary key, kind text, method text, dataset text, model text, seed integer,
-    status text, created real, finished real, dev_accuracy real, advglue_sst2_accuracy real,
+    status text, created real, finished real, dev_accuracy real, advglue_accuracy real,
     summary text, parent text
 )"""
+# columns an older index named otherwise (old name -> new): such an index is upgraded in place and every row re-read
+# from its folder (`RunIndex.upgrade`). advglue_sst2_accuracy was SST-2's only; advglue_accuracy is every task's.
+RENAMED = {"advglue_sst2_accuracy": "advglue_accuracy"}
 # what a run's config fixes: kept from the index when its config.json can no longer be read
 _FROM_CONFIG = ("kind", "method", "dataset", "model", "seed", "created", "parent")
 UPSERT = (f"insert into runs ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))}) on conflict(id) do "
@@ -43,6 +46,14 @@ def _number(value: Any) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _advglue(results: dict[str, Any]) -> float | None:
+    """The run's own task's AdvGLUE accuracy as training stores it (`advglue_accuracy`); a results.json from before
+    that field: an SST-2 run's `advglue_sst2_accuracy` (other tasks' old per-set keys are scored by
+    `engine.data.advglue.results_accuracy` where a page reads them; the index, below the data layer, does not)."""
+    value = results.get("advglue_accuracy", results.get("advglue_sst2_accuracy"))
+    return _number(value)
+
+
 def row_of(run_id: str, facts: FolderFacts) -> dict[str, Any]:
     """A run's index row, from what its folder says (a field of the wrong type is None)."""
     config, status, results = facts.config, facts.status, facts.results
@@ -53,7 +64,7 @@ def row_of(run_id: str, facts: FolderFacts) -> dict[str, Any]:
             "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             "status": _text(status.get("status")), "created": created if created is not None else facts.config_written,
             "finished": _number(status.get("finished")), "dev_accuracy": _number(results.get("dev_accuracy")),
-            "advglue_sst2_accuracy": _number(results.get("advglue_sst2_accuracy")), "summary": json.dumps(summary),
+            "advglue_accuracy": _advglue(results), "summary": json.dumps(summary),
             "parent": _text(config.get("parent"))}
 
 
@@ -82,10 +93,21 @@ class WrongSchema(sqlite3.DatabaseError):
     """An SQLite file whose `runs` table is not this store's: as useless as garbage, and repaired the same way."""
 
 
+def _columns(db: sqlite3.Connection) -> set[str]:
+    return {r[1] for r in db.execute("pragma table_info(runs)")}
+
+
+def _outdated(db: sqlite3.Connection, tables: set[str]) -> bool:
+    """An index written before a column was renamed (`RENAMED`): upgraded, not treated as damaged."""
+    if "runs" not in tables:
+        return False
+    columns = _columns(db)
+    return any(old in columns and new not in columns for old, new in RENAMED.items())
+
+
 def _check_schema(db: sqlite3.Connection, tables: set[str]) -> None:
-    if "runs" in tables:
-        columns = {r[1] for r in db.execute("pragma table_info(runs)")}
-        if missing := [c for c in COLUMNS if c not in columns]:
+    if "runs" in tables and not _outdated(db, tables):
+        if missing := [c for c in COLUMNS if c not in _columns(db)]:
             raise WrongSchema(f"its runs table lacks the columns {', '.join(missing)}")
 
 
@@ -127,6 +149,9 @@ class RunIndex:
         with closing(self._connect()) as db:
             tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
             _check_schema(db, tables)
+            if _outdated(db, tables):
+                self.upgrade(db)
+                _check_schema(db, tables)   # an index older still, lacking other columns: damaged after all
             if "runs" not in tables:
                 with db:
                     db.execute(SCHEMA)
@@ -147,6 +172,22 @@ class RunIndex:
                         facts = inspect_folder(folder)
                         if facts is not None:
                             self._upsert(db, folder.name, facts)
+
+    def upgrade(self, db: sqlite3.Connection) -> None:
+        """Bring an index of an older schema up to this one: rename its columns (`RENAMED`) and re-read every run's
+        row from its folder (an old column's values need not mean the new one's: advglue_sst2_accuracy was None
+        for an RTE run). One process at a time; another may have done it meanwhile."""
+        with self._lock():
+            if not _outdated(db, {"runs"}):
+                return
+            with db:
+                for old, new in RENAMED.items():
+                    if old in _columns(db):
+                        db.execute(f"alter table runs rename column {old} to {new}")
+                for folder in run_folders(self.home):
+                    facts = inspect_folder(folder)
+                    if facts is not None:
+                        self._upsert(db, folder.name, facts)
 
     def repair(self, err: sqlite3.Error) -> None:
         """Move a damaged index aside (kept for inspection, under `index.sqlite.damaged-<time>`) and rebuild it
@@ -263,5 +304,6 @@ class RunIndex:
         return self._use("_rebuild_all")
 
     def _rebuild_all(self, db: sqlite3.Connection) -> int:
+        db.execute("drop table if exists runs")   # every row is rewritten anyway; an older schema goes with them
         db.execute(SCHEMA)
         return self.rebuild(db)

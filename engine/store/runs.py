@@ -254,7 +254,7 @@ def _shown_row(row: dict, facts: FolderFacts) -> dict:
     """An index row as `list` shows it: what the folder says wins; the index keeps what an unreadable config lost."""
     fresh = row_of(row["id"], facts)
     shown = {**row, **{k: v for k, v in fresh.items() if v is not None or k in ("status", "finished", "dev_accuracy",
-                                                                              "advglue_sst2_accuracy")}}
+                                                                              "advglue_accuracy")}}
     shown["summary"] = json.loads(fresh["summary"])
     shown["damage"] = facts.damage
     if facts.damage:

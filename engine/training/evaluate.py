@@ -17,16 +17,11 @@ from engine.data.splits import CSV_FIELDS, heldout_set, task_of
 from engine.data.text_dataset import DataError, TextDataset
 from engine.models.device import pick_device
 from engine.models.inference import label_names_for, predict_probs, segment_names_for
+from engine.stats import chance_accuracy
 from engine.store.runs import Run, RunStore, read_json, write_json
 
 LEARNED_MARGIN = 0.10   # a run learned when its dev accuracy is at least this far above chance
 _TOLERANCE = 1e-9       # so exactly LEARNED_MARGIN above chance counts, whatever the float rounding
-
-
-def chance_accuracy(labels: Sequence[int]) -> float:
-    """The majority-class rate: the accuracy of always predicting the most common label."""
-    counts = np.bincount(np.asarray(labels, dtype=int))
-    return float(counts.max() / counts.sum()) if counts.sum() else 0.0
 
 
 def has_learned(dev_accuracy: float, chance: float) -> bool:

@@ -19,6 +19,7 @@ import torch
 import transformers
 from transformers import get_linear_schedule_with_warmup
 
+from engine.data.advglue import official_accuracy, set_key
 from engine.data.batching import bucketed_batches, encode_dataset, iter_batches
 from engine.data.csv_table import encoding_note, file_encoding
 from engine.data.registry import DEV_SET, ROBUSTNESS_SETS, load_dataset
@@ -267,9 +268,12 @@ def train(config: TrainConfig, run: Run | None = None, should_stop: Callable[[],
     for name, data in splits.robustness.items():
         result = score(predict_probs(model, method, tokenizer, data.inputs, config.max_length), data.labels)
         recorder.scalars(step, name, {"accuracy": result["accuracy"], "loss": result["loss"]})
-        results[f"{name.replace('-', '_')}_accuracy"] = result["accuracy"]
+        results[set_key(name)] = result["accuracy"]
         if run:
             record_eval(run, name, result)
+    # the run's own task's AdvGLUE accuracy by the official scoring, one field whatever the task (None without one)
+    results["advglue_accuracy"] = official_accuracy(task_of(config.to_dict()),
+                                                    {name: results.get(set_key(name)) for name in splits.robustness})
     extra = method.extra_evaluation(model, encode_dataset(tokenizer, splits.dev, config.max_length),
                                     config.batch_size, device)
     recorder.scalars(step, "dev", extra)
