@@ -201,11 +201,11 @@ class EulerConnection(nn.Module):
         calls[active] += KRYLOV_DIM if self.exact_grad else 0
         s = torch.full((active.numel(), 1, 1), self.first_step_size(), dtype=d.dtype, device=d.device)
         pending = torch.arange(active.numel(), device=active.device)      # positions in `active`
-        for _ in range(MAX_HALVINGS + 1 if self.line_search else 1):
-            rows = active.index_select(0, pending)
-            p = Part.of(rows, x, tokens, args, kwargs)
-            trial = self.evaluate(it.z.index_select(0, rows) - s * d.index_select(0, pending), p.x, p.tokens,
-                                  p.args, p.kwargs)
+        for attempt in range(MAX_HALVINGS + 1 if self.line_search else 1):
+            rows = active if attempt == 0 else active.index_select(0, pending)
+            p = part if attempt == 0 else Part.of(rows, x, tokens, args, kwargs)
+            trial = self.evaluate(torch.addcmul(it.z.index_select(0, rows), s, d.index_select(0, pending), value=-1),
+                                  p.x, p.tokens, p.args, p.kwargs)
             calls[rows] += 1
             ok = (trial.sentence_sq <= it.sentence_sq.index_select(0, rows)) if self.line_search else \
                 torch.ones_like(trial.sentence_sq, dtype=torch.bool)                  # NaN counts as worse
@@ -225,7 +225,7 @@ class EulerConnection(nn.Module):
         tries again at the next step with half its step size s (B,); one that is not active keeps its z."""
         d = self.direction(it, x, tokens, args, kwargs)
         calls += KRYLOV_DIM if self.exact_grad else 0
-        trial = self.evaluate(it.z - s.view(-1, 1, 1) * d, x, tokens, args, kwargs)
+        trial = self.evaluate(torch.addcmul(it.z, s.view(-1, 1, 1), d, value=-1), x, tokens, args, kwargs)
         calls += 1
         ok = active & (trial.sentence_sq <= it.sentence_sq) if self.line_search else active
         grown = active & ~ok
