@@ -18,6 +18,12 @@ backtracking line search halves the step of each sentence whose residual would g
 grows. The solver's convergence is measured as the relative residual ||z - x - h F(z)|| / ||z|| over real
 tokens.
 
+Every decision is per sentence, so a sentence costs its own layer calls, never its batch's: a sentence stops
+once its residual is `tol` times its predictor's, or once every halving of a step failed; in evaluation each
+layer call is made for the sentences still going only, and only those whose residual grew are tried again.
+In training every call covers the whole batch (one dropout draw per solve), and a grown sentence takes its
+halved step at the next step instead.
+
 The wrapper holds the pretrained `BertLayer` as a submodule (`bert.encoder.layer.{i}.inner...`): no
 weight is copied, the layer index stays in every parameter name, and no parameter is added.
 """
@@ -448,7 +454,8 @@ class ImBert(_EulerMethod):
         Setting("h", 1.0, "Euler step size h (> 0); residual field with h = 1 and K = 0 is vanilla BERT",
                 low=0.0, high=4.0, low_open=True),
         Setting("K", DEFAULT_K, f"descent steps of the implicit solver per layer (0: the explicit predictor "
-                f"only); K steps cost K + 1 extra layer calls, plus one per line-search halving. {DEFAULT_K} "
+                f"only); a sentence's K steps cost at most K + 1 extra layer calls, plus its own line-search "
+                f"halvings (evaluation). {DEFAULT_K} "
                 "brings pretrained MiniLM's relative residual below 0.05 in every layer (docs/methods.md)",
                 low=0, high=30),
         Setting("gamma", 0.5, "step size in (0, 1] of the cheap solver before the line search halves it: "
@@ -499,7 +506,7 @@ class ImBert(_EulerMethod):
 
     def summary(self) -> dict[str, float]:
         k = self.settings["K"]
-        out = {**super().summary(), "extra_layer_calls_per_layer": k + 1 if k else 0}   # without halvings
+        out = {**super().summary(), "extra_layer_calls_per_layer": k + 1 if k else 0}   # at most, without halvings
         if self._final is not None:
             out["final_relative_residual"] = float(np.nanmean(self._final))
         return out
