@@ -204,7 +204,6 @@ class EulerConnection(nn.Module):
         same direction and the same failed trials at every later step, so the caller stops them)."""
         part = Part.of(active, x, tokens, args, kwargs)
         d = self.direction(it.rows(active), part.x, part.tokens, part.args, part.kwargs)
-        calls[active] += KRYLOV_DIM if self.exact_grad else 0
         s = torch.full((active.numel(), 1, 1), self.first_step_size(), dtype=d.dtype, device=d.device)
         pending = torch.arange(active.numel(), device=active.device)      # positions in `active`
         for attempt in range(MAX_HALVINGS + 1 if self.line_search else 1):
@@ -214,7 +213,7 @@ class EulerConnection(nn.Module):
                                   p.x, p.tokens, p.args, p.kwargs)
             calls[rows] += 1
             ok = (trial.sentence_sq <= it.sentence_sq.index_select(0, rows)) if self.line_search else \
-                torch.ones_like(trial.sentence_sq, dtype=torch.bool)                  # NaN counts as worse
+                torch.ones_like(trial.sentence_sq, dtype=torch.bool)                  # NaN: not ok (worse)
             accepted = ok.nonzero().squeeze(1)
             if accepted.numel():
                 it = it.with_rows(rows.index_select(0, accepted), trial.rows(accepted))
@@ -230,7 +229,6 @@ class EulerConnection(nn.Module):
         masks (a sub-batch would draw others): each active sentence whose residual would grow keeps its z and
         tries again at the next step with half its step size s (B,); one that is not active keeps its z."""
         d = self.direction(it, x, tokens, args, kwargs)
-        calls += KRYLOV_DIM if self.exact_grad else 0
         trial = self.evaluate(torch.addcmul(it.z, s.view(-1, 1, 1), d, value=-1), x, tokens, args, kwargs)
         calls += 1
         ok = active & (trial.sentence_sq <= it.sentence_sq) if self.line_search else active
@@ -242,10 +240,11 @@ class EulerConnection(nn.Module):
     def solve(self, it: Iterate, x: torch.Tensor, tokens: torch.Tensor, args: tuple,
               kwargs: dict) -> tuple[Iterate, list[float], torch.Tensor]:
         """Up to K steps from the predictor's iterate, decided per sentence: a sentence stops once its residual
-        norm is at most `tol` times its norm at the predictor, or once every halving of a step has failed. Without dropout (eval) each
-        layer call is made for the sentences still going only, and a grown residual is retried at once on those
-        sentences alone; in training every call covers the whole batch (see step_whole_batch). Returns the last
-        iterate, the relative residual after each step (tracked only) and each sentence's layer calls."""
+        norm is at most `tol` times its norm at the predictor, or once every halving of a step has failed.
+        Without dropout (eval) each layer call is made for the sentences still going only, and a grown residual
+        is retried at once on those sentences alone; in training every call covers the whole batch (see
+        step_whole_batch). Returns the last iterate, the relative residual after each step (tracked only) and
+        each sentence's layer calls (F evaluations; the exact mode's Jacobian-vector products not counted)."""
         batch = x.shape[0]
         calls = torch.full((batch,), 2, dtype=torch.long, device=x.device)      # predictor and its residual
         trajectory = [it.relative(tokens)] if self.track else []
