@@ -455,3 +455,106 @@ def test_explicit_shortcut_for_h_lambda_matches_the_field_graph(method, settings
             fast = ode.effective_lambda(call, v, mask, jv)
             slow = ode.effective_lambda(call, v, mask)
         torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-3)
+
+
+# ---------------------------------------------------------------- the solver decides per sentence (issue 26)
+
+class Scale(nn.Module):
+    """A layer that multiplies sentence i by its own factor c_i, and records, for every call, which sentences it
+    was called for. Sentence i of the test batches below lives mostly on coordinate i, which is how the layer
+    tells it apart (a constant as far as gradients go), so every coordinate of it moves by the same factor."""
+
+    def __init__(self, factors: list[float]) -> None:
+        super().__init__()
+        self.factors = torch.tensor(factors, dtype=torch.float64)
+        self.calls: list[list[int]] = []
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor]:
+        which = x.detach().abs().sum(1).argmax(1)
+        self.calls.append(which.tolist())
+        return (x * self.factors[which].view(-1, 1, 1),)
+
+
+def _sentences(n: int, requires_grad: bool = False) -> torch.Tensor:
+    """Sentence i: 3 tokens, each 1 on coordinate i and 0 elsewhere (float64)."""
+    return torch.eye(n, dtype=torch.float64).unsqueeze(1).repeat(1, 3, 1).requires_grad_(requires_grad)
+
+
+def _scale_solve(factors: list[float], iterations: int, tol: float = 0.0, train: bool = False,
+                 x: torch.Tensor | None = None) -> tuple[torch.Tensor, Scale, EulerConnection]:
+    """One implicit step z = x + F(z), F = Layer (field `layer`, h = 1), cheap solver with gamma = 1: on sentence
+    i the residual is multiplied by 1 - s (1 - c_i) at a step of size s, so c_i sets how it behaves."""
+    layer = Scale(factors)
+    conn = EulerConnection(layer, h=1.0, iterations=iterations, gamma=1.0, field="layer", exact_grad=False,
+                           implicit=True, tol=tol).train(train)
+    conn.track = True
+    x = _sentences(len(factors)) if x is None else x
+    with torch.set_grad_enabled(x.requires_grad):
+        z = conn(x)[0]
+    return z, layer, conn
+
+
+def _calls_per_sentence(layer: Scale, n: int) -> list[int]:
+    return [sum(call.count(i) for call in layer.calls) for i in range(n)]
+
+
+def test_a_sentence_at_the_tolerance_stops_and_is_left_bit_identical_while_another_keeps_iterating():
+    """Sentence 0 (c = 0.01) cuts its residual 100 times a step and is at tol = 1e-3 of its predictor's residual
+    after 2 steps; sentence 1 (c = 0.9) loses a tenth a step and never gets there. Sentence 0 is evaluated in no
+    layer call after that, and its z is the very same after 8 steps as after 2, while sentence 1's moves on."""
+    z8, layer, conn = _scale_solve([0.01, 0.9], 8, tol=1e-3)
+    assert _calls_per_sentence(layer, 2) == [2 + 2, 2 + 8]
+    assert conn.last_calls == [2 + 2, 2 + 8]
+    assert layer.calls[-1] == [1]                     # the last calls are made for sentence 1 alone
+    z2, _, _ = _scale_solve([0.01, 0.9], 2, tol=1e-3)
+    assert torch.equal(z8[0], z2[0])
+    assert not torch.equal(z8[1], z2[1])
+
+
+def test_the_line_search_retries_only_the_sentence_whose_residual_grew():
+    """A full step multiplies sentence 1's residual by 1 - (1 + 2.5) = -2.5 (it grows) and half a step by -0.75;
+    sentence 0's (c = 0.5) falls by half at a full step. So each step tries both once, then sentence 1 alone."""
+    _, layer, conn = _scale_solve([0.5, -2.5], 4)
+    assert layer.calls[:2] == [[0, 1], [0, 1]]        # the predictor and its residual
+    assert layer.calls[2:] == [[0, 1], [1]] * 4
+    assert conn.last_calls == [2 + 4, 2 + 2 * 4]
+    trajectory = conn.last_trajectory
+    assert all(b < a for a, b in zip(trajectory, trajectory[1:])), trajectory
+
+
+def test_a_sentence_whose_every_halving_fails_is_not_tried_again():
+    """On sentence 1 (c = 1.5) every step s > 0 multiplies the residual by 1 + s / 2: all 1 + MAX_HALVINGS trials
+    of its first step fail, its z stays the predictor's, and it is in no later call (the same z would fail the
+    same way); sentence 0 (c = 0.5) takes its 6 steps."""
+    from engine.methods.im_bert import MAX_HALVINGS
+
+    z, layer, conn = _scale_solve([0.5, 1.5], 6)
+    assert conn.last_calls == [2 + 6, 2 + 1 + MAX_HALVINGS]
+    assert layer.calls[2 + 1 + MAX_HALVINGS:] == [[0]] * 5
+    predictor, _, _ = _scale_solve([0.5, 1.5], 0)
+    assert torch.equal(z[1], predictor[1])
+
+
+def test_in_training_every_call_covers_the_whole_batch_and_a_grown_sentence_retries_at_the_next_step():
+    """In training each call of a solve must draw the same dropout masks, so every call is made for the whole
+    batch: 2 + K calls. Sentence 1's full step grows its residual (c = -2.5), so it keeps its z and takes the
+    half step at the next step; its residual never grows."""
+    _, layer, conn = _scale_solve([0.5, -2.5], 4, train=True)
+    assert layer.calls == [[0, 1]] * (2 + 4)
+    assert conn.last_calls == [2 + 4, 2 + 4]
+    trajectory = conn.last_trajectory
+    assert all(b <= a for a, b in zip(trajectory, trajectory[1:])), trajectory
+    predictor, one, two = (_scale_solve([0.5, -2.5], k, train=True)[0] for k in (0, 1, 2))
+    assert torch.equal(one[1], predictor[1]) and not torch.equal(two[1], one[1])   # kept, then the half step
+    assert not torch.equal(one[0], predictor[0])
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_the_per_sentence_solve_keeps_a_correct_gradient(train):
+    """The unrolled solve, with sentences accepted, retried, stopped and stalled row by row (index_copy in
+    evaluation, torch.where in training), differentiates to its finite differences."""
+    layer = Scale([0.5, -2.5, 0.01, 1.5])
+    conn = EulerConnection(layer, h=1.0, iterations=4, gamma=1.0, field="layer", exact_grad=False, implicit=True,
+                           tol=1e-3).train(train)
+    x = (_sentences(4) * torch.tensor([1.0, 2.0, 0.5, 1.5], dtype=torch.float64).view(-1, 1, 1)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: conn(v)[0], (x,))

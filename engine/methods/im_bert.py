@@ -18,6 +18,12 @@ backtracking line search halves the step of each sentence whose residual would g
 grows. The solver's convergence is measured as the relative residual ||z - x - h F(z)|| / ||z|| over real
 tokens.
 
+Every decision is per sentence, so a sentence costs its own layer calls, never its batch's: a sentence stops
+once its residual is `tol` times its predictor's, or once every halving of a step failed; in evaluation each
+layer call is made for the sentences still going only, and only those whose residual grew are tried again.
+In training every call covers the whole batch (one dropout draw per solve), and a grown sentence takes its
+halved step at the next step instead.
+
 The wrapper holds the pretrained `BertLayer` as a submodule (`bert.encoder.layer.{i}.inner...`): no
 weight is copied, the layer index stays in every parameter name, and no parameter is added.
 """
@@ -42,6 +48,7 @@ MAX_HALVINGS = 6            # line search: a sentence's step is halved at most t
 KRYLOV_DIM = 4              # exact mode: Jacobian-vector products per Newton step (GMRES without restart)
 BACKWARD_KRYLOV_DIM = 8     # exact mode: vector-Jacobian products for the implicit gradient
 GROWTH_TOLERANCE = 1e-3     # a relative residual this much (relatively) above its start counts as grown
+TOLERANCE = 0.02            # default tol: a sentence stops once its residual is this fraction of its predictor's
 
 
 class SolverDivergedError(RuntimeError):
@@ -71,6 +78,62 @@ class Iterate:
         """||r|| / ||z|| over the batch's real tokens."""
         return float(self.sentence_sq.sum().sqrt() / (self.z.detach() * tokens).norm().clamp_min(1e-12))
 
+    def rows(self, index: torch.Tensor) -> Iterate:
+        """The iterate of the sentences `index` only."""
+        batch = self.z.shape[0]
+        return Iterate(self.z.index_select(0, index), self.r.index_select(0, index),
+                       tuple(take_rows(e, index, batch) for e in self.extra), self.sentence_sq.index_select(0, index))
+
+    def with_rows(self, index: torch.Tensor, new: Iterate) -> Iterate:
+        """This iterate with the sentences `index` replaced by `new`'s (out of place, so autograd keeps both)."""
+        if index.numel() == self.z.shape[0]:
+            return new                         # every sentence (index is then 0..B-1 in order)
+        batch = self.z.shape[0]
+        return Iterate(self.z.index_copy(0, index, new.z), self.r.index_copy(0, index, new.r),
+                       tuple(e.index_copy(0, index, n) if _batched(e, batch) else e
+                             for e, n in zip(self.extra, new.extra)),
+                       self.sentence_sq.index_copy(0, index, new.sentence_sq))
+
+    def where(self, take: torch.Tensor, new: Iterate) -> Iterate:
+        """Per sentence, `new` where `take` (B,) is true, else this iterate (torch.where: autograd keeps both)."""
+        batch = self.z.shape[0]
+        pick = take.view(-1, 1, 1)
+        return Iterate(torch.where(pick, new.z, self.z), torch.where(pick, new.r, self.r),
+                       tuple(torch.where(take.view((-1,) + (1,) * (n.dim() - 1)), n, e) if _batched(e, batch)
+                             else n for e, n in zip(self.extra, new.extra)),
+                       torch.where(take, new.sentence_sq, self.sentence_sq))
+
+
+def _batched(value: Any, batch: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch
+
+
+def take_rows(value: Any, index: torch.Tensor, batch: int) -> Any:
+    """A layer argument restricted to the sentences `index`: a tensor whose first dimension is the batch (the
+    attention mask) is indexed; anything else (None, a flag, a mask broadcast over the batch) passes as is."""
+    if batch > 1 and _batched(value, batch):
+        return value.index_select(0, index)
+    return value
+
+
+@dataclass
+class Part:
+    """The sentences a layer call is made for, and the call's inputs restricted to them."""
+    index: torch.Tensor                        # rows of the whole batch, ascending
+    x: torch.Tensor
+    tokens: torch.Tensor
+    args: tuple
+    kwargs: dict
+
+    @classmethod
+    def of(cls, index: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor, args: tuple, kwargs: dict) -> Part:
+        batch = x.shape[0]
+        if index.numel() == batch:
+            return cls(index, x, tokens, args, kwargs)
+        return cls(index, x.index_select(0, index), tokens.index_select(0, index),
+                   tuple(take_rows(a, index, batch) for a in args),
+                   {k: take_rows(v, index, batch) for k, v in kwargs.items()})
+
 
 class EulerConnection(nn.Module):
     """One converted layer: an explicit Euler step, optionally corrected towards the implicit one.
@@ -80,7 +143,7 @@ class EulerConnection(nn.Module):
     """
 
     def __init__(self, inner: nn.Module, h: float, iterations: int, gamma: float, field: str,
-                 exact_grad: bool, implicit: bool, line_search: bool = True) -> None:
+                 exact_grad: bool, implicit: bool, line_search: bool = True, tol: float = 0.0) -> None:
         super().__init__()
         self.inner = inner
         self.h = float(h)
@@ -90,8 +153,10 @@ class EulerConnection(nn.Module):
         self.exact_grad = bool(exact_grad)
         self.implicit = bool(implicit)
         self.line_search = bool(line_search)
+        self.tol = float(tol)                   # a sentence stops once ||r|| <= tol x its ||r|| at the predictor
         self.track = False                      # set by the probe/recorder: measure the residual at every iterate
         self.last_trajectory: list[float] | None = None   # relative residual at z^0 .. z^K (when tracked)
+        self.last_calls: list[int] | None = None          # per sentence, the layer calls of the last solve
         self.solve_seed: int | None = None      # the dropout seed every layer call of the current solve shares
 
     def field_value(self, z: torch.Tensor, args: tuple, kwargs: dict) -> tuple[torch.Tensor, tuple]:
@@ -126,20 +191,82 @@ class EulerConnection(nn.Module):
 
         return gmres(jacobian_times, it.r * tokens, KRYLOV_DIM)
 
-    def step(self, it: Iterate, x: torch.Tensor, tokens: torch.Tensor, args: tuple, kwargs: dict) -> Iterate:
-        """z <- z - s d with s = gamma (cheap) or 1 (a full Newton step); with the line search, each sentence
-        whose residual would grow halves its s (at most MAX_HALVINGS times, then keeps its z), so no sentence's
-        residual grows."""
+    def first_step_size(self) -> float:
+        """gamma (cheap) or 1 (a full Newton step), before any halving."""
+        return 1.0 if self.exact_grad else self.gamma
+
+    def step_rows(self, it: Iterate, active: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor, args: tuple,
+                  kwargs: dict, calls: torch.Tensor) -> tuple[Iterate, torch.Tensor]:
+        """One step of the sentences `active` (ascending rows), each layer call made for those sentences only:
+        z <- z - s d; with the line search, the sentences whose residual would grow halve their s and are
+        tried again, alone (at most MAX_HALVINGS times); the others keep the step they took. Returns the
+        iterate and the rows whose every halving failed (they keep their z; with F fixed, the same z gives the
+        same direction and the same failed trials at every later step, so the caller stops them)."""
+        part = Part.of(active, x, tokens, args, kwargs)
+        d = self.direction(it.rows(active), part.x, part.tokens, part.args, part.kwargs)
+        s = torch.full((active.numel(), 1, 1), self.first_step_size(), dtype=d.dtype, device=d.device)
+        pending = torch.arange(active.numel(), device=active.device)      # positions in `active`
+        for attempt in range(MAX_HALVINGS + 1 if self.line_search else 1):
+            rows = active if attempt == 0 else active.index_select(0, pending)
+            p = part if attempt == 0 else Part.of(rows, x, tokens, args, kwargs)
+            trial = self.evaluate(torch.addcmul(it.z.index_select(0, rows), s, d.index_select(0, pending), value=-1),
+                                  p.x, p.tokens, p.args, p.kwargs)
+            calls[rows] += 1
+            ok = (trial.sentence_sq <= it.sentence_sq.index_select(0, rows)) if self.line_search else \
+                torch.ones_like(trial.sentence_sq, dtype=torch.bool)                  # NaN: not ok (worse)
+            accepted = ok.nonzero().squeeze(1)
+            if accepted.numel():
+                it = it.with_rows(rows.index_select(0, accepted), trial.rows(accepted))
+            if bool(ok.all()):
+                return it, rows[:0]
+            pending, s = pending[~ok], s[~ok] / 2
+        return it, active.index_select(0, pending)
+
+    def step_whole_batch(self, it: Iterate, active: torch.Tensor, s: torch.Tensor, halvings: torch.Tensor,
+                         x: torch.Tensor, tokens: torch.Tensor, args: tuple, kwargs: dict,
+                         calls: torch.Tensor) -> tuple[Iterate, torch.Tensor, torch.Tensor]:
+        """One step with one layer call for the whole batch, so every call of the solve draws the same dropout
+        masks (a sub-batch would draw others): each active sentence whose residual would grow keeps its z and
+        tries again at the next step with half its step size s (B,); one that is not active keeps its z."""
         d = self.direction(it, x, tokens, args, kwargs)
-        s = torch.full((d.shape[0], 1, 1), 1.0 if self.exact_grad else self.gamma, dtype=d.dtype, device=d.device)
-        for _ in range(MAX_HALVINGS + 1 if self.line_search else 1):
-            trial = self.evaluate(it.z - s * d, x, tokens, args, kwargs)
-            worse = ~(trial.sentence_sq <= it.sentence_sq)          # NaN counts as worse
-            if not self.line_search or not worse.any():
-                return trial
-            s = torch.where(worse.view(-1, 1, 1), s / 2, s)
-        keep = worse.view(-1, 1, 1)
-        return self.evaluate(torch.where(keep, it.z, it.z - s * d), x, tokens, args, kwargs)
+        trial = self.evaluate(torch.addcmul(it.z, s.view(-1, 1, 1), d, value=-1), x, tokens, args, kwargs)
+        calls += 1
+        ok = active & (trial.sentence_sq <= it.sentence_sq) if self.line_search else active
+        grown = active & ~ok
+        s = torch.where(ok, torch.full_like(s, self.first_step_size()), torch.where(grown, s / 2, s))
+        halvings = torch.where(ok, torch.zeros_like(halvings), halvings + grown.long())
+        return it.where(ok, trial), s, halvings
+
+    def solve(self, it: Iterate, x: torch.Tensor, tokens: torch.Tensor, args: tuple,
+              kwargs: dict) -> tuple[Iterate, list[float], torch.Tensor]:
+        """Up to K steps from the predictor's iterate, decided per sentence: a sentence stops once its residual
+        norm is at most `tol` times its norm at the predictor, or once every halving of a step has failed.
+        Without dropout (eval) each layer call is made for the sentences still going only, and a grown residual
+        is retried at once on those sentences alone; in training every call covers the whole batch (see
+        step_whole_batch). Returns the last iterate, the relative residual after each step (tracked only) and
+        each sentence's layer calls (F evaluations; the exact mode's Jacobian-vector products not counted)."""
+        batch = x.shape[0]
+        calls = torch.full((batch,), 2, dtype=torch.long, device=x.device)      # predictor and its residual
+        trajectory = [it.relative(tokens)] if self.track else []
+        stop_sq = it.sentence_sq * self.tol ** 2                # squared norms: ||r|| <= tol ||r^0||
+        done = it.sentence_sq <= stop_sq
+        whole_batch = self.solve_seed is not None
+        s = torch.full((batch,), self.first_step_size(), dtype=x.dtype, device=x.device)
+        halvings = torch.zeros(batch, dtype=torch.long, device=x.device)
+        for _ in range(self.iterations):
+            if not bool((~done).any()):
+                trajectory += trajectory[-1:] * (self.iterations + 1 - len(trajectory)) if self.track else []
+                break
+            if whole_batch:
+                it, s, halvings = self.step_whole_batch(it, ~done, s, halvings, x, tokens, args, kwargs, calls)
+                done = done | (halvings > MAX_HALVINGS)
+            else:
+                it, stalled = self.step_rows(it, (~done).nonzero().squeeze(1), x, tokens, args, kwargs, calls)
+                done = done.index_fill(0, stalled, True)
+            done = done | (it.sentence_sq <= stop_sq)
+            if self.track:
+                trajectory.append(it.relative(tokens))
+        return it, trajectory, calls
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
         x = hidden_states
@@ -153,12 +280,8 @@ class EulerConnection(nn.Module):
         tokens = real_tokens(args, kwargs, x)
         unrolled = graph and not self.exact_grad       # the exact mode's gradient is the implicit one instead
         with torch.set_grad_enabled(unrolled):
-            it = self.evaluate(z, x, tokens, args, kwargs)
-            trajectory = [it.relative(tokens)] if self.track else []
-            for _ in range(self.iterations):
-                it = self.step(it, x, tokens, args, kwargs)
-                if self.track:
-                    trajectory.append(it.relative(tokens))
+            it, trajectory, calls = self.solve(self.evaluate(z, x, tokens, args, kwargs), x, tokens, args, kwargs)
+        self.last_calls = calls.tolist() if self.track else None
         if self.track:
             self.last_trajectory = trajectory
         if self.iterations == 0:               # tracked only: the output stays the predictor
@@ -193,7 +316,7 @@ class EulerConnection(nn.Module):
         return (solution.detach() + f - f.detach(),) + extra
 
     def extra_repr(self) -> str:
-        kind = (f"implicit K={self.iterations} gamma={self.gamma:g} exact_grad={self.exact_grad} "
+        kind = (f"implicit K={self.iterations} gamma={self.gamma:g} tol={self.tol:g} exact_grad={self.exact_grad} "
                 f"line_search={self.line_search}") if self.implicit else "explicit"
         return f"h={self.h:g} field={self.field} {kind}"
 
@@ -293,7 +416,8 @@ class _EulerMethod(Method):
         for i in self.layer_indices(len(layers)):
             if not isinstance(layers[i], EulerConnection):
                 layers[i] = EulerConnection(layers[i], s["h"], s.get("K", 0), s.get("gamma", 1.0), s["field"],
-                                            s.get("exact_grad", False), self.implicit, s.get("line_search", True))
+                                            s.get("exact_grad", False), self.implicit, s.get("line_search", True),
+                                            s.get("tol", 0.0))
         return model
 
     def summary(self) -> dict[str, float]:
@@ -329,7 +453,8 @@ class ImBert(_EulerMethod):
         Setting("h", 1.0, "Euler step size h (> 0); residual field with h = 1 and K = 0 is vanilla BERT",
                 low=0.0, high=4.0, low_open=True),
         Setting("K", DEFAULT_K, f"descent steps of the implicit solver per layer (0: the explicit predictor "
-                f"only); K steps cost K + 1 extra layer calls, plus one per line-search halving. {DEFAULT_K} "
+                f"only); a sentence's K steps cost at most K + 1 extra layer calls, plus its own line-search "
+                f"halvings (evaluation). {DEFAULT_K} "
                 "brings pretrained MiniLM's relative residual below 0.05 in every layer (docs/methods.md)",
                 low=0, high=30),
         Setting("gamma", 0.5, "step size in (0, 1] of the cheap solver before the line search halves it: "
@@ -344,6 +469,9 @@ class ImBert(_EulerMethod):
                 f"(docs/methods.md)"),
         Setting("line_search", True, "halve the step of each sentence whose residual would grow, so the "
                 "residual never grows (off: a fixed step, which can diverge and then stops the run)"),
+        Setting("tol", TOLERANCE, "a sentence stops iterating once its residual ||z - x - h F(z)|| has "
+                "fallen to this fraction of its value at the explicit predictor (0: K steps, unless every "
+                "halving of a step fails)", low=0.0, high=1.0, high_open=True),
         Setting("layers", [-1], "encoder layers to convert, e.g. 0,1,2 (-1: all layers)"),
     )
     # per recording step: the relative residual per layer at the predictor (first), after K steps (final),
@@ -377,7 +505,7 @@ class ImBert(_EulerMethod):
 
     def summary(self) -> dict[str, float]:
         k = self.settings["K"]
-        out = {**super().summary(), "extra_layer_calls_per_layer": k + 1 if k else 0}   # without halvings
+        out = {**super().summary(), "extra_layer_calls_per_layer": k + 1 if k else 0}   # at most, without halvings
         if self._final is not None:
             out["final_relative_residual"] = float(np.nanmean(self._final))
         return out
