@@ -2,8 +2,8 @@
 small training run (training, its dev evaluations, the final evaluations), and prints one JSON line of ratios.
 
 The training step alone is `benchmarks/method_overhead.py --methods im-bert`. Both models here are built the
-same way (MiniLM, seed 0); evaluation goes through `engine.inference.predict_probs`, the call a run's
-evaluations make, and the whole run through `engine.train.train` with no run folder. The two methods take
+same way (MiniLM, seed 0); evaluation goes through `engine.models.inference.predict_probs`, the call a run's
+evaluations make, and the whole run through `engine.training.train.train` with no run folder. The two methods take
 turns in rounds (the order alternates) and each ratio is the median over rounds of (IM-BERT's time / vanilla's
 in the same round), so load from other processes hits both sides of a ratio alike. On a shared machine use
 `--threads 1 --clock cpu`: this process's own CPU time does not count the time other processes hold the cores.
@@ -58,11 +58,11 @@ def layer_call_counter(model) -> list[int]:
 
 
 def evaluation(args: argparse.Namespace, settings: dict, clock) -> dict:
-    from engine.data import load_dataset
-    from engine.inference import predict_probs
+    from engine.data.registry import load_dataset
     from engine.methods import make_method
     from engine.methods.im_bert import connections
-    from engine.models import build_classifier, load_tokenizer
+    from engine.models.inference import predict_probs
+    from engine.models.loading import build_classifier, load_tokenizer
 
     tokenizer = load_tokenizer("minilm")
     texts = load_dataset("sst2-dev").texts[:args.sentences]
@@ -89,8 +89,8 @@ def evaluation(args: argparse.Namespace, settings: dict, clock) -> dict:
 
 
 def whole_run(args: argparse.Namespace, settings: dict, clock) -> dict:
-    from engine.train import train
-    from engine.train_config import TrainConfig
+    from engine.training.config import TrainConfig
+    from engine.training.train import train
 
     seconds: dict[str, list[float]] = {"vanilla": [], "im-bert": []}
     accuracy: dict[str, list[float]] = {"vanilla": [], "im-bert": []}
@@ -113,7 +113,7 @@ def main() -> int:
     args = parse_args()
     import torch
 
-    from engine.device import describe
+    from engine.models.device import describe
 
     if args.threads:
         torch.set_num_threads(args.threads)
