@@ -33,8 +33,9 @@ class JobKind:
     def check(self, config: Mapping[str, Any]) -> None:
         """Refuse an impossible config by what it says alone (no files read); a ValueError says why."""
 
-    def preflight(self, config: Mapping[str, Any]) -> None:
-        """Refuse what only reading the data or the model can show, before a run is created. Default: `check`."""
+    def preflight(self, config: Mapping[str, Any]) -> Any:
+        """Refuse what only reading the data or the model can show, before a run is created; returns what it read
+        that a caller may show (the train kind: the splits and their notes). Default: `check`."""
         self.check(config)
 
     def reuse_key(self, config: Mapping[str, Any]) -> dict[str, Any] | None:

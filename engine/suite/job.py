@@ -25,7 +25,7 @@ from engine.execution import jobs
 from engine.execution.executor import ExecutorSpec, Item, Work, discard, reserve
 from engine.execution.executors import make_executor
 from engine.execution.jobs import execute
-from engine.execution.kinds import find_done
+from engine.execution.kinds import find_done, job_kind
 from engine.limits import MAX_ATTACK_EXAMPLES, MAX_SEED, MAX_SEEDS, number_text
 from engine.methods import registry
 from engine.store.runs import Run, RunError, RunStore
@@ -147,9 +147,7 @@ def suite_config(spec: SuiteSpec, where: ExecutorSpec | None = None) -> dict[str
     spec.check()
     where = where or ExecutorSpec()
     where.check()
-    from engine.training.train import preflight
-
-    preflight(spec.train_config(spec.methods[0], spec.seeds[0]))
+    job_kind("train").preflight(spec.train_config(spec.methods[0], spec.seeds[0]).to_dict())
     return {**asdict(spec), "method": "suite", "seed": spec.seeds[0] if len(spec.seeds) == 1 else None,
             "executor": where.to_dict()}
 

@@ -160,17 +160,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def checked_train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     """The config the flags describe, refused before any run exists when it cannot train
-    (`engine.training.train.preflight`): a FlagError that leads each reason with its flag. The config is fitted to the
+    (the train kind's preflight): a FlagError that leads each reason with its flag. The config is fitted to the
     examples there are (a small CSV trains on fewer than asked), and comes with the data's notes to show."""
+    from engine.execution.kinds import job_kind
     from engine.methods import SettingError
-    from engine.training.train import preflight
 
     try:
         config = config_from_args(args)
     except SettingError as err:   # a --set value or preset that cannot be read
         raise FlagError(f"--set: {err}") from err
     try:
-        splits = preflight(config)
+        splits = job_kind("train").preflight(config.to_dict())
     except ConfigError as err:
         raise FlagError("; ".join(f"{_flag_of(name)}: {text}" if name else text
                                   for name, text in err.reasons)) from err

@@ -24,10 +24,11 @@ class TrainKind(JobKind):
     def check(self, config: Mapping[str, Any]) -> None:
         TrainConfig.from_dict(dict(config)).check()
 
-    def preflight(self, config: Mapping[str, Any]) -> None:
+    def preflight(self, config: Mapping[str, Any]) -> Any:
+        """Everything `engine.training.train.preflight` refuses (one ConfigError naming each field); the splits."""
         from engine.training.train import preflight  # transformers: slow to import, needed only here
 
-        preflight(TrainConfig.from_dict(dict(config)))
+        return preflight(TrainConfig.from_dict(dict(config)))
 
     def reuse_key(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The parts of a training config that decide the trained model, with the method's settings filled in."""
