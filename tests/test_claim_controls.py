@@ -8,7 +8,7 @@ import json
 import pytest
 from apptest_util import no_exception, page
 from recovery_util import fake_grid
-from test_benchmark import EX_BERT, IM_BERT, claim, judge, part, seeds_rows
+from test_benchmark import IM_BERT, claim, im_bert_rows, judge, part, seeds_rows
 from test_healing import BOTTOM, TOP, accuracy_of
 
 from engine.__main__ import main
@@ -22,11 +22,7 @@ from engine.suite.job import SuiteSpec
 # ---------------------------------------------------------------- IM-BERT's explicit control
 
 def test_im_bert_at_h_1_says_it_has_no_explicit_control_apart_from_vanilla():
-    vanilla = seeds_rows("vanilla", "advglue_accuracy", [0.40, 0.41, 0.42], dev_accuracy=0.85)
-    im_bert = seeds_rows("im-bert", "advglue_accuracy", [0.50, 0.51, 0.52], dev_accuracy=0.85,
-                         settings=IM_BERT)
-    ex_default = seeds_rows("ex-bert", "advglue_accuracy", [0.45, 0.46, 0.47], dev_accuracy=0.85,
-                            settings=EX_BERT)
+    vanilla, im_bert, ex_default = im_bert_rows()
     claims = judge(vanilla + im_bert + ex_default)
     twin = part(claims, "AdvGLUE-SST2: im-bert above ex-bert")
     assert twin["repeats"] == "AdvGLUE-SST2: im-bert above vanilla"

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 
 from engine.cli import FlagError, ProgressBar, blaming, emit, run_foreground
+from engine.commands.suite import SUMMARY_KEYS, add_budget_flags
 from engine.user_text import seed_list
-
-SUMMARY_KEYS = ("run_id", "status", "n_items", "n_trained", "n_failed", "train_runs", "error")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,12 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--uppers", default="40,60,70,80", help="comma-separated upper percentiles (0-100)")
     p.add_argument("--lowers", default="0", help="comma-separated lower percentiles (0-100; default 0, the README's)")
     p.add_argument("--lrs", default=None, help="comma-separated peak learning rates (default: the model's)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--train-size", type=int, default=2000, help="-1 for the whole training set")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--model", default="minilm")
-    p.add_argument("--dataset", default="sst2")
-    p.add_argument("--batch-size", type=int, default=32)
+    add_budget_flags(p)
     p.add_argument("--recipe", default="none", help="attack recipe for each model (default none: AdvGLUE only)")
     p.add_argument("--attack-n", type=int, default=100, help="attack the first N examples")
     p.add_argument("--detach", action="store_true", help="queue the suites and return at once")

@@ -15,16 +15,21 @@ from engine.user_text import name_list, seed_list
 SUMMARY_KEYS = ("run_id", "status", "n_items", "n_trained", "n_failed", "train_runs", "error")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("suite", help="train, evaluate and attack several methods over several seeds")
-    p.add_argument("--methods", help="comma-separated method names (default: every registered method, "
-                                     "see `python -m engine methods`)")
+def add_budget_flags(p: argparse.ArgumentParser) -> None:
+    """The seeds, data and training budget every suite-making command takes (`suite`, `rose-sweep`)."""
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--train-size", type=int, default=2000, help="-1 for the whole training set")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--model", default="minilm")
     p.add_argument("--dataset", default="sst2")
     p.add_argument("--batch-size", type=int, default=32)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("suite", help="train, evaluate and attack several methods over several seeds")
+    p.add_argument("--methods", help="comma-separated method names (default: every registered method, "
+                                     "see `python -m engine methods`)")
+    add_budget_flags(p)
     p.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate (default: the model's, {default_lr_text()})")
     p.add_argument("--recipe", default="deepwordbug", help="attack recipe; `none` for no attacks")
