@@ -86,3 +86,12 @@ def test_reuse_is_the_kinds_own_key(finished_store):
     assert find_done(store, "behaviour", config).id == behaviour["id"]
     assert find_done(store, "behaviour", {**config, "seed": 1}) is None
     assert find_done(store, "suite", store.get(store.list(kind="suite")[0]["id"]).config) is None   # never reused
+
+
+def test_a_config_its_kind_refuses_is_never_queued(run_home):
+    store = RunStore(run_home)
+    with pytest.raises(ValueError, match="epochs"):
+        jobs.submit(store, {**TrainConfig(model="tiny").to_dict(), "epochs": 0})
+    with pytest.raises(ValueError, match="seed"):
+        jobs.submit(store, suite_config(SUITE) | {"seeds": [-1]}, kind="suite")
+    assert store.list() == []

@@ -197,8 +197,9 @@ def _start_worker(store: RunStore, run: Run, slot: int) -> None:
 
 
 def submit(store: RunStore, config: dict, kind: str = "train", parent: str | None = None) -> Run:
-    """Record a queued run and let the dispatcher start it when a slot is free. RunError when the queue is full."""
-    job_kind(kind)   # RunError for a kind no package declares
+    """Record a queued run and let the dispatcher start it when a slot is free. RunError when the queue is full;
+    the kind's own `check` (a ValueError) refuses an impossible config before anything is recorded."""
+    job_kind(kind).check(config)   # a kind no package declares (RunError), or a config its kind refuses
     with _dispatcher_lock(store):   # counting and recording as one step: two submits never pass the cap together
         queued = len(waiting_runs(store))
         if queued >= max_queued():
